@@ -1,0 +1,112 @@
+//! Shared helpers for the integration tests: booting nodes in-process on port 0, waiting on
+//! conditions with a deadline, reading metrics.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata::config::Config;
+use strata::node::{self, Listeners, NodeHandle, StartOptions};
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "s3cr3t-admin-token";
+
+/// A node running in this process, with its data under a temp dir.
+pub struct TestNode {
+    pub handle: NodeHandle,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub token: Option<String>,
+}
+
+/// YAML for a single node on 127.0.0.1:0 with its data in `dir`; `extra` is appended.
+pub fn node_yaml(dir: &Path, token_file: Option<&Path>, extra: &str) -> String {
+    let mut y = format!(
+        "node:\n  id: test-node\n  web_listen: 127.0.0.1:0\n  data_dir: {}\n",
+        dir.join("data").display()
+    );
+    if let Some(t) = token_file {
+        y.push_str(&format!("admin:\n  token_file: {}\n", t.display()));
+    }
+    y.push_str(extra);
+    y
+}
+
+pub async fn start_node(with_token: bool, extra: &str) -> TestNode {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("admin-token");
+    let token = if with_token {
+        std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).expect("write token");
+        Some(ADMIN_TOKEN.to_string())
+    } else {
+        None
+    };
+    let yaml = node_yaml(dir.path(), with_token.then_some(token_file.as_path()), extra);
+    let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
+    let listeners = Listeners::bind(&config).expect("bind");
+    let opts = StartOptions { fault_injection: true, http_workers: 1, ..Default::default() };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let base = format!("http://{}", handle.web_addr);
+    TestNode { handle, base, dir, token }
+}
+
+impl TestNode {
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    }
+
+    pub fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.authed(Self::client().get(format!("{}{}", self.base, path))).send().await.expect("GET");
+        resp.json().await.expect("json body")
+    }
+
+    pub async fn metrics(&self) -> String {
+        let resp = Self::client().get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics");
+        resp.text().await.expect("metrics text")
+    }
+
+    pub async fn status(&self, path: &str) -> u16 {
+        Self::client().get(format!("{}{}", self.base, path)).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+}
+
+/// The value of the first sample in a metrics text whose name and labels start with `prefix`.
+pub fn metric_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `f` until it returns true or the deadline passes; returns whether it became true.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Picks a free TCP port on 127.0.0.1 for a child process that cannot report its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}

@@ -1,0 +1,331 @@
+//! Strata's configuration: a Prometheus `prometheus.yml` (global, scrape_configs, rule_files,
+//! alerting in Prometheus 2.42 syntax) plus Strata's own sections (node, cluster, bucket, tsdb,
+//! admin). This module owns the typed config, its defaults, loading with located errors,
+//! one validation step, and the `strata check config` report. Sections Prometheus has and
+//! Strata does not implement yet are refused by name.
+
+mod alerting;
+mod check;
+mod error;
+mod http_client;
+mod locate;
+mod node;
+mod relabel;
+mod scrape;
+mod units;
+mod unsupported;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use alerting::{AlertingConfig, AlertmanagerApiVersion, AlertmanagerConfig};
+pub use check::check_config_report;
+pub use error::{ConfigError, LocatedError, Result};
+pub use http_client::{AuthHeader, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig, TlsVersion};
+pub use node::{
+    check_host_port, default_node_id, parse_socket_addr, AdminConfig, BucketConfig, BucketType, ClusterConfig,
+    FilesystemBucketConfig, NodeConfig, Role, S3BucketConfig, TsdbConfig,
+};
+pub use relabel::{
+    is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex, DEFAULT_REGEX,
+    DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
+};
+pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
+pub use units::{ByteSize, PromDuration, UnitError};
+pub use unsupported::Unsupported;
+
+use unsupported as refuse;
+
+/// Prometheus's defaults for the `global` section.
+pub const DEFAULT_SCRAPE_INTERVAL: PromDuration = PromDuration::from_mins(1);
+pub const DEFAULT_SCRAPE_TIMEOUT: PromDuration = PromDuration::from_secs(10);
+pub const DEFAULT_EVALUATION_INTERVAL: PromDuration = PromDuration::from_mins(1);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    #[serde(default = "default_scrape_interval")]
+    pub scrape_interval: PromDuration,
+    /// Zero in the file means "10s, or the interval when that is shorter".
+    #[serde(default)]
+    pub scrape_timeout: PromDuration,
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: PromDuration,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    /// Prometheus's query log; accepted for compatibility, Strata does not write one yet.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub query_log_file: String,
+}
+
+fn default_scrape_interval() -> PromDuration {
+    DEFAULT_SCRAPE_INTERVAL
+}
+
+fn default_evaluation_interval() -> PromDuration {
+    DEFAULT_EVALUATION_INTERVAL
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: DEFAULT_SCRAPE_INTERVAL,
+            scrape_timeout: DEFAULT_SCRAPE_TIMEOUT,
+            evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
+            external_labels: BTreeMap::new(),
+            query_log_file: String::new(),
+        }
+    }
+}
+
+/// The whole config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: GlobalConfig,
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Globs of files each holding more `scrape_configs` (Prometheus 2.43+).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scrape_config_files: Vec<String>,
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+    #[serde(default)]
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub bucket: BucketConfig,
+    #[serde(default)]
+    pub tsdb: TsdbConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+
+    #[serde(default, skip_serializing, rename = "remote_write", deserialize_with = "refuse::remote_write")]
+    pub _remote_write: Unsupported,
+    #[serde(default, skip_serializing, rename = "remote_read", deserialize_with = "refuse::remote_read")]
+    pub _remote_read: Unsupported,
+    #[serde(default, skip_serializing, rename = "storage", deserialize_with = "refuse::storage")]
+    pub _storage: Unsupported,
+    #[serde(default, skip_serializing, rename = "tracing", deserialize_with = "refuse::tracing")]
+    pub _tracing: Unsupported,
+
+    /// Directory relative paths in the file are resolved against (the file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The file holding extra scrape configs named by `scrape_config_files`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrapeConfigFile {
+    #[serde(default)]
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+impl Default for Config {
+    /// Same as [`Config::embedded_default`].
+    fn default() -> Self {
+        Config::embedded_default()
+    }
+}
+
+impl Config {
+    /// All defaults and no scrape jobs: what a file with only Strata's or only Prometheus's
+    /// sections starts from.
+    fn bare() -> Self {
+        Config {
+            global: GlobalConfig::default(),
+            scrape_configs: Vec::new(),
+            scrape_config_files: Vec::new(),
+            rule_files: Vec::new(),
+            alerting: AlertingConfig::default(),
+            node: NodeConfig::default(),
+            cluster: ClusterConfig::default(),
+            bucket: BucketConfig::default(),
+            tsdb: TsdbConfig::default(),
+            admin: AdminConfig::default(),
+            _remote_write: Unsupported,
+            _remote_read: Unsupported,
+            _storage: Unsupported,
+            _tracing: Unsupported,
+            base_dir: PathBuf::new(),
+        }
+    }
+
+    /// The config used with no file or an empty one: one node with all roles, the
+    /// filesystem bucket under `./data/bucket`, TSDB under `./data/tsdb`, HTTP on
+    /// 127.0.0.1:9090, scraping its own `/metrics` as job `strata`.
+    pub fn embedded_default() -> Self {
+        let mut c = Config::bare();
+        let mut job = ScrapeConfig::new("strata");
+        job.static_configs.push(StaticConfig { targets: vec![c.node.web_listen.to_string()], labels: BTreeMap::new() });
+        c.scrape_configs.push(job);
+        c.finalize();
+        c
+    }
+
+    /// Reads, parses, completes and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        Config::from_yaml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses config text. `source_name` names it in errors and, when it is a file path,
+    /// its directory is where relative paths (rule files, file_sd files, ...) are resolved.
+    pub fn from_yaml_str(text: &str, source_name: &str) -> Result<Config> {
+        let base_dir = Path::new(source_name).parent().map(Path::to_path_buf).unwrap_or_default();
+        let config = if is_blank_yaml(text) {
+            let mut c = Config::embedded_default();
+            c.base_dir = base_dir;
+            c
+        } else {
+            let mut c: Config = parse_located(text, source_name)?;
+            c.base_dir = base_dir;
+            c.load_scrape_config_files()?;
+            c.finalize();
+            c
+        };
+        config.validate().map_err(|e| locate_error(e, text, source_name))?;
+        Ok(config)
+    }
+
+    /// Fills the values Prometheus derives from other values: global scrape timeout,
+    /// per-job interval and timeout, the filesystem bucket directory. Idempotent.
+    pub fn finalize(&mut self) {
+        let g = &mut self.global;
+        if g.scrape_interval.is_zero() {
+            g.scrape_interval = DEFAULT_SCRAPE_INTERVAL;
+        }
+        if g.scrape_timeout.is_zero() {
+            g.scrape_timeout = DEFAULT_SCRAPE_TIMEOUT.min(g.scrape_interval);
+        }
+        if g.evaluation_interval.is_zero() {
+            g.evaluation_interval = DEFAULT_EVALUATION_INTERVAL;
+        }
+        let (interval, timeout) = (g.scrape_interval, g.scrape_timeout);
+        for job in &mut self.scrape_configs {
+            if job.scrape_interval.is_zero() {
+                job.scrape_interval = interval;
+            }
+            if job.scrape_timeout.is_zero() {
+                job.scrape_timeout = timeout.min(job.scrape_interval);
+            }
+        }
+        if self.bucket.filesystem.dir.as_os_str().is_empty() {
+            self.bucket.filesystem.dir = self.node.data_dir.join("bucket");
+        }
+    }
+
+    /// `path` as Prometheus resolves a file named in the config: relative to the config
+    /// file's directory.
+    pub fn resolve_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        let p = path.as_ref();
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The rule files the `rule_files` globs match now, sorted, without duplicates.
+    pub fn rule_file_paths(&self) -> std::result::Result<Vec<PathBuf>, String> {
+        let mut out = Vec::new();
+        for pattern in &self.rule_files {
+            out.extend(expand_glob(&self.resolve_path(pattern))?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The HTTP listen address (a shorthand used by the node wiring).
+    pub fn web_listen(&self) -> SocketAddr {
+        self.node.web_listen
+    }
+
+    /// Reads the files named by `scrape_config_files` and appends their jobs.
+    fn load_scrape_config_files(&mut self) -> Result<()> {
+        for (i, pattern) in self.scrape_config_files.clone().iter().enumerate() {
+            let key = format!("scrape_config_files[{i}]");
+            let files = expand_glob(&self.resolve_path(pattern)).map_err(|m| ConfigError::invalid(&key, m))?;
+            for file in files {
+                let name = file.display().to_string();
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|source| ConfigError::Io { path: name.clone(), source })?;
+                let extra: ScrapeConfigFile = parse_located(&text, &name)?;
+                self.scrape_configs.extend(extra.scrape_configs);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Expands one glob (at most one `*` in the last element, like Prometheus allows).
+fn expand_glob(pattern: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    let text = pattern.to_string_lossy();
+    let paths = glob::glob(&text).map_err(|e| format!("invalid file pattern {text:?}: {e}"))?;
+    let mut out = Vec::new();
+    for p in paths {
+        out.push(p.map_err(|e| format!("cannot read {}: {}", e.path().display(), e.error()))?);
+    }
+    Ok(out)
+}
+
+/// True when the text holds no YAML node at all (only blanks, comments, document markers),
+/// which means "use the embedded default".
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
+}
+
+/// Deserialises with the key path and position of the first error.
+fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source_name: &str) -> Result<T> {
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let pos = inner.location().map(|l| (l.line(), l.column()));
+        let message = clean_message(&inner.to_string(), &key);
+        let key = if key == "." { None } else { Some(key) };
+        ConfigError::Located(Box::new(LocatedError::new(source_name, text, key, message, pos)))
+    })
+}
+
+/// serde_norway's message without its own path prefix and position suffix, which the
+/// located error prints in its own form.
+fn clean_message(raw: &str, key: &str) -> String {
+    let mut msg = raw;
+    if let Some(i) = msg.rfind(" at line ") {
+        if msg[i + 9..].split(" column ").all(|n| n.chars().all(|c| c.is_ascii_digit())) {
+            msg = &msg[..i];
+        }
+    }
+    let prefix = format!("{key}: ");
+    msg.strip_prefix(prefix.as_str()).unwrap_or(msg).to_string()
+}
+
+/// Places a validation error in the source text by its key path.
+fn locate_error(e: ConfigError, text: &str, source_name: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { key, message } => {
+            let pos = locate::locate(text, &key);
+            ConfigError::Located(Box::new(LocatedError::new(source_name, text, Some(key), message, pos)))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,12 @@
+//! Strata: Prometheus at scale in one binary. Every node runs the same program and hosts any of
+//! five roles (scraper_shipper, store_shard, query_planner, compactor, rule_evaluator) as
+//! supervised actors. See `DESIGN.md` in the shared folder for the map.
+
+pub mod actors;
+
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod node;
+pub mod storage;

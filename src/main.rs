@@ -1,0 +1,181 @@
+//! The `strata` command line: `strata node` runs a node, `strata check config` validates a
+//! config file, `strata tools ...` are offline tools over TSDB directories and buckets.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use strata::config::Config;
+use strata::logging::{self, LogFormat};
+use strata::node::{self, Listeners, StartOptions};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Prometheus at scale in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (with no config: the embedded default, all roles on 127.0.0.1:9090).
+    Node(NodeArgs),
+    /// Validate files.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Validate a config file and print what is wrong with line context.
+    Config { file: PathBuf },
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Config file (Prometheus syntax plus Strata's sections).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long = "web.listen-address")]
+    web_listen_address: Option<String>,
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+    #[arg(long = "node.id")]
+    node_id: Option<String>,
+    /// Gossip seed host:port (repeatable).
+    #[arg(long = "join")]
+    join: Vec<String>,
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: String,
+    #[arg(long = "log.format", default_value = "logfmt")]
+    log_format: String,
+}
+
+impl NodeArgs {
+    fn flags(&self) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::new();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        f.insert("config".to_string(), path(&self.config));
+        f.insert("web.listen-address".to_string(), self.web_listen_address.clone().unwrap_or_default());
+        f.insert("data-dir".to_string(), path(&self.data_dir));
+        f.insert("node.id".to_string(), self.node_id.clone().unwrap_or_default());
+        f.insert("join".to_string(), self.join.join(","));
+        f.insert("log.level".to_string(), self.log_level.clone());
+        f.insert("log.format".to_string(), self.log_format.clone());
+        f
+    }
+
+    /// Loads the config (or the embedded default) and applies the flags over it.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Config::embedded_default(),
+        };
+        self.apply_to(&mut cfg)?;
+        cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(cfg)
+    }
+}
+
+impl NodeArgs {
+    /// Flags win over the file. Values derived from an overridden one (the self-scrape target,
+    /// the default bucket dir under the data dir) follow it.
+    fn apply_to(&self, cfg: &mut Config) -> anyhow::Result<()> {
+        if let Some(addr) = &self.web_listen_address {
+            let new = strata::config::parse_socket_addr(addr).map_err(|e| anyhow::anyhow!("--web.listen-address: {e}"))?;
+            let old = cfg.node.web_listen.to_string();
+            for job in &mut cfg.scrape_configs {
+                for sc in &mut job.static_configs {
+                    for t in &mut sc.targets {
+                        if *t == old {
+                            *t = new.to_string();
+                        }
+                    }
+                }
+            }
+            cfg.node.web_listen = new;
+        }
+        if let Some(dir) = &self.data_dir {
+            if cfg.bucket.filesystem.dir == cfg.node.data_dir.join("bucket") {
+                cfg.bucket.filesystem.dir = dir.join("bucket");
+            }
+            cfg.node.data_dir = dir.clone();
+        }
+        if let Some(id) = &self.node_id {
+            cfg.node.id = id.clone();
+        }
+        cfg.cluster.join.extend(self.join.iter().cloned());
+        Ok(())
+    }
+}
+
+fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let format: LogFormat = args.log_format.parse()?;
+    logging::init(&args.log_level, format)?;
+    let config = args.config()?;
+    // Bind before starting anything: a bad or taken address fails with nothing started.
+    let listeners = Listeners::bind(&config)?;
+    let opts = StartOptions {
+        flags: args.flags(),
+        fault_injection: std::env::var("STRATA_ENABLE_FAULT_INJECTION").is_ok_and(|v| v == "1"),
+        http_workers: 0,
+    };
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let handle = node::start(config, listeners, shutdown.clone(), opts).await?;
+        let signals = shutdown.clone();
+        actix_rt::spawn(async move {
+            wait_for_signal().await;
+            signals.cancel();
+        });
+        handle.wait().await;
+        tracing::info!("node stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Node(args) => run_node(args),
+        Command::Check { what: CheckCommand::Config { file } } => match strata::config::check_config_report(&file) {
+            Ok(report) => {
+                println!("{report}");
+                Ok(())
+            }
+            Err(report) => {
+                eprintln!("{report}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
