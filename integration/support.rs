@@ -110,3 +110,83 @@ where
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
+
+/// A child process killed when dropped, so a failing test never leaks servers.
+pub struct ChildGuard {
+    pub child: std::process::Child,
+    pub name: &'static str,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fails with an install hint when a real peer's binary is missing (tests must not skip).
+pub fn require_binary(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let p = format!("{dir}/{name}");
+        if Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run ./scripts/test.sh, which installs the Debian packages the tests use");
+}
+
+/// A real Prometheus 2.42 (Debian's package) on a free port, accepting remote write.
+pub struct RealPrometheus {
+    pub guard: ChildGuard,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_prometheus(extra_config: &str) -> RealPrometheus {
+    let bin = require_binary("prometheus");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, format!("global:\n  scrape_interval: 15s\n{extra_config}")).expect("write prometheus.yml");
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--storage.tsdb.retention.time=100y")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let guard = ChildGuard { child, name: "prometheus" };
+    let base = format!("http://127.0.0.1:{port}");
+    let ready_url = format!("{base}/-/ready");
+    let ready = wait_until(Duration::from_secs(30), || {
+        let u = ready_url.clone();
+        async move { TestNode::client().get(&u).send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    assert!(ready, "prometheus did not become ready on {base}");
+    RealPrometheus { guard, base, dir }
+}
+
+/// Sends a remote-write request; panics unless the server answers 2xx.
+pub async fn remote_write(base: &str, body: Vec<u8>) {
+    let resp = TestNode::client()
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .expect("remote write request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "remote write to {base} failed: {status} {text}");
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -3,10 +3,12 @@
 //! supervised actors. See `DESIGN.md` in the shared folder for the map.
 
 pub mod actors;
+pub mod cli;
 
 pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod promql;
 pub mod storage;

@@ -28,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Offline tools over TSDB directories and buckets, and benchmarks.
+    Tools {
+        #[command(subcommand)]
+        tool: strata::cli::ToolCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +175,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Command::Tools { tool } => strata::cli::run_tool(tool).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

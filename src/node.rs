@@ -13,8 +13,12 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::supervisor::{NodeSupervisor, StopAll};
-use crate::actors::{NodeRoleFactory, RoleContext};
-use crate::config::Config;
+use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
+use crate::config::{Config, Role};
+use crate::http::query::QueryService;
+use crate::promql::{Engine, EngineOptions};
+use crate::storage::db::{Db, DbOptions};
+use crate::storage::model::{Labels, Queryable};
 use crate::http;
 use crate::metrics::{BuildInfo, NodeMetrics};
 
@@ -28,6 +32,8 @@ pub enum NodeError {
     EmptyToken(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the local TSDB: {0}")]
+    Db(#[from] crate::storage::db::DbError),
     #[error(transparent)]
     Http(#[from] http::HttpError),
 }
@@ -53,11 +59,21 @@ pub struct NodeState {
     pub node_id: String,
     pub config: Arc<Config>,
     pub supervisor: Addr<NodeSupervisor>,
+    pub running: Arc<RunningRoles>,
     pub registry: Arc<Registry>,
     pub build: BuildInfo,
     pub flags: BTreeMap<String, String>,
     pub admin_token: Option<String>,
     pub fault_injection: bool,
+    pub db: Arc<Db>,
+    pub query: Arc<QueryService>,
+}
+
+impl NodeState {
+    /// The local TSDB when this node's scraper_shipper role takes samples in.
+    pub fn db_for_ingest(&self) -> Option<Arc<Db>> {
+        self.running.contains(Role::ScraperShipper).then(|| self.db.clone())
+    }
 }
 
 /// Start-time options that are not part of the config file.
@@ -102,12 +118,31 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
     Ok(Some(token))
 }
 
+/// Prometheus's default `--query.max-concurrency`.
+const MAX_CONCURRENT_QUERIES: usize = 20;
+
+/// Opens (and replays) the local TSDB off the async workers. Retention of local blocks is the
+/// scraper_shipper's job, because a block may only go once it is shipped.
+async fn open_db(config: &Config, dir: &std::path::Path) -> Result<Arc<Db>> {
+    let opts = DbOptions {
+        block_duration_ms: config.tsdb.block_duration.as_millis() as i64,
+        retention_ms: 0,
+        ..DbOptions::default()
+    };
+    let dir = dir.to_path_buf();
+    let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
+        .await
+        .map_err(|e| NodeError::Db(crate::storage::db::DbError::Options(format!("TSDB open task failed: {e}"))))??;
+    Ok(Arc::new(db))
+}
+
 /// Starts a node on the given listeners; the node stops when `shutdown` is cancelled.
 pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationToken, opts: StartOptions) -> Result<NodeHandle> {
     let config = Arc::new(config);
     let admin_token = read_admin_token(&config)?;
     let tsdb_dir = config.node.tsdb_dir();
     std::fs::create_dir_all(&tsdb_dir).map_err(|source| NodeError::DataDir { path: tsdb_dir.display().to_string(), source })?;
+    let db = open_db(&config, &tsdb_dir).await?;
     let web_addr = listeners.web.local_addr().map_err(|source| NodeError::Bind {
         what: "web",
         addr: config.node.web_listen.to_string(),
@@ -118,19 +153,26 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     let mut registry = Registry::default();
     let metrics = Arc::new(NodeMetrics::register(&mut registry, &build));
 
-    let role_ctx = Arc::new(RoleContext { config: config.clone() });
+    let external_labels = Labels::from_pairs(config.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let queryable: Arc<dyn Queryable> = db.clone();
+    let query = Arc::new(QueryService::new(Engine::new(EngineOptions::default()), queryable, MAX_CONCURRENT_QUERIES, external_labels));
+    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone() });
     let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
-    let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics).start();
+    let running = Arc::new(RunningRoles::default());
+    let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
 
     let state = web::Data::new(NodeState {
         node_id: config.node.id.clone(),
         config: config.clone(),
         supervisor: supervisor.clone(),
+        running,
         registry: Arc::new(registry),
         build,
         flags: opts.flags,
         admin_token,
         fault_injection: opts.fault_injection,
+        db: db.clone(),
+        query,
     });
     let workers = if opts.http_workers == 0 { 2 } else { opts.http_workers };
     let server = http::serve(listeners.web, state, workers)?;
@@ -151,6 +193,12 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         server_handle.stop(true).await;
         if sup.send(StopAll).await.is_err() {
             tracing::warn!("supervisor was already gone at shutdown");
+        }
+        let closing = db.clone();
+        match tokio::task::spawn_blocking(move || closing.close()).await {
+            Ok(Ok(())) => tracing::info!("local TSDB closed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "closing the local TSDB failed"),
+            Err(e) => tracing::error!(error = %e, "closing the local TSDB panicked"),
         }
         let _ = done_tx.send(());
     });

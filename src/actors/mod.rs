@@ -13,12 +13,30 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use crate::config::{Config, Role};
+use crate::storage::db::Db;
 use role::RoleWorker;
 use supervisor::RoleFactory;
+
+/// The roles running on this node right now, as the supervisor last published them; HTTP
+/// handlers read it to decide whether this node can serve a request itself.
+#[derive(Default)]
+pub struct RunningRoles(parking_lot::RwLock<std::collections::BTreeSet<Role>>);
+
+impl RunningRoles {
+    pub fn contains(&self, role: Role) -> bool {
+        self.0.read().contains(&role)
+    }
+
+    pub fn set(&self, roles: std::collections::BTreeSet<Role>) {
+        *self.0.write() = roles;
+    }
+}
 
 /// What the node hands to every role it runs: the configuration and the shared storage.
 pub struct RoleContext {
     pub config: Arc<Config>,
+    /// The node's local TSDB (head + WAL + local blocks).
+    pub db: Arc<Db>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use futures::future::join_all;
 
 use super::role::{rfc3339, InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker, Shutdown};
+use super::RunningRoles;
 use crate::config::Role;
 use crate::metrics::NodeMetrics;
 
@@ -160,18 +161,20 @@ pub struct NodeSupervisor {
     slots: BTreeMap<Role, Slot>,
     factory: Arc<dyn RoleFactory>,
     metrics: Arc<NodeMetrics>,
+    running: Arc<RunningRoles>,
     next_incarnation: u64,
     shutting_down: bool,
 }
 
 impl NodeSupervisor {
-    pub fn new(roles: &[Role], factory: Arc<dyn RoleFactory>, metrics: Arc<NodeMetrics>) -> Self {
+    pub fn new(roles: &[Role], factory: Arc<dyn RoleFactory>, metrics: Arc<NodeMetrics>, running: Arc<RunningRoles>) -> Self {
         install_panic_hook();
         NodeSupervisor {
             desired: roles.iter().copied().collect(),
             slots: BTreeMap::new(),
             factory,
             metrics,
+            running,
             next_incarnation: 1,
             shutting_down: false,
         }
@@ -300,6 +303,8 @@ impl NodeSupervisor {
             let state = self.slots.get(&role).map(|s| s.state);
             self.metrics.set_role_state(role, state);
         }
+        let running = self.slots.iter().filter(|(_, s)| s.state == RoleState::Running).map(|(r, _)| *r).collect();
+        self.running.set(running);
     }
 
     fn all_running(&self) -> bool {

@@ -5,18 +5,24 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::http_client::{default_true, is_true, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig};
+use super::http_client::{
+    default_true, is_true, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig,
+};
 use super::relabel::RelabelConfig;
 use super::scrape::{FileSdConfig, Scheme, StaticConfig};
-use super::unsupported::{self as refuse, Unsupported};
 use super::units::PromDuration;
+use super::unsupported::{self as refuse, Unsupported};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub alertmanagers: Vec<AlertmanagerConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub alert_relabel_configs: Vec<RelabelConfig>,
 }
 
@@ -32,9 +38,17 @@ pub enum AlertmanagerApiVersion {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub static_configs: Vec<StaticConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub file_sd_configs: Vec<FileSdConfig>,
     #[serde(default)]
     pub scheme: Scheme,
@@ -44,7 +58,11 @@ pub struct AlertmanagerConfig {
     pub timeout: PromDuration,
     #[serde(default)]
     pub api_version: AlertmanagerApiVersion,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
@@ -54,32 +72,82 @@ pub struct AlertmanagerConfig {
     pub bearer_token: Secret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub tls_config: TlsConfig,
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub follow_redirects: bool,
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub enable_http2: bool,
 
-    #[serde(default, skip_serializing, rename = "consul_sd_configs", deserialize_with = "refuse::consul_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "consul_sd_configs",
+        deserialize_with = "refuse::consul_sd_configs"
+    )]
     pub _consul_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "dns_sd_configs", deserialize_with = "refuse::dns_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "dns_sd_configs",
+        deserialize_with = "refuse::dns_sd_configs"
+    )]
     pub _dns_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "ec2_sd_configs", deserialize_with = "refuse::ec2_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "ec2_sd_configs",
+        deserialize_with = "refuse::ec2_sd_configs"
+    )]
     pub _ec2_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "http_sd_configs", deserialize_with = "refuse::http_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "http_sd_configs",
+        deserialize_with = "refuse::http_sd_configs"
+    )]
     pub _http_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "kubernetes_sd_configs", deserialize_with = "refuse::kubernetes_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "kubernetes_sd_configs",
+        deserialize_with = "refuse::kubernetes_sd_configs"
+    )]
     pub _kubernetes_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "gce_sd_configs", deserialize_with = "refuse::gce_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "gce_sd_configs",
+        deserialize_with = "refuse::gce_sd_configs"
+    )]
     pub _gce_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "azure_sd_configs", deserialize_with = "refuse::azure_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "azure_sd_configs",
+        deserialize_with = "refuse::azure_sd_configs"
+    )]
     pub _azure_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "oauth2", deserialize_with = "refuse::oauth2")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "oauth2",
+        deserialize_with = "refuse::oauth2"
+    )]
     pub _oauth2: Unsupported,
-    #[serde(default, skip_serializing, rename = "proxy_url", deserialize_with = "refuse::proxy_url")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "proxy_url",
+        deserialize_with = "refuse::proxy_url"
+    )]
     pub _proxy_url: Unsupported,
-    #[serde(default, skip_serializing, rename = "sigv4", deserialize_with = "refuse::sigv4")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "sigv4",
+        deserialize_with = "refuse::sigv4"
+    )]
     pub _sigv4: Unsupported,
 }
 

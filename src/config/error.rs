@@ -25,7 +25,10 @@ pub type Result<T> = std::result::Result<T, ConfigError>;
 
 impl ConfigError {
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { key: key.into(), message: message.into() }
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     /// The key path the error is about, when known.
@@ -62,7 +65,13 @@ pub struct LocatedError {
 }
 
 impl LocatedError {
-    pub fn new(source_name: &str, text: &str, key: Option<String>, message: String, pos: Option<(usize, usize)>) -> Self {
+    pub fn new(
+        source_name: &str,
+        text: &str,
+        key: Option<String>,
+        message: String,
+        pos: Option<(usize, usize)>,
+    ) -> Self {
         let snippet = match pos {
             Some((line, column)) => snippet(text, line, column),
             None => String::new(),
@@ -129,13 +138,22 @@ mod tests {
     fn snippet_marks_line_and_column() {
         let text = "a: 1\nb: 2\nc: 3\nd: 4\n";
         let s = snippet(text, 3, 4);
-        assert_eq!(s, "  1 | a: 1\n  2 | b: 2\n> 3 | c: 3\n    |    ^\n  4 | d: 4");
+        assert_eq!(
+            s,
+            "  1 | a: 1\n  2 | b: 2\n> 3 | c: 3\n    |    ^\n  4 | d: 4"
+        );
         assert_eq!(snippet(text, 9, 1), "");
     }
 
     #[test]
     fn located_display_has_file_line_column_key() {
-        let e = LocatedError::new("p.yml", "x: 1\n", Some("x".into()), "bad".into(), Some((1, 4)));
+        let e = LocatedError::new(
+            "p.yml",
+            "x: 1\n",
+            Some("x".into()),
+            "bad".into(),
+            Some((1, 4)),
+        );
         let shown = e.to_string();
         assert!(shown.starts_with("p.yml:1:4: x: bad\n"), "{shown}");
         assert!(shown.contains("> 1 | x: 1"));

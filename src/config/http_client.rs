@@ -101,8 +101,14 @@ impl TlsConfig {
     /// prometheus/common's `TLSConfig.Validate`.
     pub fn check(&self) -> Result<(), String> {
         match (&self.cert_file, &self.key_file) {
-            (Some(c), None) => Err(format!("client cert file {:?} specified without client key file", c)),
-            (None, Some(k)) => Err(format!("client key file {:?} specified without client cert file", k)),
+            (Some(c), None) => Err(format!(
+                "client cert file {:?} specified without client key file",
+                c
+            )),
+            (None, Some(k)) => Err(format!(
+                "client key file {:?} specified without client cert file",
+                k
+            )),
             _ => Ok(()),
         }
     }
@@ -110,7 +116,11 @@ impl TlsConfig {
     /// Every file the TLS settings name, for existence checks.
     pub fn files(&self) -> Vec<(&'static str, &PathBuf)> {
         let mut out = Vec::new();
-        for (what, f) in [("CA file", &self.ca_file), ("client cert file", &self.cert_file), ("client key file", &self.key_file)] {
+        for (what, f) in [
+            ("CA file", &self.ca_file),
+            ("client cert file", &self.cert_file),
+            ("client key file", &self.key_file),
+        ] {
             if let Some(f) = f {
                 out.push((what, f));
             }
@@ -136,8 +146,16 @@ pub struct HttpClientView<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthHeader {
     None,
-    Basic { username: String, password: Secret, password_file: Option<PathBuf> },
-    Credentials { auth_type: String, credentials: Secret, credentials_file: Option<PathBuf> },
+    Basic {
+        username: String,
+        password: Secret,
+        password_file: Option<PathBuf>,
+    },
+    Credentials {
+        auth_type: String,
+        credentials: Secret,
+        credentials_file: Option<PathBuf>,
+    },
 }
 
 impl HttpClientView<'_> {
@@ -145,28 +163,39 @@ impl HttpClientView<'_> {
     pub fn check(&self) -> Result<(), String> {
         let has_bearer = !self.bearer_token.is_empty() || self.bearer_token_file.is_some();
         if !self.bearer_token.is_empty() && self.bearer_token_file.is_some() {
-            return Err("at most one of bearer_token & bearer_token_file must be configured".into());
+            return Err(
+                "at most one of bearer_token & bearer_token_file must be configured".into(),
+            );
         }
         if self.basic_auth.is_some() && has_bearer {
             return Err("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured".into());
         }
         if let Some(b) = self.basic_auth {
             if !b.password.is_empty() && b.password_file.is_some() {
-                return Err("at most one of basic_auth password & password_file must be configured".into());
+                return Err(
+                    "at most one of basic_auth password & password_file must be configured".into(),
+                );
             }
         }
         if let Some(a) = self.authorization {
             if has_bearer {
-                return Err("authorization is not compatible with bearer_token & bearer_token_file".into());
+                return Err(
+                    "authorization is not compatible with bearer_token & bearer_token_file".into(),
+                );
             }
             if !a.credentials.is_empty() && a.credentials_file.is_some() {
                 return Err("at most one of authorization credentials & credentials_file must be configured".into());
             }
             if a.auth_type.eq_ignore_ascii_case("basic") {
-                return Err(r#"authorization type cannot be set to "basic", use "basic_auth" instead"#.into());
+                return Err(
+                    r#"authorization type cannot be set to "basic", use "basic_auth" instead"#
+                        .into(),
+                );
             }
             if self.basic_auth.is_some() {
-                return Err("at most one of basic_auth, oauth2 & authorization must be configured".into());
+                return Err(
+                    "at most one of basic_auth, oauth2 & authorization must be configured".into(),
+                );
             }
         }
         self.tls_config.check()
@@ -181,7 +210,11 @@ impl HttpClientView<'_> {
             };
         }
         if let Some(a) = self.authorization {
-            let auth_type = if a.auth_type.is_empty() { default_auth_type() } else { a.auth_type.clone() };
+            let auth_type = if a.auth_type.is_empty() {
+                default_auth_type()
+            } else {
+                a.auth_type.clone()
+            };
             return AuthHeader::Credentials {
                 auth_type,
                 credentials: a.credentials.clone(),

@@ -66,30 +66,46 @@ fn key_of(content: &str) -> Option<&str> {
 
 /// 1-based (line, column) of `path` in `text`, or of its longest prefix that can be found.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    locate_full(text, path).map(|(pos, _)| pos)
+}
+
+/// Like [`locate`], also saying whether the whole path was found.
+pub fn locate_full(text: &str, path: &str) -> Option<((usize, usize), bool)> {
     let tokens = tokenize(text);
     let steps = parse_path(path);
+    let total = steps.len();
     let mut start = 0usize;
     let mut parent_col: Option<usize> = None;
+    let mut parent_is_key = false;
     let mut found: Option<(usize, usize)> = None;
+    let mut depth = 0;
     for step in steps {
-        let block: Vec<usize> = (start..tokens.len())
-            .take_while(|&i| parent_col.is_none_or(|p| tokens[i].1 > p))
-            .collect();
+        // YAML lets a sequence sit at the same indentation as the key that holds it.
+        let in_block = |i: usize| match parent_col {
+            None => true,
+            Some(p) => {
+                tokens[i].1 > p
+                    || (parent_is_key && tokens[i].1 == p && matches!(tokens[i].2, Token::Dash))
+            }
+        };
+        let block: Vec<usize> = (start..tokens.len()).take_while(|&i| in_block(i)).collect();
         let Some(&first) = block.first() else { break };
         let block_col = tokens[first].1;
         let hit = block.iter().copied().filter(|&i| tokens[i].1 == block_col);
         let pos = match &step {
-            Step::Key(name) => {
-                hit.into_iter().find(|&i| matches!(tokens[i].2, Token::Content(c) if key_of(c) == Some(name.as_str())))
-            }
+            Step::Key(name) => hit.into_iter().find(
+                |&i| matches!(tokens[i].2, Token::Content(c) if key_of(c) == Some(name.as_str())),
+            ),
             Step::Index(n) => hit.filter(|&i| matches!(tokens[i].2, Token::Dash)).nth(*n),
         };
         let Some(i) = pos else { break };
         found = Some((tokens[i].0 + 1, tokens[i].1 + 1));
         start = i + 1;
         parent_col = Some(tokens[i].1);
+        parent_is_key = matches!(step, Step::Key(_));
+        depth += 1;
     }
-    found
+    found.map(|pos| (pos, depth == total))
 }
 
 #[cfg(test)]
@@ -101,11 +117,26 @@ mod tests {
     #[test]
     fn finds_nested_keys_and_items() {
         assert_eq!(locate(TEXT, "global.scrape_interval"), Some((2, 3)));
-        assert_eq!(locate(TEXT, "scrape_configs[0].scrape_timeout"), Some((5, 5)));
-        assert_eq!(locate(TEXT, "scrape_configs[1].scrape_timeout"), Some((12, 5)));
+        assert_eq!(
+            locate(TEXT, "scrape_configs[0].scrape_timeout"),
+            Some((5, 5))
+        );
+        assert_eq!(
+            locate(TEXT, "scrape_configs[1].scrape_timeout"),
+            Some((12, 5))
+        );
         assert_eq!(locate(TEXT, "scrape_configs[1].job_name"), Some((7, 5)));
-        assert_eq!(locate(TEXT, "scrape_configs[1].static_configs[1].targets[0]"), Some((11, 9)));
+        assert_eq!(
+            locate(TEXT, "scrape_configs[1].static_configs[1].targets[0]"),
+            Some((11, 9))
+        );
         assert_eq!(locate(TEXT, "node.web_listen"), Some((14, 3)));
+        let flush = "scrape_configs:\n- job_name: a\n- job_name: b\n  static_configs:\n  - targets: [x]\nrule_files: []\n";
+        assert_eq!(
+            locate_full(flush, "scrape_configs[1].static_configs[0].targets"),
+            Some(((5, 5), true))
+        );
+        assert_eq!(locate_full(flush, "rule_files"), Some(((6, 1), true)));
     }
 
     #[test]

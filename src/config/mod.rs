@@ -10,6 +10,7 @@ mod error;
 mod http_client;
 mod locate;
 mod node;
+mod nullable;
 mod relabel;
 mod scrape;
 mod units;
@@ -25,18 +26,20 @@ use serde::{Deserialize, Serialize};
 pub use alerting::{AlertingConfig, AlertmanagerApiVersion, AlertmanagerConfig};
 pub use check::check_config_report;
 pub use error::{ConfigError, LocatedError, Result};
-pub use http_client::{AuthHeader, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig, TlsVersion};
+pub use http_client::{
+    AuthHeader, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig, TlsVersion,
+};
 pub use node::{
-    check_host_port, default_node_id, parse_socket_addr, AdminConfig, BucketConfig, BucketType, ClusterConfig,
-    FilesystemBucketConfig, NodeConfig, Role, S3BucketConfig, TsdbConfig,
+    check_host_port, default_node_id, parse_socket_addr, AdminConfig, BucketConfig, BucketType,
+    ClusterConfig, FilesystemBucketConfig, NodeConfig, Role, S3BucketConfig, TsdbConfig,
 };
 pub use relabel::{
-    is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex, DEFAULT_REGEX,
-    DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
+    is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
+    DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
 };
 pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
-pub use unsupported::Unsupported;
+pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
 
 use unsupported as refuse;
 
@@ -55,7 +58,7 @@ pub struct GlobalConfig {
     pub scrape_timeout: PromDuration,
     #[serde(default = "default_evaluation_interval")]
     pub evaluation_interval: PromDuration,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub external_labels: BTreeMap<String, String>,
     /// Prometheus's query log; accepted for compatibility, Strata does not write one yet.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -86,35 +89,59 @@ impl Default for GlobalConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub global: GlobalConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub scrape_configs: Vec<ScrapeConfig>,
     /// Globs of files each holding more `scrape_configs` (Prometheus 2.43+).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub scrape_config_files: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub rule_files: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub alerting: AlertingConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub node: NodeConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub cluster: ClusterConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub bucket: BucketConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub tsdb: TsdbConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable::or_default")]
     pub admin: AdminConfig,
 
-    #[serde(default, skip_serializing, rename = "remote_write", deserialize_with = "refuse::remote_write")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "remote_write",
+        deserialize_with = "refuse::remote_write"
+    )]
     pub _remote_write: Unsupported,
-    #[serde(default, skip_serializing, rename = "remote_read", deserialize_with = "refuse::remote_read")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "remote_read",
+        deserialize_with = "refuse::remote_read"
+    )]
     pub _remote_read: Unsupported,
-    #[serde(default, skip_serializing, rename = "storage", deserialize_with = "refuse::storage")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "storage",
+        deserialize_with = "refuse::storage"
+    )]
     pub _storage: Unsupported,
-    #[serde(default, skip_serializing, rename = "tracing", deserialize_with = "refuse::tracing")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "tracing",
+        deserialize_with = "refuse::tracing"
+    )]
     pub _tracing: Unsupported,
 
     /// Directory relative paths in the file are resolved against (the file's directory).
@@ -166,7 +193,10 @@ impl Config {
     pub fn embedded_default() -> Self {
         let mut c = Config::bare();
         let mut job = ScrapeConfig::new("strata");
-        job.static_configs.push(StaticConfig { targets: vec![c.node.web_listen.to_string()], labels: BTreeMap::new() });
+        job.static_configs.push(StaticConfig {
+            targets: vec![c.node.web_listen.to_string()],
+            labels: BTreeMap::new(),
+        });
         c.scrape_configs.push(job);
         c.finalize();
         c
@@ -175,15 +205,20 @@ impl Config {
     /// Reads, parses, completes and validates a config file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::from_yaml_str(&text, &path.display().to_string())
     }
 
     /// Parses config text. `source_name` names it in errors and, when it is a file path,
     /// its directory is where relative paths (rule files, file_sd files, ...) are resolved.
     pub fn from_yaml_str(text: &str, source_name: &str) -> Result<Config> {
-        let base_dir = Path::new(source_name).parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = Path::new(source_name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let config = if is_blank_yaml(text) {
             let mut c = Config::embedded_default();
             c.base_dir = base_dir;
@@ -195,7 +230,9 @@ impl Config {
             c.finalize();
             c
         };
-        config.validate().map_err(|e| locate_error(e, text, source_name))?;
+        config
+            .validate()
+            .map_err(|e| locate_error(e, text, source_name))?;
         Ok(config)
     }
 
@@ -257,11 +294,14 @@ impl Config {
     fn load_scrape_config_files(&mut self) -> Result<()> {
         for (i, pattern) in self.scrape_config_files.clone().iter().enumerate() {
             let key = format!("scrape_config_files[{i}]");
-            let files = expand_glob(&self.resolve_path(pattern)).map_err(|m| ConfigError::invalid(&key, m))?;
+            let files = expand_glob(&self.resolve_path(pattern))
+                .map_err(|m| ConfigError::invalid(&key, m))?;
             for file in files {
                 let name = file.display().to_string();
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|source| ConfigError::Io { path: name.clone(), source })?;
+                let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io {
+                    path: name.clone(),
+                    source,
+                })?;
                 let extra: ScrapeConfigFile = parse_located(&text, &name)?;
                 self.scrape_configs.extend(extra.scrape_configs);
             }
@@ -294,12 +334,27 @@ fn is_blank_yaml(text: &str) -> bool {
 fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source_name: &str) -> Result<T> {
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
+        // serde_path_to_error writes `?` for a map key it could not read; drop that step.
+        let mut key = e.path().to_string();
+        while let Some(k) = key.strip_suffix(".?") {
+            key = k.to_string();
+        }
         let inner = e.into_inner();
-        let pos = inner.location().map(|l| (l.line(), l.column()));
+        // serde_norway marks a value's own check failures at the enclosing mapping; the key
+        // path is exact, so when the text shows that key use its position instead.
+        let pos = match locate::locate_full(text, &key) {
+            Some((pos, true)) => Some(pos),
+            _ => inner.location().map(|l| (l.line(), l.column())),
+        };
         let message = clean_message(&inner.to_string(), &key);
         let key = if key == "." { None } else { Some(key) };
-        ConfigError::Located(Box::new(LocatedError::new(source_name, text, key, message, pos)))
+        ConfigError::Located(Box::new(LocatedError::new(
+            source_name,
+            text,
+            key,
+            message,
+            pos,
+        )))
     })
 }
 
@@ -308,12 +363,23 @@ fn parse_located<T: serde::de::DeserializeOwned>(text: &str, source_name: &str) 
 fn clean_message(raw: &str, key: &str) -> String {
     let mut msg = raw;
     if let Some(i) = msg.rfind(" at line ") {
-        if msg[i + 9..].split(" column ").all(|n| n.chars().all(|c| c.is_ascii_digit())) {
+        if msg[i + 9..]
+            .split(" column ")
+            .all(|n| n.chars().all(|c| c.is_ascii_digit()))
+        {
             msg = &msg[..i];
         }
     }
-    let prefix = format!("{key}: ");
-    msg.strip_prefix(prefix.as_str()).unwrap_or(msg).to_string()
+    // serde_norway prefixes its own (shorter) path, e.g. "node: ", to messages.
+    if let Some((head, rest)) = msg.split_once(": ") {
+        let path_like = head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c));
+        if path_like && key.starts_with(head) {
+            return rest.to_string();
+        }
+    }
+    msg.to_string()
 }
 
 /// Places a validation error in the source text by its key path.
@@ -321,7 +387,13 @@ fn locate_error(e: ConfigError, text: &str, source_name: &str) -> ConfigError {
     match e {
         ConfigError::Invalid { key, message } => {
             let pos = locate::locate(text, &key);
-            ConfigError::Located(Box::new(LocatedError::new(source_name, text, Some(key), message, pos)))
+            ConfigError::Located(Box::new(LocatedError::new(
+                source_name,
+                text,
+                Some(key),
+                message,
+                pos,
+            )))
         }
         other => other,
     }

@@ -54,22 +54,27 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-            format!("unknown role {s:?}, expected one of {}", names.join(", "))
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role {s:?}, expected one of {}", names.join(", "))
+            })
     }
 }
 
 /// A listen address given as `IP:PORT`; host names are refused because a listener binds.
 pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .map_err(|_| format!("invalid address {s:?}: expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090"))
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("invalid address {s:?}: expected IP:PORT such as 127.0.0.1:9090 or [::1]:9090")
+    })
 }
 
 /// A peer address given as `host:port` (a name or an IP, `[v6]:port` for IPv6).
 pub fn check_host_port(s: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("invalid address {s:?}: {why}, expected host:port such as node1:7946");
+    let bad =
+        |why: &str| format!("invalid address {s:?}: {why}, expected host:port such as node1:7946");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
         let port = after.strip_prefix(':').ok_or_else(|| bad("missing port"))?;
@@ -87,7 +92,9 @@ pub fn check_host_port(s: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err(bad("missing host"));
     }
-    let host_ok = host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    let host_ok = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
     if !host_ok {
         return Err(bad("invalid host name"));
     }
@@ -109,11 +116,23 @@ fn serialize_addr<S: Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error
 pub struct NodeConfig {
     #[serde(default = "default_node_id")]
     pub id: String,
-    #[serde(default = "default_web_listen", deserialize_with = "socket_addr", serialize_with = "serialize_addr")]
+    #[serde(
+        default = "default_web_listen",
+        deserialize_with = "socket_addr",
+        serialize_with = "serialize_addr"
+    )]
     pub web_listen: SocketAddr,
-    #[serde(default = "default_gossip_listen", deserialize_with = "socket_addr", serialize_with = "serialize_addr")]
+    #[serde(
+        default = "default_gossip_listen",
+        deserialize_with = "socket_addr",
+        serialize_with = "serialize_addr"
+    )]
     pub gossip_listen: SocketAddr,
-    #[serde(default = "default_rpc_listen", deserialize_with = "socket_addr", serialize_with = "serialize_addr")]
+    #[serde(
+        default = "default_rpc_listen",
+        deserialize_with = "socket_addr",
+        serialize_with = "serialize_addr"
+    )]
     pub rpc_listen: SocketAddr,
     /// `host:port` peers use to reach this node; `None` means the listen address.
     #[serde(default)]
@@ -126,7 +145,10 @@ pub struct NodeConfig {
 
 /// The machine's host name, or `localhost` when it cannot be read.
 pub fn default_node_id() -> String {
-    let name = gethostname::gethostname().to_string_lossy().trim().to_string();
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
     if name.is_empty() {
         "localhost".to_string()
     } else {
@@ -183,7 +205,7 @@ impl NodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Seeds, `host:port` of other nodes' `gossip_listen`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub join: Vec<String>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
@@ -226,9 +248,9 @@ pub enum BucketType {
 pub struct BucketConfig {
     #[serde(default, rename = "type")]
     pub bucket_type: BucketType,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub filesystem: FilesystemBucketConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub s3: S3BucketConfig,
 }
 
@@ -298,7 +320,10 @@ fn default_block_duration() -> PromDuration {
 
 impl Default for TsdbConfig {
     fn default() -> Self {
-        TsdbConfig { retention: default_retention(), block_duration: default_block_duration() }
+        TsdbConfig {
+            retention: default_retention(),
+            block_duration: default_block_duration(),
+        }
     }
 }
 

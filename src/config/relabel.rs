@@ -140,7 +140,10 @@ impl RelabelRegex {
     pub fn new(source: &str) -> Result<Self, String> {
         let anchored = format!("^(?:{source})$");
         let regex = Regex::new(&anchored).map_err(|e| format!("invalid regex {source:?}: {e}"))?;
-        Ok(RelabelRegex { source: source.to_string(), regex })
+        Ok(RelabelRegex {
+            source: source.to_string(),
+            regex,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -206,7 +209,7 @@ pub struct RelabelConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRelabelConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub source_labels: Vec<LabelName>,
     #[serde(default = "default_separator")]
     pub separator: String,
@@ -268,23 +271,37 @@ impl RelabelConfig {
         if c.modulus == 0 && a == HashMod {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
         }
-        let needs_target = matches!(a, Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual);
+        let needs_target = matches!(
+            a,
+            Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
+        );
         if needs_target && c.target_label.is_empty() {
-            return Err(format!("relabel configuration for {a} action requires 'target_label' value"));
+            return Err(format!(
+                "relabel configuration for {a} action requires 'target_label' value"
+            ));
         }
         let templated_target = matches!(a, Replace | Lowercase | Uppercase | KeepEqual | DropEqual);
         if templated_target && !is_valid_relabel_target(&c.target_label) {
-            return Err(format!("{:?} is invalid 'target_label' for {a} action", c.target_label));
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {a} action",
+                c.target_label
+            ));
         }
         let no_replacement = matches!(a, Lowercase | Uppercase | KeepEqual | DropEqual);
         if no_replacement && c.replacement != DEFAULT_REPLACEMENT {
             return Err(format!("'replacement' can not be set for {a} action"));
         }
         if a == LabelMap && !is_valid_relabel_target(&c.replacement) {
-            return Err(format!("{:?} is invalid 'replacement' for {a} action", c.replacement));
+            return Err(format!(
+                "{:?} is invalid 'replacement' for {a} action",
+                c.replacement
+            ));
         }
         if a == HashMod && !is_valid_label_name(&c.target_label) {
-            return Err(format!("{:?} is invalid 'target_label' for {a} action", c.target_label));
+            return Err(format!(
+                "{:?} is invalid 'target_label' for {a} action",
+                c.target_label
+            ));
         }
         if matches!(a, KeepEqual | DropEqual)
             && (c.regex.as_str() != DEFAULT_REGEX
@@ -303,7 +320,9 @@ impl RelabelConfig {
                 || c.separator != DEFAULT_SEPARATOR
                 || c.replacement != DEFAULT_REPLACEMENT)
         {
-            return Err(format!("{a} action requires only 'regex', and no other fields"));
+            return Err(format!(
+                "{a} action requires only 'regex', and no other fields"
+            ));
         }
         Ok(RelabelConfig {
             source_labels: c.source_labels,
@@ -345,7 +364,10 @@ mod tests {
 
     #[test]
     fn action_is_case_insensitive_and_unknown_refused() {
-        assert_eq!(parse("action: Keep\nsource_labels: [a]").unwrap().action, Action::Keep);
+        assert_eq!(
+            parse("action: Keep\nsource_labels: [a]").unwrap().action,
+            Action::Keep
+        );
         let e = parse("action: frobnicate").unwrap_err();
         assert!(e.contains("unknown relabel action \"frobnicate\""), "{e}");
     }
@@ -354,18 +376,51 @@ mod tests {
     fn per_action_rules() {
         let cases = [
             ("action: replace", "requires 'target_label' value"),
-            ("action: hashmod\ntarget_label: x", "requires non-zero modulus"),
-            ("action: hashmod\nmodulus: 2", "requires 'target_label' value"),
-            ("action: hashmod\nmodulus: 2\ntarget_label: '${1}x'", "is invalid 'target_label' for hashmod"),
-            ("action: replace\ntarget_label: '1abc'", "is invalid 'target_label' for replace"),
-            ("action: lowercase\ntarget_label: x\nreplacement: y", "'replacement' can not be set for lowercase"),
+            (
+                "action: hashmod\ntarget_label: x",
+                "requires non-zero modulus",
+            ),
+            (
+                "action: hashmod\nmodulus: 2",
+                "requires 'target_label' value",
+            ),
+            (
+                "action: hashmod\nmodulus: 2\ntarget_label: '${1}x'",
+                "is invalid 'target_label' for hashmod",
+            ),
+            (
+                "action: replace\ntarget_label: '1abc'",
+                "is invalid 'target_label' for replace",
+            ),
+            (
+                "action: lowercase\ntarget_label: x\nreplacement: y",
+                "'replacement' can not be set for lowercase",
+            ),
             ("action: uppercase", "requires 'target_label' value"),
-            ("action: labelmap\nreplacement: '-x'", "is invalid 'replacement' for labelmap"),
-            ("action: keepequal\ntarget_label: x\nregex: a", "keepequal action requires only"),
-            ("action: dropequal\ntarget_label: x\nseparator: ','", "dropequal action requires only"),
-            ("action: labeldrop\nregex: a\ntarget_label: x", "labeldrop action requires only 'regex'"),
-            ("action: labelkeep\nsource_labels: [a]", "labelkeep action requires only 'regex'"),
-            ("source_labels: ['0bad']\ntarget_label: x", "\"0bad\" is not a valid label name"),
+            (
+                "action: labelmap\nreplacement: '-x'",
+                "is invalid 'replacement' for labelmap",
+            ),
+            (
+                "action: keepequal\ntarget_label: x\nregex: a",
+                "keepequal action requires only",
+            ),
+            (
+                "action: dropequal\ntarget_label: x\nseparator: ','",
+                "dropequal action requires only",
+            ),
+            (
+                "action: labeldrop\nregex: a\ntarget_label: x",
+                "labeldrop action requires only 'regex'",
+            ),
+            (
+                "action: labelkeep\nsource_labels: [a]",
+                "labelkeep action requires only 'regex'",
+            ),
+            (
+                "source_labels: ['0bad']\ntarget_label: x",
+                "\"0bad\" is not a valid label name",
+            ),
             ("target_label: x\nregex: '(a'", "invalid regex \"(a\""),
             ("target_label: x\nfoo: 1", "unknown field `foo`"),
         ];

@@ -10,10 +10,12 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::http_client::{default_true, is_true, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig};
+use super::http_client::{
+    default_true, is_true, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig,
+};
 use super::relabel::{LabelName, RelabelConfig};
-use super::unsupported::{self as refuse, Unsupported};
 use super::units::{ByteSize, PromDuration};
+use super::unsupported::{self as refuse, Unsupported};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,16 +52,22 @@ pub enum ScrapeProtocol {
 pub struct StaticConfig {
     #[serde(default, deserialize_with = "targets")]
     pub targets: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<LabelName, String>,
 }
 
 /// Prometheus's `CheckTargetAddress`: a target is `host[:port]`, never a URL or path.
 fn targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let list = Vec::<String>::deserialize(d)?;
+    let list = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
     for t in &list {
         if t.contains('/') {
-            return Err(serde::de::Error::custom(format!("{t:?} is not a valid hostname")));
+            return Err(serde::de::Error::custom(format!(
+                "{t:?} is not a valid hostname"
+            )));
         }
     }
     Ok(list)
@@ -85,12 +93,17 @@ fn sd_files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     let list = Vec::<String>::deserialize(d)?;
     if list.is_empty() {
-        return Err(serde::de::Error::custom("file service discovery config must contain at least one path name"));
+        return Err(serde::de::Error::custom(
+            "file service discovery config must contain at least one path name",
+        ));
     }
-    let re = RE.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$").ok());
+    let re =
+        RE.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$").ok());
     for f in &list {
         if !re.as_ref().is_some_and(|re| re.is_match(f)) {
-            return Err(serde::de::Error::custom(format!("path name {f:?} is not valid for file discovery")));
+            return Err(serde::de::Error::custom(format!(
+                "path name {f:?} is not valid for file discovery"
+            )));
         }
     }
     Ok(list)
@@ -110,19 +123,39 @@ pub struct ScrapeConfig {
     pub metrics_path: String,
     #[serde(default)]
     pub scheme: Scheme,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub params: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub honor_labels: bool,
     #[serde(default = "default_true")]
     pub honor_timestamps: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub static_configs: Vec<StaticConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub file_sd_configs: Vec<FileSdConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub relabel_configs: Vec<RelabelConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub metric_relabel_configs: Vec<RelabelConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
@@ -132,7 +165,7 @@ pub struct ScrapeConfig {
     pub bearer_token: Secret,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::nullable::or_default")]
     pub tls_config: TlsConfig,
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub follow_redirects: bool,
@@ -154,75 +187,250 @@ pub struct ScrapeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
 
-    #[serde(default, skip_serializing, rename = "azure_sd_configs", deserialize_with = "refuse::azure_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "azure_sd_configs",
+        deserialize_with = "refuse::azure_sd_configs"
+    )]
     pub _azure_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "consul_sd_configs", deserialize_with = "refuse::consul_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "consul_sd_configs",
+        deserialize_with = "refuse::consul_sd_configs"
+    )]
     pub _consul_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "digitalocean_sd_configs", deserialize_with = "refuse::digitalocean_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "digitalocean_sd_configs",
+        deserialize_with = "refuse::digitalocean_sd_configs"
+    )]
     pub _digitalocean_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "docker_sd_configs", deserialize_with = "refuse::docker_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "docker_sd_configs",
+        deserialize_with = "refuse::docker_sd_configs"
+    )]
     pub _docker_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "dockerswarm_sd_configs", deserialize_with = "refuse::dockerswarm_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "dockerswarm_sd_configs",
+        deserialize_with = "refuse::dockerswarm_sd_configs"
+    )]
     pub _dockerswarm_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "dns_sd_configs", deserialize_with = "refuse::dns_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "dns_sd_configs",
+        deserialize_with = "refuse::dns_sd_configs"
+    )]
     pub _dns_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "ec2_sd_configs", deserialize_with = "refuse::ec2_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "ec2_sd_configs",
+        deserialize_with = "refuse::ec2_sd_configs"
+    )]
     pub _ec2_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "eureka_sd_configs", deserialize_with = "refuse::eureka_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "eureka_sd_configs",
+        deserialize_with = "refuse::eureka_sd_configs"
+    )]
     pub _eureka_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "gce_sd_configs", deserialize_with = "refuse::gce_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "gce_sd_configs",
+        deserialize_with = "refuse::gce_sd_configs"
+    )]
     pub _gce_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "hetzner_sd_configs", deserialize_with = "refuse::hetzner_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "hetzner_sd_configs",
+        deserialize_with = "refuse::hetzner_sd_configs"
+    )]
     pub _hetzner_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "http_sd_configs", deserialize_with = "refuse::http_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "http_sd_configs",
+        deserialize_with = "refuse::http_sd_configs"
+    )]
     pub _http_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "ionos_sd_configs", deserialize_with = "refuse::ionos_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "ionos_sd_configs",
+        deserialize_with = "refuse::ionos_sd_configs"
+    )]
     pub _ionos_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "kubernetes_sd_configs", deserialize_with = "refuse::kubernetes_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "kubernetes_sd_configs",
+        deserialize_with = "refuse::kubernetes_sd_configs"
+    )]
     pub _kubernetes_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "kuma_sd_configs", deserialize_with = "refuse::kuma_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "kuma_sd_configs",
+        deserialize_with = "refuse::kuma_sd_configs"
+    )]
     pub _kuma_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "lightsail_sd_configs", deserialize_with = "refuse::lightsail_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "lightsail_sd_configs",
+        deserialize_with = "refuse::lightsail_sd_configs"
+    )]
     pub _lightsail_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "linode_sd_configs", deserialize_with = "refuse::linode_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "linode_sd_configs",
+        deserialize_with = "refuse::linode_sd_configs"
+    )]
     pub _linode_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "marathon_sd_configs", deserialize_with = "refuse::marathon_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "marathon_sd_configs",
+        deserialize_with = "refuse::marathon_sd_configs"
+    )]
     pub _marathon_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "nerve_sd_configs", deserialize_with = "refuse::nerve_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "nerve_sd_configs",
+        deserialize_with = "refuse::nerve_sd_configs"
+    )]
     pub _nerve_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "nomad_sd_configs", deserialize_with = "refuse::nomad_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "nomad_sd_configs",
+        deserialize_with = "refuse::nomad_sd_configs"
+    )]
     pub _nomad_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "openstack_sd_configs", deserialize_with = "refuse::openstack_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "openstack_sd_configs",
+        deserialize_with = "refuse::openstack_sd_configs"
+    )]
     pub _openstack_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "ovhcloud_sd_configs", deserialize_with = "refuse::ovhcloud_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "ovhcloud_sd_configs",
+        deserialize_with = "refuse::ovhcloud_sd_configs"
+    )]
     pub _ovhcloud_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "puppetdb_sd_configs", deserialize_with = "refuse::puppetdb_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "puppetdb_sd_configs",
+        deserialize_with = "refuse::puppetdb_sd_configs"
+    )]
     pub _puppetdb_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "scaleway_sd_configs", deserialize_with = "refuse::scaleway_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "scaleway_sd_configs",
+        deserialize_with = "refuse::scaleway_sd_configs"
+    )]
     pub _scaleway_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "serverset_sd_configs", deserialize_with = "refuse::serverset_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "serverset_sd_configs",
+        deserialize_with = "refuse::serverset_sd_configs"
+    )]
     pub _serverset_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "triton_sd_configs", deserialize_with = "refuse::triton_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "triton_sd_configs",
+        deserialize_with = "refuse::triton_sd_configs"
+    )]
     pub _triton_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "uyuni_sd_configs", deserialize_with = "refuse::uyuni_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "uyuni_sd_configs",
+        deserialize_with = "refuse::uyuni_sd_configs"
+    )]
     pub _uyuni_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "vultr_sd_configs", deserialize_with = "refuse::vultr_sd_configs")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "vultr_sd_configs",
+        deserialize_with = "refuse::vultr_sd_configs"
+    )]
     pub _vultr_sd_configs: Unsupported,
-    #[serde(default, skip_serializing, rename = "oauth2", deserialize_with = "refuse::oauth2")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "oauth2",
+        deserialize_with = "refuse::oauth2"
+    )]
     pub _oauth2: Unsupported,
-    #[serde(default, skip_serializing, rename = "proxy_url", deserialize_with = "refuse::proxy_url")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "proxy_url",
+        deserialize_with = "refuse::proxy_url"
+    )]
     pub _proxy_url: Unsupported,
-    #[serde(default, skip_serializing, rename = "no_proxy", deserialize_with = "refuse::no_proxy")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "no_proxy",
+        deserialize_with = "refuse::no_proxy"
+    )]
     pub _no_proxy: Unsupported,
-    #[serde(default, skip_serializing, rename = "proxy_from_environment", deserialize_with = "refuse::proxy_from_environment")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "proxy_from_environment",
+        deserialize_with = "refuse::proxy_from_environment"
+    )]
     pub _proxy_from_environment: Unsupported,
-    #[serde(default, skip_serializing, rename = "proxy_connect_header", deserialize_with = "refuse::proxy_connect_header")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "proxy_connect_header",
+        deserialize_with = "refuse::proxy_connect_header"
+    )]
     pub _proxy_connect_header: Unsupported,
-    #[serde(default, skip_serializing, rename = "native_histogram_bucket_limit", deserialize_with = "refuse::native_histogram_bucket_limit")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "native_histogram_bucket_limit",
+        deserialize_with = "refuse::native_histogram_bucket_limit"
+    )]
     pub _native_histogram_bucket_limit: Unsupported,
-    #[serde(default, skip_serializing, rename = "scrape_classic_histograms", deserialize_with = "refuse::scrape_classic_histograms")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "scrape_classic_histograms",
+        deserialize_with = "refuse::scrape_classic_histograms"
+    )]
     pub _scrape_classic_histograms: Unsupported,
-    #[serde(default, skip_serializing, rename = "keep_dropped_targets", deserialize_with = "refuse::keep_dropped_targets")]
+    #[serde(
+        default,
+        skip_serializing,
+        rename = "keep_dropped_targets",
+        deserialize_with = "refuse::keep_dropped_targets"
+    )]
     pub _keep_dropped_targets: Unsupported,
 }
 

@@ -58,7 +58,9 @@ impl PromDuration {
     }
 
     pub const fn from_hours(h: u64) -> Self {
-        PromDuration { ms: h * MS_PER_HOUR }
+        PromDuration {
+            ms: h * MS_PER_HOUR,
+        }
     }
 
     pub const fn from_days(d: u64) -> Self {
@@ -160,7 +162,7 @@ impl fmt::Display for PromDuration {
             ("ms", 1, false),
         ];
         for (unit, mult, exact) in units {
-            if exact && ms % mult != 0 {
+            if exact && !ms.is_multiple_of(mult) {
                 continue;
             }
             let v = ms / mult;
@@ -200,7 +202,9 @@ fn size_unit(unit: &str, legacy: bool) -> Option<u64> {
     }
     let suffix = if legacy { "B" } else { "iB" };
     let prefix = unit.strip_suffix(suffix)?;
-    let exp = SIZE_PREFIXES.iter().position(|p| !p.is_empty() && *p == prefix)?;
+    let exp = SIZE_PREFIXES
+        .iter()
+        .position(|p| !p.is_empty() && *p == prefix)?;
     1024u64.checked_pow(exp as u32)
 }
 
@@ -257,7 +261,7 @@ impl fmt::Display for ByteSize {
         }
         let mut exp = 0;
         let mut v = self.0;
-        while exp + 1 < SIZE_PREFIXES.len() && v % 1024 == 0 {
+        while exp + 1 < SIZE_PREFIXES.len() && v.is_multiple_of(1024) {
             v /= 1024;
             exp += 1;
         }
@@ -299,18 +303,29 @@ mod tests {
         assert_eq!(d("1d"), Ok(86_400_000));
         assert_eq!(d("1w"), Ok(604_800_000));
         assert_eq!(d("1y"), Ok(31_536_000_000));
-        assert_eq!(d("1y2w3d4h5m6s7ms"), Ok(31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6_000 + 7));
+        assert_eq!(
+            d("1y2w3d4h5m6s7ms"),
+            Ok(31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6_000 + 7)
+        );
         assert_eq!(d("0s"), Ok(0));
     }
 
     #[test]
     fn durations_refused_like_prometheus() {
         assert_eq!(d(""), Err(UnitError::EmptyDuration));
-        for bad in ["1", "1.5s", "30m1h", "1s1s", "1S", "-1s", "1 s", "s", "1h ", "1ns", "1us", "1hh"] {
-            assert!(matches!(d(bad), Err(UnitError::BadDuration(_))), "{bad:?} accepted");
+        for bad in [
+            "1", "1.5s", "30m1h", "1s1s", "1S", "-1s", "1 s", "s", "1h ", "1ns", "1us", "1hh",
+        ] {
+            assert!(
+                matches!(d(bad), Err(UnitError::BadDuration(_))),
+                "{bad:?} accepted"
+            );
         }
         assert!(matches!(d("300y"), Err(UnitError::DurationRange(_))));
-        assert!(matches!(d("99999999999999999999999s"), Err(UnitError::DurationRange(_))));
+        assert!(matches!(
+            d("99999999999999999999999s"),
+            Err(UnitError::DurationRange(_))
+        ));
         assert_eq!(d("292y"), Ok(292 * MS_PER_YEAR));
     }
 

@@ -17,7 +17,10 @@ use super::Config;
 
 fn positive(key: &str, d: PromDuration) -> Result<()> {
     if d.is_zero() {
-        return Err(ConfigError::invalid(key, "must be a positive duration, got 0s"));
+        return Err(ConfigError::invalid(
+            key,
+            "must be a positive duration, got 0s",
+        ));
     }
     Ok(())
 }
@@ -25,7 +28,9 @@ fn positive(key: &str, d: PromDuration) -> Result<()> {
 /// Prometheus's `patRulePath`: at most one `*`, only in the last path element.
 fn valid_rule_path(p: &str) -> bool {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?$").ok()).as_ref().is_some_and(|re| re.is_match(p))
+    RE.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?$").ok())
+        .as_ref()
+        .is_some_and(|re| re.is_match(p))
 }
 
 impl Config {
@@ -34,7 +39,10 @@ impl Config {
         self.validate_global()?;
         for (i, rf) in self.rule_files.iter().enumerate() {
             if !valid_rule_path(rf) {
-                return Err(ConfigError::invalid(format!("rule_files[{i}]"), format!("invalid rule file path {rf:?}")));
+                return Err(ConfigError::invalid(
+                    format!("rule_files[{i}]"),
+                    format!("invalid rule file path {rf:?}"),
+                ));
             }
         }
         for (i, f) in self.scrape_config_files.iter().enumerate() {
@@ -52,8 +60,16 @@ impl Config {
         self.validate_bucket()?;
         positive("tsdb.retention", self.tsdb.retention)?;
         positive("tsdb.block_duration", self.tsdb.block_duration)?;
-        if self.admin.token_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(ConfigError::invalid("admin.token_file", "must not be empty when set"));
+        if self
+            .admin
+            .token_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "admin.token_file",
+                "must not be empty when set",
+            ));
         }
         Ok(())
     }
@@ -72,10 +88,16 @@ impl Config {
         for (name, value) in &g.external_labels {
             let key = format!("global.external_labels.{name}");
             if !is_valid_label_name(name) {
-                return Err(ConfigError::invalid(key, format!("{name:?} is not a valid label name")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{name:?} is not a valid label name"),
+                ));
             }
             if value.is_empty() {
-                return Err(ConfigError::invalid(key, format!("external label {name:?} has an empty value")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("external label {name:?} has an empty value"),
+                ));
             }
         }
         Ok(())
@@ -91,7 +113,10 @@ impl Config {
             if !jobs.insert(job.job_name.as_str()) {
                 return Err(ConfigError::invalid(
                     key("job_name"),
-                    format!("found multiple scrape configs with job name {:?}", job.job_name),
+                    format!(
+                        "found multiple scrape configs with job name {:?}",
+                        job.job_name
+                    ),
                 ));
             }
             positive(&key("scrape_interval"), job.scrape_interval)?;
@@ -111,10 +136,15 @@ impl Config {
                     format!("metrics_path {:?} must start with '/'", job.metrics_path),
                 ));
             }
-            job.http_client().check().map_err(|m| ConfigError::invalid(format!("scrape_configs[{i}]"), m))?;
+            job.http_client()
+                .check()
+                .map_err(|m| ConfigError::invalid(format!("scrape_configs[{i}]"), m))?;
             if let Some(protocols) = &job.scrape_protocols {
                 if protocols.is_empty() {
-                    return Err(ConfigError::invalid(key("scrape_protocols"), "scrape_protocols cannot be empty"));
+                    return Err(ConfigError::invalid(
+                        key("scrape_protocols"),
+                        "scrape_protocols cannot be empty",
+                    ));
                 }
                 for (j, p) in protocols.iter().enumerate() {
                     if protocols[..j].contains(p) {
@@ -126,7 +156,10 @@ impl Config {
                 }
             }
             for (j, sd) in job.file_sd_configs.iter().enumerate() {
-                positive(&format!("scrape_configs[{i}].file_sd_configs[{j}].refresh_interval"), sd.refresh_interval)?;
+                positive(
+                    &format!("scrape_configs[{i}].file_sd_configs[{j}].refresh_interval"),
+                    sd.refresh_interval,
+                )?;
             }
         }
         Ok(())
@@ -135,7 +168,9 @@ impl Config {
     fn validate_alerting(&self) -> Result<()> {
         for (i, am) in self.alerting.alertmanagers.iter().enumerate() {
             positive(&format!("alerting.alertmanagers[{i}].timeout"), am.timeout)?;
-            am.http_client().check().map_err(|m| ConfigError::invalid(format!("alerting.alertmanagers[{i}]"), m))?;
+            am.http_client()
+                .check()
+                .map_err(|m| ConfigError::invalid(format!("alerting.alertmanagers[{i}]"), m))?;
         }
         Ok(())
     }
@@ -146,11 +181,17 @@ impl Config {
             return Err(ConfigError::invalid("node.id", "node id must not be empty"));
         }
         if n.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ConfigError::invalid("node.id", format!("node id {:?} must not contain spaces", n.id)));
+            return Err(ConfigError::invalid(
+                "node.id",
+                format!("node id {:?} must not contain spaces", n.id),
+            ));
         }
         for (i, r) in n.roles.iter().enumerate() {
             if n.roles[..i].contains(r) {
-                return Err(ConfigError::invalid(format!("node.roles[{i}]"), format!("role {r} is listed twice")));
+                return Err(ConfigError::invalid(
+                    format!("node.roles[{i}]"),
+                    format!("role {r} is listed twice"),
+                ));
             }
         }
         if let Some(a) = &n.advertise {
@@ -160,11 +201,17 @@ impl Config {
         if n.web_listen == n.rpc_listen && n.web_listen.port() != 0 {
             return Err(ConfigError::invalid(
                 "node.rpc_listen",
-                format!("rpc_listen {} is the same address as web_listen", n.rpc_listen),
+                format!(
+                    "rpc_listen {} is the same address as web_listen",
+                    n.rpc_listen
+                ),
             ));
         }
         if n.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("node.data_dir", "data_dir must not be empty"));
+            return Err(ConfigError::invalid(
+                "node.data_dir",
+                "data_dir must not be empty",
+            ));
         }
         Ok(())
     }
@@ -172,7 +219,8 @@ impl Config {
     fn validate_cluster(&self) -> Result<()> {
         let c = &self.cluster;
         for (i, seed) in c.join.iter().enumerate() {
-            check_host_port(seed).map_err(|m| ConfigError::invalid(format!("cluster.join[{i}]"), m))?;
+            check_host_port(seed)
+                .map_err(|m| ConfigError::invalid(format!("cluster.join[{i}]"), m))?;
         }
         if !is_valid_label_name(&c.replica_label) {
             return Err(ConfigError::invalid(
@@ -180,8 +228,14 @@ impl Config {
                 format!("{:?} is not a valid label name", c.replica_label),
             ));
         }
-        if c.key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(ConfigError::invalid("cluster.key_file", "must not be empty when set"));
+        if c.key_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "cluster.key_file",
+                "must not be empty when set",
+            ));
         }
         Ok(())
     }
@@ -191,22 +245,38 @@ impl Config {
         match b.bucket_type {
             BucketType::Filesystem => {
                 if b.filesystem.dir.as_os_str().is_empty() {
-                    return Err(ConfigError::invalid("bucket.filesystem.dir", "must not be empty"));
+                    return Err(ConfigError::invalid(
+                        "bucket.filesystem.dir",
+                        "must not be empty",
+                    ));
                 }
             }
             BucketType::S3 => {
                 let s3 = &b.s3;
                 if s3.endpoint.trim().is_empty() {
-                    return Err(ConfigError::invalid("bucket.s3.endpoint", "is required when bucket.type is s3"));
+                    return Err(ConfigError::invalid(
+                        "bucket.s3.endpoint",
+                        "is required when bucket.type is s3",
+                    ));
                 }
                 if s3.bucket.trim().is_empty() {
-                    return Err(ConfigError::invalid("bucket.s3.bucket", "is required when bucket.type is s3"));
+                    return Err(ConfigError::invalid(
+                        "bucket.s3.bucket",
+                        "is required when bucket.type is s3",
+                    ));
                 }
                 if s3.region.trim().is_empty() {
-                    return Err(ConfigError::invalid("bucket.s3.region", "is required when bucket.type is s3"));
+                    return Err(ConfigError::invalid(
+                        "bucket.s3.region",
+                        "is required when bucket.type is s3",
+                    ));
                 }
                 if s3.access_key.is_empty() != s3.secret_key.is_empty() {
-                    let missing = if s3.access_key.is_empty() { "access_key" } else { "secret_key" };
+                    let missing = if s3.access_key.is_empty() {
+                        "access_key"
+                    } else {
+                        "secret_key"
+                    };
                     return Err(ConfigError::invalid(
                         format!("bucket.s3.{missing}"),
                         "access_key and secret_key must be set together (or both left out to use AWS_* variables)",

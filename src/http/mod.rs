@@ -3,6 +3,9 @@
 
 pub mod admin;
 pub mod error;
+pub mod params;
+pub mod query;
+pub mod remote_write;
 pub mod status;
 
 use actix_web::{web, App, HttpServer};
@@ -25,6 +28,8 @@ pub fn serve(listener: std::net::TcpListener, state: web::Data<NodeState>, worke
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
             .configure(status::routes)
             .configure(admin::routes)
+            .configure(query::routes)
+            .configure(remote_write::routes)
     })
     .workers(workers.max(1))
     .disable_signals()

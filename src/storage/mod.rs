@@ -1,2 +1,9 @@
-//! Storage.
+//! Storage: the Prometheus-compatible TSDB (chunks, head + WAL, blocks) and shared data model.
+pub mod block;
+pub mod chunkenc;
+pub mod compact;
+pub mod db;
+pub mod head;
 pub mod model;
+pub mod tools;
+pub mod wal;

@@ -1,0 +1,91 @@
+//! Request parameters of the Prometheus HTTP API: GET query strings and POST form bodies, with
+//! repeated keys (`match[]`), and the parameter parsers whose errors Prometheus words as
+//! `invalid parameter "name": ...`.
+
+use actix_web::HttpRequest;
+
+use super::error::ApiError;
+use crate::promql::json::{parse_duration_or_seconds, parse_time, MAX_TIME_MS, MIN_TIME_MS};
+use crate::storage::model::Matcher;
+
+/// All parameters of a request in order, query string first, then a form body.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn from_request(req: &HttpRequest, body: &[u8]) -> Self {
+        let mut pairs: Vec<(String, String)> =
+            form_urlencoded::parse(req.query_string().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let is_form = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            pairs.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+        }
+        Params(pairs)
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Params(pairs)
+    }
+
+    /// The first non-empty value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A timestamp parameter in ms; `default` when absent.
+    pub fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(s) => parse_time(s).map_err(|e| invalid(name, e)),
+        }
+    }
+
+    /// `start`/`end` of the metadata endpoints: Prometheus's min/max time when absent.
+    pub fn time_range(&self) -> Result<(i64, i64), ApiError> {
+        let start = self.time("start", MIN_TIME_MS)?;
+        let end = self.time("end", MAX_TIME_MS)?;
+        if end < start {
+            return Err(ApiError::bad_data("end timestamp must not be before start time"));
+        }
+        Ok((start, end))
+    }
+
+    /// A duration parameter in ms (Prometheus duration or float seconds).
+    pub fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(s) => parse_duration_or_seconds(s).map(Some).map_err(|e| invalid(name, e)),
+        }
+    }
+
+    /// `limit`: a non-negative integer, 0 = none.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(0),
+            Some(s) => s.parse::<usize>().map_err(|_| invalid("limit", format!("cannot parse {s:?} to a valid limit"))),
+        }
+    }
+
+    /// Every `match[]` selector, each as its alternative matcher sets (`or` in braces).
+    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        let mut out = Vec::new();
+        for sel in self.get_all("match[]") {
+            let sets = crate::promql::parse_series_selector(sel).map_err(|e| invalid("match[]", e))?;
+            out.extend(sets);
+        }
+        Ok(out)
+    }
+}
+
+/// Prometheus's wording for a bad parameter.
+pub fn invalid(name: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_data(format!("invalid parameter \"{name}\": {err}"))
+}

@@ -1,0 +1,163 @@
+//! Prometheus remote-write receiver (`POST /api/v1/write`, protocol 1.0: snappy-compressed
+//! protobuf `WriteRequest`): the ScraperShipper's "receive" mode. A request is appended as one
+//! batch — all of it or nothing — so a sender's retry never duplicates half a request. Like
+//! Prometheus, out-of-order and out-of-bounds samples answer 400 (the sender must not retry)
+//! and storage failures 500 (it should).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use prost::Message;
+
+use super::error::{ApiError, ApiResult, ErrorType};
+use crate::node::NodeState;
+use crate::storage::db::Db;
+use crate::storage::head::HeadError;
+use crate::storage::model::{Label, Labels};
+
+/// Decoded bodies above this are refused before decompression allocates them.
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<ProtoLabel>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<ProtoSample>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ProtoLabel {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ProtoSample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteWriteError {
+    #[error("snappy decode error: {0}")]
+    Snappy(String),
+    #[error("decoded body is {0} bytes, more than the {MAX_DECODED_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("protobuf decode error: {0}")]
+    Proto(String),
+    #[error("invalid labels in series {index}: {reason}")]
+    Labels { index: usize, reason: String },
+}
+
+/// Decodes a snappy-compressed `WriteRequest` into label sets with their samples.
+pub fn decode(body: &[u8]) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, RemoteWriteError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    if len > MAX_DECODED_BYTES {
+        return Err(RemoteWriteError::TooLarge(len));
+    }
+    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    let req = WriteRequest::decode(raw.as_slice()).map_err(|e| RemoteWriteError::Proto(e.to_string()))?;
+    let mut out = Vec::with_capacity(req.timeseries.len());
+    for (index, ts) in req.timeseries.into_iter().enumerate() {
+        let mut names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(RemoteWriteError::Labels { index, reason: format!("duplicate label name {:?}", w[0]) });
+        }
+        let labels = Labels::new(ts.labels.into_iter().map(|l| Label::new(l.name, l.value)).collect());
+        if labels.is_empty() {
+            return Err(RemoteWriteError::Labels { index, reason: "empty label set".to_string() });
+        }
+        out.push((labels, ts.samples.into_iter().map(|s| (s.timestamp, s.value)).collect()));
+    }
+    Ok(out)
+}
+
+/// Encodes a request (used by tests and `strata tools` to feed a node).
+pub fn encode(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<u8> {
+    let req = WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(l, s)| TimeSeries {
+                labels: l.iter().map(|l| ProtoLabel { name: l.name.clone(), value: l.value.clone() }).collect(),
+                samples: s.iter().map(|&(timestamp, value)| ProtoSample { value, timestamp }).collect(),
+            })
+            .collect(),
+    };
+    let raw = req.encode_to_vec();
+    snap::raw::Encoder::new().compress_vec(&raw).unwrap_or_default()
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/write", web::post().to(write));
+}
+
+async fn write(_req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
+    let db = state
+        .db_for_ingest()
+        .ok_or_else(|| ApiError::unavailable("no scraper_shipper role receives samples on this node"))?;
+    let series = decode(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let result = web::block(move || append_all(&db, &series)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    match result {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(e @ (HeadError::OutOfOrder | HeadError::OutOfBounds | HeadError::DuplicateTimestamp | HeadError::EmptyLabels)) => {
+            Err(ApiError::bad_data(e.to_string()))
+        }
+        Err(e) => Err(ApiError::new(ErrorType::Internal, e.to_string())),
+    }
+}
+
+/// Appends every sample as one batch: the first rejected sample rolls the batch back.
+pub fn append_all(db: &Db, series: &[(Labels, Vec<(i64, f64)>)]) -> Result<(), HeadError> {
+    let mut app = db.appender();
+    for (labels, samples) in series {
+        let mut series_ref = 0;
+        for &(t, v) in samples {
+            series_ref = app.append(series_ref, labels, t, v)?;
+        }
+    }
+    app.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_snappy_and_protobuf() {
+        let series = vec![
+            (Labels::from_pairs([("__name__", "up"), ("job", "a")]), vec![(1000, 1.0), (2000, 0.0)]),
+            (Labels::from_pairs([("__name__", "x")]), vec![(5, f64::INFINITY)]),
+        ];
+        let decoded = decode(&encode(&series)).unwrap();
+        assert_eq!(decoded, series);
+    }
+
+    #[test]
+    fn garbage_and_bad_labels_are_clear_errors() {
+        assert!(matches!(decode(b"\xff\xff\xff\xff\xff garbage"), Err(RemoteWriteError::Snappy(_))));
+        let not_proto = snap::raw::Encoder::new().compress_vec(&[0xff; 16]).unwrap();
+        assert!(matches!(decode(&not_proto), Err(RemoteWriteError::Proto(_))));
+        let dup = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![
+                    ProtoLabel { name: "a".into(), value: "1".into() },
+                    ProtoLabel { name: "a".into(), value: "2".into() },
+                ],
+                samples: vec![],
+            }],
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&dup.encode_to_vec()).unwrap();
+        let err = decode(&body).unwrap_err().to_string();
+        assert!(err.contains("duplicate label name \"a\""), "{err}");
+    }
+}

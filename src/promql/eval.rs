@@ -1,0 +1,418 @@
+//! The evaluator: evaluates an expression tree at one timestamp against the series fetched
+//! for the query, dispatching to the binary, aggregation and function modules. It also owns
+//! the per-query bookkeeping: annotations, the sample budget and the deadline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+
+use crate::promql::engine::EngineOptions;
+use crate::promql::error::{PromqlError, Result, TOO_MANY_SAMPLES};
+use crate::promql::fetch::{at_ms, check_deadline, offset_ms, selector_key, Fetched};
+use crate::promql::preprocess::{selector_mode, RangeMode};
+use crate::promql::value::{Elem, MSeries, QueryValue, Val, Value};
+use crate::promql::{aggregate, binary, functions};
+use crate::storage::model::{is_stale_nan, Labels, Sample};
+
+pub(crate) struct Evaluator<'a> {
+    pub opts: &'a EngineOptions,
+    data: Fetched,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    deadline: Instant,
+    cancel: Option<&'a AtomicBool>,
+    warnings: BTreeSet<String>,
+    infos: BTreeSet<String>,
+    step_samples: usize,
+    output_points: usize,
+    sub_cache: HashMap<(usize, i64), Vec<Elem>>,
+    /// An `@` applied to every selector and subquery outside subqueries that has none (the
+    /// test harness's step-invariance check).
+    pin: Option<i64>,
+    sub_depth: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        opts: &'a EngineOptions,
+        data: Fetched,
+        start: i64,
+        end: i64,
+        step: i64,
+        deadline: Instant,
+        cancel: Option<&'a AtomicBool>,
+    ) -> Self {
+        Evaluator {
+            opts,
+            data,
+            start,
+            end,
+            step,
+            deadline,
+            cancel,
+            warnings: BTreeSet::new(),
+            infos: BTreeSet::new(),
+            step_samples: 0,
+            output_points: 0,
+            sub_cache: HashMap::new(),
+            pin: None,
+            sub_depth: 0,
+        }
+    }
+
+    pub fn set_pin(&mut self, pin: Option<i64>) {
+        self.pin = pin;
+    }
+
+    /// The fixed evaluation time of a node: its own `@`, else the pin outside subqueries.
+    pub fn at_of(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at_ms(at, self.start, self.end).or(if self.sub_depth == 0 { self.pin } else { None })
+    }
+
+    pub fn set_output_points(&mut self, n: usize) {
+        self.output_points = n;
+    }
+
+    /// Evaluates the whole expression at `t` (one step of a query).
+    pub fn eval_top(&mut self, expr: &Expr, t: i64) -> Result<Val> {
+        check_deadline(self.deadline, self.cancel, "query execution")?;
+        self.step_samples = 0;
+        self.eval(expr, t)
+    }
+
+    pub fn warn(&mut self, msg: String) {
+        self.warnings.insert(format!("PromQL warning: {msg}"));
+    }
+
+    pub fn info(&mut self, msg: String) {
+        self.infos.insert(format!("PromQL info: {msg}"));
+    }
+
+    pub fn into_result(self, value: Value) -> QueryValue {
+        QueryValue {
+            value,
+            warnings: self.warnings.into_iter().collect(),
+            infos: self.infos.into_iter().collect(),
+        }
+    }
+
+    /// Counts samples held for the current step against `max_samples`.
+    pub fn add_samples(&mut self, n: usize) -> Result<()> {
+        self.step_samples += n;
+        if self.step_samples + self.output_points > self.opts.max_samples {
+            return Err(PromqlError::exec(TOO_MANY_SAMPLES));
+        }
+        Ok(())
+    }
+
+    pub fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(mut elems) => {
+                    for e in &mut elems {
+                        e.v = -e.v;
+                        e.drop_name = true;
+                    }
+                    Ok(Val::Vector(elems))
+                }
+                other => Err(PromqlError::exec(format!(
+                    "unary negation of {} is not supported",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => {
+                let v: Vec<Elem> = self
+                    .vector_selector(vs, t)?
+                    .into_iter()
+                    .map(|(e, _)| e)
+                    .collect();
+                Ok(Val::Vector(v))
+            }
+            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.matrix_selector(ms, t)?)),
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?)),
+            Expr::Binary(b) => binary::eval_binary(self, b, t),
+            Expr::Aggregate(a) => aggregate::eval_aggregate(self, a, t),
+            Expr::Call(c) => functions::eval_call(self, c, t),
+            Expr::Extension(_) => Err(PromqlError::exec("extension expressions are not supported")),
+        }
+    }
+
+    /// Evaluates an expression that must give an instant vector.
+    pub fn eval_vector(&mut self, expr: &Expr, t: i64) -> Result<Vec<Elem>> {
+        match self.eval(expr, t)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(PromqlError::exec(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates an expression that must give a scalar.
+    pub fn eval_scalar(&mut self, expr: &Expr, t: i64) -> Result<f64> {
+        match self.eval(expr, t)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(PromqlError::exec(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates an expression that must give a range vector (selector or subquery).
+    pub fn eval_matrix(&mut self, expr: &Expr, t: i64) -> Result<Vec<MSeries>> {
+        match self.eval(expr, t)? {
+            Val::Matrix(m) => Ok(m),
+            other => Err(PromqlError::exec(format!(
+                "expected range vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// The instant selector at `t`: each series' latest sample within the lookback window
+    /// (left-open), unless it is a staleness marker. Also returns the sample timestamps.
+    pub fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<(Elem, i64)>> {
+        let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
+        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let smoothed = selector_mode(vs) == RangeMode::Smoothed;
+        let mut out = Vec::new();
+        if let Some(list) = self.data.get(&selector_key(vs)) {
+            for s in list {
+                let idx = s.samples.partition_point(|p| p.t <= base);
+                if idx == 0 {
+                    continue;
+                }
+                let p = s.samples[idx - 1];
+                if p.t <= base - lookback || is_stale_nan(p.v) {
+                    continue;
+                }
+                let v = if smoothed {
+                    interpolate(&s.samples, base, lookback, false).unwrap_or(p.v)
+                } else {
+                    p.v
+                };
+                out.push((
+                    Elem {
+                        labels: s.labels.clone(),
+                        v,
+                        drop_name: false,
+                    },
+                    p.t,
+                ));
+            }
+        }
+        self.add_samples(out.len())?;
+        Ok(out)
+    }
+
+    /// The range selector at `t`: samples in `(base - range, base]`, stale markers removed.
+    pub fn matrix_selector(&mut self, ms: &MatrixSelector, t: i64) -> Result<Vec<MSeries>> {
+        let vs = &ms.vs;
+        let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
+        let range = ms.range.as_millis() as i64;
+        let mut out = Vec::new();
+        let mut n = 0;
+        if let Some(list) = self.data.get(&selector_key(vs)) {
+            for s in list {
+                let lo = s.samples.partition_point(|p| p.t <= base - range);
+                let hi = s.samples.partition_point(|p| p.t <= base);
+                if lo >= hi {
+                    continue;
+                }
+                let points: Vec<Sample> = s.samples[lo..hi]
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .copied()
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                n += points.len();
+                out.push(MSeries {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        self.add_samples(n)?;
+        Ok(out)
+    }
+
+    /// A subquery at `t`: the inner expression at every multiple of the step in
+    /// `(base - range, base]`.
+    pub fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Vec<MSeries>> {
+        let base = self.at_of(&sq.at).unwrap_or(t) - offset_ms(&sq.offset);
+        let step = sq
+            .step
+            .unwrap_or(self.opts.default_subquery_step)
+            .as_millis() as i64;
+        if step <= 0 {
+            return Err(PromqlError::exec("subquery step must be positive"));
+        }
+        let mint = base - sq.range.as_millis() as i64;
+        let mut ts = mint.div_euclid(step) * step;
+        if ts <= mint {
+            ts += step;
+        }
+        let mut acc: BTreeMap<Labels, (bool, Vec<Sample>)> = BTreeMap::new();
+        let key_ptr = &*sq.expr as *const Expr as usize;
+        let mut n = 0;
+        while ts <= base {
+            check_deadline(self.deadline, self.cancel, "subquery evaluation")?;
+            let elems = match self.sub_cache.get(&(key_ptr, ts)) {
+                Some(v) => v.clone(),
+                None => {
+                    let saved = self.step_samples;
+                    self.sub_depth += 1;
+                    let inner = self.eval(&sq.expr, ts);
+                    self.sub_depth -= 1;
+                    let v = match inner? {
+                        Val::Vector(v) => v,
+                        Val::Scalar(v) => vec![Elem {
+                            labels: Labels::empty(),
+                            v,
+                            drop_name: false,
+                        }],
+                        other => {
+                            return Err(PromqlError::exec(format!(
+                                "subquery over {} is not supported",
+                                other.type_name()
+                            )))
+                        }
+                    };
+                    self.step_samples = saved;
+                    self.sub_cache.insert((key_ptr, ts), v.clone());
+                    v
+                }
+            };
+            n += elems.len();
+            for e in elems {
+                let entry = acc.entry(e.labels).or_insert((e.drop_name, Vec::new()));
+                entry.0 |= e.drop_name;
+                entry.1.push(Sample { t: ts, v: e.v });
+            }
+            ts += step;
+        }
+        self.add_samples(n)?;
+        Ok(acc
+            .into_iter()
+            .map(|(labels, (drop_name, points))| MSeries {
+                labels,
+                points,
+                drop_name,
+            })
+            .collect())
+    }
+}
+
+/// The value at `x` interpolated linearly between the samples around it (within `lookback`
+/// on either side); for counters a drop between them counts as a reset to zero.
+fn interpolate(samples: &[Sample], x: i64, lookback: i64, counter: bool) -> Option<f64> {
+    let idx = samples.partition_point(|p| p.t <= x);
+    let prev = idx
+        .checked_sub(1)
+        .and_then(|i| samples.get(i))
+        .filter(|p| p.t > x - lookback && !is_stale_nan(p.v));
+    let next = samples
+        .get(idx)
+        .filter(|p| p.t <= x + lookback && !is_stale_nan(p.v));
+    match (prev, next) {
+        (Some(p), _) if p.t == x => Some(p.v),
+        (Some(p), Some(n)) => {
+            let frac = (x - p.t) as f64 / (n.t - p.t) as f64;
+            if counter && n.v < p.v {
+                Some(n.v * frac)
+            } else {
+                Some(p.v + (n.v - p.v) * frac)
+            }
+        }
+        (Some(p), None) => Some(p.v),
+        (None, Some(n)) => Some(n.v),
+        (None, None) => None,
+    }
+}
+
+impl Evaluator<'_> {
+    /// The points of an `anchored` or `smoothed` range selector at `t`, including synthetic
+    /// points at both window edges.
+    pub fn extended_range(
+        &mut self,
+        ms: &MatrixSelector,
+        t: i64,
+        mode: RangeMode,
+        counter: bool,
+    ) -> Result<Vec<MSeries>> {
+        let vs = &ms.vs;
+        let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
+        let range = ms.range.as_millis() as i64;
+        let start = base - range;
+        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let mut out = Vec::new();
+        let mut n = 0;
+        if let Some(list) = self.data.get(&selector_key(vs)) {
+            for s in list {
+                let pts: Vec<Sample> = s
+                    .samples
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.v))
+                    .copied()
+                    .collect();
+                let lo = pts.partition_point(|p| p.t <= start);
+                let hi = pts.partition_point(|p| p.t <= base);
+                let inside = &pts[lo..hi];
+                let mut points = Vec::with_capacity(inside.len() + 2);
+                match mode {
+                    RangeMode::Anchored => {
+                        let Some(first) = inside.first() else {
+                            continue;
+                        };
+                        let before = lo
+                            .checked_sub(1)
+                            .and_then(|i| pts.get(i))
+                            .filter(|p| p.t > start - lookback);
+                        points.push(Sample {
+                            t: start,
+                            v: before.map_or(first.v, |p| p.v),
+                        });
+                        points.extend_from_slice(inside);
+                        let last = inside[inside.len() - 1];
+                        points.push(Sample { t: base, v: last.v });
+                    }
+                    _ => {
+                        let has_before_end = hi > 0 && pts[hi - 1].t > start - lookback;
+                        let has_after_start = pts.get(lo).is_some_and(|p| p.t <= base + lookback);
+                        if !has_before_end || !has_after_start {
+                            continue;
+                        }
+                        let (Some(vs0), Some(vs1)) = (
+                            interpolate(&pts, start, lookback, counter),
+                            interpolate(&pts, base, lookback, counter),
+                        ) else {
+                            continue;
+                        };
+                        points.push(Sample { t: start, v: vs0 });
+                        points.extend(inside.iter().filter(|p| p.t < base));
+                        points.push(Sample { t: base, v: vs1 });
+                    }
+                }
+                n += points.len();
+                out.push(MSeries {
+                    labels: s.labels.clone(),
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        self.add_samples(n)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,246 @@
+//! JSON shapes of the Prometheus HTTP API query results, and the parsing of the API's time
+//! and duration parameters (`parseTime`, `parseDuration`).
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::promql::functions::format_float;
+use crate::promql::value::{QueryValue, Value};
+use crate::storage::model::Labels;
+
+fn ts_json(t: i64) -> Json {
+    // Prometheus writes seconds with millisecond precision as a JSON number.
+    let secs = t as f64 / 1000.0;
+    serde_json::Number::from_f64(secs)
+        .map(Json::Number)
+        .unwrap_or(Json::Null)
+}
+
+fn metric_json(l: &Labels) -> Json {
+    let mut m = Map::new();
+    for lb in l.iter() {
+        m.insert(lb.name.clone(), Json::String(lb.value.clone()));
+    }
+    Json::Object(m)
+}
+
+fn point(t: i64, v: f64) -> Json {
+    json!([ts_json(t), format_float(v)])
+}
+
+/// `{"resultType": ..., "result": ...}` exactly as Prometheus's `/api/v1/query(_range)` `data`.
+pub fn format_value(q: &QueryValue) -> Json {
+    match &q.value {
+        Value::Scalar { t, v } => json!({"resultType": "scalar", "result": point(*t, *v)}),
+        Value::String { t, s } => json!({"resultType": "string", "result": [ts_json(*t), s]}),
+        Value::Vector(v) => {
+            let result: Vec<Json> = v
+                .iter()
+                .map(|s| json!({"metric": metric_json(&s.labels), "value": point(s.t, s.v)}))
+                .collect();
+            json!({"resultType": "vector", "result": result})
+        }
+        Value::Matrix(m) => {
+            let result: Vec<Json> = m
+                .iter()
+                .map(|s| {
+                    let values: Vec<Json> = s.points.iter().map(|p| point(p.t, p.v)).collect();
+                    json!({"metric": metric_json(&s.labels), "values": values})
+                })
+                .collect();
+            json!({"resultType": "matrix", "result": result})
+        }
+    }
+}
+
+/// Errors of the API parameter parsers.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("cannot parse {0:?} to a valid timestamp")]
+    Time(String),
+    #[error("cannot parse {0:?} to a valid duration")]
+    Duration(String),
+}
+
+/// Prometheus's `minTime` / `maxTime` (what the API prints for open-ended ranges).
+pub const MIN_TIME_MS: i64 = -9_223_309_901_257_974_000;
+pub const MAX_TIME_MS: i64 = 9_223_309_901_257_974_999;
+
+/// Parses an API time: unix seconds with optional fraction, or RFC 3339. Returns milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, ParamError> {
+    let err = || ParamError::Time(s.to_string());
+    if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() {
+            return Err(err());
+        }
+        let ms = (secs * 1000.0).round();
+        if ms > i64::MAX as f64 || ms < i64::MIN as f64 {
+            return Err(err());
+        }
+        return Ok(ms as i64);
+    }
+    match s {
+        "-292273086-05-16T16:47:06Z" => return Ok(MIN_TIME_MS),
+        "292277025-08-18T07:12:54.999999999Z" => return Ok(MAX_TIME_MS),
+        _ => {}
+    }
+    parse_rfc3339(s).ok_or_else(err)
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse::<i64>().ok() };
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+        frac_ms = padded.parse().ok()?;
+    }
+    let tz = s.get(i..)?;
+    let offset_min = match tz {
+        "Z" | "z" => 0,
+        _ => {
+            let tb = tz.as_bytes();
+            if tb.len() != 6 || tb[3] != b':' || (tb[0] != b'+' && tb[0] != b'-') {
+                return None;
+            }
+            let oh: i64 = tz.get(1..3)?.parse().ok()?;
+            let om: i64 = tz.get(4..6)?.parse().ok()?;
+            let sign = if tb[0] == b'-' { -1 } else { 1 };
+            sign * (oh * 60 + om)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses a Prometheus duration (`1h30m`, `5m`, `10s`, `100ms`, `1d`, `1w`, `1y`).
+pub fn parse_prom_duration(s: &str) -> Option<i64> {
+    if s.is_empty() {
+        return None;
+    }
+    if s == "0" {
+        return Some(0);
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut total: i64 = 0;
+    let mut last_rank = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let n: i64 = s.get(start..i)?.parse().ok()?;
+        let ustart = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let (mult, rank) = match s.get(ustart..i)? {
+            "y" => (365 * 86_400_000, 1),
+            "w" => (7 * 86_400_000, 2),
+            "d" => (86_400_000, 3),
+            "h" => (3_600_000, 4),
+            "m" => (60_000, 5),
+            "s" => (1000, 6),
+            "ms" => (1, 7),
+            _ => return None,
+        };
+        if rank <= last_rank {
+            return None;
+        }
+        last_rank = rank;
+        total = total.checked_add(n.checked_mul(mult)?)?;
+    }
+    Some(total)
+}
+
+/// `step`/`timeout` parameters: seconds (with fraction) or a Prometheus duration; in ms.
+pub fn parse_duration_or_seconds(s: &str) -> Result<i64, ParamError> {
+    let err = || ParamError::Duration(s.to_string());
+    if let Ok(secs) = s.parse::<f64>() {
+        let ms = (secs * 1000.0).round();
+        if !ms.is_finite() || ms >= i64::MAX as f64 || ms <= i64::MIN as f64 {
+            return Err(err());
+        }
+        return Ok(ms as i64);
+    }
+    parse_prom_duration(s).ok_or_else(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::value::VectorSample;
+
+    #[test]
+    fn vector_json_shape() {
+        let q = QueryValue {
+            value: Value::Vector(vec![VectorSample {
+                labels: Labels::from_pairs([("a", "b")]),
+                t: 1_700_000_045_500,
+                v: 14.0,
+            }]),
+            warnings: vec![],
+            infos: vec![],
+        };
+        let j = format_value(&q);
+        assert_eq!(
+            j.to_string(),
+            r#"{"result":[{"metric":{"a":"b"},"value":[1700000045.5,"14"]}],"resultType":"vector"}"#
+        );
+    }
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(parse_time("1700000045.5"), Ok(1_700_000_045_500));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.250+01:00"),
+            Ok(1_700_000_000_250)
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_duration_or_seconds("15"), Ok(15_000));
+        assert_eq!(parse_duration_or_seconds("1m30s"), Ok(90_000));
+        assert!(parse_duration_or_seconds("1x").is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! The PromQL engine: parsing (via `promql-parser` plus small token-based pre-passes),
+//! evaluation of instant and range queries against any `Queryable` with Prometheus 3
+//! semantics, the JSON shapes of the HTTP API, and the runner for Prometheus's PromQL
+//! test-file language used by the conformance tests.
+
+pub mod aggregate;
+pub mod binary;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod fetch;
+pub mod functions;
+pub mod histogram;
+pub mod info;
+pub mod json;
+pub mod labelfns;
+pub mod preprocess;
+pub mod range_functions;
+pub mod testlang;
+pub mod testlang_parse;
+pub mod value;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{PromqlError, Result};
+pub use json::{format_value, parse_duration_or_seconds, parse_time};
+pub use value::{QueryValue, RangeSeries, Value, VectorSample};
+pub mod selector;
+pub use selector::parse_series_selector;

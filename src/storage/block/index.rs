@@ -1,0 +1,299 @@
+//! Streaming writer of the block `index` file, format v2: header, symbol table, 16-byte
+//! aligned series entries written as series arrive, then the postings lists, the postings
+//! offset table and the TOC. Memory grows with symbols and postings, never with samples.
+//! Legacy label-index sections are not written (Prometheus 3.7+ style, readable by 2.42).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::encoding::{crc32c, put_uvarint, put_uvarint_str, put_varint};
+use super::{io_err, BlockError, Result};
+use crate::storage::model::Labels;
+
+pub const INDEX_FILENAME: &str = "index";
+pub const INDEX_MAGIC: u32 = 0xBAAA_D700;
+pub const INDEX_FORMAT_V1: u8 = 1;
+pub const INDEX_FORMAT_V2: u8 = 2;
+/// Size of the TOC at the end of the file: six u64 offsets and a CRC.
+pub const TOC_LEN: usize = 6 * 8 + 4;
+
+/// Where a chunk lives and which time range it covers (both ends inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkMeta {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub reference: u64,
+}
+
+/// Byte offsets of the index sections (0 = absent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Toc {
+    pub symbols: u64,
+    pub series: u64,
+    pub label_indices: u64,
+    pub label_indices_table: u64,
+    pub postings: u64,
+    pub postings_table: u64,
+}
+
+impl Toc {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(TOC_LEN);
+        for v in [
+            self.symbols,
+            self.series,
+            self.label_indices,
+            self.label_indices_table,
+            self.postings,
+            self.postings_table,
+        ] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c(&b);
+        b.extend_from_slice(&crc.to_be_bytes());
+        b
+    }
+}
+
+/// Writes an index file; call `add_series` in strictly increasing label order, then `finish`.
+pub struct IndexWriter {
+    path: PathBuf,
+    w: BufWriter<File>,
+    pos: u64,
+    symbols: Vec<String>,
+    toc: Toc,
+    last_labels: Option<Labels>,
+    last_chunk_ref: Option<u64>,
+    /// (name symbol, value symbol) -> series IDs; symbol order equals string order.
+    postings: BTreeMap<(u32, u32), Vec<u32>>,
+    all: Vec<u32>,
+    buf: Vec<u8>,
+}
+
+impl IndexWriter {
+    /// Creates the file and writes the header and symbol table. `symbols` must contain every
+    /// label name and value that will be added; it is sorted and de-duplicated here and `""`
+    /// is added (the all-postings key uses it, as in Prometheus).
+    pub fn create(path: &Path, symbols: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut symbols: Vec<String> = symbols.into_iter().collect();
+        symbols.push(String::new());
+        symbols.sort_unstable();
+        symbols.dedup();
+        let f = File::create(path).map_err(|e| io_err(path, e))?;
+        let mut iw = IndexWriter {
+            path: path.to_path_buf(),
+            w: BufWriter::with_capacity(1 << 20, f),
+            pos: 0,
+            symbols,
+            toc: Toc::default(),
+            last_labels: None,
+            last_chunk_ref: None,
+            postings: BTreeMap::new(),
+            all: Vec::new(),
+            buf: Vec::with_capacity(4096),
+        };
+        let mut header = INDEX_MAGIC.to_be_bytes().to_vec();
+        header.push(INDEX_FORMAT_V2);
+        iw.write(&header)?;
+        iw.write_symbols()?;
+        iw.toc.series = iw.pos;
+        Ok(iw)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.w.write_all(b).map_err(|e| io_err(&self.path, e))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, align: u64) -> Result<()> {
+        let rem = self.pos % align;
+        if rem != 0 {
+            let zeros = vec![0u8; (align - rem) as usize];
+            self.write(&zeros)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `len u32 | body | crc32c(body)`.
+    fn write_framed(&mut self, body: &[u8], what: &str) -> Result<()> {
+        let len = u32::try_from(body.len())
+            .map_err(|_| BlockError::Invalid(format!("{what} exceeds 4 GiB")))?;
+        self.write(&len.to_be_bytes())?;
+        self.write(body)?;
+        self.write(&crc32c(body).to_be_bytes())
+    }
+
+    fn write_symbols(&mut self) -> Result<()> {
+        self.toc.symbols = self.pos;
+        let count = u32::try_from(self.symbols.len())
+            .map_err(|_| BlockError::Invalid("too many symbols".into()))?;
+        let mut body = count.to_be_bytes().to_vec();
+        for s in &self.symbols {
+            put_uvarint_str(&mut body, s);
+        }
+        self.write_framed(&body, "symbol table")
+    }
+
+    fn symbol_ref(&self, s: &str) -> Result<u32> {
+        match self.symbols.binary_search_by(|x| x.as_str().cmp(s)) {
+            Ok(i) => Ok(i as u32),
+            Err(_) => Err(BlockError::Invalid(format!(
+                "symbol {s:?} was not declared when the block writer was created"
+            ))),
+        }
+    }
+
+    /// Would `labels` be accepted as the next series (non-empty, sorted after the previous one,
+    /// every string a declared symbol)?
+    pub fn check_next(&self, labels: &Labels) -> Result<()> {
+        if labels.is_empty() {
+            return Err(BlockError::Invalid("series with an empty label set".into()));
+        }
+        if let Some(prev) = &self.last_labels {
+            if labels <= prev {
+                return Err(BlockError::Invalid(format!(
+                    "series {labels} added out of order (after {prev})"
+                )));
+            }
+        }
+        for l in labels.iter() {
+            self.symbol_ref(&l.name)?;
+            self.symbol_ref(&l.value)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one series entry. Labels must sort strictly after the previous series; chunk
+    /// metas must be time-ordered, non-overlapping, with increasing references.
+    pub fn add_series(&mut self, labels: &Labels, chunks: &[ChunkMeta]) -> Result<()> {
+        self.check_next(labels)?;
+        let mut prev: Option<&ChunkMeta> = None;
+        for c in chunks {
+            if c.min_time > c.max_time {
+                return Err(BlockError::Invalid(format!(
+                    "series {labels}: chunk min time {} > max time {}",
+                    c.min_time, c.max_time
+                )));
+            }
+            if let Some(p) = prev {
+                if c.min_time <= p.max_time {
+                    return Err(BlockError::Invalid(format!(
+                        "series {labels}: chunk [{}, {}] overlaps or precedes the previous chunk ending at {}",
+                        c.min_time, c.max_time, p.max_time
+                    )));
+                }
+            }
+            if self.last_chunk_ref.is_some_and(|r| c.reference <= r) {
+                return Err(BlockError::Invalid(format!(
+                    "series {labels}: chunk references must increase"
+                )));
+            }
+            self.last_chunk_ref = Some(c.reference);
+            prev = Some(c);
+        }
+        self.pad_to(16)?;
+        let id = u32::try_from(self.pos / 16)
+            .map_err(|_| BlockError::Invalid("index exceeds 64 GiB of series".into()))?;
+        let mut body = std::mem::take(&mut self.buf);
+        body.clear();
+        put_uvarint(&mut body, labels.len() as u64);
+        let mut refs = Vec::with_capacity(labels.len());
+        for l in labels.iter() {
+            let n = self.symbol_ref(&l.name)?;
+            let v = self.symbol_ref(&l.value)?;
+            put_uvarint(&mut body, n as u64);
+            put_uvarint(&mut body, v as u64);
+            refs.push((n, v));
+        }
+        put_uvarint(&mut body, chunks.len() as u64);
+        let mut last: Option<&ChunkMeta> = None;
+        for c in chunks {
+            match last {
+                None => {
+                    put_varint(&mut body, c.min_time);
+                    put_uvarint(&mut body, c.max_time.wrapping_sub(c.min_time) as u64);
+                    put_uvarint(&mut body, c.reference);
+                }
+                Some(p) => {
+                    put_uvarint(&mut body, c.min_time.wrapping_sub(p.max_time) as u64);
+                    put_uvarint(&mut body, c.max_time.wrapping_sub(c.min_time) as u64);
+                    put_varint(&mut body, c.reference.wrapping_sub(p.reference) as i64);
+                }
+            }
+            last = Some(c);
+        }
+        let mut entry = Vec::with_capacity(body.len() + 10);
+        put_uvarint(&mut entry, body.len() as u64);
+        entry.extend_from_slice(&body);
+        entry.extend_from_slice(&crc32c(&body).to_be_bytes());
+        self.write(&entry)?;
+        self.buf = body;
+        for key in refs {
+            self.postings.entry(key).or_default().push(id);
+        }
+        self.all.push(id);
+        self.last_labels = Some(labels.clone());
+        Ok(())
+    }
+
+    fn write_postings_list(&mut self, ids: &[u32]) -> Result<u64> {
+        self.pad_to(4)?;
+        let at = self.pos;
+        let mut body = Vec::with_capacity(4 + ids.len() * 4);
+        body.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in ids {
+            body.extend_from_slice(&id.to_be_bytes());
+        }
+        self.write_framed(&body, "postings list")?;
+        Ok(at)
+    }
+
+    /// Writes postings, the postings offset table and the TOC, then fsyncs. Returns the size.
+    pub fn finish(mut self) -> Result<u64> {
+        self.toc.label_indices = self.pos;
+        self.pad_to(4)?;
+        self.toc.postings = self.pos;
+        let mut table = Vec::new();
+        let mut entries: u32 = 0;
+        let all = std::mem::take(&mut self.all);
+        let postings = std::mem::take(&mut self.postings);
+        let mut keyed: Vec<(u32, u32, u64)> = Vec::with_capacity(postings.len() + 1);
+        keyed.push((0, 0, self.write_postings_list(&all)?));
+        for ((n, v), ids) in &postings {
+            keyed.push((*n, *v, self.write_postings_list(ids)?));
+        }
+        for (n, v, off) in keyed {
+            let name = self
+                .symbols
+                .get(n as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            let value = self
+                .symbols
+                .get(v as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            put_uvarint(&mut table, 2);
+            put_uvarint_str(&mut table, name);
+            put_uvarint_str(&mut table, value);
+            put_uvarint(&mut table, off);
+            entries += 1;
+        }
+        self.toc.postings_table = self.pos;
+        self.toc.label_indices_table = self.toc.postings_table;
+        let mut body = entries.to_be_bytes().to_vec();
+        body.extend_from_slice(&table);
+        self.write_framed(&body, "postings offset table")?;
+        let toc = self.toc.encode();
+        self.write(&toc)?;
+        let f = self
+            .w
+            .into_inner()
+            .map_err(|e| io_err(&self.path, e.into_error()))?;
+        f.sync_all().map_err(|e| io_err(&self.path, e))?;
+        Ok(self.pos)
+    }
+}

@@ -1,0 +1,263 @@
+//! Batched appends to the head. `add` validates against the series' committed state and the
+//! batch so far and buffers; `commit` writes Series records for series never logged and one
+//! Samples record to the WAL, and only then applies the batch to memory.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::series::{check, Check, MemSeries};
+use super::{labels_hash, Head, HeadError, Result};
+use crate::storage::model::Labels;
+use crate::storage::wal::record::{encode_samples_iter, encode_series};
+use crate::storage::wal::{RefSample, RefSeries};
+
+struct Pending {
+    series: Arc<MemSeries>,
+    /// Newest sample of the batch for this series.
+    last: Option<(i64, u64)>,
+}
+
+/// An appender's buffers, recycled through the head's pool so that a steady stream of
+/// batches does not regrow (and rehash) them every time.
+#[derive(Default)]
+pub(super) struct Buffers {
+    pending: Vec<Pending>,
+    by_ref: FxHashMap<u64, u32>,
+    samples: Vec<(u32, i64, f64)>,
+    wal_buf: Vec<u8>,
+}
+
+/// Pooled buffers beyond this many are freed.
+const POOL_MAX: usize = 32;
+
+/// A batch of samples; dropped without `commit`, it is discarded (rollback).
+pub struct HeadAppender<'a> {
+    head: &'a Head,
+    pending: Vec<Pending>,
+    by_ref: FxHashMap<u64, u32>,
+    samples: Vec<(u32, i64, f64)>,
+    wal_buf: Vec<u8>,
+}
+
+impl Drop for HeadAppender<'_> {
+    fn drop(&mut self) {
+        self.pending.clear();
+        self.by_ref.clear();
+        self.samples.clear();
+        let mut pool = self.head.appender_pool.lock();
+        // A one-off huge batch should not pin its buffers.
+        if pool.len() < POOL_MAX && self.samples.capacity() <= 1 << 16 {
+            pool.push(Buffers {
+                pending: std::mem::take(&mut self.pending),
+                by_ref: std::mem::take(&mut self.by_ref),
+                samples: std::mem::take(&mut self.samples),
+                wal_buf: std::mem::take(&mut self.wal_buf),
+            });
+        }
+    }
+}
+
+impl<'a> HeadAppender<'a> {
+    pub(super) fn new(head: &'a Head) -> Self {
+        let b = head.appender_pool.lock().pop().unwrap_or_default();
+        HeadAppender {
+            head,
+            pending: b.pending,
+            by_ref: b.by_ref,
+            samples: b.samples,
+            wal_buf: b.wal_buf,
+        }
+    }
+
+    /// Buffers one sample for the series with these labels.
+    pub fn add(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()> {
+        self.append(0, labels, t, v).map(|_| ())
+    }
+
+    /// Like `add`, Prometheus-style: a non-zero `series_ref` from an earlier call skips the
+    /// label lookup. Returns the series ref to pass next time.
+    pub fn append(&mut self, series_ref: u64, labels: &Labels, t: i64, v: f64) -> Result<u64> {
+        let head = self.head;
+        if t < head.appendable_min_valid_time() {
+            head.stats.out_of_bounds.fetch_add(1, Ordering::Relaxed);
+            return Err(HeadError::OutOfBounds);
+        }
+        let idx = match self.by_ref.get(&series_ref) {
+            Some(&i) if series_ref != 0 => i,
+            _ => {
+                let series = match head.get_by_ref(series_ref).filter(|_| series_ref != 0) {
+                    Some(s) => s,
+                    None => {
+                        if labels.is_empty() {
+                            return Err(HeadError::EmptyLabels);
+                        }
+                        let hash = labels_hash(labels);
+                        head.get_or_create(labels, hash, None).0
+                    }
+                };
+                match self.by_ref.get(&series.series_ref) {
+                    Some(&i) => i,
+                    None => {
+                        let base = series.data.lock().last;
+                        let i = self.pending.len() as u32;
+                        self.by_ref.insert(series.series_ref, i);
+                        self.pending.push(Pending { series, last: base });
+                        i
+                    }
+                }
+            }
+        };
+        let p = &mut self.pending[idx as usize];
+        match check(p.last, t, v) {
+            Check::Append => {
+                p.last = Some((t, v.to_bits()));
+                self.samples.push((idx, t, v));
+                Ok(p.series.series_ref)
+            }
+            Check::Duplicate => Ok(p.series.series_ref),
+            Check::OutOfOrder => {
+                head.stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+                Err(HeadError::OutOfOrder)
+            }
+            Check::DuplicateTimestamp => {
+                head.stats
+                    .duplicate_timestamp
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(HeadError::DuplicateTimestamp)
+            }
+        }
+    }
+
+    /// Number of buffered samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Discards the batch.
+    pub fn rollback(self) {}
+
+    /// Logs the batch to the WAL (returning only after the write, and the fsync when
+    /// configured), then applies it. Samples that became invalid because another appender
+    /// committed newer data to the same series meanwhile are dropped and counted at apply
+    /// time, as Prometheus does. Commits are serialised, so replaying the WAL runs the same
+    /// checks in the same order and rebuilds exactly the same head.
+    pub fn commit(mut self) -> Result<()> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        let head = self.head;
+        // Encoding outside the commit lock lets other appenders' encoding overlap ours.
+        self.wal_buf.clear();
+        if head.wal().is_some()
+            && self
+                .samples
+                .iter()
+                .all(|&(_, t, _)| t >= head.min_valid_time())
+        {
+            encode_samples_iter(wal_samples(&self.pending, &self.samples), &mut self.wal_buf);
+        }
+        let _commit = head.commit_lock.lock();
+        let min_valid = head.min_valid_time();
+
+        // Series truncated away since `add` come back under a fresh ref (and the record
+        // encoded above must then be redone).
+        let mut resurrected = false;
+        for p in self.pending.iter_mut() {
+            if p.series.is_removed() {
+                p.series = head
+                    .get_or_create(&p.series.labels.to_labels(), p.series.hash, None)
+                    .0;
+                resurrected = true;
+            }
+        }
+        let before = self.samples.len();
+        if self.samples.iter().any(|&(_, t, _)| t < min_valid) {
+            // The encoded record would carry samples we are about to drop.
+            self.wal_buf.clear();
+        }
+        self.samples.retain(|&(_, t, _)| t >= min_valid);
+        head.stats
+            .out_of_bounds
+            .fetch_add((before - self.samples.len()) as u64, Ordering::Relaxed);
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+
+        if let Some(wal) = head.wal() {
+            if resurrected || self.wal_buf.is_empty() {
+                self.wal_buf.clear();
+                encode_samples_iter(wal_samples(&self.pending, &self.samples), &mut self.wal_buf);
+            }
+            let new_series: Vec<RefSeries> = self
+                .pending
+                .iter()
+                .filter(|p| !p.series.logged.load(Ordering::Acquire))
+                .map(|p| RefSeries {
+                    series_ref: p.series.series_ref,
+                    labels: p.series.labels.to_labels(),
+                })
+                .collect();
+            if new_series.is_empty() {
+                wal.log_encoded(&[&self.wal_buf])?;
+            } else {
+                let mut series_buf = Vec::new();
+                encode_series(&new_series, &mut series_buf);
+                wal.log_encoded(&[&series_buf, &self.wal_buf])?;
+                for p in &self.pending {
+                    p.series.logged.store(true, Ordering::Release);
+                }
+            }
+        }
+
+        let range = head.chunk_range();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut appended = 0u64;
+        for &(i, t, v) in &self.samples {
+            let p = &self.pending[i as usize];
+            let mut d = p.series.data.lock();
+            match check(d.last, t, v) {
+                Check::Append => {
+                    d.append(t, v, range);
+                    drop(d);
+                    appended += 1;
+                    lo = lo.min(t);
+                    hi = hi.max(t);
+                }
+                Check::Duplicate => {}
+                Check::OutOfOrder => {
+                    head.stats.out_of_order.fetch_add(1, Ordering::Relaxed);
+                }
+                Check::DuplicateTimestamp => {
+                    head.stats
+                        .duplicate_timestamp
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if appended > 0 {
+            head.note_time(lo);
+            head.note_time(hi);
+        }
+        head.stats
+            .samples_appended
+            .fetch_add(appended, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn wal_samples<'b>(
+    pending: &'b [Pending],
+    samples: &'b [(u32, i64, f64)],
+) -> impl Iterator<Item = RefSample> + 'b {
+    samples.iter().map(|&(i, t, v)| RefSample {
+        series_ref: pending[i as usize].series.series_ref,
+        t,
+        v,
+    })
+}
