@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod cli;
+pub mod cluster;
 
 pub mod config;
 pub mod http;
@@ -11,4 +12,5 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod promql;
+pub mod scrape;
 pub mod storage;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use strata::config::Config;
+use strata::config::{Config, Overrides};
 use strata::logging::{self, LogFormat};
 use strata::node::{self, Listeners, StartOptions};
 
@@ -81,41 +81,14 @@ impl NodeArgs {
             Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
             None => Config::embedded_default(),
         };
-        self.apply_to(&mut cfg)?;
-        cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let overrides = Overrides {
+            web_listen: self.web_listen_address.clone(),
+            data_dir: self.data_dir.clone(),
+            node_id: self.node_id.clone(),
+            join: self.join.clone(),
+        };
+        cfg.apply_overrides(&overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(cfg)
-    }
-}
-
-impl NodeArgs {
-    /// Flags win over the file. Values derived from an overridden one (the self-scrape target,
-    /// the default bucket dir under the data dir) follow it.
-    fn apply_to(&self, cfg: &mut Config) -> anyhow::Result<()> {
-        if let Some(addr) = &self.web_listen_address {
-            let new = strata::config::parse_socket_addr(addr).map_err(|e| anyhow::anyhow!("--web.listen-address: {e}"))?;
-            let old = cfg.node.web_listen.to_string();
-            for job in &mut cfg.scrape_configs {
-                for sc in &mut job.static_configs {
-                    for t in &mut sc.targets {
-                        if *t == old {
-                            *t = new.to_string();
-                        }
-                    }
-                }
-            }
-            cfg.node.web_listen = new;
-        }
-        if let Some(dir) = &self.data_dir {
-            if cfg.bucket.filesystem.dir == cfg.node.data_dir.join("bucket") {
-                cfg.bucket.filesystem.dir = dir.join("bucket");
-            }
-            cfg.node.data_dir = dir.clone();
-        }
-        if let Some(id) = &self.node_id {
-            cfg.node.id = id.clone();
-        }
-        cfg.cluster.join.extend(self.join.iter().cloned());
-        Ok(())
     }
 }
 

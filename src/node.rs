@@ -17,6 +17,8 @@ use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
 use crate::config::{Config, Role};
 use crate::http::query::QueryService;
 use crate::promql::{Engine, EngineOptions};
+use crate::storage::bucket::config::{open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config};
+use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
 use crate::storage::db::{Db, DbOptions};
 use crate::storage::model::{Labels, Queryable};
 use crate::http;
@@ -32,6 +34,8 @@ pub enum NodeError {
     EmptyToken(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the bucket: {0}")]
+    Bucket(#[from] crate::storage::bucket::BucketError),
     #[error("cannot open the local TSDB: {0}")]
     Db(#[from] crate::storage::db::DbError),
     #[error(transparent)]
@@ -136,6 +140,42 @@ async fn open_db(config: &Config, dir: &std::path::Path) -> Result<Arc<Db>> {
     Ok(Arc::new(db))
 }
 
+/// The bucket section of the config in the shape the bucket layer takes. S3 keys come from the
+/// config or, when absent there, from the usual AWS environment variables.
+pub fn bucket_config(cfg: &crate::config::BucketConfig) -> BucketSettings {
+    use crate::config::BucketType;
+    let secret = |s: &crate::config::Secret| (!s.is_empty()).then(|| s.expose().to_string());
+    match cfg.bucket_type {
+        BucketType::Filesystem => BucketSettings {
+            kind: BucketKind::Filesystem,
+            filesystem: Some(FilesystemConfig { dir: cfg.filesystem.dir.clone() }),
+            s3: None,
+            retry: Default::default(),
+        },
+        BucketType::S3 => {
+            let s3 = S3Config {
+                endpoint: cfg.s3.endpoint.clone(),
+                bucket: cfg.s3.bucket.clone(),
+                region: cfg.s3.region.clone(),
+                path_style: cfg.s3.path_style,
+                access_key: secret(&cfg.s3.access_key),
+                secret_key: secret(&cfg.s3.secret_key),
+                request_timeout_secs: 300,
+                multipart_threshold_bytes: None,
+            };
+            BucketSettings { kind: BucketKind::S3, filesystem: None, s3: Some(s3), retry: Default::default() }
+        }
+    }
+}
+
+/// The external labels blocks are shipped with: the configured ones plus this node's replica
+/// label, so that replicas of the same targets stay distinct streams the query side dedups.
+pub fn shipping_labels(config: &Config) -> std::collections::BTreeMap<String, String> {
+    let mut labels = config.global.external_labels.clone();
+    labels.entry(config.cluster.replica_label.clone()).or_insert_with(|| config.node.id.clone());
+    labels
+}
+
 /// Starts a node on the given listeners; the node stops when `shutdown` is cancelled.
 pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationToken, opts: StartOptions) -> Result<NodeHandle> {
     let config = Arc::new(config);
@@ -156,7 +196,18 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     let external_labels = Labels::from_pairs(config.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     let queryable: Arc<dyn Queryable> = db.clone();
     let query = Arc::new(QueryService::new(Engine::new(EngineOptions::default()), queryable, MAX_CONCURRENT_QUERIES, external_labels));
-    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone() });
+    let bucket = open_bucket(&bucket_config(&config.bucket), &mut registry)?;
+    let shipper = Arc::new(Shipper::new(
+        ShipperConfig {
+            tsdb_dir: tsdb_dir.clone(),
+            external_labels: shipping_labels(&config),
+            source: "sidecar".to_string(),
+            upload_compacted: false,
+        },
+        bucket.clone(),
+        &mut registry,
+    ));
+    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone(), bucket, shipper });
     let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
     let running = Arc::new(RunningRoles::default());
     let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();

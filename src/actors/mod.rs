@@ -13,6 +13,8 @@ pub mod supervisor;
 use std::sync::Arc;
 
 use crate::config::{Config, Role};
+use crate::storage::bucket::shipper::Shipper;
+use crate::storage::bucket::ObjectStore;
 use crate::storage::db::Db;
 use role::RoleWorker;
 use supervisor::RoleFactory;
@@ -37,6 +39,9 @@ pub struct RoleContext {
     pub config: Arc<Config>,
     /// The node's local TSDB (head + WAL + local blocks).
     pub db: Arc<Db>,
+    pub bucket: Arc<dyn ObjectStore>,
+    /// Ships the local TSDB's blocks; owned by the node so its state outlives role moves.
+    pub shipper: Arc<Shipper>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

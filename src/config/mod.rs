@@ -11,6 +11,7 @@ mod http_client;
 mod locate;
 mod node;
 mod nullable;
+mod overrides;
 mod relabel;
 mod scrape;
 mod units;
@@ -33,6 +34,7 @@ pub use node::{
     check_host_port, default_node_id, parse_socket_addr, AdminConfig, BucketConfig, BucketType,
     ClusterConfig, FilesystemBucketConfig, NodeConfig, Role, S3BucketConfig, TsdbConfig,
 };
+pub use overrides::Overrides;
 pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
@@ -147,6 +149,18 @@ pub struct Config {
     /// Directory relative paths in the file are resolved against (the file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
+
+    /// Which values the loader filled in from others, so overrides can keep them in step.
+    #[serde(skip)]
+    derived: Derived,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Derived {
+    /// `bucket.filesystem.dir` was left out and is `<node.data_dir>/bucket`.
+    bucket_dir: bool,
+    /// The config is the embedded default, whose `strata` job scrapes `node.web_listen`.
+    self_scrape_target: bool,
 }
 
 /// The file holding extra scrape configs named by `scrape_config_files`.
@@ -184,6 +198,7 @@ impl Config {
             _storage: Unsupported,
             _tracing: Unsupported,
             base_dir: PathBuf::new(),
+            derived: Derived::default(),
         }
     }
 
@@ -198,6 +213,7 @@ impl Config {
             labels: BTreeMap::new(),
         });
         c.scrape_configs.push(job);
+        c.derived.self_scrape_target = true;
         c.finalize();
         c
     }
@@ -260,6 +276,7 @@ impl Config {
         }
         if self.bucket.filesystem.dir.as_os_str().is_empty() {
             self.bucket.filesystem.dir = self.node.data_dir.join("bucket");
+            self.derived.bucket_dir = true;
         }
     }
 
@@ -376,10 +393,51 @@ fn clean_message(raw: &str, key: &str) -> String {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c));
         if path_like && key.starts_with(head) {
-            return rest.to_string();
+            msg = rest;
         }
     }
-    msg.to_string()
+    shorten_unknown_field(msg)
+}
+
+/// serde lists every accepted key after an unknown one (dozens for a scrape config,
+/// including the refused Prometheus sections); name the closest accepted key instead.
+fn shorten_unknown_field(msg: &str) -> String {
+    let Some((head, list)) = msg.split_once(", expected one of ") else {
+        return msg.to_string();
+    };
+    let Some(unknown) = head
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.strip_suffix('`'))
+    else {
+        return msg.to_string();
+    };
+    let accepted = list
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .filter(|k| !unsupported::REFUSED.contains(k));
+    let best = accepted
+        .map(|k| (edit_distance(unknown, k), k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3));
+    match best {
+        Some((_, k)) => format!("{head}, did you mean `{k}`?"),
+        None => head.to_string(),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Places a validation error in the source text by its key path.

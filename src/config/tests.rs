@@ -152,11 +152,18 @@ fn unknown_key_names_path_and_line() {
     assert!(e.contains("test.yml:5:"), "{e}");
     assert!(e.contains("scrape_configs[0]"), "{e}");
     assert!(e.contains("unknown field `scrap_interval`"), "{e}");
+    assert!(e.contains("did you mean `scrape_interval`?"), "{e}");
+    assert!(!e.contains("kubernetes_sd_configs"), "{e}");
     assert!(e.contains(">"), "{e}");
     assert!(e.contains("^"), "{e}");
     let e = err("nodes:\n  id: x\n");
     assert!(
         e.contains("test.yml:1:1") && e.contains("unknown field `nodes`"),
+        "{e}"
+    );
+    let e = err("zzzzzzzz: 1\n");
+    assert!(
+        e.contains("unknown field `zzzzzzzz`") && !e.contains("did you mean"),
         "{e}"
     );
 }

@@ -90,13 +90,13 @@ pub fn now_ms() -> i64 {
 }
 
 fn promql_error(e: PromqlError) -> ApiError {
-    let kind = match e {
-        PromqlError::Parse(_) => ErrorType::BadData,
-        PromqlError::Execution(_) | PromqlError::Storage(_) => ErrorType::Execution,
-        PromqlError::Timeout(_) => ErrorType::Timeout,
-        PromqlError::Canceled(_) => ErrorType::Canceled,
+    let kind = match e.error_type() {
+        "bad_data" => ErrorType::BadData,
+        "timeout" => ErrorType::Timeout,
+        "canceled" => ErrorType::Canceled,
+        _ => ErrorType::Execution,
     };
-    if kind == ErrorType::BadData {
+    if matches!(e, PromqlError::Parse(_)) {
         return invalid("query", e);
     }
     ApiError::new(kind, e.to_string())

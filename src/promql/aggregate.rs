@@ -2,15 +2,16 @@
 //! `topk`, `bottomk`, `quantile`, `count_values`, `limitk`, `limit_ratio`) with `by`/`without`
 //! grouping, following Prometheus's NaN/Inf handling and output order (first-seen group order).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::parser::token::*;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
+use rustc_hash::FxHashMap;
 
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
 use crate::promql::functions::format_float;
-use crate::promql::value::{Elem, Val};
+use crate::promql::value::{hash_labels_where, Elem, Val};
 use crate::storage::model::{Labels, METRIC_NAME};
 
 /// Kahan-compensated running sum, as Prometheus uses for `sum` and `avg`.
@@ -119,17 +120,30 @@ fn group_labels(l: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     }
 }
 
+/// A hash of the grouping labels, computed without building them.
+fn group_hash(l: &Labels, modifier: Option<&LabelModifier>) -> u64 {
+    match modifier {
+        Some(LabelModifier::Include(names)) => {
+            hash_labels_where(l, |n| names.labels.iter().any(|x| x == n))
+        }
+        Some(LabelModifier::Exclude(names)) => hash_labels_where(l, |n| {
+            n != METRIC_NAME && !names.labels.iter().any(|x| x == n)
+        }),
+        None => 0,
+    }
+}
+
 /// Groups `elems` by their grouping labels, keeping first-seen group order.
 fn group(elems: Vec<Elem>, modifier: Option<&LabelModifier>) -> Vec<(Labels, Vec<Elem>)> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: FxHashMap<u64, usize> = FxHashMap::default();
     let mut groups: Vec<(Labels, Vec<Elem>)> = Vec::new();
     for e in elems {
-        let key = group_labels(&e.labels, modifier);
+        let key = group_hash(&e.labels, modifier);
         match index.get(&key) {
             Some(&i) => groups[i].1.push(e),
             None => {
-                index.insert(key.clone(), groups.len());
-                groups.push((key, vec![e]));
+                index.insert(key, groups.len());
+                groups.push((group_labels(&e.labels, modifier), vec![e]));
             }
         }
     }
@@ -246,7 +260,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
                     crate::promql::preprocess::go_quote(&label)
                 )));
             }
-            let mut index: HashMap<Labels, usize> = HashMap::new();
+            let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
             let mut counts: Vec<(Labels, f64)> = Vec::new();
             for (g, elems) in groups {
                 for e in elems {
@@ -263,7 +277,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
             out = counts
                 .into_iter()
                 .map(|(labels, v)| Elem {
-                    labels,
+                    labels: Arc::new(labels),
                     v,
                     drop_name: false,
                 })
@@ -275,7 +289,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
                 let values: Vec<f64> = elems.iter().map(|e| e.v).collect();
                 let v = simple_agg(op, values, num_param.unwrap_or(f64::NAN))?;
                 out.push(Elem {
-                    labels,
+                    labels: Arc::new(labels),
                     v,
                     drop_name,
                 });

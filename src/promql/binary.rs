@@ -2,14 +2,15 @@
 //! `and`/`or`/`unless`, vector matching with `on`/`ignoring`/`group_left`/`group_right`,
 //! the `fill*` modifiers, and Prometheus's matching errors.
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use promql_parser::parser::token::*;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
-use crate::promql::value::{Elem, Val};
+use crate::promql::value::{hash_labels_where, Elem, Val};
 use crate::storage::model::{Labels, METRIC_NAME};
 
 /// Applies `op` to two floats. Returns the value and whether a comparison kept it.
@@ -109,7 +110,7 @@ fn vector_scalar(
     Ok(out)
 }
 
-/// The labels that identify a match group.
+/// The labels that identify a match group (used for error messages).
 fn match_labels(l: &Labels, matching: Option<&LabelModifier>) -> Labels {
     match matching {
         Some(LabelModifier::Include(names)) => {
@@ -125,51 +126,74 @@ fn match_labels(l: &Labels, matching: Option<&LabelModifier>) -> Labels {
     }
 }
 
+/// A 64-bit hash of the match-group labels, computed without building them (as Prometheus
+/// does with its label-set signatures).
+fn signature(l: &Labels, matching: Option<&LabelModifier>) -> u64 {
+    match matching {
+        Some(LabelModifier::Include(names)) => {
+            hash_labels_where(l, |n| names.labels.iter().any(|x| x == n))
+        }
+        Some(LabelModifier::Exclude(names)) => hash_labels_where(l, |n| {
+            n != METRIC_NAME && !names.labels.iter().any(|x| x == n)
+        }),
+        None => hash_labels_where(l, |n| n != METRIC_NAME),
+    }
+}
+
+/// A 64-bit hash of a whole label set.
+fn full_hash(l: &Labels) -> u64 {
+    hash_labels_where(l, |_| true)
+}
+
 fn set_and(l: Vec<Elem>, r: Vec<Elem>, m: &BinModifier, unless: bool) -> Vec<Elem> {
-    let sigs: HashSet<Labels> = r
+    let sigs: FxHashSet<u64> = r
         .iter()
-        .map(|e| match_labels(&e.labels, m.matching.as_ref()))
+        .map(|e| signature(&e.labels, m.matching.as_ref()))
         .collect();
     l.into_iter()
-        .filter(|e| sigs.contains(&match_labels(&e.labels, m.matching.as_ref())) != unless)
+        .filter(|e| sigs.contains(&signature(&e.labels, m.matching.as_ref())) != unless)
         .collect()
 }
 
 fn set_or(l: Vec<Elem>, r: Vec<Elem>, m: &BinModifier) -> Vec<Elem> {
-    let sigs: HashSet<Labels> = l
+    let sigs: FxHashSet<u64> = l
         .iter()
-        .map(|e| match_labels(&e.labels, m.matching.as_ref()))
+        .map(|e| signature(&e.labels, m.matching.as_ref()))
         .collect();
     let mut out = l;
     for e in r {
-        if !sigs.contains(&match_labels(&e.labels, m.matching.as_ref())) {
+        if !sigs.contains(&signature(&e.labels, m.matching.as_ref())) {
             out.push(e);
         }
     }
     out
 }
 
-fn result_labels(many: &Labels, one: &Labels, m: &BinModifier) -> Labels {
+/// The labels of a result sample; the `many` side's labels are shared when unchanged.
+fn result_labels(many: &Arc<Labels>, one: Option<&Labels>, m: &BinModifier) -> Arc<Labels> {
     match &m.card {
         VectorMatchCardinality::OneToOne => match &m.matching {
             Some(LabelModifier::Include(names)) => {
                 let keep: Vec<&str> = names.labels.iter().map(|s| s.as_str()).collect();
-                many.keep_only(&keep)
+                Arc::new(many.keep_only(&keep))
             }
-            Some(LabelModifier::Exclude(names)) => {
+            Some(LabelModifier::Exclude(names)) if !names.labels.is_empty() => {
                 let drop: Vec<&str> = names.labels.iter().map(|s| s.as_str()).collect();
-                many.without(&drop)
+                Arc::new(many.without(&drop))
             }
-            None => many.clone(),
+            _ => Arc::clone(many),
         },
         VectorMatchCardinality::ManyToOne(inc) | VectorMatchCardinality::OneToMany(inc) => {
-            let mut out = many.clone();
-            for name in &inc.labels {
-                out = out.with(name, one.get(name).unwrap_or(""));
+            if inc.labels.is_empty() {
+                return Arc::clone(many);
             }
-            out
+            let mut out = (**many).clone();
+            for name in &inc.labels {
+                out = out.with(name, one.and_then(|o| o.get(name)).unwrap_or(""));
+            }
+            Arc::new(out)
         }
-        VectorMatchCardinality::ManyToMany => many.clone(),
+        VectorMatchCardinality::ManyToMany => Arc::clone(many),
     }
 }
 
@@ -185,26 +209,26 @@ fn vector_vector(
     // Prometheus applies fill_left/fill_right to the sides after the group_right swap.
     let (fill_many, fill_one) = (m.fill_values.lhs, m.fill_values.rhs);
     let matching = m.matching.as_ref();
-    let mut one_sigs: HashMap<Labels, usize> = HashMap::new();
+    let mut one_sigs: FxHashMap<u64, usize> = FxHashMap::default();
     for (i, e) in one.iter().enumerate() {
-        let sig = match_labels(&e.labels, matching);
+        let sig = signature(&e.labels, matching);
         if let Some(&prev) = one_sigs.get(&sig) {
             let side = if swap { "left" } else { "right" };
             return Err(PromqlError::exec(format!(
                 "found duplicate series for the match group {} on the {} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                sig, side, e.labels, one[prev].labels
+                match_labels(&e.labels, matching), side, e.labels, one[prev].labels
             )));
         }
         one_sigs.insert(sig, i);
     }
     let mut out = Vec::new();
-    let mut matched_one: HashSet<usize> = HashSet::new();
-    let mut one_to_one_seen: HashSet<Labels> = HashSet::new();
-    let mut inserted: HashMap<Labels, HashSet<Labels>> = HashMap::new();
-    let mut many_sigs: HashSet<Labels> = HashSet::new();
+    let mut matched_one: FxHashSet<usize> = FxHashSet::default();
+    let mut one_to_one_seen: FxHashSet<u64> = FxHashSet::default();
+    let mut inserted: FxHashMap<u64, FxHashSet<u64>> = FxHashMap::default();
+    let mut many_sigs: FxHashSet<u64> = FxHashSet::default();
     for ls in &many {
-        let sig = match_labels(&ls.labels, matching);
-        many_sigs.insert(sig.clone());
+        let sig = signature(&ls.labels, matching);
+        many_sigs.insert(sig);
         let (one_elem, one_v) = match one_sigs.get(&sig) {
             Some(&i) => {
                 matched_one.insert(i);
@@ -217,14 +241,13 @@ fn vector_vector(
         };
         let (l, r) = if swap { (one_v, ls.v) } else { (ls.v, one_v) };
         let (mut v, mut keep) = scalar_op(op, l, r)?;
-        let one_labels = one_elem.map(|e| e.labels.clone()).unwrap_or_default();
-        let labels = result_labels(&ls.labels, &one_labels, m);
+        let labels = result_labels(&ls.labels, one_elem.map(|e| e.labels.as_ref()), m);
         if one_elem.is_some() {
             if matches!(m.card, VectorMatchCardinality::OneToOne) {
-                if !one_to_one_seen.insert(sig.clone()) {
+                if !one_to_one_seen.insert(sig) {
                     return Err(PromqlError::exec("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"));
                 }
-            } else if !inserted.entry(sig).or_default().insert(labels.clone()) {
+            } else if !inserted.entry(sig).or_default().insert(full_hash(&labels)) {
                 return Err(PromqlError::exec(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
@@ -249,7 +272,7 @@ fn vector_vector(
             if matched_one.contains(&i) {
                 continue;
             }
-            let sig = match_labels(&rs.labels, matching);
+            let sig = signature(&rs.labels, matching);
             if many_sigs.contains(&sig) {
                 continue;
             }
@@ -262,7 +285,8 @@ fn vector_vector(
             if !keep {
                 continue;
             }
-            let labels = result_labels(&sig, &rs.labels, m);
+            let group = Arc::new(match_labels(&rs.labels, matching));
+            let labels = result_labels(&group, Some(&rs.labels), m);
             out.push(Elem {
                 labels,
                 v,

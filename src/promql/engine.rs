@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
+use rustc_hash::FxHashMap;
 
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
@@ -23,11 +25,15 @@ pub struct EngineOptions {
     pub lookback_delta: Duration,
     /// Most samples a query may hold in memory at once (default 50,000,000).
     pub max_samples: usize,
+    /// Most samples a query may decode from storage in total (default 500,000,000, about
+    /// 8 GB); the engine decodes each selector's window up front, so this bounds its memory.
+    pub max_loaded_samples: usize,
     /// Wall-clock budget of one query (default 2m).
     pub timeout: Duration,
     /// Step of subqueries written without one (`[5m:]`), Prometheus's evaluation interval.
     pub default_subquery_step: Duration,
-    /// Prometheus 3's delayed `__name__` removal (the test files assume it).
+    /// Prometheus 3's delayed `__name__` removal (feature flag `promql-delayed-name-removal`,
+    /// off in a stock server, so off by default; the upstream test files assume it on).
     pub delayed_name_removal: bool,
 }
 
@@ -36,9 +42,10 @@ impl Default for EngineOptions {
         EngineOptions {
             lookback_delta: Duration::from_secs(300),
             max_samples: 50_000_000,
+            max_loaded_samples: 500_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
-            delayed_name_removal: true,
+            delayed_name_removal: false,
         }
     }
 }
@@ -48,6 +55,9 @@ impl Default for EngineOptions {
 pub struct Engine {
     pub opts: EngineOptions,
 }
+
+/// Most steps a range query may have (Prometheus's API limit).
+const MAX_POINTS: i64 = 11_000;
 
 /// Label names removed together with `__name__` (Prometheus 3 type-and-unit metadata).
 pub(crate) const NAME_LIKE_LABELS: [&str; 3] = ["__name__", "__type__", "__unit__"];
@@ -106,6 +116,7 @@ impl Engine {
         cancel: Option<&AtomicBool>,
         pin: Option<i64>,
     ) -> Result<QueryValue> {
+        let t_ms = fetch::clamp_time(t_ms);
         let expr = parse_query(query, 0, 0)?;
         let mut ev = self.evaluator(queryable, &expr, t_ms, t_ms, 0, cancel, pin)?;
         let val = ev.eval_top(&expr, t_ms)?;
@@ -134,65 +145,79 @@ impl Engine {
         cancel: Option<&AtomicBool>,
     ) -> Result<QueryValue> {
         if step_ms <= 0 {
-            return Err(PromqlError::Parse("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
+            return Err(PromqlError::BadData("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
         }
         if end_ms < start_ms {
-            return Err(PromqlError::Parse(
+            return Err(PromqlError::BadData(
                 "end timestamp must not be before start time".into(),
+            ));
+        }
+        let (start_ms, end_ms) = (fetch::clamp_time(start_ms), fetch::clamp_time(end_ms));
+        let step_ms = step_ms.min(fetch::TIME_BOUND);
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS {
+            // Prometheus's API limit, applied here so every caller gets it.
+            return Err(PromqlError::BadData(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
         }
         let expr = parse_query(query, step_ms, end_ms - start_ms)?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
-                return Err(PromqlError::Parse(format!(
+                return Err(PromqlError::BadData(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 type_display(other)
             )))
             }
         }
         let mut ev = self.evaluator(queryable, &expr, start_ms, end_ms, step_ms, cancel, None)?;
-        let mut series: BTreeMap<(Labels, bool), Vec<Sample>> = BTreeMap::new();
-        let mut is_scalar = false;
+        // Output series in first-seen order, found by label set; a series that already has a
+        // point at this step means the step's vector held the same label set twice.
+        let mut index: FxHashMap<(Arc<Labels>, bool), usize> = FxHashMap::default();
+        let mut series: Vec<(Arc<Labels>, bool, Vec<Sample>)> = Vec::new();
         let mut total_points = 0usize;
         let mut t = start_ms;
         while t <= end_ms {
             ev.set_output_points(total_points);
-            match ev.eval_top(&expr, t)? {
-                Val::Scalar(v) => {
-                    is_scalar = true;
-                    series
-                        .entry((Labels::empty(), false))
-                        .or_default()
-                        .push(Sample { t, v });
-                    total_points += 1;
-                }
-                Val::Vector(elems) => {
-                    check_step_duplicates(&elems)?;
-                    total_points += elems.len();
-                    for e in elems {
-                        series
-                            .entry((e.labels, e.drop_name))
-                            .or_default()
-                            .push(Sample { t, v: e.v });
-                    }
-                }
+            let elems = match ev.eval_top(&expr, t)? {
+                Val::Scalar(v) => vec![Elem {
+                    labels: Arc::new(Labels::empty()),
+                    v,
+                    drop_name: false,
+                }],
+                Val::Vector(elems) => elems,
                 other => {
                     return Err(PromqlError::exec(format!(
                         "unexpected {} result in range query",
                         other.type_name()
                     )))
                 }
+            };
+            total_points += elems.len();
+            for e in elems {
+                let key = (e.labels, e.drop_name);
+                let i = match index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(key.clone(), series.len());
+                        series.push((key.0, key.1, Vec::new()));
+                        series.len() - 1
+                    }
+                };
+                let points = &mut series[i].2;
+                if points.last().is_some_and(|p| p.t == t) {
+                    return Err(PromqlError::exec(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                points.push(Sample { t, v: e.v });
             }
             if total_points > self.opts.max_samples {
                 return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
             }
             t += step_ms;
         }
-        let _ = is_scalar;
-        let value = Value::Matrix(finish_matrix(
-            series.into_iter().map(|((l, d), p)| (l, d, p)).collect(),
-        )?);
+        let value = Value::Matrix(finish_matrix(series)?);
         Ok(ev.into_result(value))
     }
 
@@ -220,9 +245,8 @@ impl Engine {
 /// Runs the pre-pass and the parser; errors are Prometheus `bad_data`.
 pub fn parse_query(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
     let rewritten = preprocess::rewrite(query, step_ms, range_ms).map_err(PromqlError::Parse)?;
-    preprocess::register_wrappers();
     let expr = parser::parse(&rewritten).map_err(PromqlError::Parse)?;
-    preprocess::validate(&expr).map_err(PromqlError::Parse)?;
+    preprocess::validate(&expr).map_err(PromqlError::Execution)?;
     Ok(expr)
 }
 
@@ -233,19 +257,6 @@ fn type_display(t: ValueType) -> &'static str {
         ValueType::Matrix => "range vector",
         ValueType::String => "string",
     }
-}
-
-/// Prometheus rejects a step whose vector holds the same label set twice.
-fn check_step_duplicates(elems: &[Elem]) -> Result<()> {
-    let mut seen = BTreeSet::new();
-    for e in elems {
-        if !seen.insert((&e.labels, e.drop_name)) {
-            return Err(PromqlError::exec(
-                "vector cannot contain metrics with the same labelset",
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn drop_name_labels(l: &Labels) -> Labels {
@@ -259,7 +270,7 @@ fn finish_vector(elems: Vec<Elem>, t: i64) -> Result<Vec<VectorSample>> {
         let labels = if e.drop_name {
             drop_name_labels(&e.labels)
         } else {
-            e.labels
+            Arc::unwrap_or_clone(e.labels)
         };
         if !seen.insert(labels.clone()) {
             return Err(PromqlError::exec(
@@ -271,7 +282,7 @@ fn finish_vector(elems: Vec<Elem>, t: i64) -> Result<Vec<VectorSample>> {
     Ok(out)
 }
 
-fn finish_matrix(series: Vec<(Labels, bool, Vec<Sample>)>) -> Result<Vec<RangeSeries>> {
+fn finish_matrix(series: Vec<(Arc<Labels>, bool, Vec<Sample>)>) -> Result<Vec<RangeSeries>> {
     // Series whose names are dropped may collapse into one label set; that is fine as long
     // as they never have a point at the same timestamp (Prometheus merges them).
     let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
@@ -280,7 +291,7 @@ fn finish_matrix(series: Vec<(Labels, bool, Vec<Sample>)>) -> Result<Vec<RangeSe
         let labels = if drop {
             drop_name_labels(&labels)
         } else {
-            labels
+            Arc::unwrap_or_clone(labels)
         };
         match out.get_mut(&labels) {
             Some(existing) => {

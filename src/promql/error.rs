@@ -4,8 +4,11 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PromqlError {
     /// The query text does not parse (Prometheus `bad_data`).
-    #[error("{0}")]
+    #[error("parse error: {0}")]
     Parse(String),
+    /// Other invalid request parameters, e.g. a non-positive step (Prometheus `bad_data`).
+    #[error("{0}")]
+    BadData(String),
     /// Evaluation failed (Prometheus `execution`).
     #[error("{0}")]
     Execution(String),
@@ -24,7 +27,7 @@ impl PromqlError {
     /// The `errorType` string of the Prometheus HTTP API.
     pub fn error_type(&self) -> &'static str {
         match self {
-            PromqlError::Parse(_) => "bad_data",
+            PromqlError::Parse(_) | PromqlError::BadData(_) => "bad_data",
             PromqlError::Execution(_) | PromqlError::Storage(_) => "execution",
             PromqlError::Timeout(_) => "timeout",
             PromqlError::Canceled(_) => "canceled",

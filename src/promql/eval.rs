@@ -2,19 +2,24 @@
 //! for the query, dispatching to the binary, aggregation and function modules. It also owns
 //! the per-query bookkeeping: annotations, the sample budget and the deadline.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+use rustc_hash::FxHashMap;
 
 use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result, TOO_MANY_SAMPLES};
-use crate::promql::fetch::{at_ms, check_deadline, offset_ms, selector_key, Fetched};
+use crate::promql::fetch::{at_ms, check_deadline, dur_ms, offset_ms, selector_key, Fetched};
 use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::value::{Elem, MSeries, QueryValue, Val, Value};
 use crate::promql::{aggregate, binary, functions};
 use crate::storage::model::{is_stale_nan, Labels, Sample};
+
+/// How many series a selector walks between deadline/cancellation checks.
+const DEADLINE_CHECK_EVERY: usize = 1024;
 
 pub(crate) struct Evaluator<'a> {
     pub opts: &'a EngineOptions,
@@ -28,7 +33,7 @@ pub(crate) struct Evaluator<'a> {
     infos: BTreeSet<String>,
     step_samples: usize,
     output_points: usize,
-    sub_cache: HashMap<(usize, i64), Vec<Elem>>,
+    sub_cache: FxHashMap<(usize, i64), Arc<Vec<Elem>>>,
     /// An `@` applied to every selector and subquery outside subqueries that has none (the
     /// test harness's step-invariance check).
     pin: Option<i64>,
@@ -57,7 +62,7 @@ impl<'a> Evaluator<'a> {
             infos: BTreeSet::new(),
             step_samples: 0,
             output_points: 0,
-            sub_cache: HashMap::new(),
+            sub_cache: FxHashMap::default(),
             pin: None,
             sub_depth: 0,
         }
@@ -109,6 +114,19 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
+        let val = self.eval_node(expr, t)?;
+        if self.opts.delayed_name_removal {
+            return Ok(val);
+        }
+        match val {
+            Val::Vector(elems) if elems.iter().any(|e| e.drop_name) => {
+                Ok(Val::Vector(drop_names_now(elems)?))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn eval_node(&mut self, expr: &Expr, t: i64) -> Result<Val> {
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -181,11 +199,14 @@ impl<'a> Evaluator<'a> {
     /// (left-open), unless it is a staleness marker. Also returns the sample timestamps.
     pub fn vector_selector(&mut self, vs: &VectorSelector, t: i64) -> Result<Vec<(Elem, i64)>> {
         let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
-        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let lookback = dur_ms(self.opts.lookback_delta);
         let smoothed = selector_mode(vs) == RangeMode::Smoothed;
         let mut out = Vec::new();
         if let Some(list) = self.data.get(&selector_key(vs)) {
-            for s in list {
+            for (i, s) in list.iter().enumerate() {
+                if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
+                    check_deadline(self.deadline, self.cancel, "query execution")?;
+                }
                 let idx = s.samples.partition_point(|p| p.t <= base);
                 if idx == 0 {
                     continue;
@@ -217,11 +238,14 @@ impl<'a> Evaluator<'a> {
     pub fn matrix_selector(&mut self, ms: &MatrixSelector, t: i64) -> Result<Vec<MSeries>> {
         let vs = &ms.vs;
         let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
-        let range = ms.range.as_millis() as i64;
+        let range = dur_ms(ms.range);
         let mut out = Vec::new();
         let mut n = 0;
         if let Some(list) = self.data.get(&selector_key(vs)) {
-            for s in list {
+            for (i, s) in list.iter().enumerate() {
+                if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
+                    check_deadline(self.deadline, self.cancel, "query execution")?;
+                }
                 let lo = s.samples.partition_point(|p| p.t <= base - range);
                 let hi = s.samples.partition_point(|p| p.t <= base);
                 if lo >= hi {
@@ -251,25 +275,23 @@ impl<'a> Evaluator<'a> {
     /// `(base - range, base]`.
     pub fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Vec<MSeries>> {
         let base = self.at_of(&sq.at).unwrap_or(t) - offset_ms(&sq.offset);
-        let step = sq
-            .step
-            .unwrap_or(self.opts.default_subquery_step)
-            .as_millis() as i64;
+        let step = dur_ms(sq.step.unwrap_or(self.opts.default_subquery_step));
         if step <= 0 {
             return Err(PromqlError::exec("subquery step must be positive"));
         }
-        let mint = base - sq.range.as_millis() as i64;
+        let mint = base - dur_ms(sq.range);
         let mut ts = mint.div_euclid(step) * step;
         if ts <= mint {
             ts += step;
         }
-        let mut acc: BTreeMap<Labels, (bool, Vec<Sample>)> = BTreeMap::new();
+        let mut index: FxHashMap<Arc<Labels>, usize> = FxHashMap::default();
+        let mut acc: Vec<MSeries> = Vec::new();
         let key_ptr = &*sq.expr as *const Expr as usize;
         let mut n = 0;
         while ts <= base {
             check_deadline(self.deadline, self.cancel, "subquery evaluation")?;
             let elems = match self.sub_cache.get(&(key_ptr, ts)) {
-                Some(v) => v.clone(),
+                Some(v) => Arc::clone(v),
                 None => {
                     let saved = self.step_samples;
                     self.sub_depth += 1;
@@ -278,7 +300,7 @@ impl<'a> Evaluator<'a> {
                     let v = match inner? {
                         Val::Vector(v) => v,
                         Val::Scalar(v) => vec![Elem {
-                            labels: Labels::empty(),
+                            labels: Arc::new(Labels::empty()),
                             v,
                             drop_name: false,
                         }],
@@ -290,27 +312,32 @@ impl<'a> Evaluator<'a> {
                         }
                     };
                     self.step_samples = saved;
-                    self.sub_cache.insert((key_ptr, ts), v.clone());
+                    let v = Arc::new(v);
+                    self.sub_cache.insert((key_ptr, ts), Arc::clone(&v));
                     v
                 }
             };
             n += elems.len();
-            for e in elems {
-                let entry = acc.entry(e.labels).or_insert((e.drop_name, Vec::new()));
-                entry.0 |= e.drop_name;
-                entry.1.push(Sample { t: ts, v: e.v });
+            for e in elems.iter() {
+                let i = match index.get(&e.labels) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(Arc::clone(&e.labels), acc.len());
+                        acc.push(MSeries {
+                            labels: Arc::clone(&e.labels),
+                            points: Vec::new(),
+                            drop_name: false,
+                        });
+                        acc.len() - 1
+                    }
+                };
+                acc[i].drop_name |= e.drop_name;
+                acc[i].points.push(Sample { t: ts, v: e.v });
             }
             ts += step;
         }
         self.add_samples(n)?;
-        Ok(acc
-            .into_iter()
-            .map(|(labels, (drop_name, points))| MSeries {
-                labels,
-                points,
-                drop_name,
-            })
-            .collect())
+        Ok(acc)
     }
 }
 
@@ -353,13 +380,16 @@ impl Evaluator<'_> {
     ) -> Result<Vec<MSeries>> {
         let vs = &ms.vs;
         let base = self.at_of(&vs.at).unwrap_or(t) - offset_ms(&vs.offset);
-        let range = ms.range.as_millis() as i64;
+        let range = dur_ms(ms.range);
         let start = base - range;
-        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let lookback = dur_ms(self.opts.lookback_delta);
         let mut out = Vec::new();
         let mut n = 0;
         if let Some(list) = self.data.get(&selector_key(vs)) {
-            for s in list {
+            for (i, s) in list.iter().enumerate() {
+                if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
+                    check_deadline(self.deadline, self.cancel, "query execution")?;
+                }
                 let pts: Vec<Sample> = s
                     .samples
                     .iter()
@@ -415,4 +445,27 @@ impl Evaluator<'_> {
         self.add_samples(n)?;
         Ok(out)
     }
+}
+
+/// Without delayed name removal (a stock Prometheus server), functions and operators drop
+/// `__name__` right away, and a step whose vector then holds a label set twice fails.
+fn drop_names_now(elems: Vec<Elem>) -> Result<Vec<Elem>> {
+    let mut out = Vec::with_capacity(elems.len());
+    let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
+    for mut e in elems {
+        if e.drop_name {
+            e.labels = Arc::new(crate::promql::engine::drop_name_labels(&e.labels));
+            e.drop_name = false;
+        }
+        out.push(e);
+    }
+    for e in &out {
+        let h = crate::promql::value::hash_labels_where(&e.labels, |_| true);
+        if seen.insert(h, ()).is_some() {
+            return Err(PromqlError::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+    }
+    Ok(out)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use promql_parser::label::MatchOp as PMatchOp;
@@ -17,10 +18,14 @@ use crate::storage::model::{
     Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, METRIC_NAME,
 };
 
+/// Prometheus chunk encodings of native histogram chunks.
+const ENC_HISTOGRAM: u8 = 2;
+const ENC_FLOAT_HISTOGRAM: u8 = 3;
+
 /// The decoded samples of one selected series within the query window.
 #[derive(Clone, Debug)]
 pub(crate) struct SeriesData {
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub samples: Vec<Sample>,
 }
 
@@ -35,10 +40,24 @@ pub(crate) fn selector_key(vs: &VectorSelector) -> String {
     bare.to_string()
 }
 
+/// Times and durations are kept within ±2^52 ms (about 142,000 years) so that sums of a
+/// few of them can never overflow.
+pub(crate) const TIME_BOUND: i64 = 1 << 52;
+
+/// A duration in milliseconds, capped at `TIME_BOUND`.
+pub(crate) fn dur_ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(TIME_BOUND as u128) as i64
+}
+
+/// A timestamp clamped to ±`TIME_BOUND`.
+pub(crate) fn clamp_time(t: i64) -> i64 {
+    t.clamp(-TIME_BOUND, TIME_BOUND)
+}
+
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => dur_ms(*d),
+        Some(Offset::Neg(d)) => -dur_ms(*d),
         None => 0,
     }
 }
@@ -47,11 +66,11 @@ pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
 pub(crate) fn at_ms(at: &Option<AtModifier>, start: i64, end: i64) -> Option<i64> {
     match at {
         None => None,
-        Some(AtModifier::Start) => Some(start),
-        Some(AtModifier::End) => Some(end),
+        Some(AtModifier::Start) => Some(clamp_time(start)),
+        Some(AtModifier::End) => Some(clamp_time(end)),
         Some(AtModifier::At(st)) => Some(match st.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_millis() as i64,
-            Err(e) => -(e.duration().as_millis() as i64),
+            Ok(d) => dur_ms(d),
+            Err(e) => -dur_ms(e.duration()),
         }),
     }
 }
@@ -106,7 +125,7 @@ impl Walk<'_> {
     fn walk(&mut self, expr: &Expr, s: i64, e: i64) {
         match expr {
             Expr::VectorSelector(vs) => self.note(vs, s, e, 0),
-            Expr::MatrixSelector(ms) => self.note(&ms.vs, s, e, ms.range.as_millis() as i64),
+            Expr::MatrixSelector(ms) => self.note(&ms.vs, s, e, dur_ms(ms.range)),
             Expr::Subquery(sq) => {
                 let (s, e) = match self.at_of(&sq.at) {
                     Some(a) => (a, a),
@@ -114,7 +133,7 @@ impl Walk<'_> {
                 };
                 let off = offset_ms(&sq.offset);
                 self.depth += 1;
-                self.walk(&sq.expr, s - off - sq.range.as_millis() as i64, e - off);
+                self.walk(&sq.expr, s - off - dur_ms(sq.range), e - off);
                 self.depth -= 1;
             }
             Expr::Aggregate(a) => {
@@ -218,11 +237,13 @@ pub(crate) fn fetch_all(
         depth: 0,
         start,
         end,
-        lookback: opts.lookback_delta.as_millis() as i64,
+        lookback: dur_ms(opts.lookback_delta),
         needs: &mut needs,
     };
     w.walk(expr, start, end);
     let mut out = Fetched::new();
+    // Everything a query reads is decoded up front, so this bounds its memory.
+    let mut loaded = 0usize;
     for (key, need) in needs {
         check_deadline(deadline, cancel, "query preparation")?;
         let mut by_labels: std::collections::BTreeMap<Labels, Vec<Sample>> = Default::default();
@@ -230,6 +251,17 @@ pub(crate) fn fetch_all(
             for series in q.select(&set, need.mint, need.maxt, &SelectHints::default())? {
                 if by_labels.contains_key(&series.labels) {
                     continue;
+                }
+                if series
+                    .chunks
+                    .iter()
+                    .any(|c| c.encoding == ENC_HISTOGRAM || c.encoding == ENC_FLOAT_HISTOGRAM)
+                {
+                    return Err(PromqlError::exec(format!(
+                        "{} (series {})",
+                        crate::promql::histogram::NATIVE_HISTOGRAMS_UNSUPPORTED,
+                        series.labels
+                    )));
                 }
                 let mut it = SeriesIterator::new(series.chunks);
                 let mut samples = Vec::new();
@@ -244,12 +276,19 @@ pub(crate) fn fetch_all(
                     samples.push(s);
                     cur = it.next().map_err(corrupt)?;
                 }
+                loaded += samples.len();
+                if loaded > opts.max_loaded_samples {
+                    return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
+                }
                 by_labels.insert(series.labels, samples);
             }
         }
         let list = by_labels
             .into_iter()
-            .map(|(labels, samples)| SeriesData { labels, samples })
+            .map(|(labels, samples)| SeriesData {
+                labels: Arc::new(labels),
+                samples,
+            })
             .collect();
         out.insert(key, list);
     }

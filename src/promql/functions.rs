@@ -3,12 +3,13 @@
 //! Prometheus 3's rules for which functions drop `__name__`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use promql_parser::parser::{Call, Expr};
 
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
-use crate::promql::fetch::offset_ms;
+use crate::promql::fetch::{dur_ms, offset_ms};
 use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::range_functions::{self as rf, Window};
 use crate::promql::value::{Elem, Val};
@@ -66,11 +67,11 @@ fn window_of(ev: &Evaluator, e: &Expr, t: i64) -> Result<Window> {
     match unwrap_parens(e) {
         Expr::MatrixSelector(ms) => Ok(Window {
             end: ev.at_of(&ms.vs.at).unwrap_or(t) - offset_ms(&ms.vs.offset),
-            range: ms.range.as_millis() as i64,
+            range: dur_ms(ms.range),
         }),
         Expr::Subquery(sq) => Ok(Window {
             end: ev.at_of(&sq.at).unwrap_or(t) - offset_ms(&sq.offset),
-            range: sq.range.as_millis() as i64,
+            range: dur_ms(sq.range),
         }),
         _ => Err(PromqlError::exec(
             "expected a range vector selector or subquery",
@@ -220,7 +221,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         "vector" => {
             let v = ev.eval_scalar(arg(c, 0)?, t)?;
             Ok(Val::Vector(vec![Elem {
-                labels: Labels::empty(),
+                labels: Arc::new(Labels::empty()),
                 v,
                 drop_name: false,
             }]))
@@ -275,7 +276,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => match c.args.args.first() {
             None => Ok(Val::Vector(vec![Elem {
-                labels: Labels::empty(),
+                labels: Arc::new(Labels::empty()),
                 v: date_part(name, t as f64 / 1000.0),
                 drop_name: false,
             }])),
@@ -295,7 +296,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             let v = ev.eval_vector(a, t)?;
             if v.is_empty() {
                 Ok(Val::Vector(vec![Elem {
-                    labels: absent_labels(a),
+                    labels: Arc::new(absent_labels(a)),
                     v: 1.0,
                     drop_name: false,
                 }]))
@@ -308,7 +309,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             let m = ev.eval_matrix(a, t)?;
             if m.is_empty() {
                 Ok(Val::Vector(vec![Elem {
-                    labels: absent_labels(a),
+                    labels: Arc::new(absent_labels(a)),
                     v: 1.0,
                     drop_name: false,
                 }]))
@@ -358,8 +359,14 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             }
             histogram::histogram_quantiles(ev, v, &label, &qs)
         }
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
-        | "histogram_stddev" | "histogram_stdvar" => {
+        "histogram_fraction" => {
+            let lower = ev.eval_scalar(arg(c, 0)?, t)?;
+            let upper = ev.eval_scalar(arg(c, 1)?, t)?;
+            let v = ev.eval_vector(arg(c, 2)?, t)?;
+            histogram::histogram_fraction(ev, lower, upper, v)
+        }
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
             // These only read native histogram samples; float series contribute nothing.
             for a in &c.args.args {
                 ev.eval(a, t)?;
@@ -458,7 +465,7 @@ fn eval_extended(
 ) -> Result<Val> {
     let counter = matches!(name, "rate" | "increase");
     let series = ev.extended_range(ms, t, mode, counter)?;
-    let range_s = ms.range.as_millis() as f64 / 1000.0;
+    let range_s = dur_ms(ms.range) as f64 / 1000.0;
     let mut out = Vec::with_capacity(series.len());
     for s in series {
         let (Some(first), Some(last)) = (s.points.first(), s.points.last()) else {

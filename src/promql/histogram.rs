@@ -2,7 +2,9 @@
 //! `le` label), with Prometheus's bucket coalescing and monotonicity fix. Native histogram
 //! inputs are not supported yet and give a clear error where they would be needed.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::promql::error::Result;
 use crate::promql::eval::Evaluator;
@@ -119,7 +121,7 @@ fn parse_le(s: &str) -> Option<f64> {
 
 /// Groups bucket series by their labels without `le`, in first-seen order.
 fn bucket_groups(ev: &mut Evaluator, v: Vec<Elem>) -> Vec<(Labels, Vec<Bucket>)> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
     let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
     for e in v {
         let le_raw = e.labels.get("le").unwrap_or("").to_string();
@@ -173,7 +175,7 @@ pub(crate) fn histogram_quantile(ev: &mut Evaluator, q: f64, v: Vec<Elem>) -> Re
             forced_info(ev, &labels);
         }
         out.push(Elem {
-            labels,
+            labels: Arc::new(labels),
             v: res,
             drop_name: true,
         });
@@ -204,7 +206,7 @@ pub(crate) fn histogram_quantiles(
             let (res, forced) = bucket_quantile(q, &mut b);
             any_forced |= forced;
             out.push(Elem {
-                labels: labels.with(label, &format_bound(q)),
+                labels: Arc::new(labels.with(label, &format_bound(q))),
                 v: res,
                 drop_name: true,
             });
@@ -214,4 +216,127 @@ pub(crate) fn histogram_quantiles(
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// The fraction of observations between `lower` and `upper` in classic buckets, with
+/// Prometheus's interpolation: the first bucket starts at 0 when its bound is positive, and
+/// observations of an infinitely wide bucket sit at its infinite end.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) -> f64 {
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    match buckets.last() {
+        Some(b) if b.upper == f64::INFINITY => {}
+        _ => return f64::NAN,
+    }
+    let mut merged: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.upper == b.upper => last.count += b.count,
+            _ => merged.push(*b),
+        }
+    }
+    let count = merged[merged.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let mut rank = 0.0;
+    let (mut lower_rank, mut upper_rank) = (None, None);
+    for (i, b) in merged.iter().enumerate() {
+        let lo = match i {
+            0 if b.upper > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => merged[i - 1].upper,
+        };
+        let hi = b.upper;
+        let interpolate = |v: f64| {
+            if lo == f64::NEG_INFINITY {
+                b.count
+            } else if hi == f64::INFINITY {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lo) / (hi - lo)
+            }
+        };
+        if lower_rank.is_none() && lo >= lower {
+            lower_rank = Some(rank);
+        }
+        if upper_rank.is_none() && lo >= upper {
+            upper_rank = Some(rank);
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        if lower_rank.is_none() && lo < lower && hi > lower {
+            lower_rank = Some(interpolate(lower));
+        }
+        if upper_rank.is_none() && lo < upper && hi > upper {
+            upper_rank = Some(interpolate(upper));
+        }
+        if lower_rank.is_some() && upper_rank.is_some() {
+            break;
+        }
+        rank = b.count;
+    }
+    let lr = lower_rank.filter(|r| *r <= count).unwrap_or(count);
+    let ur = upper_rank.filter(|r| *r <= count).unwrap_or(count);
+    (ur - lr) / count
+}
+
+/// `histogram_fraction(lower, upper, v)` over classic histograms.
+pub(crate) fn histogram_fraction(
+    ev: &mut Evaluator,
+    lower: f64,
+    upper: f64,
+    v: Vec<Elem>,
+) -> Result<Val> {
+    let mut out = Vec::new();
+    for (labels, mut buckets) in bucket_groups(ev, v) {
+        let res = bucket_fraction(lower, upper, &mut buckets);
+        out.push(Elem {
+            labels: Arc::new(labels),
+            v: res,
+            drop_name: true,
+        });
+    }
+    Ok(Val::Vector(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(v: &[(f64, f64)]) -> Vec<Bucket> {
+        v.iter()
+            .map(|&(upper, count)| Bucket { upper, count })
+            .collect()
+    }
+
+    #[test]
+    fn fractions_of_classic_buckets() {
+        let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (f64::INFINITY, 100.0)];
+        assert!((bucket_fraction(0.0, 1.5, &mut b(&pos)) - 0.02).abs() < 1e-12);
+        assert!((bucket_fraction(400.0, f64::INFINITY, &mut b(&pos)) - 0.94).abs() < 1e-12);
+        let neg = [
+            (-3.0, 10.0),
+            (-2.0, 12.0),
+            (-1.0, 15.0),
+            (f64::INFINITY, 100.0),
+        ];
+        assert!((bucket_fraction(-4.0, -2.0, &mut b(&neg)) - 0.02).abs() < 1e-12);
+        assert!(bucket_fraction(0.0, 1.0, &mut b(&[(f64::INFINITY, 0.0)])).is_nan());
+    }
+
+    #[test]
+    fn quantile_with_monotonicity_fix() {
+        let mut v = b(&[(0.1, 2.0), (1.0, 1.0), (f64::INFINITY, 3.0)]);
+        let (q, forced) = bucket_quantile(0.5, &mut v);
+        assert!(forced);
+        assert!((q - 0.075).abs() < 1e-9, "{q}");
+    }
 }

@@ -3,6 +3,7 @@
 //! (`instance`, `job`), following Prometheus 3's rules for filters, conflicts and fallbacks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher, Matchers};
 use promql_parser::parser::{Call, Expr, VectorSelector};
@@ -78,7 +79,7 @@ pub(crate) fn eval_info(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         name_matchers.push(Matcher::equal(METRIC_NAME, n.clone()));
     }
     // Latest info sample per (metric name, identifying labels).
-    let mut infos: BTreeMap<(String, Labels), (i64, Labels)> = BTreeMap::new();
+    let mut infos: BTreeMap<(String, Labels), (i64, Arc<Labels>)> = BTreeMap::new();
     for (e, ts) in ev.vector_selector(&sel, t)? {
         let name = e.labels.metric_name().unwrap_or("").to_string();
         let id = e.labels.keep_only(&IDENTIFYING);
@@ -139,7 +140,7 @@ pub(crate) fn eval_info(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         let mut pairs: Vec<Label> = e.labels.iter().cloned().collect();
         pairs.extend(added.into_iter().map(|(n, v)| Label::new(n, v)));
         out.push(Elem {
-            labels: Labels::new(pairs),
+            labels: Arc::new(Labels::new(pairs)),
             v: e.v,
             drop_name: e.drop_name,
         });

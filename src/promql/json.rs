@@ -52,6 +52,121 @@ pub fn format_value(q: &QueryValue) -> Json {
     }
 }
 
+/// Prometheus's `jsonutil.MarshalTimestamp`: seconds, then `.` and exactly three digits
+/// when there is a millisecond part.
+fn write_ts(out: &mut String, t: i64) {
+    let (sign, abs) = if t < 0 {
+        ("-", t.unsigned_abs())
+    } else {
+        ("", t as u64)
+    };
+    out.push_str(sign);
+    out.push_str(&(abs / 1000).to_string());
+    let frac = abs % 1000;
+    if frac != 0 {
+        out.push_str(&format!(".{frac:03}"));
+    }
+}
+
+fn write_str(out: &mut String, s: &str) {
+    out.push_str(&Json::String(s.to_string()).to_string());
+}
+
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_ts(out, t);
+    out.push(',');
+    write_str(out, &format_float(v));
+    out.push(']');
+}
+
+fn write_metric(out: &mut String, l: &Labels) {
+    out.push('{');
+    for (i, lb) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &lb.name);
+        out.push(':');
+        write_str(out, &lb.value);
+    }
+    out.push('}');
+}
+
+/// The `data` object of a query response as the exact bytes Prometheus writes (timestamps
+/// like `1700000045.500`), for callers that embed raw JSON.
+pub fn format_value_bytes(q: &QueryValue) -> String {
+    let mut out = String::new();
+    match &q.value {
+        Value::Scalar { t, v } => {
+            out.push_str(r#"{"resultType":"scalar","result":"#);
+            write_point(&mut out, *t, *v);
+        }
+        Value::String { t, s } => {
+            out.push_str(r#"{"resultType":"string","result":["#);
+            write_ts(&mut out, *t);
+            out.push(',');
+            write_str(&mut out, s);
+            out.push(']');
+        }
+        Value::Vector(v) => {
+            out.push_str(r#"{"resultType":"vector","result":["#);
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                write_metric(&mut out, &s.labels);
+                out.push_str(r#","value":"#);
+                write_point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(m) => {
+            out.push_str(r#"{"resultType":"matrix","result":["#);
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                write_metric(&mut out, &s.labels);
+                out.push_str(r#","values":["#);
+                for (j, p) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, p.t, p.v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// A whole successful API response body: `{"status":"success","data":...}` plus the
+/// `warnings`/`infos` arrays when there are any.
+pub fn format_success_body(q: &QueryValue) -> String {
+    let mut out = String::from(r#"{"status":"success","data":"#);
+    out.push_str(&format_value_bytes(q));
+    for (key, list) in [("warnings", &q.warnings), ("infos", &q.infos)] {
+        if !list.is_empty() {
+            out.push_str(&format!(",\"{key}\":"));
+            out.push_str(&Json::from(list.clone()).to_string());
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// An error response body with Prometheus's `errorType`.
+pub fn format_error_body(e: &crate::promql::PromqlError) -> String {
+    json!({"status": "error", "errorType": e.error_type(), "error": e.to_string()}).to_string()
+}
+
 /// Errors of the API parameter parsers.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParamError {
@@ -69,14 +184,13 @@ pub const MAX_TIME_MS: i64 = 9_223_309_901_257_974_999;
 pub fn parse_time(s: &str) -> Result<i64, ParamError> {
     let err = || ParamError::Time(s.to_string());
     if let Ok(secs) = s.parse::<f64>() {
-        if !secs.is_finite() {
+        if !secs.is_finite() || secs.abs() >= 9.2e15 {
             return Err(err());
         }
-        let ms = (secs * 1000.0).round();
-        if ms > i64::MAX as f64 || ms < i64::MIN as f64 {
-            return Err(err());
-        }
-        return Ok(ms as i64);
+        // Whole seconds and a fraction rounded to milliseconds, as Prometheus does.
+        let whole = secs.trunc();
+        let frac_ms = ((secs - whole) * 1000.0).round();
+        return Ok(whole as i64 * 1000 + frac_ms as i64);
     }
     match s {
         "-292273086-05-16T16:47:06Z" => return Ok(MIN_TIME_MS),
@@ -231,6 +345,44 @@ mod tests {
     }
 
     #[test]
+    fn exact_prometheus_bytes() {
+        let q = QueryValue {
+            value: Value::Matrix(vec![crate::promql::value::RangeSeries {
+                labels: Labels::from_pairs([("__name__", "up")]),
+                points: vec![
+                    crate::storage::model::Sample {
+                        t: 1_700_000_045_500,
+                        v: f64::NAN,
+                    },
+                    crate::storage::model::Sample {
+                        t: 1_700_000_060_000,
+                        v: 1e-7,
+                    },
+                    crate::storage::model::Sample {
+                        t: 1_700_000_060_005,
+                        v: f64::INFINITY,
+                    },
+                ],
+            }]),
+            warnings: vec!["PromQL warning: x".into()],
+            infos: vec![],
+        };
+        assert_eq!(
+            format_success_body(&q),
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up"},"values":[[1700000045.500,"NaN"],[1700000060,"0.0000001"],[1700000060.005,"+Inf"]]}]},"warnings":["PromQL warning: x"]}"#
+        );
+        let s = QueryValue {
+            value: Value::Scalar { t: -1500, v: 2.5 },
+            warnings: vec![],
+            infos: vec![],
+        };
+        assert_eq!(
+            format_value_bytes(&s),
+            r#"{"resultType":"scalar","result":[-1.500,"2.5"]}"#
+        );
+    }
+
+    #[test]
     fn times_and_durations() {
         assert_eq!(parse_time("1700000045.5"), Ok(1_700_000_045_500));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
@@ -239,6 +391,8 @@ mod tests {
             Ok(1_700_000_000_250)
         );
         assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_time("-1.5"), Ok(-1500));
+        assert_eq!(parse_time("-292273086-05-16T16:47:06Z"), Ok(MIN_TIME_MS));
         assert_eq!(parse_duration_or_seconds("15"), Ok(15_000));
         assert_eq!(parse_duration_or_seconds("1m30s"), Ok(90_000));
         assert!(parse_duration_or_seconds("1x").is_err());

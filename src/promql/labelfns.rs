@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use promql_parser::parser::{Call, Expr};
 
@@ -25,7 +26,7 @@ fn args(c: &Call) -> Vec<&Expr> {
     c.args.args.iter().map(|b| b.as_ref()).collect()
 }
 
-use crate::promql::preprocess::valid_label_name;
+use crate::promql::preprocess::{display_raw, valid_label_name};
 
 fn check_unique(v: &[Elem]) -> Result<()> {
     let mut seen = HashSet::new();
@@ -56,7 +57,8 @@ pub(crate) fn label_replace(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val>
     })?;
     if !valid_label_name(&dst) {
         return Err(PromqlError::exec(format!(
-            "invalid destination label name in label_replace(): {dst}"
+            "invalid destination label name in label_replace(): {}",
+            display_raw(&dst)
         )));
     }
     let mut out = Vec::with_capacity(v.len());
@@ -65,7 +67,7 @@ pub(crate) fn label_replace(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val>
         if let Some(caps) = re.captures(&src_val) {
             let mut res = String::new();
             caps.expand(&repl, &mut res);
-            e.labels = e.labels.with(&dst, &res);
+            e.labels = Arc::new(e.labels.with(&dst, &res));
             if dst == METRIC_NAME {
                 e.drop_name = false;
             }
@@ -89,21 +91,23 @@ pub(crate) fn label_join(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         let s = string_arg(ev, e, t)?;
         if !valid_label_name(&s) {
             return Err(PromqlError::exec(format!(
-                "invalid source label name in label_join(): {s}"
+                "invalid source label name in label_join(): {}",
+                display_raw(&s)
             )));
         }
         srcs.push(s);
     }
     if !valid_label_name(&dst) {
         return Err(PromqlError::exec(format!(
-            "invalid destination label name in label_join(): {dst}"
+            "invalid destination label name in label_join(): {}",
+            display_raw(&dst)
         )));
     }
     let mut out = Vec::with_capacity(v.len());
     for mut e in v {
         let vals: Vec<&str> = srcs.iter().map(|s| e.labels.get(s).unwrap_or("")).collect();
         let joined = vals.join(&sep);
-        e.labels = e.labels.with(&dst, &joined);
+        e.labels = Arc::new(e.labels.with(&dst, &joined));
         if dst == METRIC_NAME {
             e.drop_name = false;
         }

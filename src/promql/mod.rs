@@ -2,6 +2,12 @@
 //! evaluation of instant and range queries against any `Queryable` with Prometheus 3
 //! semantics, the JSON shapes of the HTTP API, and the runner for Prometheus's PromQL
 //! test-file language used by the conformance tests.
+//!
+//! Evaluation model: every selector's series are selected once per query (union time range)
+//! and the window is decoded with `SeriesIterator`; the expression tree is then evaluated
+//! step by step (range queries assemble the steps into a matrix). Subquery inner steps are
+//! cached per query, so overlapping windows of consecutive steps are evaluated once.
+//! Values are floats only: native histograms give `NATIVE_HISTOGRAMS_UNSUPPORTED`.
 
 pub mod aggregate;
 pub mod binary;
@@ -22,7 +28,10 @@ pub mod value;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{PromqlError, Result};
-pub use json::{format_value, parse_duration_or_seconds, parse_time};
+pub use json::{
+    format_error_body, format_success_body, format_value, format_value_bytes,
+    parse_duration_or_seconds, parse_time,
+};
 pub use value::{QueryValue, RangeSeries, Value, VectorSample};
 pub mod selector;
 pub use selector::parse_series_selector;

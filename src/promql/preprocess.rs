@@ -229,6 +229,12 @@ impl DurParser<'_> {
     }
 }
 
+/// True when a literal holds a number the parser cannot take (above u32::MAX).
+fn has_huge_number(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|run| !run.is_empty() && run.parse::<u64>().map_or(true, |n| n > u64::from(u32::MAX)))
+}
+
 fn literal_seconds(text: &str) -> Option<f64> {
     let clean = text.replace('_', "");
     if let Ok(v) = clean.parse::<f64>() {
@@ -237,16 +243,40 @@ fn literal_seconds(text: &str) -> Option<f64> {
     parse_prom_duration(text).map(|ms| ms as f64 / 1000.0)
 }
 
+/// A duration literal for `seconds`, in Prometheus units from years down to milliseconds
+/// (`1y2d30s`), so that no single number gets large (promql-parser rejects millisecond
+/// counts above u32::MAX).
 fn format_ms(seconds: f64) -> Result<String, String> {
     if !seconds.is_finite() {
         return Err("duration expression is not finite".into());
     }
-    let ms = (seconds * 1000.0).round() as i64;
-    Ok(if ms < 0 {
-        format!("-{}ms", -ms)
-    } else {
-        format!("{ms}ms")
-    })
+    let ms = (seconds * 1000.0).round();
+    if ms.abs() > (1u64 << 52) as f64 {
+        return Err("duration expression is out of range".into());
+    }
+    let ms = ms as i64;
+    let mut rest = ms.unsigned_abs();
+    let mut out = String::from(if ms < 0 { "-" } else { "" });
+    if rest == 0 {
+        out.push_str("0ms");
+        return Ok(out);
+    }
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    for (unit, size) in UNITS {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    Ok(out)
 }
 
 fn significant(toks: &[Tok]) -> Vec<Tok> {
@@ -272,12 +302,14 @@ fn escape_raw_bytes(q: &str) -> Result<String, String> {
             out.push_str(text);
             continue;
         }
-        let b = text.as_bytes();
+        let chars: Vec<char> = text.chars().collect();
         let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-                if let Ok(v) = u8::from_str_radix(&text[i + 2..i + 4], 16) {
-                    if v >= 0x80 {
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '\\' && chars.get(i + 1) == Some(&'x') {
+                let hex: String = chars.iter().skip(i + 2).take(2).collect();
+                if let Ok(v) = u8::from_str_radix(&hex, 16) {
+                    if v >= 0x80 && hex.len() == 2 {
                         out.push(
                             char::from_u32(RAW_BYTE_BASE + u32::from(v)).unwrap_or('\u{fffd}'),
                         );
@@ -286,14 +318,16 @@ fn escape_raw_bytes(q: &str) -> Result<String, String> {
                     }
                 }
             }
-            if b[i] == b'\\' && i + 1 < b.len() {
-                out.push_str(&text[i..i + 2]);
+            out.push(c);
+            if c == '\\' {
+                // Keep the escaped character with its backslash.
+                if let Some(n) = chars.get(i + 1) {
+                    out.push(*n);
+                }
                 i += 2;
                 continue;
             }
-            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
-            out.push(ch);
-            i += ch.len_utf8();
+            i += 1;
         }
     }
     Ok(out)
@@ -330,7 +364,8 @@ fn fold_durations(q: &str, step_ms: i64, range_ms: i64) -> Result<String, String
                     None => vec![(i + 1, close)],
                 };
                 for (a, b) in parts {
-                    if a >= b || (b - a == 1 && sig[a].kind == Kind::Num) {
+                    let single = b - a == 1 && sig[a].kind == Kind::Num;
+                    if a >= b || (single && !has_huge_number(&q[sig[a].start..sig[a].end])) {
                         continue;
                     }
                     p.toks = sig[a..b].to_vec();
@@ -365,14 +400,14 @@ fn fold_durations(q: &str, step_ms: i64, range_ms: i64) -> Result<String, String
                     }
                     let v = sign * p.atom()?;
                     let last = sig[i + p.pos];
-                    if format_ms(v)? == "0ms" {
+                    if format_ms(v)?.trim_start_matches('-') == "0ms" {
                         // A zero offset is no offset; the parser rejects `offset 0ms`.
                         repl.push((t.start, last.end, String::new()));
                     } else {
                         repl.push((first.start, last.end, format_ms(v)?));
                     }
                     i += p.pos;
-                } else if first_text.parse::<f64>().is_ok() {
+                } else if first_text.parse::<f64>().is_ok() || has_huge_number(first_text) {
                     repl.push((
                         first.start,
                         first.end,
@@ -438,7 +473,21 @@ fn move_modifiers(q: &str) -> Result<String, String> {
             || prev == ")"
             || sig[i - 1].kind == Kind::Ident
             || sig[i - 1].kind == Kind::Num;
-        if !after_expr || matches!(prev, "by" | "without" | "on" | "ignoring") {
+        let keyword = [
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "and",
+            "or",
+            "unless",
+            "atan2",
+            "bool",
+            "group_left",
+            "group_right",
+            "offset",
+        ];
+        if !after_expr || keyword.iter().any(|k| prev.eq_ignore_ascii_case(k)) {
             continue;
         }
         // Walk back over `offset <d>`, `@ <t>` and `[range]` to the selector itself.
@@ -544,6 +593,20 @@ pub fn valid_label_name(s: &str) -> bool {
             .any(|c| c == '\u{fffd}' || (c as u32) >= RAW_BYTE_BASE + 0x80)
 }
 
+/// The text of a string whose raw bytes were carried as private-use characters, with those
+/// bytes shown as U+FFFD (what a JSON encoder makes of invalid UTF-8).
+pub fn display_raw(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xff).contains(&(c as u32)) {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Go's `%q` of a string whose raw bytes were carried as private-use characters.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::from("\"");
@@ -558,10 +621,6 @@ pub fn go_quote(s: &str) -> String {
     out.push('"');
     out
 }
-
-/// Registers the wrapper functions the rewrite may emit (none today: modifiers travel as
-/// matchers, so the parser's function table is left alone).
-pub fn register_wrappers() {}
 
 /// The extended-range modifier of a selector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -639,22 +698,28 @@ mod tests {
     fn folds_duration_expressions() {
         assert_eq!(
             rewrite("changes(x[26m+4m])", 0, 0).unwrap(),
-            "changes(x[1800000ms])"
+            "changes(x[30m])"
         );
         assert_eq!(rewrite("x[5m]", 0, 0).unwrap(), "x[5m]");
         assert_eq!(
+            rewrite("x[5000000000ms]", 0, 0).unwrap(),
+            "x[8w1d20h53m20s]"
+        );
+        assert_eq!(rewrite("x offset -1y", 0, 0).unwrap(), "x offset -1y");
+        assert_eq!(
             rewrite("x[step()+1ms:1m]", 10_000, 0).unwrap(),
-            "x[10001ms:1m]"
+            "x[10s1ms:1m]"
         );
         assert_eq!(
             rewrite("x offset -step()*2", 5_000, 0).unwrap(),
-            "x offset -5000ms*2"
+            "x offset -5s*2"
         );
-        assert_eq!(
-            rewrite("x offset 2 ^ 2", 0, 0).unwrap(),
-            "x offset 2000ms ^ 2"
-        );
+        assert_eq!(rewrite("x offset 2 ^ 2", 0, 0).unwrap(), "x offset 2s ^ 2");
         assert_eq!(rewrite(r#"x{a="[1+1]"}"#, 0, 0).unwrap(), r#"x{a="[1+1]"}"#);
+        assert_eq!(
+            rewrite(r#"x{a="\é\xc5"}"#, 0, 0).unwrap(),
+            "x{a=\"\\é\u{10ffc5}\"}"
+        );
     }
 
     #[test]
@@ -674,6 +739,11 @@ mod tests {
         assert_eq!(
             rewrite("anchored + smoothed", 0, 0).unwrap(),
             "anchored + smoothed"
+        );
+        assert_eq!(rewrite("x and smoothed", 0, 0).unwrap(), "x and smoothed");
+        assert_eq!(
+            rewrite("sum(x) by (anchored)", 0, 0).unwrap(),
+            "sum(x) by (anchored)"
         );
     }
 }

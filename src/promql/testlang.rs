@@ -1,15 +1,17 @@
 //! Runner for Prometheus's PromQL test files: an in-memory `Queryable` (series stored as
 //! XOR chunks) and the execution/checking of `load`/`clear`/`eval` commands with the upstream
-//! harness's comparison rules, including its extra range-query consistency check for
-//! instant evals.
+//! harness's comparison rules, including its two extra checks for instant evals (the same
+//! query as a range query over t±1m must agree at t; with every selector pinned to `@ t` the
+//! query must give the same answer at -10t, 0, t/5, t and 10t).
 //!
 //! "Float-only" classification (documented contract of `EvalOutcome::float_only`): an eval is
 //! float-only unless (a) its own block contains a native histogram literal `{{...}}`, or
 //! (b) its query uses a native-histogram-only feature (`histogram_count`, `histogram_sum`,
-//! `histogram_avg`, `histogram_fraction`, `histogram_stddev`, `histogram_stdvar`, the trim
+//! `histogram_avg`, `histogram_stddev`, `histogram_stdvar`, the trim
 //! operators `</` / `>/`), or (c) since the last `clear` native histogram data was loaded
 //! (a `{{...}}` sample, or any series created by `load_with_nhcb`) and the query either names
-//! one of those metrics or has a selector without a metric name.
+//! one of those metrics (for `load_with_nhcb`, the base name the converted series gets:
+//! `foo` for `foo_bucket`) or has a selector without a metric name.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -135,6 +137,7 @@ pub struct EvalOutcome {
     pub expr: String,
     pub passed: bool,
     pub float_only: bool,
+    /// Why it failed; for a passing `expect fail` eval, the error the engine gave.
     pub message: String,
 }
 
@@ -142,15 +145,15 @@ pub struct EvalOutcome {
 pub fn test_engine() -> Engine {
     Engine::new(EngineOptions {
         max_samples: 10_000,
+        delayed_name_removal: true,
         ..EngineOptions::default()
     })
 }
 
-const HISTOGRAM_ONLY: [&str; 8] = [
+const HISTOGRAM_ONLY: [&str; 7] = [
     "histogram_count",
     "histogram_sum",
     "histogram_avg",
-    "histogram_fraction",
     "histogram_stddev",
     "histogram_stdvar",
     "</",
@@ -567,7 +570,8 @@ fn check_pinned(engine: &Engine, st: &MemStorage, cmd: &EvalCmd) -> Result<(), S
     Ok(())
 }
 
-fn run_eval(engine: &Engine, st: &MemStorage, cmd: &EvalCmd) -> Result<(), String> {
+/// Runs one eval; on success returns the error text when a failure was expected.
+fn run_eval(engine: &Engine, st: &MemStorage, cmd: &EvalCmd) -> Result<String, String> {
     let res = match cmd.range {
         Some((s, e, step)) => engine.range(st, &cmd.expr, s, e, step),
         None => engine.instant(st, &cmd.expr, cmd.at),
@@ -575,7 +579,7 @@ fn run_eval(engine: &Engine, st: &MemStorage, cmd: &EvalCmd) -> Result<(), Strin
     match (&cmd.fail, res) {
         (Some(m), Err(e)) => {
             if msg_matches(m, &e.to_string()) {
-                Ok(())
+                Ok(e.to_string())
             } else {
                 Err(format!("error {:?} does not match {m:?}", e.to_string()))
             }
@@ -588,7 +592,7 @@ fn run_eval(engine: &Engine, st: &MemStorage, cmd: &EvalCmd) -> Result<(), Strin
                 check_as_range(engine, st, cmd, &r)?;
                 check_pinned(engine, st, cmd)?;
             }
-            Ok(())
+            Ok(String::new())
         }
     }
 }
@@ -626,7 +630,9 @@ pub fn run_test_file(text: &str) -> Result<Vec<EvalOutcome>, TestParseError> {
                     expr: cmd.expr.clone(),
                     passed: r.is_ok(),
                     float_only,
-                    message: r.err().unwrap_or_default(),
+                    message: match r {
+                        Ok(text) | Err(text) => text,
+                    },
                 });
             }
         }

@@ -360,7 +360,7 @@ fn take_words(s: &str, n: usize) -> Option<(Vec<&str>, &str)> {
     Some((words, rest.trim()))
 }
 
-fn finish_eval(line: usize, cmd: &mut EvalCmd, body: &[(usize, &str)]) -> Result<()> {
+fn finish_eval(cmd: &mut EvalCmd, body: &[(usize, &str)]) -> Result<()> {
     let mut series = Vec::new();
     let mut scalar = None;
     let mut string = None;
@@ -416,7 +416,6 @@ fn finish_eval(line: usize, cmd: &mut EvalCmd, body: &[(usize, &str)]) -> Result
         let values = parse_values(ln, &rest)?;
         series.push(SeriesLine { labels, values });
     }
-    let _ = line;
     cmd.expected = match (scalar, string) {
         (_, Some(s)) => Expected::String(s),
         (Some(v), None) if series.is_empty() => Expected::Scalar(v),
@@ -481,7 +480,7 @@ pub fn parse_test_file(text: &str) -> Result<Vec<Command>> {
             });
         } else if l.starts_with("eval") {
             let mut cmd = parse_eval_header(ln, l)?;
-            finish_eval(ln, &mut cmd, &body)?;
+            finish_eval(&mut cmd, &body)?;
             cmds.push(Command::Eval(Box::new(cmd)));
         } else {
             return err(ln, format!("unknown command {l:?}"));

@@ -2,6 +2,8 @@
 //! per-step values the evaluator passes between nodes. Points are float-only today; a
 //! native histogram variant would be added beside `v` in `VectorSample`/`RangeSeries`.
 
+use std::sync::Arc;
+
 use crate::storage::model::{Labels, Sample};
 
 /// One element of an instant vector result.
@@ -47,11 +49,12 @@ pub struct QueryValue {
     pub infos: Vec<String>,
 }
 
-/// An element of an instant vector inside the evaluator. `drop_name` implements
+/// An element of an instant vector inside the evaluator (labels are shared: most operations
+/// pass them through unchanged, and cloning an `Arc` is cheap). `drop_name` implements
 /// Prometheus 3's delayed `__name__` removal: the name is removed at the end of evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Elem {
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub v: f64,
     pub drop_name: bool,
 }
@@ -59,7 +62,7 @@ pub(crate) struct Elem {
 /// A series of a range vector inside the evaluator.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct MSeries {
-    pub labels: Labels,
+    pub labels: Arc<Labels>,
     pub points: Vec<Sample>,
     pub drop_name: bool,
 }
@@ -82,4 +85,19 @@ impl Val {
             Val::Matrix(_) => "matrix",
         }
     }
+}
+
+/// A 64-bit xxHash of the labels whose names pass `keep`, computed without building the
+/// subset (Prometheus matches and groups by such signatures too).
+pub(crate) fn hash_labels_where(l: &Labels, keep: impl Fn(&str) -> bool) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for lb in l.iter() {
+        if keep(&lb.name) {
+            h.update(lb.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(lb.value.as_bytes());
+            h.update(&[0xff]);
+        }
+    }
+    h.digest()
 }

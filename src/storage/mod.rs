@@ -1,5 +1,6 @@
 //! Storage: the Prometheus-compatible TSDB (chunks, head + WAL, blocks) and shared data model.
 pub mod block;
+pub mod bucket;
 pub mod chunkenc;
 pub mod compact;
 pub mod db;

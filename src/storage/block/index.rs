@@ -1,7 +1,7 @@
 //! Streaming writer of the block `index` file, format v2: header, symbol table, 16-byte
 //! aligned series entries written as series arrive, then the postings lists, the postings
 //! offset table and the TOC. Memory grows with symbols and postings, never with samples.
-//! Legacy label-index sections are not written (Prometheus 3.7+ style, readable by 2.42).
+//! The legacy label-index sections are written too, as 2.42 does, so output is byte-identical.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -251,15 +251,64 @@ impl IndexWriter {
         Ok(at)
     }
 
-    /// Writes postings, the postings offset table and the TOC, then fsyncs. Returns the size.
+    /// Legacy label indices (one per label name: its sorted value symbols), which 2.42 still
+    /// writes; no v2 reader needs them, but writing them keeps our index byte-identical to
+    /// promtool's. Returns (name symbol, offset) per index.
+    fn write_label_indices(
+        &mut self,
+        postings: &BTreeMap<(u32, u32), Vec<u32>>,
+    ) -> Result<Vec<(u32, u64)>> {
+        let mut offsets = Vec::new();
+        let mut keys = postings.keys().peekable();
+        while let Some(&(name, first)) = keys.next() {
+            let mut values = vec![first];
+            while let Some(&&(n, v)) = keys.peek() {
+                if n != name {
+                    break;
+                }
+                values.push(v);
+                keys.next();
+            }
+            self.pad_to(4)?;
+            offsets.push((name, self.pos));
+            let mut body = Vec::with_capacity(8 + 4 * values.len());
+            body.extend_from_slice(&1u32.to_be_bytes());
+            body.extend_from_slice(&(values.len() as u32).to_be_bytes());
+            for v in values {
+                body.extend_from_slice(&v.to_be_bytes());
+            }
+            self.write_framed(&body, "label index")?;
+        }
+        Ok(offsets)
+    }
+
+    /// Legacy label-index offset table: `#entries | (1, name, offset)… | crc`.
+    fn write_label_offset_table(&mut self, offsets: &[(u32, u64)]) -> Result<()> {
+        self.toc.label_indices_table = self.pos;
+        let mut body = (offsets.len() as u32).to_be_bytes().to_vec();
+        for &(name, off) in offsets {
+            let name = self
+                .symbols
+                .get(name as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            put_uvarint(&mut body, 1);
+            put_uvarint_str(&mut body, name);
+            put_uvarint(&mut body, off);
+        }
+        self.write_framed(&body, "label offset table")
+    }
+
+    /// Writes label indices, postings, the offset tables and the TOC, then fsyncs. Returns the size.
     pub fn finish(mut self) -> Result<u64> {
+        let postings = std::mem::take(&mut self.postings);
         self.toc.label_indices = self.pos;
+        let label_index_offsets = self.write_label_indices(&postings)?;
         self.pad_to(4)?;
         self.toc.postings = self.pos;
         let mut table = Vec::new();
         let mut entries: u32 = 0;
         let all = std::mem::take(&mut self.all);
-        let postings = std::mem::take(&mut self.postings);
         let mut keyed: Vec<(u32, u32, u64)> = Vec::with_capacity(postings.len() + 1);
         keyed.push((0, 0, self.write_postings_list(&all)?));
         for ((n, v), ids) in &postings {
@@ -282,8 +331,8 @@ impl IndexWriter {
             put_uvarint(&mut table, off);
             entries += 1;
         }
+        self.write_label_offset_table(&label_index_offsets)?;
         self.toc.postings_table = self.pos;
-        self.toc.label_indices_table = self.toc.postings_table;
         let mut body = entries.to_be_bytes().to_vec();
         body.extend_from_slice(&table);
         self.write_framed(&body, "postings offset table")?;

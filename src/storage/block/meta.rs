@@ -25,6 +25,15 @@ fn is_false(v: &bool) -> bool {
     !*v
 }
 
+/// Go marshals nil slices and maps as `null`; read those (and any missing field) as empty.
+fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A block's descriptor and statistics, exactly as Prometheus 2.42 and Thanos serialize it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,9 +43,9 @@ pub struct BlockMeta {
     pub min_time: i64,
     /// Exclusive upper bound in ms.
     pub max_time: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub stats: BlockStats,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub compaction: BlockMetaCompaction,
     pub version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,17 +141,41 @@ impl BlockMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockStats {
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_samples: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_float_samples: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_histogram_samples: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_series: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_chunks: u64,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub num_tombstones: u64,
 }
 
@@ -157,17 +190,37 @@ pub struct BlockDesc {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockMetaCompaction {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub level: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub sources: Vec<Ulid>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub parents: Vec<BlockDesc>,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
     pub deletable: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_false"
+    )]
     pub failed: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hints: Vec<String>,
 }
 
@@ -175,17 +228,25 @@ pub struct BlockMetaCompaction {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ThanosMeta {
     /// 1; a missing or 0 version is read as 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub version: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub downsample: ThanosDownsample,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub source: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub segment_files: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub files: Vec<ThanosFile>,
     /// RFC 3339 time the block was uploaded; set by the uploader just before writing meta.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +257,19 @@ pub struct ThanosMeta {
 }
 
 impl ThanosMeta {
+    /// A version-1 Thanos section for a block produced by `source` (e.g. "sidecar").
+    pub fn new(labels: BTreeMap<String, String>, resolution_ms: i64, source: &str) -> Self {
+        ThanosMeta {
+            version: 1,
+            labels,
+            downsample: ThanosDownsample {
+                resolution: resolution_ms,
+            },
+            source: source.to_string(),
+            ..Default::default()
+        }
+    }
+
     /// The `files` list Thanos records before upload: every chunk segment and the index with
     /// their sizes, plus `meta.json` without a size, sorted by path.
     pub fn gather_files(block_dir: &Path) -> Result<Vec<ThanosFile>> {
@@ -232,14 +306,18 @@ impl ThanosMeta {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThanosDownsample {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub resolution: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThanosFile {
     pub rel_path: String,
-    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_i64"
+    )]
     pub size_bytes: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<serde_json::Value>,
@@ -260,9 +338,9 @@ mod tests {
 	"minTime": 1699999999995,
 	"maxTime": 1700006385001,
 	"stats": {"numSamples": 361, "numSeries": 2, "numChunks": 3, "numFutureThing": 9},
-	"compaction": {"level": 1, "sources": ["01M88ZBNF75DJ19MCGFANQ9S7W"]},
+	"compaction": {"level": 1, "sources": ["01M88ZBNF75DJ19MCGFANQ9S7W"], "parents": null},
 	"version": 1,
-	"thanos": {"labels": {"replica": "a"}, "downsample": {"resolution": 0}, "source": "sidecar",
+	"thanos": {"labels": {"replica": "a"}, "downsample": {"resolution": 0}, "source": "sidecar", "segment_files": null,
 	           "files": [{"rel_path": "index", "size_bytes": 518}], "rewrites": [{"sources": []}]},
 	"somethingNew": true
 }"#;

@@ -44,7 +44,11 @@ impl BitWriter {
             return;
         }
         let nbits = nbits.min(64);
-        let u = if nbits == 64 { u } else { u & ((1u64 << nbits) - 1) };
+        let u = if nbits == 64 {
+            u
+        } else {
+            u & ((1u64 << nbits) - 1)
+        };
         let mut pos = self.stream.len() * 8 - self.count as usize;
         let mut remaining = nbits;
         while remaining > 0 {
@@ -61,7 +65,7 @@ impl BitWriter {
             pos += take as usize;
             remaining -= take;
         }
-        if nbits % 8 == 0 && pos % 8 == 0 {
+        if nbits.is_multiple_of(8) && pos.is_multiple_of(8) {
             // Go's writeByte leaves a fresh, empty byte behind (the 2.42 trailing zero).
             if self.stream.len() == pos / 8 {
                 self.stream.push(0);
@@ -101,7 +105,10 @@ mod tests {
     fn fast_write_bits_matches_go_model() {
         let mut x: u64 = 0x1234_5678_9abc_def1;
         for _ in 0..200 {
-            let mut fast = BitWriter { stream: vec![0, 0], count: 0 };
+            let mut fast = BitWriter {
+                stream: vec![0, 0],
+                count: 0,
+            };
             let mut slow = fast.clone();
             for _ in 0..40 {
                 x ^= x << 13;

@@ -1,5 +1,5 @@
 //! `strata tools bench tsdb`: the write benchmark with the workload shape of
-//! `promtool tsdb bench write` (shards of 1000 series appended by concurrent workers, one
+//! `promtool tsdb bench write` (shards of 1000 series appended by one worker per core, one
 //! commit per shard and scrape, scrapes 30 s apart, rounds of 100 scrapes), followed by cutting
 //! the head into blocks to measure their size per sample.
 
@@ -80,6 +80,8 @@ pub fn cpu_seconds() -> f64 {
     (tick(11) + tick(12)) as f64 / 100.0
 }
 
+type Shard<'a> = (&'a [Labels], &'a mut [u64], &'a mut [i64]);
+
 fn ingest_shard(
     db: &Db,
     labels: &[Labels],
@@ -106,8 +108,18 @@ fn ingest_shard(
 /// Runs the benchmark in `dir` (which should be empty) with `series` series and `scrapes`
 /// scrapes. The WAL is written without per-commit fsync, as Prometheus does.
 pub fn bench_write(dir: &Path, series: usize, scrapes: usize) -> Result<BenchReport> {
+    bench_write_with(dir, series, scrapes, false)
+}
+
+/// `bench_write` choosing whether every commit fsyncs the WAL.
+pub fn bench_write_with(
+    dir: &Path,
+    series: usize,
+    scrapes: usize,
+    wal_fsync: bool,
+) -> Result<BenchReport> {
     let opts = DbOptions {
-        wal_fsync: false,
+        wal_fsync,
         ..DbOptions::default()
     };
     let db = Db::open(dir, opts)?;
@@ -117,19 +129,34 @@ pub fn bench_write(dir: &Path, series: usize, scrapes: usize) -> Result<BenchRep
     let rss_before = rss_bytes();
     let cpu_before = cpu_seconds();
     let start = Instant::now();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut total = 0u64;
     let mut i = 0;
     while i < scrapes {
         let n = SCRAPES_PER_ROUND.min(scrapes - i);
         let base_t = TIME_DELTA_MS * i as i64;
+        // Shards are spread over one worker per core, the way Go runs promtool's goroutines
+        // on GOMAXPROCS threads; each worker ingests its shards one after the other.
+        let mut groups: Vec<Vec<Shard<'_>>> = (0..workers).map(|_| Vec::new()).collect();
+        let shards = labels
+            .chunks(SHARD_SIZE)
+            .zip(refs.chunks_mut(SHARD_SIZE))
+            .zip(values.chunks_mut(SHARD_SIZE));
+        for (k, ((l, r), v)) in shards.enumerate() {
+            groups[k % workers].push((l, r, v));
+        }
         let results: Vec<Result<u64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = labels
-                .chunks(SHARD_SIZE)
-                .zip(refs.chunks_mut(SHARD_SIZE))
-                .zip(values.chunks_mut(SHARD_SIZE))
-                .map(|((l, r), v)| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .map(|group| {
                     let db = &db;
-                    scope.spawn(move || ingest_shard(db, l, r, v, n, base_t))
+                    scope.spawn(move || {
+                        let mut total = 0;
+                        for (l, r, v) in group {
+                            total += ingest_shard(db, l, r, v, n, base_t)?;
+                        }
+                        Ok(total)
+                    })
                 })
                 .collect();
             handles

@@ -125,6 +125,11 @@ impl Db {
         let (wal, replay) = Wal::open(&dir.join("wal"), wal_opts, |r| head.replay_record(r))?;
         let wal = Arc::new(wal);
         head.set_wal(wal.clone());
+        if !loaded.is_empty() {
+            // Series whose replayed samples all lie in blocks hold nothing: drop them so they
+            // do not show up in label lookups.
+            head.truncate(head.min_valid_time());
+        }
         tracing::info!(dir = %dir.display(), blocks = loaded.len(), series = head.num_series(), ?replay, "opened TSDB");
         Ok(Db {
             dir: dir.to_path_buf(),

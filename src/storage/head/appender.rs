@@ -5,6 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use super::series::{check, Check, MemSeries};
@@ -15,8 +17,22 @@ use crate::storage::wal::{RefSample, RefSeries};
 
 struct Pending {
     series: Arc<MemSeries>,
-    /// Newest sample of the batch for this series.
+    /// Newest sample of the batch for this series, or the committed one.
     last: Option<(i64, u64)>,
+    /// `last` has its real value bits (a committed one may carry only its time).
+    exact: bool,
+}
+
+impl Pending {
+    fn new(series: Arc<MemSeries>, t: i64) -> Pending {
+        let last = series.last_for(t);
+        let exact = last.is_none_or(|(lt, _)| lt == t);
+        Pending {
+            series,
+            last,
+            exact,
+        }
+    }
 }
 
 /// An appender's buffers, recycled through the head's pool so that a steady stream of
@@ -35,6 +51,9 @@ const POOL_MAX: usize = 32;
 /// A batch of samples; dropped without `commit`, it is discarded (rollback).
 pub struct HeadAppender<'a> {
     head: &'a Head,
+    /// Oldest acceptable time, fixed when the appender is created (as Prometheus does), so
+    /// `append` does not read the head's hot max-time for every sample.
+    min_valid: i64,
     pending: Vec<Pending>,
     by_ref: FxHashMap<u64, u32>,
     samples: Vec<(u32, i64, f64)>,
@@ -64,6 +83,7 @@ impl<'a> HeadAppender<'a> {
         let b = head.appender_pool.lock().pop().unwrap_or_default();
         HeadAppender {
             head,
+            min_valid: head.appendable_min_valid_time(),
             pending: b.pending,
             by_ref: b.by_ref,
             samples: b.samples,
@@ -80,39 +100,39 @@ impl<'a> HeadAppender<'a> {
     /// label lookup. Returns the series ref to pass next time.
     pub fn append(&mut self, series_ref: u64, labels: &Labels, t: i64, v: f64) -> Result<u64> {
         let head = self.head;
-        if t < head.appendable_min_valid_time() {
+        if t < self.min_valid {
             head.stats.out_of_bounds.fetch_add(1, Ordering::Relaxed);
             return Err(HeadError::OutOfBounds);
         }
-        let idx = match self.by_ref.get(&series_ref) {
-            Some(&i) if series_ref != 0 => i,
-            _ => {
-                let series = match head.get_by_ref(series_ref).filter(|_| series_ref != 0) {
-                    Some(s) => s,
-                    None => {
-                        if labels.is_empty() {
-                            return Err(HeadError::EmptyLabels);
-                        }
-                        let hash = labels_hash(labels);
-                        head.get_or_create(labels, hash, None).0
-                    }
-                };
-                match self.by_ref.get(&series.series_ref) {
+        let idx = match self.lookup_ref(series_ref, t) {
+            Some(i) => i,
+            None => {
+                if labels.is_empty() {
+                    return Err(HeadError::EmptyLabels);
+                }
+                let hash = labels_hash(labels);
+                let series = head.get_or_create(labels, hash, None).0;
+                let r = series.series_ref;
+                match self.by_ref.get(&r) {
                     Some(&i) => i,
                     None => {
-                        let base = series.data.lock().last;
                         let i = self.pending.len() as u32;
-                        self.by_ref.insert(series.series_ref, i);
-                        self.pending.push(Pending { series, last: base });
+                        self.by_ref.insert(r, i);
+                        self.pending.push(Pending::new(series, t));
                         i
                     }
                 }
             }
         };
         let p = &mut self.pending[idx as usize];
+        if !p.exact && p.last.is_some_and(|(lt, _)| lt == t) {
+            p.last = p.series.data.lock().last;
+            p.exact = true;
+        }
         match check(p.last, t, v) {
             Check::Append => {
                 p.last = Some((t, v.to_bits()));
+                p.exact = true;
                 self.samples.push((idx, t, v));
                 Ok(p.series.series_ref)
             }
@@ -126,6 +146,24 @@ impl<'a> HeadAppender<'a> {
                     .duplicate_timestamp
                     .fetch_add(1, Ordering::Relaxed);
                 Err(HeadError::DuplicateTimestamp)
+            }
+        }
+    }
+
+    /// The batch slot of series `series_ref` (0 = unknown), joining the batch if needed;
+    /// `None` when the head has no such series.
+    fn lookup_ref(&mut self, series_ref: u64, t: i64) -> Option<u32> {
+        if series_ref == 0 {
+            return None;
+        }
+        match self.by_ref.entry(series_ref) {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(e) => {
+                let series = self.head.get_by_ref(series_ref)?;
+                let i = self.pending.len() as u32;
+                e.insert(i);
+                self.pending.push(Pending::new(series, t));
+                Some(i)
             }
         }
     }
@@ -162,7 +200,25 @@ impl<'a> HeadAppender<'a> {
         {
             encode_samples_iter(wal_samples(&self.pending, &self.samples), &mut self.wal_buf);
         }
-        let _commit = head.commit_lock.lock();
+        let seq = {
+            let _commit = head.commit_lock.lock();
+            self.commit_locked()?
+        };
+        // The fsync runs outside the commit lock so that concurrent commits share it (group
+        // commit); the batch is already visible to queries, but `commit` only returns once
+        // it is durable.
+        if let (Some(wal), Some(seq)) = (head.wal(), seq) {
+            if wal.fsync_enabled() {
+                wal.sync_upto(seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The part of `commit` under the commit lock: WAL write (without fsync), then apply.
+    /// Returns the WAL write's sequence number, if anything was written.
+    fn commit_locked(&mut self) -> Result<Option<u64>> {
+        let head = self.head;
         let min_valid = head.min_valid_time();
 
         // Series truncated away since `add` come back under a fresh ref (and the record
@@ -186,9 +242,10 @@ impl<'a> HeadAppender<'a> {
             .out_of_bounds
             .fetch_add((before - self.samples.len()) as u64, Ordering::Relaxed);
         if self.samples.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
 
+        let mut seq = None;
         if let Some(wal) = head.wal() {
             if resurrected || self.wal_buf.is_empty() {
                 self.wal_buf.clear();
@@ -204,11 +261,11 @@ impl<'a> HeadAppender<'a> {
                 })
                 .collect();
             if new_series.is_empty() {
-                wal.log_encoded(&[&self.wal_buf])?;
+                seq = Some(wal.write_encoded(&[&self.wal_buf])?);
             } else {
                 let mut series_buf = Vec::new();
                 encode_series(&new_series, &mut series_buf);
-                wal.log_encoded(&[&series_buf, &self.wal_buf])?;
+                seq = Some(wal.write_encoded(&[&series_buf, &self.wal_buf])?);
                 for p in &self.pending {
                     p.series.logged.store(true, Ordering::Release);
                 }
@@ -220,11 +277,8 @@ impl<'a> HeadAppender<'a> {
         let mut appended = 0u64;
         for &(i, t, v) in &self.samples {
             let p = &self.pending[i as usize];
-            let mut d = p.series.data.lock();
-            match check(d.last, t, v) {
+            match p.series.append_checked(t, v, range) {
                 Check::Append => {
-                    d.append(t, v, range);
-                    drop(d);
                     appended += 1;
                     lo = lo.min(t);
                     hi = hi.max(t);
@@ -247,7 +301,7 @@ impl<'a> HeadAppender<'a> {
         head.stats
             .samples_appended
             .fetch_add(appended, Ordering::Relaxed);
-        Ok(())
+        Ok(seq)
     }
 }
 

@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 pub use appender::HeadAppender;
 use postings::Postings;
-use series::{check, Check, MemSeries};
+use series::{Check, MemSeries};
 
 use crate::storage::model::{EncodedChunk, Labels};
 use crate::storage::wal::{Wal, WalError, WalRecord};
@@ -39,7 +39,9 @@ pub enum HeadError {
 pub type Result<T> = std::result::Result<T, HeadError>;
 
 pub const DEFAULT_CHUNK_RANGE_MS: i64 = 2 * 3600 * 1000;
-const STRIPES: usize = 64;
+/// Lock stripes of the series maps (Prometheus uses 16384; a few hundred already spread
+/// the lock traffic of many appenders well).
+const STRIPES: usize = 512;
 
 #[derive(Clone, Debug)]
 pub struct HeadOptions {
@@ -186,8 +188,14 @@ impl Head {
     }
 
     fn note_time(&self, t: i64) {
-        self.min_time.fetch_min(t, Ordering::AcqRel);
-        self.max_time.fetch_max(t, Ordering::AcqRel);
+        // Plain loads first: these lines are read by every appender, so avoid dirtying them
+        // when nothing changes.
+        if t < self.min_time.load(Ordering::Acquire) {
+            self.min_time.fetch_min(t, Ordering::AcqRel);
+        }
+        if t > self.max_time.load(Ordering::Acquire) {
+            self.max_time.fetch_max(t, Ordering::AcqRel);
+        }
     }
 
     pub(crate) fn get_by_ref(&self, r: u64) -> Option<Arc<MemSeries>> {
@@ -310,14 +318,7 @@ impl Head {
                             }
                         }
                     };
-                    let outcome = {
-                        let mut d = s.data.lock();
-                        let c = check(d.last, rs.t, rs.v);
-                        if c == Check::Append {
-                            d.append(rs.t, rs.v, self.opts.chunk_range_ms);
-                        }
-                        c
-                    };
+                    let outcome = s.append_checked(rs.t, rs.v, self.opts.chunk_range_ms);
                     match outcome {
                         Check::Append => {
                             self.note_time(rs.t);

@@ -2,7 +2,7 @@
 //! cutting rules (120-sample target with end-time prediction after 30 samples, 240-sample
 //! hard cap, cut at chunk-range boundaries, XOR payload never above 1024 bytes).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -27,6 +27,9 @@ pub struct MemSeries {
     pub logged: AtomicBool,
     /// Dropped from the head by truncation; appenders holding it must re-resolve.
     pub removed: AtomicBool,
+    /// Time of the last appended sample (`i64::MIN`: none), readable without the lock so
+    /// that appenders can pre-check order cheaply; the authoritative check is under `data`.
+    last_t: AtomicI64,
     pub data: Mutex<SeriesData>,
 }
 
@@ -38,8 +41,33 @@ impl MemSeries {
             hash,
             logged: AtomicBool::new(logged),
             removed: AtomicBool::new(false),
+            last_t: AtomicI64::new(i64::MIN),
             data: Mutex::new(SeriesData::default()),
         }
+    }
+
+    /// Checks and appends under the series lock; returns the outcome.
+    pub fn append_checked(&self, t: i64, v: f64, chunk_range: i64) -> Check {
+        let mut d = self.data.lock();
+        let c = check(d.last, t, v);
+        if c == Check::Append {
+            d.append(t, v, chunk_range);
+            self.last_t.store(t, Ordering::Release);
+        }
+        c
+    }
+
+    /// The last sample, as far as an appender needs it: only a sample at exactly the last
+    /// timestamp needs the value too, and only then is the lock taken.
+    pub fn last_for(&self, t: i64) -> Option<(i64, u64)> {
+        let lt = self.last_t.load(Ordering::Acquire);
+        if lt == i64::MIN {
+            return self.data.lock().last;
+        }
+        if t != lt {
+            return Some((lt, 0));
+        }
+        self.data.lock().last
     }
 
     pub fn is_removed(&self) -> bool {
@@ -72,7 +100,7 @@ pub fn check(last: Option<(i64, u64)>, t: i64, v: f64) -> Check {
 #[derive(Default)]
 pub struct SeriesData {
     pub closed: Vec<EncodedChunk>,
-    pub open: Option<Box<XorAppender>>,
+    pub open: Option<XorAppender>,
     /// The open chunk is cut when a sample reaches this time.
     next_at: i64,
     /// Last accepted sample (time, value bits), kept even when its chunk is truncated away
@@ -100,7 +128,7 @@ fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
 impl SeriesData {
     /// Appends a sample already checked with `check` to be newer than the last one.
     pub fn append(&mut self, t: i64, v: f64, chunk_range: i64) {
-        let cut = match self.open.as_deref() {
+        let cut = match self.open.as_ref() {
             None => true,
             Some(app) => {
                 let n = app.num_samples();
@@ -117,10 +145,10 @@ impl SeriesData {
         };
         if cut {
             self.close_open();
-            self.open = Some(Box::new(XorAppender::new()));
+            self.open = Some(XorAppender::new());
             self.next_at = range_end(t, chunk_range);
         }
-        if let Some(app) = self.open.as_deref_mut() {
+        if let Some(app) = self.open.as_mut() {
             app.append(t, v);
         }
         self.last = Some((t, v.to_bits()));
@@ -143,7 +171,7 @@ impl SeriesData {
             .filter(|c| c.max_time >= mint && c.min_time <= maxt)
             .cloned()
             .collect();
-        if let Some(app) = self.open.as_deref() {
+        if let Some(app) = self.open.as_ref() {
             if let (Some(min), Some(max)) = (app.min_time(), app.max_time()) {
                 if max >= mint && min <= maxt {
                     out.extend(app.to_encoded());
@@ -156,7 +184,7 @@ impl SeriesData {
     pub fn has_data_in(&self, mint: i64, maxt: i64) -> bool {
         let open_hit = self
             .open
-            .as_deref()
+            .as_ref()
             .is_some_and(|a| match (a.min_time(), a.max_time()) {
                 (Some(min), Some(max)) => max >= mint && min <= maxt,
                 _ => false,
@@ -173,7 +201,7 @@ impl SeriesData {
         self.closed.retain(|c| c.max_time >= mint);
         if self
             .open
-            .as_deref()
+            .as_ref()
             .and_then(|a| a.max_time())
             .is_some_and(|m| m < mint)
         {
@@ -186,7 +214,7 @@ impl SeriesData {
         self.closed
             .first()
             .map(|c| c.min_time)
-            .or_else(|| self.open.as_deref().and_then(|a| a.min_time()))
+            .or_else(|| self.open.as_ref().and_then(|a| a.min_time()))
     }
 }
 
@@ -211,7 +239,7 @@ mod tests {
             assert_eq!(n, 120);
             assert!(c.max_time < RANGE);
         }
-        assert_eq!(s.open.as_deref().unwrap().min_time(), Some(RANGE));
+        assert_eq!(s.open.as_ref().unwrap().min_time(), Some(RANGE));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use bench::{bench_block_bytes_per_sample, BytesPerSample};
 pub use import::import_openmetrics;
 
 use crate::storage::block::{list_blocks, open_blocks, BlockError, BlockReader, MergeCursor};
-use crate::storage::chunkenc::{ChunkError, SeriesIterator};
+use crate::storage::chunkenc::{ChunkError, SeriesIterator, ENCODING_XOR};
 use crate::storage::model::Matcher;
 use format::{go_duration_ms, go_float, go_labels};
 
@@ -49,7 +49,13 @@ pub fn dump(
     let mut cur = MergeCursor::new(&blocks, matchers, mint, maxt)?;
     while let Some(series) = cur.next()? {
         let labels = go_labels(&series.labels);
-        let mut it = SeriesIterator::new(series.chunks);
+        // Like 2.42's dump, which iterates float samples only: histogram chunks are skipped.
+        let floats: Vec<_> = series
+            .chunks
+            .into_iter()
+            .filter(|c| c.encoding == ENCODING_XOR)
+            .collect();
+        let mut it = SeriesIterator::new(floats);
         let first = it.seek(mint).map_err(|source| ToolsError::Chunk {
             series: labels.clone(),
             source,

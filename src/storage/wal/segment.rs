@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Result, WalError};
 
@@ -29,7 +30,8 @@ pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
 /// Writes records into one segment file after another.
 pub struct SegmentWriter {
     dir: PathBuf,
-    file: File,
+    /// Shared so that a group-commit fsync can run without holding the writer.
+    file: Arc<File>,
     index: u64,
     page: Vec<u8>,
     /// Bytes of the current page that hold fragments (or padding).
@@ -45,7 +47,7 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Creates segment `index` in `dir` (which must exist) and writes into it.
     pub fn create(dir: &Path, index: u64, segment_size: usize, fsync: bool) -> Result<Self> {
-        let file = create_segment(dir, index, fsync)?;
+        let file = Arc::new(create_segment(dir, index, fsync)?);
         Ok(SegmentWriter {
             dir: dir.to_path_buf(),
             file,
@@ -61,6 +63,11 @@ impl SegmentWriter {
 
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The segment file being written (closed segments are already fsynced).
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     fn is_empty_segment(&self) -> bool {
@@ -142,7 +149,7 @@ impl SegmentWriter {
         }
         if self.alloc > self.flushed {
             let path = segment_path(&self.dir, self.index);
-            self.file
+            (&*self.file)
                 .write_all(&self.page[self.flushed..self.alloc])
                 .map_err(|e| WalError::io(&path, "write", e))?;
             self.flushed = self.alloc;
@@ -180,7 +187,7 @@ impl SegmentWriter {
             .sync_data()
             .map_err(|e| WalError::io(&path, "fsync", e))?;
         let next = self.index + 1;
-        self.file = create_segment(&self.dir, next, self.fsync)?;
+        self.file = Arc::new(create_segment(&self.dir, next, self.fsync)?);
         self.index = next;
         self.pages_written = 0;
         self.alloc = 0;

@@ -176,3 +176,54 @@ fn checkpoint_keeps_live_series_and_recent_samples() {
     let cps = list_dir(dir.path()).unwrap().checkpoints;
     assert_eq!(cps.len(), 1);
 }
+
+#[test]
+fn group_commit_fsync_from_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (w, _, _) = replay(
+            dir.path(),
+            WalOptions {
+                segment_size: 64 * 1024,
+                fsync: true,
+            },
+        );
+        std::thread::scope(|s| {
+            for th in 0..4u64 {
+                let w = &w;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        w.log(&[samples(th, i * 10, 10)]).unwrap();
+                    }
+                });
+            }
+        });
+        // Everything written is covered by some fsync.
+        let seq = w.write_encoded(&[]).unwrap();
+        w.sync_upto(seq).unwrap();
+        assert!(*w.synced.lock() >= 100);
+    }
+    let (_, got, _) = replay(dir.path(), small());
+    assert_eq!(got.len(), 100);
+}
+
+#[test]
+fn corrupt_checkpoint_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (w, _, _) = replay(dir.path(), small());
+        for r in 0..5u64 {
+            w.log(&[series(r), samples(r, 0, 10)]).unwrap();
+        }
+        w.cut_segment().unwrap();
+        w.checkpoint(|_| true, 0).unwrap().unwrap();
+    }
+    let cp = list_dir(dir.path()).unwrap().checkpoints.pop().unwrap().1;
+    let seg = segment::segment_path(&cp, 0);
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[20] ^= 0xff;
+    fs::write(&seg, &bytes).unwrap();
+    let err = Wal::open(dir.path(), small(), |_| {}).err().unwrap();
+    assert!(matches!(err, WalError::CorruptCheckpoint { .. }));
+    assert!(err.to_string().contains("checkpoint.00000000"), "{err}");
+}
