@@ -4,4 +4,6 @@
 mod configs;
 mod node_boot;
 mod query_api;
+mod shipping;
+mod shipping_s3;
 mod support;

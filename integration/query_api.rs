@@ -262,7 +262,7 @@ from prometheus_api_client import PrometheusConnect
 out = {}
 for url in sys.argv[1:3]:
     p = PrometheusConnect(url=url, disable_ssl=True)
-    r = p.custom_query(query='sum by (job) (rate(http_requests_total[5m]))', params={'time': sys.argv[3]})
+    r = p.custom_query(query='max by (job) (rate(http_requests_total[5m]))', params={'time': sys.argv[3]})
     labels = p.get_label_values('job')
     names = sorted(p.all_metrics())
     out[url] = {'q': sorted((json.dumps(x['metric'], sort_keys=True), x['value'][1]) for x in r), 'jobs': labels, 'names': names}

@@ -1,6 +1,10 @@
 //! `strata tools ...`: offline tools over TSDB directories and buckets, and the whole-system
 //! benchmarks. Argument parsing (clap) and the thin glue to the library functions that do the
-//! work; every tool exits non-zero with a message naming what is wrong.
+//! work; every tool exits non-zero with a message naming what is wrong. The bucket tools and
+//! the shipping benchmark live in the submodules below.
+
+pub mod bench_ship;
+pub mod bucket;
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -16,13 +20,26 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("cannot open {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tools(#[from] tools::ToolsError),
     #[error(transparent)]
     Db(#[from] crate::storage::db::DbError),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("config: {0}")]
+    Config(String),
+    #[error("bucket: {0}")]
+    Bucket(#[from] crate::storage::bucket::BucketError),
+    #[error(transparent)]
+    BucketTool(#[from] crate::storage::bucket::tools::ToolError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 pub type Result<T> = std::result::Result<T, CliError>;
@@ -33,6 +50,11 @@ pub enum ToolCommand {
     Tsdb {
         #[command(subcommand)]
         cmd: TsdbCommand,
+    },
+    /// Object storage buckets (the config's `bucket:` section).
+    Bucket {
+        #[command(subcommand)]
+        cmd: bucket::BucketCommand,
     },
     /// Whole-system benchmarks.
     Bench {
@@ -87,16 +109,26 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Upload throughput (MB/s) and CPU cost per GB of the node's shipping path, to the
+    /// config's bucket (the synthetic blocks are deleted afterwards).
+    Ship(bench_ship::ShipBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
     let Some(sel) = sel else {
-        return Ok(vec![Matcher::new(crate::storage::model::MatchOp::RegexMatch, "__name__", ".+")
-            .map_err(|e| CliError::Usage(e.to_string()))?]);
+        return Ok(vec![Matcher::new(
+            crate::storage::model::MatchOp::RegexMatch,
+            "__name__",
+            ".+",
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?]);
     };
-    let mut sets = crate::promql::parse_series_selector(sel).map_err(|e| CliError::Usage(format!("--match: {e}")))?;
+    let mut sets = crate::promql::parse_series_selector(sel)
+        .map_err(|e| CliError::Usage(format!("--match: {e}")))?;
     if sets.len() != 1 {
-        return Err(CliError::Usage("--match: `or` selectors are not supported here".to_string()));
+        return Err(CliError::Usage(
+            "--match: `or` selectors are not supported here".to_string(),
+        ));
     }
     Ok(sets.remove(0))
 }
@@ -105,19 +137,57 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cmd {
-        ToolCommand::Tsdb { cmd: TsdbCommand::Dump { dir, min_time, max_time, matcher } } => {
+        ToolCommand::Tsdb {
+            cmd:
+                TsdbCommand::Dump {
+                    dir,
+                    min_time,
+                    max_time,
+                    matcher,
+                },
+        } => {
             let matchers = parse_matchers(matcher.as_deref())?;
             tools::dump(&dir, min_time, max_time, &matchers, &mut out)?;
         }
-        ToolCommand::Tsdb { cmd: TsdbCommand::Ls { dir } } => tools::ls(&dir, &mut out)?,
-        ToolCommand::Tsdb { cmd: TsdbCommand::Import { format: ImportFormat::Openmetrics { file, dir, block_duration_ms } } } => {
-            let f = std::fs::File::open(&file).map_err(|source| CliError::Open { path: file.display().to_string(), source })?;
+        ToolCommand::Tsdb {
+            cmd: TsdbCommand::Ls { dir },
+        } => tools::ls(&dir, &mut out)?,
+        ToolCommand::Bucket { cmd } => bucket::run(cmd, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Ship(args),
+        } => bench_ship::run(args, &mut out)?,
+        ToolCommand::Tsdb {
+            cmd:
+                TsdbCommand::Import {
+                    format:
+                        ImportFormat::Openmetrics {
+                            file,
+                            dir,
+                            block_duration_ms,
+                        },
+                },
+        } => {
+            let f = std::fs::File::open(&file).map_err(|source| CliError::Open {
+                path: file.display().to_string(),
+                source,
+            })?;
             let metas = tools::import_openmetrics(&mut BufReader::new(f), &dir, block_duration_ms)?;
             for m in metas {
-                writeln!(out, "{}  {}  {}  samples={}", m.ulid, m.min_time, m.max_time, m.stats.num_samples)?;
+                writeln!(
+                    out,
+                    "{}  {}  {}  samples={}",
+                    m.ulid, m.min_time, m.max_time, m.stats.num_samples
+                )?;
             }
         }
-        ToolCommand::Bench { cmd: BenchCommand::Tsdb { series, scrapes, dir } } => {
+        ToolCommand::Bench {
+            cmd:
+                BenchCommand::Tsdb {
+                    series,
+                    scrapes,
+                    dir,
+                },
+        } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -127,10 +197,29 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
                 }
             };
             let report = bench_write(&dir, series, scrapes)?;
-            writeln!(out, "series={} scrapes={} samples={}", report.series, report.scrapes, report.samples)?;
-            writeln!(out, "ingest: {:.2}s wall, {:.0} samples/s; {:.2} CPU s, {:.0} samples/CPU-s", report.ingest_seconds, report.samples_per_sec, report.ingest_cpu_seconds, report.samples_per_cpu_sec)?;
-            writeln!(out, "blocks: {:.3} bytes/sample over {} samples", report.bytes_per_sample, report.block_samples)?;
-            writeln!(out, "head RSS growth: {:.0} bytes/series", report.rss_bytes_per_series)?;
+            writeln!(
+                out,
+                "series={} scrapes={} samples={}",
+                report.series, report.scrapes, report.samples
+            )?;
+            writeln!(
+                out,
+                "ingest: {:.2}s wall, {:.0} samples/s; {:.2} CPU s, {:.0} samples/CPU-s",
+                report.ingest_seconds,
+                report.samples_per_sec,
+                report.ingest_cpu_seconds,
+                report.samples_per_cpu_sec
+            )?;
+            writeln!(
+                out,
+                "blocks: {:.3} bytes/sample over {} samples",
+                report.bytes_per_sample, report.block_samples
+            )?;
+            writeln!(
+                out,
+                "head RSS growth: {:.0} bytes/series",
+                report.rss_bytes_per_series
+            )?;
             if dir.starts_with(std::env::temp_dir()) {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -142,6 +231,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
 
 fn tempfile_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("strata-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| CliError::Open { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| CliError::Open {
+        path: dir.display().to_string(),
+        source,
+    })?;
     Ok(dir)
 }

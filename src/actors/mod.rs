@@ -3,6 +3,9 @@
 //! role's worker from the resources the node shares with its roles (`RoleContext`).
 
 pub mod compactor;
+pub mod lease;
+pub mod membership;
+pub mod policy;
 pub mod query_planner;
 pub mod role;
 pub mod rule_evaluator;

@@ -12,7 +12,7 @@ use super::error::{success, success_with_annotations, ApiError, ApiResult, Error
 use super::params::{invalid, Params};
 use crate::config::Role;
 use crate::node::NodeState;
-use crate::promql::{format_value, Engine, PromqlError, QueryValue, Value};
+use crate::promql::{Engine, PromqlError, QueryValue, Value};
 use crate::storage::model::{Labels, Matcher, Queryable, SelectHints};
 
 /// Prometheus refuses range queries with more points per series than this.
@@ -164,8 +164,9 @@ pub fn check_nesting(q: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Prometheus's exact bytes (timestamps as `1700000045.500`, values as strings).
 fn value_response(v: QueryValue) -> HttpResponse {
-    success_with_annotations(&format_value(&v), &v.warnings, &v.infos)
+    HttpResponse::Ok().content_type("application/json").body(crate::promql::json::format_success_body(&v))
 }
 
 async fn instant(svc: Arc<QueryService>, params: Params) -> ApiResult {

@@ -1,6 +1,17 @@
-//! The pure, I/O-free half of scraping: applying relabel rules to label sets and parsing
-//! exposition bodies (Prometheus text 0.0.4 and OpenMetrics 1.0) into samples and metadata.
-//! The ScraperShipper actor does the HTTP and storage around these.
+//! Scraping Prometheus targets. The pure, I/O-free half: applying relabel rules to label sets
+//! (`relabel`), parsing exposition bodies (`parser`), building targets from discovered groups
+//! (`target`), turning a body into head samples with staleness (`append`) and choosing this
+//! node's share of the targets (`shard`). The I/O half: file discovery (`file_sd`), one task per
+//! target (`scrape_loop`) and the pools of a config (`manager`), which the ScraperShipper role
+//! starts and stops and the HTTP API reads and reloads.
 
+pub mod append;
+pub mod file_sd;
+pub mod manager;
 pub mod parser;
 pub mod relabel;
+pub mod scrape_loop;
+pub mod shard;
+pub mod target;
+
+pub use manager::{ReloadReport, ScrapeManager, TargetsSnapshot};

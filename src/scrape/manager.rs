@@ -1,0 +1,374 @@
+//! The scrape manager: one pool per `scrape_configs` job, each holding the job's discovered
+//! target groups (static and file_sd), its HTTP client and one [`ScrapeLoop`] task per target
+//! this node owns. The node owns the manager (so `/api/v1/targets` and reload work whichever
+//! thread asks); the ScraperShipper role starts it on its runtime and stops it when the role
+//! stops. Reload compares each job's config and restarts only the pools that changed; targets
+//! that disappear get staleness markers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::file_sd::FileSdState;
+use super::parser::Metadata;
+use super::scrape_loop::{build_client, LoopShared, ScrapeLoop, TargetStatus};
+use super::shard::{target_key, ShardView};
+use super::target::{jitter_seed, static_groups, targets_from_group, Target, TargetGroup};
+use crate::config::{Config, ScrapeConfig};
+use crate::storage::db::Db;
+
+/// How often file_sd files are checked for changes.
+const FILE_SD_POLL: Duration = Duration::from_secs(1);
+
+/// One running loop as the pool tracks it.
+struct Running {
+    target: Arc<Target>,
+    shared: LoopShared,
+}
+
+struct Pool {
+    cfg: Arc<ScrapeConfig>,
+    client: Option<reqwest::Client>,
+    client_error: Option<String>,
+    /// Discovered groups by provider (`static`, `file_sd/<i>`) then by source.
+    groups: BTreeMap<String, Vec<TargetGroup>>,
+    loops: HashMap<u64, Running>,
+    dropped: Vec<Arc<Target>>,
+    /// Stops this pool's discovery tasks.
+    sd_cancel: CancellationToken,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    runtime: Option<Handle>,
+    pools: BTreeMap<String, Pool>,
+    shard: ShardView,
+}
+
+pub struct ScrapeManager {
+    db: Arc<Db>,
+    jitter_seed: u64,
+    inner: Mutex<Inner>,
+}
+
+/// One target as `/api/v1/targets` shows it.
+#[derive(Clone, Debug)]
+pub struct TargetView {
+    pub pool: String,
+    pub target: Arc<Target>,
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub status: TargetStatus,
+}
+
+/// All targets, active ones with status, dropped ones with their discovered labels.
+#[derive(Clone, Debug, Default)]
+pub struct TargetsSnapshot {
+    pub active: Vec<TargetView>,
+    pub dropped: Vec<(String, Arc<Target>)>,
+}
+
+/// What a reload did, by job name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    pub unchanged: Vec<String>,
+    pub restarted: Vec<String>,
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+}
+
+impl ScrapeManager {
+    pub fn new(db: Arc<Db>, config: Arc<Config>) -> Arc<Self> {
+        let seed = jitter_seed(&config.node.id, &crate::node::shipping_labels(&config));
+        let shard = ShardView::alone(config.node.id.clone());
+        Arc::new(ScrapeManager {
+            db,
+            jitter_seed: seed,
+            inner: Mutex::new(Inner { config, runtime: None, pools: BTreeMap::new(), shard }),
+        })
+    }
+
+    /// Starts every job's pool on `runtime` (the ScraperShipper's). Idempotent.
+    pub fn start(self: &Arc<Self>, runtime: Handle) {
+        let mut inner = self.inner.lock();
+        if inner.runtime.is_some() {
+            return;
+        }
+        inner.runtime = Some(runtime);
+        let config = inner.config.clone();
+        for cfg in &config.scrape_configs {
+            let pool = self.new_pool(&mut inner, &config, cfg);
+            inner.pools.insert(cfg.job_name.clone(), pool);
+            self.sync_pool(&mut inner, &cfg.job_name);
+        }
+        tracing::info!(jobs = config.scrape_configs.len(), "scrape manager started");
+    }
+
+    /// Stops every loop and discovery task; series are not marked stale (another node or a
+    /// restart carries on).
+    pub fn stop(&self) {
+        let mut inner = self.inner.lock();
+        for (_, pool) in std::mem::take(&mut inner.pools) {
+            stop_pool(pool, false);
+        }
+        inner.runtime = None;
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.inner.lock().runtime.is_some()
+    }
+
+    /// The config the manager scrapes by now.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.lock().config.clone()
+    }
+
+    /// Applies a new config: unchanged jobs keep running untouched, changed jobs restart,
+    /// removed jobs stop and their targets go stale, new jobs start.
+    pub fn apply_config(self: &Arc<Self>, config: Arc<Config>) -> ReloadReport {
+        let mut inner = self.inner.lock();
+        let mut report = ReloadReport::default();
+        inner.config = config.clone();
+        let wanted: BTreeMap<&str, &ScrapeConfig> = config.scrape_configs.iter().map(|c| (c.job_name.as_str(), c)).collect();
+        let existing: Vec<String> = inner.pools.keys().cloned().collect();
+        for job in existing {
+            if !wanted.contains_key(job.as_str()) {
+                if let Some(pool) = inner.pools.remove(&job) {
+                    stop_pool(pool, true);
+                }
+                report.stopped.push(job);
+            }
+        }
+        let running = inner.runtime.is_some();
+        for (job, cfg) in wanted {
+            let same = inner.pools.get(job).is_some_and(|p| *p.cfg == *cfg);
+            if same {
+                report.unchanged.push(job.to_string());
+                continue;
+            }
+            let old = inner.pools.remove(job);
+            if old.is_some() {
+                report.restarted.push(job.to_string());
+            } else {
+                report.started.push(job.to_string());
+            }
+            if !running {
+                continue;
+            }
+            let mut pool = self.new_pool(&mut inner, &config, cfg);
+            if let Some(old) = old {
+                // Targets that survive the change hand over without staleness, like
+                // Prometheus's reload; the others go stale once the new pool has synced.
+                pool.loops = HashMap::new();
+                inner.pools.insert(job.to_string(), pool);
+                self.sync_pool(&mut inner, job);
+                let kept: Vec<u64> = inner.pools.get(job).map(|p| p.loops.keys().copied().collect()).unwrap_or_default();
+                old.sd_cancel.cancel();
+                for (hash, r) in old.loops {
+                    r.shared.stale_on_stop.store(!kept.contains(&hash), Ordering::Release);
+                    r.shared.cancel.cancel();
+                }
+            } else {
+                inner.pools.insert(job.to_string(), pool);
+                self.sync_pool(&mut inner, job);
+            }
+        }
+        report
+    }
+
+    /// Feeds the cluster view: which ScraperShippers are live and how many replicas each
+    /// target gets. Pools re-sync; targets this node no longer owns stop and their local series
+    /// go stale (the new owner continues them under its own replica label).
+    pub fn set_shard_view(&self, view: ShardView) {
+        let mut inner = self.inner.lock();
+        if inner.shard == view {
+            return;
+        }
+        inner.shard = view;
+        let jobs: Vec<String> = inner.pools.keys().cloned().collect();
+        for job in jobs {
+            self.sync_pool(&mut inner, &job);
+        }
+    }
+
+    /// New groups from one discovery provider of a job.
+    pub fn set_groups(&self, job: &str, provider: &str, groups: Vec<TargetGroup>) {
+        let mut inner = self.inner.lock();
+        let Some(pool) = inner.pools.get_mut(job) else { return };
+        pool.groups.insert(provider.to_string(), groups);
+        self.sync_pool(&mut inner, job);
+    }
+
+    fn new_pool(self: &Arc<Self>, inner: &mut Inner, config: &Config, cfg: &ScrapeConfig) -> Pool {
+        let (client, client_error) = match build_client(cfg, |p| config.resolve_path(p)) {
+            Ok(c) => (Some(c), None),
+            Err(e) => {
+                tracing::error!(job = %cfg.job_name, error = %e, "scrape pool cannot build its HTTP client");
+                (None, Some(e))
+            }
+        };
+        let mut groups = BTreeMap::new();
+        groups.insert("static".to_string(), static_groups(cfg));
+        let sd_cancel = CancellationToken::new();
+        if let Some(rt) = inner.runtime.as_ref() {
+            for (i, sd) in cfg.file_sd_configs.iter().enumerate() {
+                let patterns: Vec<PathBuf> = sd.files.iter().map(|f| config.resolve_path(f)).collect();
+                let refresh = sd.refresh_interval.as_std();
+                let this = Arc::downgrade(self);
+                let job = cfg.job_name.clone();
+                let provider = format!("file_sd/{i}");
+                let cancel = sd_cancel.clone();
+                // The first read happens now, so the pool starts with its file targets.
+                let mut state = FileSdState::default();
+                if let Some(g) = state.poll(&patterns, refresh) {
+                    groups.insert(provider.clone(), g);
+                }
+                rt.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(FILE_SD_POLL) => {}
+                        }
+                        if let Some(g) = state.poll(&patterns, refresh) {
+                            let Some(mgr) = this.upgrade() else { return };
+                            mgr.set_groups(&job, &provider, g);
+                        }
+                    }
+                });
+            }
+        }
+        Pool {
+            cfg: Arc::new(cfg.clone()),
+            client,
+            client_error,
+            groups,
+            loops: HashMap::new(),
+            dropped: Vec::new(),
+            sd_cancel,
+        }
+    }
+
+    /// Recomputes a pool's targets from its groups and the shard view; starts loops for new
+    /// targets and stops (with staleness) loops of vanished ones.
+    fn sync_pool(&self, inner: &mut Inner, job: &str) {
+        let Some(rt) = inner.runtime.clone() else { return };
+        let shard = inner.shard.clone();
+        let Some(pool) = inner.pools.get_mut(job) else { return };
+        let mut active: Vec<(u64, Target)> = Vec::new();
+        let mut dropped = Vec::new();
+        for groups in pool.groups.values() {
+            for g in groups {
+                let (targets, errors) = targets_from_group(g, &pool.cfg);
+                for e in errors {
+                    tracing::warn!(job, group = %g.source, error = %e, "creating target failed");
+                }
+                for t in targets {
+                    if t.is_dropped() {
+                        dropped.push(Arc::new(t));
+                    } else {
+                        let h = t.hash();
+                        if !active.iter().any(|(x, _)| *x == h) && shard.owns(&target_key(job, h)) {
+                            active.push((h, t));
+                        }
+                    }
+                }
+            }
+        }
+        pool.dropped = dropped;
+        let mut next: HashMap<u64, Running> = HashMap::with_capacity(active.len());
+        for (h, t) in active {
+            if let Some(r) = pool.loops.remove(&h) {
+                next.insert(h, r);
+                continue;
+            }
+            let target = Arc::new(t);
+            let shared = LoopShared::default();
+            if let Some(client) = pool.client.clone() {
+                let (interval, timeout) = target.interval_and_timeout(&pool.cfg);
+                let sl = ScrapeLoop {
+                    cfg: pool.cfg.clone(),
+                    client,
+                    target: target.clone(),
+                    db: self.db.clone(),
+                    interval,
+                    timeout,
+                    jitter_seed: self.jitter_seed,
+                    shared: shared.clone(),
+                };
+                rt.spawn(sl.run());
+            } else {
+                let mut s = shared.status.lock();
+                s.health = super::scrape_loop::Health::Down;
+                s.last_error = pool.client_error.clone().unwrap_or_default();
+            }
+            next.insert(h, Running { target, shared });
+        }
+        for (_, r) in std::mem::replace(&mut pool.loops, next) {
+            r.shared.stale_on_stop.store(true, Ordering::Release);
+            r.shared.cancel.cancel();
+        }
+    }
+
+    /// Every target with its status, pools in name order, targets by URL.
+    pub fn snapshot(&self) -> TargetsSnapshot {
+        let inner = self.inner.lock();
+        let mut out = TargetsSnapshot::default();
+        for (job, pool) in &inner.pools {
+            let mut active: Vec<TargetView> = pool
+                .loops
+                .values()
+                .map(|r| {
+                    let (interval, timeout) = r.target.interval_and_timeout(&pool.cfg);
+                    TargetView {
+                        pool: job.clone(),
+                        target: r.target.clone(),
+                        url: r.target.url(),
+                        interval,
+                        timeout,
+                        status: r.shared.status.lock().clone(),
+                    }
+                })
+                .collect();
+            active.sort_by(|a, b| a.url.cmp(&b.url).then_with(|| a.target.labels.cmp(&b.target.labels)));
+            out.active.extend(active);
+            out.dropped.extend(pool.dropped.iter().map(|t| (job.clone(), t.clone())));
+        }
+        out
+    }
+
+    /// The metadata the targets exposed, by metric family (one entry per distinct value).
+    pub fn metadata(&self) -> BTreeMap<String, Vec<Metadata>> {
+        let inner = self.inner.lock();
+        let mut out: BTreeMap<String, Vec<Metadata>> = BTreeMap::new();
+        for pool in inner.pools.values() {
+            for r in pool.loops.values() {
+                for (family, m) in r.shared.metadata.lock().iter() {
+                    let list = out.entry(family.clone()).or_default();
+                    if !list.contains(m) {
+                        list.push(m.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn stop_pool(pool: Pool, stale: bool) {
+    pool.sd_cancel.cancel();
+    for (_, r) in pool.loops {
+        r.shared.stale_on_stop.store(stale, Ordering::Release);
+        r.shared.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;

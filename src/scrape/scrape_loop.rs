@@ -1,0 +1,320 @@
+//! One target's scrape loop: a tokio task that waits for the target's stable offset in its
+//! interval, then every interval fetches the body (Accept negotiation, gzip, timeout,
+//! body_size_limit, auth), appends it to the head through the target's [`ScrapeCache`], writes
+//! the report series (`up`, `scrape_*`), and records health for `/api/v1/targets`. A failure
+//! touches only this target: it is reported as `up 0` with a clear `lastError`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::append::{report_samples, AppendCtx, AppendError, AppendStats, ScrapeCache};
+use super::parser::{negotiate, Format, Metadata, SCRAPE_ACCEPT_HEADER};
+use super::target::Target;
+use crate::config::{AuthHeader, ScrapeConfig};
+use crate::storage::db::Db;
+use crate::storage::model::Labels;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("Get \"{url}\": {reason}")]
+    Request { url: String, reason: String },
+    #[error("Get \"{url}\": context deadline exceeded (scrape timeout {timeout:?})")]
+    Timeout { url: String, timeout: Duration },
+    #[error("server returned HTTP status {0}")]
+    Status(String),
+    #[error("body size limit exceeded: the body is larger than body_size_limit ({0} bytes)")]
+    BodyTooLarge(u64),
+    #[error("reading the body: {0}")]
+    Body(String),
+    #[error("reading {what} {path}: {reason}")]
+    Secret { what: &'static str, path: String, reason: String },
+    #[error("{0}")]
+    Append(#[from] AppendError),
+    #[error("{0}")]
+    Parse(#[from] super::parser::ParseError),
+}
+
+pub type Result<T> = std::result::Result<T, ScrapeError>;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    #[default]
+    Unknown,
+    Up,
+    Down,
+}
+
+/// What `/api/v1/targets` shows about a target's last scrape.
+#[derive(Clone, Debug, Default)]
+pub struct TargetStatus {
+    pub health: Health,
+    pub last_error: String,
+    pub last_scrape: Option<SystemTime>,
+    pub last_duration: Duration,
+}
+
+/// The handles a running loop shares with its pool.
+#[derive(Clone, Default)]
+pub struct LoopShared {
+    pub status: Arc<Mutex<TargetStatus>>,
+    pub metadata: Arc<Mutex<std::collections::BTreeMap<String, Metadata>>>,
+    /// Cancels the loop.
+    pub cancel: CancellationToken,
+    /// Set before `cancel` when the target went away: its series then go stale.
+    pub stale_on_stop: Arc<AtomicBool>,
+}
+
+/// Everything one loop needs; the pool builds it.
+pub struct ScrapeLoop {
+    pub cfg: Arc<ScrapeConfig>,
+    pub client: reqwest::Client,
+    pub target: Arc<Target>,
+    pub db: Arc<Db>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter_seed: u64,
+    pub shared: LoopShared,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Per-loop mutable state.
+struct LoopState {
+    cache: ScrapeCache,
+    body: Vec<u8>,
+    target_labels: Labels,
+    url: String,
+    /// Timestamp of the last append, so end-of-run markers land after it.
+    last_t: i64,
+}
+
+impl ScrapeLoop {
+    /// Runs until cancelled. When cancelled with `stale_on_stop`, the target's series (and
+    /// its report series) get staleness markers.
+    pub async fn run(self) {
+        let cancel = self.shared.cancel.clone();
+        let offset = self.target.offset(self.interval, self.jitter_seed, now_nanos());
+        let mut st = LoopState {
+            cache: ScrapeCache::default(),
+            body: Vec::new(),
+            target_labels: self.target.series_labels(),
+            url: self.target.url(),
+            last_t: 0,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(offset) => {}
+        }
+        let start = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval_at(start, self.interval.max(Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.scrape_once(&mut st) => {}
+            }
+        }
+        if self.shared.stale_on_stop.load(Ordering::Acquire) && st.last_t > 0 {
+            self.end_of_run(&mut st);
+        }
+    }
+
+    async fn scrape_once(&self, st: &mut LoopState) {
+        let started = Instant::now();
+        let wall = SystemTime::now();
+        let t = now_ms().max(st.last_t + 1);
+        let fetched = self.fetch(&st.url, &mut st.body).await;
+        let result = fetched.and_then(|format| self.append(st, format, t));
+        let duration = started.elapsed();
+        let (up, stats, error) = match result {
+            Ok(stats) => (true, stats, String::new()),
+            Err(e) => {
+                let mut app = self.db.appender();
+                if let Err(se) = st.cache.append_failed(&mut app, t) {
+                    tracing::warn!(target = %st.url, error = %se, "writing staleness markers failed");
+                }
+                if let Err(ce) = app.commit() {
+                    tracing::warn!(target = %st.url, error = %ce, "committing staleness markers failed");
+                }
+                (false, AppendStats::default(), e.to_string())
+            }
+        };
+        self.append_report(&stats, up, duration, t);
+        st.last_t = t;
+        if st.body.capacity() > 4 * st.body.len().max(1 << 16) {
+            // A one-off huge body should not pin its buffer.
+            st.body = Vec::new();
+        }
+        {
+            let mut s = self.shared.status.lock();
+            s.health = if up { Health::Up } else { Health::Down };
+            s.last_error = error;
+            s.last_scrape = Some(wall);
+            s.last_duration = duration;
+        }
+        if up {
+            let mut meta = self.shared.metadata.lock();
+            if *meta != st.cache.metadata {
+                meta.clone_from(&st.cache.metadata);
+            }
+        }
+    }
+
+    fn append(&self, st: &mut LoopState, format: Format, t: i64) -> Result<AppendStats> {
+        let ctx = AppendCtx { cfg: &self.cfg, target_labels: &st.target_labels };
+        let mut app = self.db.appender();
+        let stats = st.cache.append(&mut app, &ctx, &st.body, format, t)?;
+        app.commit().map_err(|e| ScrapeError::Append(AppendError::Storage(e)))?;
+        if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
+            tracing::debug!(target = %st.url, out_of_order = stats.out_of_order, duplicates = stats.duplicates,
+                out_of_bounds = stats.out_of_bounds, "samples rejected by the head");
+        }
+        Ok(stats)
+    }
+
+    fn append_report(&self, stats: &AppendStats, up: bool, duration: Duration, t: i64) {
+        let mut app = self.db.appender();
+        for (labels, v) in report_samples(&self.target, stats, up, duration.as_secs_f64()) {
+            if let Err(e) = app.append(0, &labels, t, v) {
+                tracing::debug!(%labels, error = %e, "report sample rejected");
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(error = %e, "committing report series failed");
+        }
+    }
+
+    /// The target went away: its series and report series end now.
+    fn end_of_run(&self, st: &mut LoopState) {
+        let t = now_ms().max(st.last_t + 1);
+        let mut app = self.db.appender();
+        if let Err(e) = st.cache.append_end_of_run(&mut app, t) {
+            tracing::warn!(target = %st.url, error = %e, "end-of-run staleness failed");
+        }
+        for (labels, _) in report_samples(&self.target, &AppendStats::default(), false, 0.0) {
+            let _ = app.append(0, &labels, t, crate::storage::model::stale_nan());
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(target = %st.url, error = %e, "committing end-of-run staleness failed");
+        }
+    }
+
+    /// GETs the body into `buf` within the timeout; returns the negotiated format.
+    async fn fetch(&self, url: &str, buf: &mut Vec<u8>) -> Result<Format> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.fetch_inner(url, buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(ScrapeError::Timeout { url: url.to_string(), timeout }),
+        }
+    }
+
+    async fn fetch_inner(&self, url: &str, buf: &mut Vec<u8>) -> Result<Format> {
+        let mut req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
+            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
+        req = apply_auth(req, &self.cfg)?;
+        let request_err = |e: reqwest::Error| ScrapeError::Request { url: url.to_string(), reason: error_chain(&e) };
+        let mut resp = req.send().await.map_err(request_err)?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(ScrapeError::Status(status.to_string()));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let limit = self.cfg.body_size_limit.0;
+        buf.clear();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Body(error_chain(&e)))? {
+            if limit > 0 && (buf.len() + chunk.len()) as u64 > limit {
+                return Err(ScrapeError::BodyTooLarge(limit));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(negotiate(&content_type)?.format)
+    }
+}
+
+/// A reqwest error with its causes, so `lastError` says e.g. "connection refused".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| ScrapeError::Secret { what, path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// Basic auth or an `Authorization` header; files are re-read per scrape like Prometheus.
+fn apply_auth(req: reqwest::RequestBuilder, cfg: &ScrapeConfig) -> Result<reqwest::RequestBuilder> {
+    Ok(match cfg.http_client().auth_header() {
+        AuthHeader::None => req,
+        AuthHeader::Basic { username, password, password_file } => {
+            let pw = match password_file {
+                Some(f) => read_secret("password file", &f)?,
+                None => password.expose().to_string(),
+            };
+            req.basic_auth(username, Some(pw))
+        }
+        AuthHeader::Credentials { auth_type, credentials, credentials_file } => {
+            let c = match credentials_file {
+                Some(f) => read_secret("credentials file", &f)?,
+                None => credentials.expose().to_string(),
+            };
+            req.header(reqwest::header::AUTHORIZATION, format!("{auth_type} {c}"))
+        }
+    })
+}
+
+/// The HTTP client of one scrape pool: TLS settings, redirects; no proxy from the environment.
+pub fn build_client(cfg: &ScrapeConfig, resolve: impl Fn(&std::path::Path) -> std::path::PathBuf) -> std::result::Result<reqwest::Client, String> {
+    let tls = &cfg.tls_config;
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(tls.insecure_skip_verify)
+        .pool_max_idle_per_host(2)
+        .redirect(if cfg.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() });
+    if let Some(ca) = &tls.ca_file {
+        let path = resolve(ca);
+        let pem = std::fs::read(&path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = std::fs::read(resolve(cert)).map_err(|e| format!("reading client cert {}: {e}", cert.display()))?;
+        pem.extend(std::fs::read(resolve(key)).map_err(|e| format!("reading client key {}: {e}", key.display()))?);
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
+        b = b.identity(id);
+    }
+    b.build().map_err(|e| format!("building the HTTP client: {e}"))
+}
