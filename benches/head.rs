@@ -13,8 +13,9 @@ const SERIES: usize = 10_000;
 const SCRAPES: usize = 10;
 const BATCH: usize = 1000;
 
-fn ingest(head: &Head, labels: &[Labels], refs: &mut [u64], by_ref: bool) {
-    for scrape in 0..SCRAPES {
+/// Appends scrapes `from..from + SCRAPES` of every series, in batches of 1000.
+fn ingest(head: &Head, labels: &[Labels], refs: &mut [u64], by_ref: bool, from: usize) {
+    for scrape in from..from + SCRAPES {
         let t = scrape as i64 * 15_000;
         for (ls, rs) in labels.chunks(BATCH).zip(refs.chunks_mut(BATCH)) {
             let mut app = head.appender();
@@ -30,40 +31,56 @@ fn ingest(head: &Head, labels: &[Labels], refs: &mut [u64], by_ref: bool) {
     }
 }
 
+/// A head that already holds the series (one scrape), so the timed part is steady-state
+/// appending rather than series creation.
+fn warm_head(labels: &[Labels], wal: Option<Arc<Wal>>) -> (Head, Vec<u64>) {
+    let head = Head::new(HeadOptions::default(), wal);
+    let mut refs = vec![0u64; labels.len()];
+    let mut app = head.appender();
+    for (l, r) in labels.iter().zip(refs.iter_mut()) {
+        *r = app.append(0, l, -15_000, 0.0).unwrap();
+    }
+    app.commit().unwrap();
+    (head, refs)
+}
+
 fn bench_head(c: &mut Criterion) {
     let labels = bench_labels(SERIES);
     let mut g = c.benchmark_group("head_append");
     g.sample_size(10);
     g.throughput(Throughput::Elements((SERIES * SCRAPES) as u64));
-    for (name, by_ref) in [("no_wal_by_labels", false), ("no_wal_by_ref", true)] {
+    g.bench_function("create_series_then_append_no_wal", |b| {
+        b.iter_batched(
+            || (Head::new(HeadOptions::default(), None), vec![0u64; SERIES]),
+            |(head, mut refs)| ingest(&head, &labels, &mut refs, false, 0),
+            BatchSize::PerIteration,
+        )
+    });
+    for (name, by_ref) in [
+        ("steady_no_wal_by_labels", false),
+        ("steady_no_wal_by_ref", true),
+    ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || (Head::new(HeadOptions::default(), None), vec![0u64; SERIES]),
-                |(head, mut refs)| ingest(&head, &labels, &mut refs, by_ref),
+                || warm_head(&labels, None),
+                |(head, mut refs)| ingest(&head, &labels, &mut refs, by_ref, 0),
                 BatchSize::PerIteration,
             )
         });
     }
-    g.bench_function("wal_no_fsync_by_ref", |b| {
+    g.bench_function("steady_wal_no_fsync_by_ref", |b| {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().unwrap();
-                let (wal, _) = Wal::open(
-                    &dir.path().join("wal"),
-                    WalOptions {
-                        fsync: false,
-                        ..WalOptions::default()
-                    },
-                    |_| {},
-                )
-                .unwrap();
-                (
-                    dir,
-                    Head::new(HeadOptions::default(), Some(Arc::new(wal))),
-                    vec![0u64; SERIES],
-                )
+                let opts = WalOptions {
+                    fsync: false,
+                    ..WalOptions::default()
+                };
+                let (wal, _) = Wal::open(&dir.path().join("wal"), opts, |_| {}).unwrap();
+                let (head, refs) = warm_head(&labels, Some(Arc::new(wal)));
+                (dir, head, refs)
             },
-            |(_dir, head, mut refs)| ingest(&head, &labels, &mut refs, true),
+            |(_dir, head, mut refs)| ingest(&head, &labels, &mut refs, true, 0),
             BatchSize::PerIteration,
         )
     });

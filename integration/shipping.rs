@@ -31,7 +31,7 @@ pub const EXTERNAL: [(&str, &str); 2] = [("cluster", "eu1"), ("team", "infra")];
 /// nodes), the TSDB under `data_dir`, and `bucket_yaml` as the bucket section.
 pub fn node_config(data_dir: &Path, web: &str, bucket_yaml: &str) -> String {
     format!(
-        "global:\n  external_labels: {{cluster: eu1, team: infra}}\nnode:\n  id: {NODE_ID}\n  web_listen: {web}\n  data_dir: {}\n  roles: [scraper_shipper]\n{bucket_yaml}tsdb:\n  block_duration: {}s\n  retention: 15d\n",
+        "global:\n  external_labels: {{cluster: eu1, team: infra}}\nnode:\n  id: {NODE_ID}\n  web_listen: {web}\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n  roles: [scraper_shipper]\n{bucket_yaml}tsdb:\n  block_duration: {}s\n  retention: 15d\n",
         data_dir.display(),
         BLOCK_MS / 1000
     )
@@ -171,7 +171,9 @@ pub async fn download_block(store: &dyn ObjectStore, ulid: &str, dest: &Path) {
     let objects = store.list(&format!("{ulid}/"), None).await.expect("list block").objects;
     assert!(!objects.is_empty(), "block {ulid} has no objects");
     for o in objects {
-        store.get_to_file(&o.key, &dest.join(&o.key)).await.expect("download object");
+        let path = dest.join(&o.key);
+        std::fs::create_dir_all(path.parent().expect("object path has a parent")).expect("mkdir");
+        store.get_to_file(&o.key, &path).await.expect("download object");
     }
 }
 

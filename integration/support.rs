@@ -11,6 +11,8 @@ use strata::config::Config;
 use strata::node::{self, Listeners, NodeHandle, StartOptions};
 use tokio_util::sync::CancellationToken;
 
+static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
 pub const ADMIN_TOKEN: &str = "s3cr3t-admin-token";
 
 /// A node running in this process, with its data under a temp dir.
@@ -24,7 +26,8 @@ pub struct TestNode {
 /// YAML for a single node on 127.0.0.1:0 with its data in `dir`; `extra` is appended.
 pub fn node_yaml(dir: &Path, token_file: Option<&Path>, extra: &str) -> String {
     let mut y = format!(
-        "node:\n  id: test-node\n  web_listen: 127.0.0.1:0\n  data_dir: {}\n",
+        "node:\n  id: test-node-{}\n  web_listen: 127.0.0.1:0\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n",
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         dir.join("data").display()
     );
     if let Some(t) = token_file {

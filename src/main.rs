@@ -102,6 +102,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         flags: args.flags(),
         fault_injection: std::env::var("STRATA_ENABLE_FAULT_INJECTION").is_ok_and(|v| v == "1"),
         http_workers: 0,
+        config_path: args.config.clone(),
     };
     let system = actix_rt::System::new();
     system.block_on(async move {
@@ -111,6 +112,20 @@ fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         actix_rt::spawn(async move {
             wait_for_signal().await;
             signals.cancel();
+        });
+        let reloads = handle.reloader();
+        actix_rt::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::error!("cannot install SIGHUP handler; reload with POST /-/reload");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match reloads.reload() {
+                    Ok(report) => tracing::info!(?report, "reloaded the config on SIGHUP"),
+                    Err(e) => tracing::error!(error = %e, "reloading the config on SIGHUP failed"),
+                }
+            }
         });
         handle.wait().await;
         tracing::info!("node stopped");

@@ -4,7 +4,7 @@
 //! call the same `start`. Must run inside an actix `System`.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::supervisor::{NodeSupervisor, StopAll};
 use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
+use crate::actors::membership::{ClusterService, ClusterSettings};
+use crate::actors::rpc::NodeRpc;
+use crate::cluster::transport::{TransportConfig, TransportServer};
 use crate::config::{Config, Role};
+use crate::storage::bucket::ObjectStore;
 use crate::http::query::QueryService;
 use crate::promql::{Engine, EngineOptions};
 use crate::storage::bucket::config::{open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config};
@@ -34,6 +38,10 @@ pub enum NodeError {
     EmptyToken(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::actors::membership::ClusterError),
+    #[error("cannot start the RPC transport: {0}")]
+    Transport(#[from] crate::cluster::transport::TransportError),
     #[error("cannot open the bucket: {0}")]
     Bucket(#[from] crate::storage::bucket::BucketError),
     #[error("cannot open the local TSDB: {0}")]
@@ -48,14 +56,54 @@ pub type Result<T> = std::result::Result<T, NodeError>;
 /// address fails before anything has started.
 pub struct Listeners {
     pub web: TcpListener,
+    pub gossip: UdpSocket,
+    pub rpc: TcpListener,
 }
 
 impl Listeners {
     pub fn bind(config: &Config) -> Result<Self> {
         let addr = config.node.web_listen.to_string();
         let web = TcpListener::bind(&addr).map_err(|source| NodeError::Bind { what: "web", addr, source })?;
-        Ok(Listeners { web })
+        let addr = config.node.gossip_listen.to_string();
+        let gossip = UdpSocket::bind(&addr).map_err(|source| NodeError::Bind { what: "gossip", addr, source })?;
+        let addr = config.node.rpc_listen.to_string();
+        let rpc = TcpListener::bind(&addr).map_err(|source| NodeError::Bind { what: "rpc", addr, source })?;
+        Ok(Listeners { web, gossip, rpc })
     }
+}
+
+/// The address peers reach a listener on: the bound address, with a wildcard IP replaced by
+/// the advertised host's IP (or loopback when nothing is advertised).
+pub fn reachable(bound: SocketAddr, advertise: Option<SocketAddr>) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        let ip = advertise.map(|a| a.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        SocketAddr::new(ip, bound.port())
+    } else {
+        bound
+    }
+}
+
+/// `node.advertise` (host:port, DNS allowed) resolved to the gossip address peers use.
+fn resolve_advertise(config: &Config) -> Result<Option<SocketAddr>> {
+    let Some(adv) = config.node.advertise.as_deref() else { return Ok(None) };
+    use std::net::ToSocketAddrs;
+    let mut addrs = adv.to_socket_addrs().map_err(|source| NodeError::Bind { what: "advertise", addr: adv.to_string(), source })?;
+    addrs.next().map(Some).ok_or_else(|| NodeError::Bind {
+        what: "advertise",
+        addr: adv.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "resolves to no address"),
+    })
+}
+
+fn read_cluster_key(config: &Config) -> Result<Option<Vec<u8>>> {
+    let Some(path) = config.cluster.key_file.as_ref() else { return Ok(None) };
+    let path = config.resolve_path(path);
+    let text = std::fs::read_to_string(&path).map_err(|source| NodeError::TokenFile { path: path.display().to_string(), source })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(NodeError::EmptyToken(path.display().to_string()));
+    }
+    Ok(Some(key.as_bytes().to_vec()))
 }
 
 /// What HTTP handlers share: the node's identity, its supervisor and its metrics.
@@ -71,6 +119,12 @@ pub struct NodeState {
     pub fault_injection: bool,
     pub db: Arc<Db>,
     pub query: Arc<QueryService>,
+    /// The scrape pools, for `/api/v1/targets`, `/api/v1/metadata` and reloads.
+    pub scrape: Arc<crate::scrape::ScrapeManager>,
+    /// The config file `POST /-/reload` re-reads (`None`: the embedded default).
+    pub config_path: Option<std::path::PathBuf>,
+    pub cluster: Arc<ClusterService>,
+    pub bucket: Arc<dyn ObjectStore>,
 }
 
 impl NodeState {
@@ -89,16 +143,25 @@ pub struct StartOptions {
     pub fault_injection: bool,
     /// HTTP worker threads; 0 = 2.
     pub http_workers: usize,
+    /// The config file, re-read by `POST /-/reload` and SIGHUP.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 pub struct NodeHandle {
     pub web_addr: SocketAddr,
     pub supervisor: Addr<NodeSupervisor>,
+    pub cluster: Arc<ClusterService>,
     shutdown: CancellationToken,
     done: tokio::sync::oneshot::Receiver<()>,
+    reloader: crate::scrape::reload::Reloader,
 }
 
 impl NodeHandle {
+    /// Reloads the scrape config from the node's config file (what SIGHUP does).
+    pub fn reloader(&self) -> crate::scrape::reload::Reloader {
+        self.reloader.clone()
+    }
+
     /// Asks the node to stop and waits until every role has stopped.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -121,6 +184,9 @@ fn read_admin_token(config: &Config) -> Result<Option<String>> {
     }
     Ok(Some(token))
 }
+
+/// How long a node must be gone before the role policy moves its roles.
+const REASSIGN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Prometheus's default `--query.max-concurrency`.
 const MAX_CONCURRENT_QUERIES: usize = 20;
@@ -207,10 +273,35 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         bucket.clone(),
         &mut registry,
     ));
-    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone(), bucket, shipper });
+    let scrape = crate::scrape::ScrapeManager::new(db.clone(), config.clone());
+    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone(), bucket: bucket.clone(), shipper, scrape: scrape.clone() });
     let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
     let running = Arc::new(RunningRoles::default());
     let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
+
+    let advertise = resolve_advertise(&config)?;
+    let gossip_addr = listeners.gossip.local_addr().map_err(|source| NodeError::Bind { what: "gossip", addr: config.node.gossip_listen.to_string(), source })?;
+    let rpc_addr = listeners.rpc.local_addr().map_err(|source| NodeError::Bind { what: "rpc", addr: config.node.rpc_listen.to_string(), source })?;
+    let gossip_advertise = advertise.unwrap_or_else(|| reachable(gossip_addr, None));
+    let key = read_cluster_key(&config)?;
+    let cluster = ClusterService::start(
+        ClusterSettings {
+            node_id: config.node.id.clone(),
+            http_addr: reachable(web_addr, advertise),
+            rpc_addr: reachable(rpc_addr, advertise),
+            gossip: listeners.gossip,
+            advertise: Some(gossip_advertise),
+            seeds: config.cluster.join.clone(),
+            key: key.clone(),
+            roles: config.node.roles.clone(),
+            policy: config.cluster.role_policy.clone(),
+            grace: REASSIGN_GRACE,
+        },
+        supervisor.clone(),
+    )
+    .await?;
+    let transport_cfg = TransportConfig { cluster_key: key, ..TransportConfig::default() };
+    let rpc = TransportServer::start(listeners.rpc, Arc::new(NodeRpc { cluster: cluster.clone() }), transport_cfg)?;
 
     let state = web::Data::new(NodeState {
         node_id: config.node.id.clone(),
@@ -224,7 +315,12 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         fault_injection: opts.fault_injection,
         db: db.clone(),
         query,
+        cluster: cluster.clone(),
+        bucket: bucket.clone(),
+        scrape: scrape.clone(),
+        config_path: opts.config_path.clone(),
     });
+    let reloader = crate::scrape::reload::Reloader { path: opts.config_path.clone(), manager: scrape };
     let workers = if opts.http_workers == 0 { 2 } else { opts.http_workers };
     let server = http::serve(listeners.web, state, workers)?;
     let server_handle = server.handle();
@@ -238,10 +334,13 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let sup = supervisor.clone();
     let token = shutdown.clone();
+    let leaving = cluster.clone();
     actix_rt::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: stopping HTTP, then roles in reverse order");
         server_handle.stop(true).await;
+        leaving.leave().await;
+        rpc.shutdown();
         if sup.send(StopAll).await.is_err() {
             tracing::warn!("supervisor was already gone at shutdown");
         }
@@ -254,5 +353,5 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         let _ = done_tx.send(());
     });
 
-    Ok(NodeHandle { web_addr, supervisor, shutdown, done })
+    Ok(NodeHandle { web_addr, supervisor, cluster, shutdown, done, reloader })
 }

@@ -1,8 +1,9 @@
 //! Runs `bench_write` (the `strata tools bench tsdb` workload, shaped like
 //! `promtool tsdb bench write`). Ignored by default because it is a benchmark:
-//! `STRATA_BENCH_SERIES=10000 STRATA_BENCH_SCRAPES=3000 cargo test --release --test db_bench -- --ignored --nocapture`
+//! (Compare: `write_promtool_series_file` + `promtool tsdb bench write --metrics=10000 --scrapes=3000 <file>`.)
+//! `STRATA_BENCH_SERIES=10000 STRATA_BENCH_SCRAPES=3000 [STRATA_BENCH_FSYNC=1] cargo test --release --test db_bench -- --ignored --nocapture`
 
-use strata::storage::db::bench::bench_write;
+use strata::storage::db::bench::{bench_write, bench_write_with, write_promtool_series_file};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -17,8 +18,9 @@ fn bench_write_report() {
     let series = env_or("STRATA_BENCH_SERIES", 10_000);
     let scrapes = env_or("STRATA_BENCH_SCRAPES", 3000);
     let dir = tempfile::tempdir().unwrap();
-    let r = bench_write(dir.path(), series, scrapes).unwrap();
-    println!("{r:#?}");
+    let fsync = std::env::var("STRATA_BENCH_FSYNC").is_ok_and(|v| v == "1");
+    let r = bench_write_with(dir.path(), series, scrapes, fsync).unwrap();
+    println!("wal_fsync: {fsync}\n{r:#?}");
     assert_eq!(r.samples, (series * scrapes) as u64);
     assert!(r.block_samples > 0 || scrapes < 400);
 }
@@ -36,4 +38,18 @@ fn bench_write_small_run_is_consistent() {
         "{}",
         r.bytes_per_sample
     );
+}
+
+#[test]
+fn promtool_input_file_has_one_label_set_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("series.json");
+    write_promtool_series_file(&p, 25).unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 25);
+    let v: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(v["series_id"], "3");
+    assert_eq!(v["__name__"], "bench_metric_3");
+    assert_eq!(v.as_object().unwrap().len(), 8);
 }

@@ -7,6 +7,7 @@ pub mod lease;
 pub mod membership;
 pub mod policy;
 pub mod query_planner;
+pub mod rpc;
 pub mod role;
 pub mod rule_evaluator;
 pub mod scraper_shipper;
@@ -45,6 +46,8 @@ pub struct RoleContext {
     pub bucket: Arc<dyn ObjectStore>,
     /// Ships the local TSDB's blocks; owned by the node so its state outlives role moves.
     pub shipper: Arc<Shipper>,
+    /// The scrape pools; the ScraperShipper role starts and stops them.
+    pub scrape: Arc<crate::scrape::ScrapeManager>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

@@ -1,5 +1,5 @@
 //! The ScraperShipper role (Prometheus + sidecar): takes samples into the node's local TSDB
-//! (remote-write receive today; scrape loops plug in beside it), cuts the head into 2h blocks,
+//! (the node's scrape manager, started and stopped with the role, plus remote-write), cuts the head into 2h blocks,
 //! ships every cut block to the bucket exactly once (meta.json last), and deletes local blocks
 //! only once they are shipped and older than the local retention. A bucket outage never loses
 //! data: the head and the local blocks keep growing and the next round ships them.
@@ -37,11 +37,26 @@ struct RoundState {
 pub struct ScraperShipper {
     ctx: Arc<RoleContext>,
     state: Rc<RefCell<RoundState>>,
+    /// The scrape manager start this incarnation made, to stop exactly that one.
+    scrape_generation: Option<u64>,
 }
 
 impl ScraperShipper {
     pub fn new(ctx: Arc<RoleContext>) -> Self {
-        ScraperShipper { ctx, state: Rc::new(RefCell::new(RoundState::default())) }
+        ScraperShipper { ctx, state: Rc::new(RefCell::new(RoundState::default())), scrape_generation: None }
+    }
+
+    fn stop_scraping(&mut self) {
+        if let Some(g) = self.scrape_generation.take() {
+            self.ctx.scrape.stop(g);
+        }
+    }
+}
+
+/// A role that dies without a clean shutdown (error, panic) still stops its scrape loops.
+impl Drop for ScraperShipper {
+    fn drop(&mut self) {
+        self.stop_scraping();
     }
 }
 
@@ -98,6 +113,8 @@ pub async fn maintenance_round(db: Arc<Db>, shipper: Arc<Shipper>, retention: Du
 
 impl RoleWorker for ScraperShipper {
     fn started(&mut self, ctx: &mut Context<RoleActor>) {
+        // Scrape loops run on this role's runtime, so they never starve the HTTP workers.
+        self.scrape_generation = Some(self.ctx.scrape.start(tokio::runtime::Handle::current()));
         let block_ms = self.ctx.config.tsdb.block_duration.as_millis();
         let every = maintenance_interval(block_ms);
         let shared = self.ctx.clone();
@@ -141,11 +158,13 @@ impl RoleWorker for ScraperShipper {
             "shipped_blocks": self.ctx.shipper.shipped_ulids().len(),
             "last_round": self.state.borrow().last,
             "last_round_error": self.state.borrow().last_error,
+            "scrape_targets": self.ctx.scrape.snapshot().active.len(),
         })
     }
 
     /// On stop, one last round ships whatever is complete so a role move strands nothing.
     fn shutdown(&mut self) -> LocalBoxFuture<'static, ()> {
+        self.stop_scraping();
         let round = maintenance_round(self.ctx.db.clone(), self.ctx.shipper.clone(), self.ctx.config.tsdb.retention.as_std());
         Box::pin(async move {
             match tokio::time::timeout(Duration::from_secs(20), round).await {

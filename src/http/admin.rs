@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{success, ApiError, ApiResult, ErrorType};
 use crate::actors::role::InjectFault;
-use crate::actors::supervisor::{FaultRole, GetRoles, SetRoles};
+use crate::actors::supervisor::{FaultRole, GetRoles};
 use crate::config::Role;
 use crate::node::NodeState;
 
@@ -46,12 +46,12 @@ async fn get_roles(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RolesBody {
-    roles: Vec<String>,
+pub struct RolesBody {
+    pub roles: Vec<String>,
 }
 
 /// Parses role names, naming the first unknown one.
-fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
+pub fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
     names
         .iter()
         .map(|n| {
@@ -68,13 +68,8 @@ async fn put_roles(req: HttpRequest, state: web::Data<NodeState>, body: web::Byt
     let parsed: RolesBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
     let roles = parse_roles(&parsed.roles)?;
-    let desired = state
-        .supervisor
-        .send(SetRoles(roles))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::bad_data(e.to_string()))?;
-    Ok(success(&serde_json::json!({ "node": state.node_id, "desired": desired })))
+    let version = state.cluster.set_roles(&state.node_id, roles.clone()).await.map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(success(&serde_json::json!({ "node": state.node_id, "desired": roles, "version": version })))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{success, success_with_annotations, ApiError, ApiResult, ErrorType};
+use super::forward::forward_unless_local;
 use super::params::{invalid, Params};
 use crate::config::Role;
 use crate::node::NodeState;
@@ -62,6 +63,9 @@ enum Handler {
 async fn dispatch(handler: Handler, req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
     if body.len() > MAX_FORM_BYTES {
         return Err(ApiError::bad_data("error parsing form values: http: POST too large"));
+    }
+    if let Some(forwarded) = forward_unless_local(&state, &req, &body, Role::QueryPlanner).await {
+        return forwarded;
     }
     let params = Params::from_request(&req, &body);
     let svc = query_service(&state)?;
@@ -283,6 +287,9 @@ async fn label_names(svc: Arc<QueryService>, params: Params) -> ApiResult {
 }
 
 async fn label_values(req: HttpRequest, state: web::Data<NodeState>, path: web::Path<String>) -> ApiResult {
+    if let Some(forwarded) = forward_unless_local(&state, &req, &[], Role::QueryPlanner).await {
+        return forwarded;
+    }
     let svc = query_service(&state)?;
     let params = Params::from_request(&req, &[]);
     let mut name = path.into_inner();
@@ -332,10 +339,10 @@ fn unescape_utf8_label(s: &str) -> Option<String> {
     Some(out)
 }
 
-async fn metadata(state: web::Data<NodeState>) -> ApiResult {
+async fn metadata(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     query_service(&state)?;
-    // Metric metadata comes from scrapes; until targets report some, the map is empty.
-    Ok(success(&serde_json::Map::new()))
+    // Metric metadata comes from this node's scrapes.
+    super::targets::metadata(&req, &state)
 }
 
 fn format_query(params: Params) -> ApiResult {
@@ -347,6 +354,9 @@ fn format_query(params: Params) -> ApiResult {
 /// `/federate`: the latest sample of every series matching `match[]`, in the text format, with
 /// this node's external labels added where a series lacks them.
 async fn federate(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+    if let Some(forwarded) = forward_unless_local(&state, &req, &[], Role::QueryPlanner).await {
+        return forwarded;
+    }
     let svc = query_service(&state)?;
     let params = Params::from_request(&req, &[]);
     let sets = params.matchers()?;

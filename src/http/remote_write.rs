@@ -8,6 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
 
 use super::error::{ApiError, ApiResult, ErrorType};
+use super::forward::forward_unless_local;
+use crate::config::Role;
 use crate::node::NodeState;
 use crate::storage::db::Db;
 use crate::storage::head::HeadError;
@@ -101,7 +103,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/write", web::post().to(write));
 }
 
-async fn write(_req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
+async fn write(req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
+    if let Some(forwarded) = forward_unless_local(&state, &req, &body, Role::ScraperShipper).await {
+        return forwarded;
+    }
     let db = state
         .db_for_ingest()
         .ok_or_else(|| ApiError::unavailable("no scraper_shipper role receives samples on this node"))?;

@@ -47,6 +47,8 @@ struct Pool {
 struct Inner {
     config: Arc<Config>,
     runtime: Option<Handle>,
+    /// Bumped by every `start`, so a stale stop (an old role incarnation) is ignored.
+    generation: u64,
     pools: BTreeMap<String, Pool>,
     shard: ShardView,
 }
@@ -91,16 +93,18 @@ impl ScrapeManager {
         Arc::new(ScrapeManager {
             db,
             jitter_seed: seed,
-            inner: Mutex::new(Inner { config, runtime: None, pools: BTreeMap::new(), shard }),
+            inner: Mutex::new(Inner { config, runtime: None, generation: 0, pools: BTreeMap::new(), shard }),
         })
     }
 
-    /// Starts every job's pool on `runtime` (the ScraperShipper's). Idempotent.
-    pub fn start(self: &Arc<Self>, runtime: Handle) {
+    /// Starts every job's pool on `runtime` (the ScraperShipper's), replacing whatever an
+    /// earlier start left running. Returns the generation to pass to [`Self::stop`].
+    pub fn start(self: &Arc<Self>, runtime: Handle) -> u64 {
         let mut inner = self.inner.lock();
-        if inner.runtime.is_some() {
-            return;
+        for (_, pool) in std::mem::take(&mut inner.pools) {
+            stop_pool(pool, false);
         }
+        inner.generation += 1;
         inner.runtime = Some(runtime);
         let config = inner.config.clone();
         for cfg in &config.scrape_configs {
@@ -109,12 +113,16 @@ impl ScrapeManager {
             self.sync_pool(&mut inner, &cfg.job_name);
         }
         tracing::info!(jobs = config.scrape_configs.len(), "scrape manager started");
+        inner.generation
     }
 
-    /// Stops every loop and discovery task; series are not marked stale (another node or a
-    /// restart carries on).
-    pub fn stop(&self) {
+    /// Stops every loop and discovery task of start `generation` (a later start wins);
+    /// series are not marked stale (another node or a restart carries on).
+    pub fn stop(&self, generation: u64) {
         let mut inner = self.inner.lock();
+        if inner.generation != generation {
+            return;
+        }
         for (_, pool) in std::mem::take(&mut inner.pools) {
             stop_pool(pool, false);
         }

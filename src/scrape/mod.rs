@@ -10,6 +10,7 @@ pub mod file_sd;
 pub mod manager;
 pub mod parser;
 pub mod relabel;
+pub mod reload;
 pub mod scrape_loop;
 pub mod shard;
 pub mod target;

@@ -51,6 +51,21 @@ pub fn bench_labels(n: usize) -> Vec<Labels> {
         .collect()
 }
 
+/// Writes the `bench_labels(n)` label sets as promtool's benchmark input (one JSON object of
+/// labels per line), so `promtool tsdb bench write --metrics=N <file>` runs the same series.
+pub fn write_promtool_series_file(path: &Path, n: usize) -> std::io::Result<()> {
+    let mut out = String::new();
+    for labels in bench_labels(n) {
+        let map: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|l| (l.name.clone(), serde_json::Value::String(l.value.clone())))
+            .collect();
+        out.push_str(&serde_json::Value::Object(map).to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out)
+}
+
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`), 0 elsewhere.
 pub fn rss_bytes() -> u64 {
     let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {

@@ -40,6 +40,8 @@ pub enum DbError {
     NoSuchBlock(Ulid),
     #[error("invalid options: {0}")]
     Options(String),
+    #[error("data directory {0} is in use by another process (its `lock` file is locked)")]
+    Locked(String),
 }
 
 impl DbError {
@@ -95,6 +97,8 @@ pub struct Db {
     /// One cut / retention / delete at a time.
     maintenance: Mutex<()>,
     replay: ReplayStats,
+    /// `<dir>/lock`, exclusively locked while open (the same file Prometheus locks).
+    _lock: fs::File,
 }
 
 impl Db {
@@ -108,6 +112,20 @@ impl Db {
             )));
         }
         fs::create_dir_all(dir).map_err(|e| DbError::io(dir, "create", e))?;
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| DbError::io(&lock_path, "open", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(DbError::Locked(dir.display().to_string()))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(DbError::io(&lock_path, "lock", e)),
+        }
         let loaded = blocks::load_all(dir)?;
         let mut head = Head::new(
             HeadOptions {
@@ -139,6 +157,7 @@ impl Db {
             blocks: RwLock::new(loaded),
             maintenance: Mutex::new(()),
             replay,
+            _lock: lock,
         })
     }
 
@@ -254,7 +273,7 @@ impl Db {
         blocks::delete_dir(block.dir())
     }
 
-    /// Rescans `<dir>` for blocks added by someone else (e.g. a compactor), keeping loaded ones.
+    /// Rescans `<dir>` and replaces the block list (e.g. after a compactor added or removed blocks).
     pub fn reload_blocks(&self) -> Result<()> {
         let _m = self.maintenance.lock();
         let fresh = blocks::load_all(&self.dir)?;

@@ -171,3 +171,15 @@ fn concurrent_appends_cuts_and_queries_lose_nothing() {
     drop(db);
     check(&Db::open(dir.path(), opts()).unwrap());
 }
+
+#[test]
+fn a_second_open_of_the_same_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert!(matches!(
+        Db::open(dir.path(), opts()),
+        Err(DbError::Locked(_))
+    ));
+    drop(db);
+    Db::open(dir.path(), opts()).unwrap();
+}

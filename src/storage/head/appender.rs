@@ -183,8 +183,10 @@ impl<'a> HeadAppender<'a> {
     /// Logs the batch to the WAL (returning only after the write, and the fsync when
     /// configured), then applies it. Samples that became invalid because another appender
     /// committed newer data to the same series meanwhile are dropped and counted at apply
-    /// time, as Prometheus does. Commits are serialised, so replaying the WAL runs the same
-    /// checks in the same order and rebuilds exactly the same head.
+    /// time, as Prometheus does. Only WAL writes are serialised; applying runs in parallel.
+    /// So replay rebuilds exactly the same head except when two appenders race on the same
+    /// series and one sample loses (WAL order decides on replay, apply order in memory), a
+    /// case Prometheus has too; one writer per series (the scrape-loop model) never hits it.
     pub fn commit(mut self) -> Result<()> {
         if self.samples.is_empty() {
             return Ok(());
@@ -201,10 +203,10 @@ impl<'a> HeadAppender<'a> {
             encode_samples_iter(wal_samples(&self.pending, &self.samples), &mut self.wal_buf);
         }
         let seq = {
-            let _commit = head.commit_lock.lock();
+            let _gate = head.gate.read();
             self.commit_locked()?
         };
-        // The fsync runs outside the commit lock so that concurrent commits share it (group
+        // The fsync runs after the commit so that concurrent commits share it (group
         // commit); the batch is already visible to queries, but `commit` only returns once
         // it is durable.
         if let (Some(wal), Some(seq)) = (head.wal(), seq) {
@@ -215,8 +217,9 @@ impl<'a> HeadAppender<'a> {
         Ok(())
     }
 
-    /// The part of `commit` under the commit lock: WAL write (without fsync), then apply.
-    /// Returns the WAL write's sequence number, if anything was written.
+    /// The part of `commit` under the shared gate: WAL write (ordered, without fsync), then
+    /// apply, which runs in parallel with other commits. Returns the WAL write's sequence
+    /// number, if anything was written.
     fn commit_locked(&mut self) -> Result<Option<u64>> {
         let head = self.head;
         let min_valid = head.min_valid_time();
@@ -251,6 +254,7 @@ impl<'a> HeadAppender<'a> {
                 self.wal_buf.clear();
                 encode_samples_iter(wal_samples(&self.pending, &self.samples), &mut self.wal_buf);
             }
+            let _order = head.wal_order.lock();
             let new_series: Vec<RefSeries> = self
                 .pending
                 .iter()

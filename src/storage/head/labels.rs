@@ -16,15 +16,15 @@ fn put_uvarint(out: &mut Vec<u8>, mut x: usize) {
     out.push(x as u8);
 }
 
-/// Iterates (name, value) pairs; stops early on malformed bytes, which cannot occur for
-/// buffers built by `from_labels`.
-pub struct Pairs<'a> {
+/// Iterates raw (name, value) byte pairs; stops early on malformed bytes, which cannot occur
+/// for buffers built by `from_labels`.
+pub struct RawPairs<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-impl<'a> Pairs<'a> {
-    fn string(&mut self) -> Option<&'a str> {
+impl<'a> RawPairs<'a> {
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let mut len = 0usize;
         let mut shift = 0;
         loop {
@@ -40,22 +40,34 @@ impl<'a> Pairs<'a> {
             }
         }
         let end = self.pos.checked_add(len)?;
-        let s = std::str::from_utf8(self.buf.get(self.pos..end)?).ok()?;
+        let s = self.buf.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
 }
 
-impl<'a> Iterator for Pairs<'a> {
-    type Item = (&'a str, &'a str);
+impl<'a> Iterator for RawPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.pos >= self.buf.len() {
             return None;
         }
-        let name = self.string()?;
-        let value = self.string()?;
+        let name = self.bytes()?;
+        let value = self.bytes()?;
         Some((name, value))
+    }
+}
+
+/// (name, value) pairs as strings.
+pub struct Pairs<'a>(RawPairs<'a>);
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (n, v) = self.0.next()?;
+        Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?))
     }
 }
 
@@ -75,23 +87,28 @@ impl CompactLabels {
         CompactLabels(buf.into_boxed_slice())
     }
 
-    pub fn iter(&self) -> Pairs<'_> {
-        Pairs {
+    fn raw(&self) -> RawPairs<'_> {
+        RawPairs {
             buf: &self.0,
             pos: 0,
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    pub fn iter(&self) -> Pairs<'_> {
+        Pairs(self.raw())
     }
 
-    /// Same label set as `labels`, without allocating.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let (_, v) = self.raw().find(|(n, _)| *n == name.as_bytes())?;
+        std::str::from_utf8(v).ok()
+    }
+
+    /// Same label set as `labels`, without allocating (bytewise, no UTF-8 checks).
     pub fn eq_labels(&self, labels: &Labels) -> bool {
-        let mut mine = self.iter();
+        let mut mine = self.raw();
         for l in labels.iter() {
             match mine.next() {
-                Some((n, v)) if n == l.name && v == l.value => {}
+                Some((n, v)) if n == l.name.as_bytes() && v == l.value.as_bytes() => {}
                 _ => return false,
             }
         }

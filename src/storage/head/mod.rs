@@ -6,6 +6,7 @@ mod appender;
 mod labels;
 mod postings;
 mod query;
+mod refmap;
 pub mod series;
 
 use std::hash::{Hash, Hasher};
@@ -17,6 +18,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 pub use appender::HeadAppender;
 use postings::Postings;
+use refmap::RefStripe;
 use series::{Check, MemSeries};
 
 use crate::storage::model::{EncodedChunk, Labels};
@@ -73,7 +75,6 @@ pub struct HeadStats {
 /// Series by label-set hash; colliding label sets simply share a hash and are told apart
 /// by comparing labels.
 type HashStripe = hashbrown::HashTable<Arc<MemSeries>>;
-type RefStripe = FxHashMap<u64, Arc<MemSeries>>;
 
 pub struct Head {
     opts: HeadOptions,
@@ -85,8 +86,12 @@ pub struct Head {
     max_time: AtomicI64,
     /// Samples before this are rejected (they belong to persisted blocks).
     min_valid_time: AtomicI64,
-    /// Serialises commits so the WAL order equals the in-memory order per series.
-    commit_lock: Mutex<()>,
+    /// Commits hold it shared; truncation and raising the minimum valid time hold it
+    /// exclusively, so they never interleave with a commit.
+    gate: RwLock<()>,
+    /// Orders WAL writes: held while a commit checks which of its series still need a Series
+    /// record and writes its records, so a Series record always precedes its samples.
+    wal_order: Mutex<()>,
     wal: Option<Arc<Wal>>,
     /// Refs of duplicate series records seen on replay → the ref kept for that label set.
     aliases: Mutex<FxHashMap<u64, u64>>,
@@ -100,6 +105,11 @@ pub fn labels_hash(labels: &Labels) -> u64 {
     h.finish()
 }
 
+/// Stripe and slot of a series ref: refs are sequential, so plain modulo spreads them evenly.
+fn ref_slot(r: u64) -> (usize, u64) {
+    ((r % STRIPES as u64) as usize, r / STRIPES as u64)
+}
+
 fn stripe(x: u64) -> usize {
     // Fx hashes are poor in the low bits for small inputs; mix before picking a stripe.
     ((x ^ (x >> 29) ^ (x >> 47)) as usize) % STRIPES
@@ -111,7 +121,7 @@ impl Head {
             .map(|_| RwLock::new(HashStripe::new()))
             .collect();
         let by_ref = (0..STRIPES)
-            .map(|_| RwLock::new(FxHashMap::default()))
+            .map(|_| RwLock::new(RefStripe::default()))
             .collect();
         Head {
             opts,
@@ -122,7 +132,8 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
-            commit_lock: Mutex::new(()),
+            gate: RwLock::new(()),
+            wal_order: Mutex::new(()),
             wal,
             aliases: Mutex::new(FxHashMap::default()),
             appender_pool: Mutex::new(Vec::new()),
@@ -179,7 +190,7 @@ impl Head {
     /// Rejects samples before `t` from now on (data up to there lives in blocks). Taken
     /// under the commit lock, so when this returns no commit still applies older samples.
     pub fn set_min_valid_time(&self, t: i64) {
-        let _commit = self.commit_lock.lock();
+        let _gate = self.gate.write();
         self.min_valid_time.fetch_max(t, Ordering::AcqRel);
     }
 
@@ -199,7 +210,8 @@ impl Head {
     }
 
     pub(crate) fn get_by_ref(&self, r: u64) -> Option<Arc<MemSeries>> {
-        self.by_ref[stripe(r)].read().get(&r).cloned()
+        let (st, idx) = ref_slot(r);
+        self.by_ref[st].read().get(idx).cloned()
     }
 
     pub(crate) fn get_by_labels(&self, labels: &Labels, hash: u64) -> Option<Arc<MemSeries>> {
@@ -235,9 +247,8 @@ impl Head {
             map.insert_unique(hash, s.clone(), |x| x.hash);
             s
         };
-        self.by_ref[stripe(series.series_ref)]
-            .write()
-            .insert(series.series_ref, series.clone());
+        let (st, idx) = ref_slot(series.series_ref);
+        self.by_ref[st].write().insert(idx, series.clone());
         self.postings
             .write()
             .add(series.series_ref, series.labels.iter());
@@ -252,9 +263,8 @@ impl Head {
                 entry.remove();
             }
         }
-        self.by_ref[stripe(s.series_ref)]
-            .write()
-            .remove(&s.series_ref);
+        let (st, idx) = ref_slot(s.series_ref);
+        self.by_ref[st].write().remove(idx);
         self.postings.write().remove(s.series_ref, s.labels.iter());
         self.stats.series_removed.fetch_add(1, Ordering::Relaxed);
     }
@@ -364,7 +374,7 @@ impl Head {
     /// Drops everything before `mint` (now persisted in a block), removes series left
     /// empty, and rejects samples before `mint` from now on.
     pub fn truncate(&self, mint: i64) -> usize {
-        let _commit = self.commit_lock.lock();
+        let _gate = self.gate.write();
         self.min_valid_time.fetch_max(mint, Ordering::AcqRel);
         let mut removed = 0;
         let mut new_min = i64::MAX;
@@ -388,7 +398,10 @@ impl Head {
             self.min_time.store(mint.min(new_min), Ordering::Release);
         }
         let mut aliases = self.aliases.lock();
-        aliases.retain(|_, t| self.by_ref[stripe(*t)].read().contains_key(t));
+        aliases.retain(|_, t| {
+            let (st, idx) = ref_slot(*t);
+            self.by_ref[st].read().contains(idx)
+        });
         removed
     }
 }

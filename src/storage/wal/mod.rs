@@ -48,6 +48,8 @@ pub enum WalError {
     Options(String),
     #[error("WAL is unusable after an earlier write error: {0}")]
     Broken(String),
+    #[error("unsupported WAL content (not repaired, nothing deleted): {0}")]
+    Unsupported(String),
 }
 
 impl WalError {

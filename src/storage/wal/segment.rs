@@ -21,6 +21,8 @@ const FRAG_MIDDLE: u8 = 3;
 const FRAG_LAST: u8 = 4;
 const FLAG_SNAPPY: u8 = 0x08;
 const FLAG_ZSTD: u8 = 0x10;
+/// Zstandard frame magic number, little-endian.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
 /// `<dir>/%08d`.
 pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
@@ -312,12 +314,22 @@ pub fn read_segment(
                 let start = rec_start.take().unwrap_or(frag_off);
                 let decompressed: Vec<u8>;
                 let body: &[u8] = if rec_flags & FLAG_ZSTD != 0 {
-                    return Ok(SegmentEnd::Corrupt {
-                        offset: start,
-                        reason: format!(
-                            "zstd-compressed record at offset {start} is not supported"
-                        ),
-                    });
+                    // The type byte is outside the CRC: without a zstd frame magic this is a
+                    // damaged fragment header, not zstd data.
+                    if !rec.starts_with(&ZSTD_MAGIC) {
+                        return Ok(SegmentEnd::Corrupt {
+                            offset: start,
+                            reason: format!(
+                                "record at offset {start} flagged zstd without a zstd frame"
+                            ),
+                        });
+                    }
+                    // Valid data we cannot read (Prometheus 2.48+ with zstd WAL compression):
+                    // refuse to open rather than let the repair truncate it away.
+                    return Err(WalError::Unsupported(format!(
+                        "{}: zstd-compressed record at offset {start}",
+                        path.display()
+                    )));
                 } else if rec_flags & FLAG_SNAPPY != 0 {
                     match snap::raw::Decoder::new().decompress_vec(&rec) {
                         Ok(v) => {
@@ -466,6 +478,23 @@ mod tests {
         let (r, end) = read_all(&path);
         assert_eq!(end, SegmentEnd::Clean);
         assert_eq!(r, vec![body]);
+    }
+
+    #[test]
+    fn zstd_records_are_refused_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment_path(dir.path(), 0);
+        let payload = [0x28u8, 0xB5, 0x2F, 0xFD, 0, 1, 2, 3];
+        let mut page = vec![FRAG_FULL | FLAG_ZSTD];
+        page.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        page.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+        page.extend_from_slice(&payload);
+        std::fs::write(&path, &page).unwrap();
+        assert!(matches!(
+            read_segment(&path, |_, _| Ok(())),
+            Err(WalError::Unsupported(_))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), page);
     }
 
     #[test]

@@ -227,3 +227,56 @@ fn corrupt_checkpoint_is_a_clear_error() {
     assert!(matches!(err, WalError::CorruptCheckpoint { .. }));
     assert!(err.to_string().contains("checkpoint.00000000"), "{err}");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever single byte is flipped or wherever the file is cut, opening never fails
+        /// and yields a prefix of what was written.
+        #[test]
+        fn damage_always_leaves_a_prefix(
+            sizes in proptest::collection::vec(1i64..400, 1..40),
+            pos in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            cut in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut want = Vec::new();
+            {
+                let (w, _, _) = replay(dir.path(), small());
+                for (i, &n) in sizes.iter().enumerate() {
+                    let recs = [series(i as u64), samples(i as u64, 0, n)];
+                    w.log(&recs).unwrap();
+                    want.extend(recs);
+                }
+            }
+            let segs = list_dir(dir.path()).unwrap().segments;
+            let files: Vec<_> = segs.iter().map(|&s| segment::segment_path(dir.path(), s))
+                .filter(|p| fs::metadata(p).unwrap().len() > 0).collect();
+            let total: u64 = files.iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+            let mut at = pos.index(total as usize) as u64;
+            for f in &files {
+                let len = fs::metadata(f).unwrap().len();
+                if at < len {
+                    if cut {
+                        fs::OpenOptions::new().write(true).open(f).unwrap().set_len(at).unwrap();
+                    } else {
+                        let mut b = fs::read(f).unwrap();
+                        b[at as usize] ^= flip;
+                        fs::write(f, &b).unwrap();
+                    }
+                    break;
+                }
+                at -= len;
+            }
+            let mut got = Vec::new();
+            let (_w, _) = Wal::open(dir.path(), small(), |r| got.push(r)).unwrap();
+            prop_assert!(got.len() <= want.len());
+            prop_assert_eq!(&got[..], &want[..got.len()]);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The cluster admin API: `GET /api/v1/admin/cluster` (every member with its state, roles and
+//! addresses, the role-assignment map, and who owns each singleton) and
+//! `PUT /api/v1/admin/nodes/{id}/roles`, which any node accepts for any node: the change spreads
+//! by gossip and the target node's supervisor reconciles.
+
+use actix_web::{web, HttpRequest};
+use serde_json::json;
+
+use super::admin::{authorize, parse_roles, RolesBody};
+use super::error::{success, ApiError, ApiResult};
+use crate::actors::lease::Lease;
+use crate::actors::compactor::{COMPACTOR_LEASE, LEASE_TTL};
+use crate::config::Role;
+use crate::node::NodeState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/admin/cluster", web::get().to(cluster))
+        .route("/api/v1/admin/nodes/{id}/roles", web::put().to(put_node_roles));
+}
+
+async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+    authorize(&req, &state)?;
+    let members: Vec<serde_json::Value> = state
+        .cluster
+        .members()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.meta.node_id,
+                "state": format!("{:?}", m.state).to_lowercase(),
+                "local": m.local,
+                "http_addr": m.meta.http_addr.to_string(),
+                "rpc_addr": m.meta.rpc_addr.to_string(),
+                "gossip_addr": m.meta.gossip_addr.to_string(),
+                "roles": m.meta.roles,
+                "role_epoch": m.meta.role_epoch,
+                "incarnation": m.incarnation,
+                "started_at_ms": m.meta.started_at_ms,
+            })
+        })
+        .collect();
+    let assignments: serde_json::Map<String, serde_json::Value> = state
+        .cluster
+        .assignments()
+        .into_iter()
+        .map(|(node, (version, roles))| (node, json!({"version": version, "roles": roles})))
+        .collect();
+    let lease = Lease::new(state.bucket.clone(), COMPACTOR_LEASE, &state.node_id, LEASE_TTL);
+    let holder = match lease.read().await {
+        Ok(Some(r)) if r.expires_at_ms > crate::actors::lease::now_ms() => json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms}),
+        Ok(_) => json!(null),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    let assigned: Vec<String> =
+        state.cluster.assignments().into_iter().filter(|(_, (_, r))| r.iter().any(|x| x == Role::Compactor.as_str())).map(|(n, _)| n).collect();
+    let stats = state.cluster.handle().stats();
+    Ok(success(&json!({
+        "node": state.node_id,
+        "members": members,
+        "assignments": assignments,
+        "singletons": {"compactor": {"lease": holder, "assigned": assigned}},
+        "gossip": {
+            "packets_in": stats.packets_in, "packets_out": stats.packets_out,
+            "bytes_in": stats.bytes_in, "bytes_out": stats.bytes_out,
+            "dropped": format!("{:?}", stats.dropped),
+        },
+    })))
+}
+
+async fn put_node_roles(req: HttpRequest, state: web::Data<NodeState>, path: web::Path<String>, body: web::Bytes) -> ApiResult {
+    authorize(&req, &state)?;
+    let node = path.into_inner();
+    let parsed: RolesBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
+    let roles = parse_roles(&parsed.roles)?;
+    let known = state.cluster.members().iter().any(|m| m.meta.node_id == node) || state.cluster.assignments().contains_key(&node);
+    if !known {
+        return Err(ApiError::new(super::error::ErrorType::NotFound, format!("no cluster member is called {node:?}")));
+    }
+    let version = state.cluster.set_roles(&node, roles.clone()).await.map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(success(&json!({"node": node, "desired": roles, "version": version})))
+}
