@@ -7,6 +7,7 @@ mod node_boot;
 mod query_api;
 mod scrape;
 mod scrape_bad;
+mod scrape_bench;
 mod scrape_support;
 mod shipping;
 mod shipping_bench;

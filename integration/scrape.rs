@@ -10,7 +10,9 @@ use strata::config::Config;
 use strata::node::{self, Listeners, StartOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::scrape_support::{all_series, start_node_exporter, start_python_exporter, target_with_url, targets, BodyServer};
+use crate::scrape_support::{
+    all_series, start_node_exporter, start_python_exporter, target_with_url, targets, BodyServer,
+};
 use crate::support::{start_node, start_prometheus, wait_until, TestNode};
 
 /// The scrape config both servers get: static and file_sd targets, target relabeling,
@@ -71,7 +73,11 @@ async fn strata_stores_the_same_series_as_prometheus() {
     let (_py, py_addr) = start_python_exporter().await;
     let sd_dir = tempfile::tempdir().expect("tempdir");
     let sd_file = sd_dir.path().join("targets.json");
-    std::fs::write(&sd_file, format!(r#"[{{"targets":["{py_addr}"],"labels":{{"team":"blue"}}}}]"#)).expect("write sd file");
+    std::fs::write(
+        &sd_file,
+        format!(r#"[{{"targets":["{py_addr}"],"labels":{{"team":"blue"}}}}]"#),
+    )
+    .expect("write sd file");
     let yaml = scrape_yaml(&ne_addr, &py_addr, &sd_file);
     let prom = start_prometheus(&yaml).await;
     let node = start_node(false, &yaml).await;
@@ -79,11 +85,22 @@ async fn strata_stores_the_same_series_as_prometheus() {
     // Every target of both servers has been scraped at least twice.
     let scraped = |base: String| async move {
         let t = targets(&base).await;
-        let active = t["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        let active = t["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         active.len() == 3 && active.iter().all(|a| a["health"] == "up")
     };
-    assert!(wait_until(Duration::from_secs(30), || scraped(node.base.clone())).await, "strata targets: {}", targets(&node.base).await);
-    assert!(wait_until(Duration::from_secs(30), || scraped(prom.base.clone())).await, "prometheus targets: {}", targets(&prom.base).await);
+    assert!(
+        wait_until(Duration::from_secs(30), || scraped(node.base.clone())).await,
+        "strata targets: {}",
+        targets(&node.base).await
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || scraped(prom.base.clone())).await,
+        "prometheus targets: {}",
+        targets(&prom.base).await
+    );
 
     let last = std::sync::Arc::new(parking_lot::Mutex::new((Vec::new(), Vec::new())));
     let same = wait_until(Duration::from_secs(30), || {
@@ -100,7 +117,10 @@ async fn strata_stores_the_same_series_as_prometheus() {
     .await;
     let last = last.lock().clone();
     let (only_strata, only_prom) = diff(&last.0, &last.1);
-    assert!(same, "series differ:\nonly in Strata: {only_strata:#?}\nonly in Prometheus: {only_prom:#?}");
+    assert!(
+        same,
+        "series differ:\nonly in Strata: {only_strata:#?}\nonly in Prometheus: {only_prom:#?}"
+    );
     // The report series, the conflict renaming and both relabelings are part of the set.
     let a = &last.0;
     for needle in [
@@ -109,32 +129,65 @@ async fn strata_stores_the_same_series_as_prometheus() {
         "__name__=demo_conflict,exported_instance=x,exported_job=inner,instance=",
         "__name__=demo_conflict,instance=x,job=inner,team=blue",
     ] {
-        assert!(a.iter().any(|s| s.starts_with(needle)), "no series starting with {needle:?} in {a:#?}");
+        assert!(
+            a.iter().any(|s| s.starts_with(needle)),
+            "no series starting with {needle:?} in {a:#?}"
+        );
     }
-    assert!(!a.iter().any(|s| s.contains("go_memstats_") && s.contains("job=node")), "metric relabel drop did not apply");
+    assert!(
+        !a.iter()
+            .any(|s| s.contains("go_memstats_") && s.contains("job=node")),
+        "metric relabel drop did not apply"
+    );
 
     // The targets API has Prometheus's shape.
     let t = targets(&node.base).await;
     let py = target_with_url(&t, &format!("{py_addr}/metrics")).expect("python target listed");
-    for key in ["discoveredLabels", "labels", "scrapePool", "scrapeUrl", "globalUrl", "lastError", "lastScrape", "lastScrapeDuration", "health", "scrapeInterval", "scrapeTimeout"] {
+    for key in [
+        "discoveredLabels",
+        "labels",
+        "scrapePool",
+        "scrapeUrl",
+        "globalUrl",
+        "lastError",
+        "lastScrape",
+        "lastScrapeDuration",
+        "health",
+        "scrapeInterval",
+        "scrapeTimeout",
+    ] {
         assert!(py.get(key).is_some(), "target lacks {key}: {py}");
     }
     assert_eq!(py["scrapeInterval"], "1s");
     assert_eq!(py["discoveredLabels"]["__address__"], py_addr.as_str());
-    let md = node.get_json("/api/v1/metadata?metric=demo_temperature_celsius").await;
-    assert_eq!(md["data"]["demo_temperature_celsius"][0]["type"], "gauge", "{md}");
+    let md = node
+        .get_json("/api/v1/metadata?metric=demo_temperature_celsius")
+        .await;
+    assert_eq!(
+        md["data"]["demo_temperature_celsius"][0]["type"], "gauge",
+        "{md}"
+    );
     node.handle.stop().await;
 }
 
 /// A node started from a config file, so `POST /-/reload` has something to re-read.
 async fn start_node_with_file(dir: &Path, scrape: &str) -> (node::NodeHandle, String) {
     let path = dir.join("strata.yml");
-    let yaml = format!("node:\n  id: reload-node\n  web_listen: 127.0.0.1:0\n  data_dir: {}\n{scrape}", dir.join("data").display());
+    let yaml = format!(
+        "node:\n  id: reload-node\n  web_listen: 127.0.0.1:0\n  data_dir: {}\n{scrape}",
+        dir.join("data").display()
+    );
     std::fs::write(&path, yaml).expect("write config");
     let config = Config::load(&path).expect("config loads");
     let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions { http_workers: 1, config_path: Some(path), ..Default::default() };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let opts = StartOptions {
+        http_workers: 1,
+        config_path: Some(path),
+        ..Default::default()
+    };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts)
+        .await
+        .expect("node starts");
     let base = format!("http://{}", handle.web_addr);
     (handle, base)
 }
@@ -150,7 +203,12 @@ fn jobs_yaml(server: &str, jobs: &[&str]) -> String {
 }
 
 async fn instant(base: &str, q: &str) -> serde_json::Value {
-    let resp = TestNode::client().get(format!("{base}/api/v1/query")).query(&[("query", q)]).send().await.expect("query");
+    let resp = TestNode::client()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .expect("query");
     resp.json().await.expect("query json")
 }
 
@@ -177,27 +235,65 @@ async fn reload_removes_a_target_and_its_series_go_stale() {
     let text = std::fs::read_to_string(&cfg).expect("read config");
     let without_b = text.replace(&jobs_yaml(&addr, &["a", "b"]), &jobs_yaml(&addr, &["a"]));
     std::fs::write(&cfg, without_b).expect("rewrite config");
-    let resp = TestNode::client().post(format!("{base}/-/reload")).send().await.expect("reload");
-    assert!(resp.status().is_success(), "reload failed: {}", resp.text().await.unwrap_or_default());
+    let resp = TestNode::client()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .expect("reload");
+    assert!(
+        resp.status().is_success(),
+        "reload failed: {}",
+        resp.text().await.unwrap_or_default()
+    );
 
     // The removed target's series and its `up` are stale right away, not after 5 minutes.
     for q in ["metric_b", "up{job=\"b\"}"] {
         let gone = wait_until(Duration::from_secs(10), || {
             let b = base.clone();
-            async move { instant(&b, q).await["data"]["result"].as_array().is_some_and(|r| r.is_empty()) }
+            async move {
+                instant(&b, q).await["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| r.is_empty())
+            }
         })
         .await;
-        assert!(gone, "{q} still returns data after the reload: {}", instant(&base, q).await);
+        assert!(
+            gone,
+            "{q} still returns data after the reload: {}",
+            instant(&base, q).await
+        );
     }
-    assert_eq!(instant(&base, "metric_a").await["data"]["result"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        instant(&base, "metric_a").await["data"]["result"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     let t = targets(&base).await;
-    assert_eq!(t["data"]["activeTargets"].as_array().map(Vec::len), Some(1), "{t}");
+    assert_eq!(
+        t["data"]["activeTargets"].as_array().map(Vec::len),
+        Some(1),
+        "{t}"
+    );
 
     // A broken config is refused and the running jobs keep going.
     std::fs::write(&cfg, "scrape_configs: [{job_name: }]\n").expect("break config");
-    let resp = TestNode::client().post(format!("{base}/-/reload")).send().await.expect("reload");
+    let resp = TestNode::client()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .expect("reload");
     assert_eq!(resp.status().as_u16(), 500);
-    assert!(resp.text().await.unwrap_or_default().contains("failed to reload config"));
-    assert_eq!(targets(&base).await["data"]["activeTargets"].as_array().map(Vec::len), Some(1));
+    assert!(resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("failed to reload config"));
+    assert_eq!(
+        targets(&base).await["data"]["activeTargets"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     handle.stop().await;
 }

@@ -13,12 +13,28 @@ const TEXT: &str = "text/plain; version=0.0.4";
 /// (path, body, what Strata's lastError must mention when the target is down).
 fn cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
-        ("/good", b"# TYPE ok_total counter\nok_total{a=\"1\"} 5\n".to_vec(), ""),
-        ("/malformed", b"ok 1\nthis is { not valid\n".to_vec(), "line 2"),
+        (
+            "/good",
+            b"# TYPE ok_total counter\nok_total{a=\"1\"} 5\n".to_vec(),
+            "",
+        ),
+        (
+            "/malformed",
+            b"ok 1\nthis is { not valid\n".to_vec(),
+            "line 2",
+        ),
         ("/badvalue", b"m 1.2.3\n".to_vec(), "line 1"),
-        ("/duplabel", b"m{a=\"1\",a=\"2\"} 1\n".to_vec(), "duplicate label"),
+        (
+            "/duplabel",
+            b"m{a=\"1\",a=\"2\"} 1\n".to_vec(),
+            "duplicate label",
+        ),
         ("/dupseries", b"m{a=\"1\"} 1\nm{a=\"1\"} 2\n".to_vec(), ""),
-        ("/naninf", b"m_nan NaN\nm_inf +Inf\nm_ninf -Inf\n".to_vec(), ""),
+        (
+            "/naninf",
+            b"m_nan NaN\nm_inf +Inf\nm_ninf -Inf\n".to_vec(),
+            "",
+        ),
         ("/utf8", b"m{a=\"\xff\xfe\"} 1\n".to_vec(), "UTF-8"),
         ("/huge", Vec::new(), "body size limit"),
     ]
@@ -50,27 +66,52 @@ async fn bad_bodies_mark_only_their_target_down_like_prometheus() {
 
     let all_scraped = |base: String| async move {
         let t = targets(&base).await;
-        let active = t["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        let active = t["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         active.len() == cases().len() && active.iter().all(|a| a["health"] != "unknown")
     };
-    assert!(wait_until(Duration::from_secs(30), || all_scraped(node.base.clone())).await, "{}", targets(&node.base).await);
-    assert!(wait_until(Duration::from_secs(30), || all_scraped(prom.base.clone())).await, "{}", targets(&prom.base).await);
+    assert!(
+        wait_until(Duration::from_secs(30), || all_scraped(node.base.clone())).await,
+        "{}",
+        targets(&node.base).await
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || all_scraped(prom.base.clone())).await,
+        "{}",
+        targets(&prom.base).await
+    );
 
     let ours = targets(&node.base).await;
     let theirs = targets(&prom.base).await;
     for (path, _, why) in cases() {
-        let a = target_with_url(&ours, path).unwrap_or_else(|| panic!("strata lacks {path}: {ours}"));
-        let b = target_with_url(&theirs, path).unwrap_or_else(|| panic!("prometheus lacks {path}: {theirs}"));
-        assert_eq!(a["health"], b["health"], "{path}: strata {a} vs prometheus {b}");
+        let a =
+            target_with_url(&ours, path).unwrap_or_else(|| panic!("strata lacks {path}: {ours}"));
+        let b = target_with_url(&theirs, path)
+            .unwrap_or_else(|| panic!("prometheus lacks {path}: {theirs}"));
+        assert_eq!(
+            a["health"], b["health"],
+            "{path}: strata {a} vs prometheus {b}"
+        );
         if a["health"] == "down" {
             let err = a["lastError"].as_str().unwrap_or("");
-            assert!(err.contains(why), "{path}: lastError {err:?} does not mention {why:?}");
+            assert!(
+                err.contains(why),
+                "{path}: lastError {err:?} does not mention {why:?}"
+            );
         } else {
             assert_eq!(a["lastError"], "", "{path}");
         }
     }
-    assert_eq!(target_with_url(&ours, "/good").map(|t| t["health"].clone()), Some("up".into()));
-    assert_eq!(target_with_url(&ours, "/huge").map(|t| t["health"].clone()), Some("down".into()));
+    assert_eq!(
+        target_with_url(&ours, "/good").map(|t| t["health"].clone()),
+        Some("up".into())
+    );
+    assert_eq!(
+        target_with_url(&ours, "/huge").map(|t| t["health"].clone()),
+        Some("down".into())
+    );
     assert_eq!(node.status("/-/healthy").await, 200);
     node.handle.stop().await;
 }

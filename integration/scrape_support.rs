@@ -19,7 +19,10 @@ use crate::support::{free_port, require_binary, wait_until, ChildGuard, TestNode
 #[derive(Clone)]
 pub enum Body {
     /// A fixed body with this content type.
-    Fixed { content_type: String, body: Arc<Vec<u8>> },
+    Fixed {
+        content_type: String,
+        body: Arc<Vec<u8>>,
+    },
     /// `size` bytes of valid-looking lines, generated while sending.
     Huge { size: usize },
 }
@@ -39,7 +42,9 @@ impl Drop for BodyServer {
 
 impl BodyServer {
     pub async fn start() -> BodyServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind body server");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind body server");
         let addr = listener.local_addr().expect("addr");
         let routes: Arc<Mutex<HashMap<String, Body>>> = Arc::default();
         let r = routes.clone();
@@ -53,13 +58,19 @@ impl BodyServer {
     }
 
     pub fn set(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) {
-        self.routes
-            .lock()
-            .insert(path.to_string(), Body::Fixed { content_type: content_type.to_string(), body: Arc::new(body.into()) });
+        self.routes.lock().insert(
+            path.to_string(),
+            Body::Fixed {
+                content_type: content_type.to_string(),
+                body: Arc::new(body.into()),
+            },
+        );
     }
 
     pub fn set_huge(&self, path: &str, size: usize) {
-        self.routes.lock().insert(path.to_string(), Body::Huge { size });
+        self.routes
+            .lock()
+            .insert(path.to_string(), Body::Huge { size });
     }
 }
 
@@ -81,9 +92,15 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<S
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let body = routes.lock().get(&path).cloned();
         let ok = match body {
-            None => sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await.is_ok(),
+            None => sock
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .is_ok(),
             Some(Body::Fixed { content_type, body }) => {
-                let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
                 sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(&body).await.is_ok()
             }
             Some(Body::Huge { size }) => {
@@ -117,13 +134,22 @@ pub async fn start_node_exporter() -> (ChildGuard, String) {
     let child = Command::new(bin)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--collector.disable-defaults")
-        .args(["--collector.loadavg", "--collector.meminfo", "--collector.time", "--collector.uname", "--collector.stat"])
+        .args([
+            "--collector.loadavg",
+            "--collector.meminfo",
+            "--collector.time",
+            "--collector.uname",
+            "--collector.stat",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus-node-exporter");
-    let guard = ChildGuard { child, name: "node-exporter" };
+    let guard = ChildGuard {
+        child,
+        name: "node-exporter",
+    };
     let addr = format!("127.0.0.1:{port}");
     wait_http(&format!("http://{addr}/metrics")).await;
     (guard, addr)
@@ -141,6 +167,8 @@ g = Gauge('demo_temperature_celsius', 'Temperature.', unit='celsius')
 h = Histogram('demo_latency_seconds', 'Latency.', buckets=[0.1, 0.5, 1.0])
 s = Summary('demo_size_bytes', 'Sizes.')
 i = Info('demo_build', 'Build info.')
+conflict = Gauge('demo_conflict', 'Labels that clash with target labels.', ['job', 'instance'])
+conflict.labels('inner', 'x').set(1)
 i.info({{'version': '1.2.3'}})
 c.labels('get', '200').inc(3)
 c.labels('post', '500').inc()
@@ -159,7 +187,10 @@ while True:
         .stderr(Stdio::null())
         .spawn()
         .expect("start the python exporter (python3 with prometheus_client)");
-    let guard = ChildGuard { child, name: "python-exporter" };
+    let guard = ChildGuard {
+        child,
+        name: "python-exporter",
+    };
     let addr = format!("127.0.0.1:{port}");
     wait_http(&format!("http://{addr}/metrics")).await;
     (guard, addr)
@@ -169,7 +200,13 @@ async fn wait_http(url: &str) {
     let u = url.to_string();
     let up = wait_until(Duration::from_secs(20), || {
         let u = u.clone();
-        async move { TestNode::client().get(&u).send().await.is_ok_and(|r| r.status().is_success()) }
+        async move {
+            TestNode::client()
+                .get(&u)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
     })
     .await;
     assert!(up, "{url} did not come up");
@@ -192,7 +229,10 @@ pub async fn all_series(base: &str) -> Vec<String> {
             a.iter()
                 .map(|s| {
                     let m = s.as_object().cloned().unwrap_or_default();
-                    let mut pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+                    let mut pairs: Vec<String> = m
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect();
                     pairs.sort();
                     pairs.join(",")
                 })
@@ -206,12 +246,19 @@ pub async fn all_series(base: &str) -> Vec<String> {
 
 /// `/api/v1/targets` of a node or a Prometheus.
 pub async fn targets(base: &str) -> serde_json::Value {
-    let resp = TestNode::client().get(format!("{base}/api/v1/targets")).send().await.expect("targets request");
+    let resp = TestNode::client()
+        .get(format!("{base}/api/v1/targets"))
+        .send()
+        .await
+        .expect("targets request");
     resp.json().await.expect("targets json")
 }
 
 /// The active target whose scrape URL ends with `suffix`.
-pub fn target_with_url<'a>(targets: &'a serde_json::Value, suffix: &str) -> Option<&'a serde_json::Value> {
+pub fn target_with_url<'a>(
+    targets: &'a serde_json::Value,
+    suffix: &str,
+) -> Option<&'a serde_json::Value> {
     targets["data"]["activeTargets"]
         .as_array()?
         .iter()

@@ -49,13 +49,8 @@ impl ShipNode {
         self.data_dir.join("tsdb")
     }
 
-    pub async fn metrics(&self) -> String {
-        let resp = TestNode::client().get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics");
-        resp.text().await.expect("metrics text")
-    }
-
     pub async fn metric(&self, name: &str) -> f64 {
-        metric_value(&self.metrics().await, name).unwrap_or(0.0)
+        metric_at(&self.base, name).await
     }
 
     pub async fn stop(self) {
@@ -67,24 +62,55 @@ pub async fn start_ship_node(data_dir: &Path, bucket_yaml: &str) -> ShipNode {
     let yaml = node_config(data_dir, "127.0.0.1:0", bucket_yaml);
     let config = Config::from_yaml_str(&yaml, "shipping.yml").expect("shipping config is valid");
     let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions { http_workers: 1, ..Default::default() };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let opts = StartOptions {
+        http_workers: 1,
+        ..Default::default()
+    };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts)
+        .await
+        .expect("node starts");
     let base = format!("http://{}", handle.web_addr);
     assert!(wait_ready(&base).await, "node on {base} never became ready");
-    ShipNode { handle, base, data_dir: data_dir.to_path_buf() }
+    ShipNode {
+        handle,
+        base,
+        data_dir: data_dir.to_path_buf(),
+    }
+}
+
+/// One sample of the node's `/metrics` at `base` (0 when absent or unreachable).
+pub async fn metric_at(base: &str, name: &str) -> f64 {
+    let Ok(resp) = TestNode::client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+    else {
+        return 0.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    metric_value(&text, name).unwrap_or(0.0)
 }
 
 pub async fn wait_ready(base: &str) -> bool {
     let url = format!("{base}/-/ready");
     wait_until(Duration::from_secs(20), || {
         let url = url.clone();
-        async move { TestNode::client().get(&url).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
+        async move {
+            TestNode::client()
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        }
     })
     .await
 }
 
 /// Expected samples per series, keyed by the Go rendering of the labels (`promtool` output).
 pub type Expected = BTreeMap<String, Vec<(i64, f64)>>;
+
+/// A remote-write payload before encoding.
+pub type WriteBody = Vec<(Labels, Vec<(i64, f64)>)>;
 
 pub fn go_labels(pairs: &[(&str, String)]) -> String {
     let mut sorted: Vec<_> = pairs.to_vec();
@@ -95,18 +121,25 @@ pub fn go_labels(pairs: &[(&str, String)]) -> String {
 
 /// `series` series with one sample per `step_ms` over `[from, to)`, values distinct per
 /// series and time (including fractions and negatives, so formatting matters).
-pub fn synthetic(series: usize, from: i64, to: i64, step_ms: i64) -> (Vec<(Labels, Vec<(i64, f64)>)>, Expected) {
+pub fn synthetic(series: usize, from: i64, to: i64, step_ms: i64) -> (WriteBody, Expected) {
     let mut body = Vec::new();
     let mut expected = Expected::new();
     for s in 0..series {
-        let pairs = vec![("__name__", "ship_test_value".to_string()), ("instance", format!("i{s}")), ("job", "ship".to_string())];
+        let pairs = vec![
+            ("__name__", "ship_test_value".to_string()),
+            ("instance", format!("i{s}")),
+            ("job", "ship".to_string()),
+        ];
         let samples: Vec<(i64, f64)> = (0..)
             .map(|i| from + i * step_ms)
             .take_while(|t| *t < to)
             .map(|t| (t, (t - from) as f64 / 8.0 - s as f64 * 3.25))
             .collect();
         expected.insert(go_labels(&pairs), samples.clone());
-        body.push((Labels::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.clone()))), samples));
+        body.push((
+            Labels::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.clone()))),
+            samples,
+        ));
     }
     (body, expected)
 }
@@ -115,7 +148,9 @@ pub fn synthetic(series: usize, from: i64, to: i64, step_ms: i64) -> (Vec<(Label
 /// aligned range while the head spans more than 1.5 ranges).
 pub fn expected_cuts(times: &[i64], width: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
-    let (Some(&first), Some(&last)) = (times.first(), times.last()) else { return out };
+    let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
+        return out;
+    };
     let mut hmin = first;
     while last - hmin > width / 2 * 3 {
         let maxt = hmin.div_euclid(width) * width + width;
@@ -141,7 +176,9 @@ pub async fn feed(base: &str, series: usize, span_ms: i64) -> (Expected, Vec<(i6
 /// `(ULID, meta)` of every block whose meta.json is in the s3s-fs bucket dir.
 pub fn bucket_metas(bucket_dir: &Path) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir(bucket_dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(bucket_dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let meta = e.path().join("meta.json");
         if let Ok(raw) = std::fs::read(&meta) {
@@ -158,7 +195,12 @@ pub fn local_blocks(tsdb: &Path) -> Vec<String> {
         .map(|rd| {
             rd.flatten()
                 .filter(|e| e.path().join("meta.json").is_file())
-                .filter_map(|e| e.file_name().to_str().filter(|n| ulid::Ulid::from_string(n).is_ok()).map(str::to_string))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .filter(|n| ulid::Ulid::from_string(n).is_ok())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -168,28 +210,40 @@ pub fn local_blocks(tsdb: &Path) -> Vec<String> {
 
 /// Downloads one block with the strata S3 client into `<dest>/<ULID>/`.
 pub async fn download_block(store: &dyn ObjectStore, ulid: &str, dest: &Path) {
-    let objects = store.list(&format!("{ulid}/"), None).await.expect("list block").objects;
+    let objects = store
+        .list(&format!("{ulid}/"), None)
+        .await
+        .expect("list block")
+        .objects;
     assert!(!objects.is_empty(), "block {ulid} has no objects");
     for o in objects {
         let path = dest.join(&o.key);
         std::fs::create_dir_all(path.parent().expect("object path has a parent")).expect("mkdir");
-        store.get_to_file(&o.key, &path).await.expect("download object");
+        store
+            .get_to_file(&o.key, &path)
+            .await
+            .expect("download object");
     }
 }
 
 /// `promtool tsdb dump` of a data dir (given an empty `wal/`), parsed per series.
 pub fn promtool_dump(data_dir: &Path) -> Expected {
     std::fs::create_dir_all(data_dir.join("wal")).expect("wal dir");
-    let out = Command::new(require_binary("promtool")).args(["tsdb", "dump"]).arg(data_dir).output().expect("run promtool");
+    let out = Command::new(require_binary("promtool"))
+        .args(["tsdb", "dump"])
+        .arg(data_dir)
+        .output()
+        .expect("run promtool");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool tsdb dump failed: {stderr}");
     let mut got = Expected::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let (rest, ts) = line.rsplit_once(' ').expect("dump line has a timestamp");
         let (labels, value) = rest.rsplit_once(' ').expect("dump line has a value");
-        got.entry(labels.to_string())
-            .or_default()
-            .push((ts.parse().expect("timestamp"), value.parse().expect("value")));
+        got.entry(labels.to_string()).or_default().push((
+            ts.parse().expect("timestamp"),
+            value.parse().expect("value"),
+        ));
     }
     got
 }
@@ -198,7 +252,15 @@ pub fn promtool_dump(data_dir: &Path) -> Expected {
 pub fn window(expected: &Expected, mint: i64, maxt: i64) -> Expected {
     expected
         .iter()
-        .map(|(k, v)| (k.clone(), v.iter().copied().filter(|(t, _)| *t >= mint && *t < maxt).collect::<Vec<_>>()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.iter()
+                    .copied()
+                    .filter(|(t, _)| *t >= mint && *t < maxt)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
@@ -209,33 +271,57 @@ pub fn assert_thanos_meta(ulid: &str, meta: &Value, bucket_dir: &Path) {
     assert_eq!(meta["version"], 1);
     let t = &meta["thanos"];
     assert_eq!(t["version"], 1, "{ulid}: thanos.version");
-    let mut want: BTreeMap<String, String> = EXTERNAL.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut want: BTreeMap<String, String> = EXTERNAL
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     want.insert("replica".into(), NODE_ID.into());
-    let labels: BTreeMap<String, String> = serde_json::from_value(t["labels"].clone()).expect("thanos.labels is a string map");
-    assert_eq!(labels, want, "{ulid}: thanos.labels = external labels + replica label");
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(t["labels"].clone()).expect("thanos.labels is a string map");
+    assert_eq!(
+        labels, want,
+        "{ulid}: thanos.labels = external labels + replica label"
+    );
     assert_eq!(t["source"], "sidecar", "{ulid}: thanos.source");
     assert_eq!(t["downsample"]["resolution"], 0, "{ulid}: raw resolution");
     assert!(
-        t["upload_time"].as_str().is_some_and(|s| humantime::parse_rfc3339(s).is_ok()),
+        t["upload_time"]
+            .as_str()
+            .is_some_and(|s| humantime::parse_rfc3339(s).is_ok()),
         "{ulid}: upload_time {:?}",
         t["upload_time"]
     );
     let files = t["files"].as_array().expect("thanos.files");
-    let paths: Vec<&str> = files.iter().map(|f| f["rel_path"].as_str().expect("rel_path")).collect();
+    let paths: Vec<&str> = files
+        .iter()
+        .map(|f| f["rel_path"].as_str().expect("rel_path"))
+        .collect();
     let mut sorted = paths.clone();
     sorted.sort_unstable();
     assert_eq!(paths, sorted, "{ulid}: thanos.files sorted");
-    assert!(paths.contains(&"index") && paths.contains(&"meta.json") && paths.iter().any(|p| p.starts_with("chunks/")), "{paths:?}");
+    assert!(
+        paths.contains(&"index")
+            && paths.contains(&"meta.json")
+            && paths.iter().any(|p| p.starts_with("chunks/")),
+        "{paths:?}"
+    );
     for f in files {
         let rel = f["rel_path"].as_str().unwrap_or_default();
         if rel == "meta.json" {
             continue;
         }
-        let size = std::fs::metadata(bucket_dir.join(ulid).join(rel)).map(|m| m.len()).expect("listed file is in the bucket");
-        assert_eq!(f["size_bytes"].as_u64(), Some(size), "{ulid}/{rel} size_bytes");
+        let size = std::fs::metadata(bucket_dir.join(ulid).join(rel))
+            .map(|m| m.len())
+            .expect("listed file is in the bucket");
+        assert_eq!(
+            f["size_bytes"].as_u64(),
+            Some(size),
+            "{ulid}/{rel} size_bytes"
+        );
     }
     // Our own typed reader of the format must accept it too.
-    let typed: strata::storage::block::meta::BlockMeta = serde_json::from_value(meta.clone()).expect("BlockMeta parses the shipped meta");
+    let typed: strata::storage::block::meta::BlockMeta =
+        serde_json::from_value(meta.clone()).expect("BlockMeta parses the shipped meta");
     assert_eq!(typed.ulid.to_string(), ulid);
 }
 
@@ -245,16 +331,43 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
     let dir = tempfile::tempdir().unwrap();
     let node = start_ship_node(&dir.path().join("data"), &s3.bucket_yaml()).await;
     let (expected, cuts) = feed(&node.base, 3, 6 * BLOCK_MS).await;
-    assert!(cuts.len() >= 3, "the workload spans several block ranges: {cuts:?}");
+    assert!(
+        cuts.len() >= 3,
+        "the workload spans several block ranges: {cuts:?}"
+    );
 
     let bucket = s3.bucket_dir();
-    let shipped = wait_until(Duration::from_secs(30), || async { bucket_metas(&bucket).len() >= cuts.len() }).await;
+    let shipped = wait_until(Duration::from_secs(30), || async {
+        bucket_metas(&bucket).len() >= cuts.len()
+    })
+    .await;
     let metas = bucket_metas(&bucket);
-    assert!(shipped, "expected {} blocks in the bucket, found {}", cuts.len(), metas.len());
+    assert!(
+        shipped,
+        "expected {} blocks in the bucket, found {}",
+        cuts.len(),
+        metas.len()
+    );
     assert_eq!(metas.len(), cuts.len());
-    let mut ranges: Vec<(i64, i64)> = metas.values().map(|m| (m["minTime"].as_i64().unwrap(), m["maxTime"].as_i64().unwrap())).collect();
+    let mut ranges: Vec<(i64, i64)> = metas
+        .values()
+        .map(|m| {
+            (
+                m["minTime"].as_i64().unwrap(),
+                m["maxTime"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     ranges.sort_unstable();
-    let aligned: Vec<(i64, i64)> = ranges.iter().map(|(a, _)| (a.div_euclid(BLOCK_MS) * BLOCK_MS, a.div_euclid(BLOCK_MS) * BLOCK_MS + BLOCK_MS)).collect();
+    let aligned: Vec<(i64, i64)> = ranges
+        .iter()
+        .map(|(a, _)| {
+            (
+                a.div_euclid(BLOCK_MS) * BLOCK_MS,
+                a.div_euclid(BLOCK_MS) * BLOCK_MS + BLOCK_MS,
+            )
+        })
+        .collect();
     assert_eq!(aligned, cuts, "one block per cut range");
     for (ulid, meta) in &metas {
         assert_thanos_meta(ulid, meta, &bucket);
@@ -263,9 +376,21 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
     // meta.json was the last object of each block to arrive, once per block.
     let log = s3.log();
     for ulid in metas.keys() {
-        let puts: Vec<&str> = log.iter().filter(|l| l.method == "PUT" && l.key.starts_with(ulid.as_str())).map(|l| l.key.as_str()).collect();
-        assert_eq!(puts.last().copied(), Some(format!("{ulid}/meta.json").as_str()), "{ulid}: upload order {puts:?}");
-        assert_eq!(puts.iter().filter(|k| k.ends_with("meta.json")).count(), 1, "{ulid}: {puts:?}");
+        let puts: Vec<&str> = log
+            .iter()
+            .filter(|l| l.method == "PUT" && l.key.starts_with(ulid.as_str()))
+            .map(|l| l.key.as_str())
+            .collect();
+        assert_eq!(
+            puts.last().copied(),
+            Some(format!("{ulid}/meta.json").as_str()),
+            "{ulid}: upload order {puts:?}"
+        );
+        assert_eq!(
+            puts.iter().filter(|k| k.ends_with("meta.json")).count(),
+            1,
+            "{ulid}: {puts:?}"
+        );
     }
     assert!(s3.violations().is_empty(), "{:?}", s3.violations());
 
@@ -276,13 +401,31 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
         let one = dl.path().join(ulid);
         download_block(&store, ulid, &one).await;
         let got = promtool_dump(&one);
-        let (mint, maxt) = (meta["minTime"].as_i64().unwrap(), meta["maxTime"].as_i64().unwrap());
-        assert_eq!(got, window(&expected, mint, maxt), "block {ulid} [{mint},{maxt}) holds exactly the written samples");
-        assert_eq!(meta["stats"]["numSamples"].as_u64().unwrap() as usize, got.values().map(Vec::len).sum::<usize>());
+        let (mint, maxt) = (
+            meta["minTime"].as_i64().unwrap(),
+            meta["maxTime"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            got,
+            window(&expected, mint, maxt),
+            "block {ulid} [{mint},{maxt}) holds exactly the written samples"
+        );
+        assert_eq!(
+            meta["stats"]["numSamples"].as_u64().unwrap() as usize,
+            got.values().map(Vec::len).sum::<usize>()
+        );
     }
 
     // The node's own metrics agree: nothing pending, one upload per block.
-    assert!(wait_until(Duration::from_secs(10), || async { node.metric("strata_shipper_pending_blocks").await == 0.0 }).await);
-    assert_eq!(node.metric("strata_shipper_uploads_total").await as usize, metas.len());
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            node.metric("strata_shipper_pending_blocks").await == 0.0
+        })
+        .await
+    );
+    assert_eq!(
+        node.metric("strata_shipper_uploads_total").await as usize,
+        metas.len()
+    );
     node.stop().await;
 }

@@ -11,13 +11,29 @@ use crate::shipping_s3::S3Server;
 
 fn bench(cfg: &Path, size_mb: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["tools", "bench", "ship", "--blocks", "2", "--size-mb", size_mb, "--config"])
+        .args([
+            "tools",
+            "bench",
+            "ship",
+            "--blocks",
+            "2",
+            "--size-mb",
+            size_mb,
+            "--config",
+        ])
         .arg(cfg)
         .output()
         .expect("run strata");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "bench failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("MB/s") && stdout.contains("CPU s per GB"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("MB/s") && stdout.contains("CPU s per GB"),
+        "{stdout}"
+    );
     stdout
 }
 
@@ -33,10 +49,20 @@ fn shipping_throughput_and_cpu_per_gb() {
     std::fs::write(&cfg, format!("{labels}{}", s3.bucket_yaml())).unwrap();
     let out = bench(&cfg, &size);
     println!("s3s-fs on 127.0.0.1 ({size} MiB):\n{out}");
-    assert!(crate::shipping::bucket_metas(&s3.bucket_dir()).is_empty(), "the bench removes its blocks");
+    assert!(
+        crate::shipping::bucket_metas(&s3.bucket_dir()).is_empty(),
+        "the bench removes its blocks"
+    );
 
     let cfg = dir.path().join("fs.yml");
-    std::fs::write(&cfg, format!("{labels}bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", dir.path().join("bucket").display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{labels}bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+            dir.path().join("bucket").display()
+        ),
+    )
+    .unwrap();
     let out = bench(&cfg, &size);
     println!("filesystem bucket ({size} MiB):\n{out}");
 }

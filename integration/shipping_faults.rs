@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use strata::http::remote_write::encode;
 
-use crate::shipping::{bucket_metas, expected_cuts, local_blocks, node_config, start_ship_node, synthetic, wait_ready, ShipNode, BLOCK_MS};
+use crate::shipping::{
+    bucket_metas, expected_cuts, local_blocks, metric_at, node_config, start_ship_node, synthetic,
+    wait_ready, ShipNode, BLOCK_MS,
+};
 use crate::shipping_s3::S3Server;
 use crate::support::{free_port, now_ms, remote_write, wait_until, ChildGuard};
 
@@ -22,7 +25,12 @@ fn two_batches() -> (Vec<u8>, Vec<u8>, usize, usize) {
     let t1: Vec<i64> = first[0].1.iter().map(|s| s.0).collect();
     let mut all = t1.clone();
     all.extend(second[0].1.iter().map(|s| s.0));
-    (encode(&first), encode(&second), expected_cuts(&t1, BLOCK_MS).len(), expected_cuts(&all, BLOCK_MS).len())
+    (
+        encode(&first),
+        encode(&second),
+        expected_cuts(&t1, BLOCK_MS).len(),
+        expected_cuts(&all, BLOCK_MS).len(),
+    )
 }
 
 fn no_duplicates(puts: &[String]) -> bool {
@@ -31,7 +39,11 @@ fn no_duplicates(puts: &[String]) -> bool {
 
 async fn shipped_all(node: &ShipNode, s3: &S3Server, n: usize) -> bool {
     let bucket = s3.bucket_dir();
-    wait_until(Duration::from_secs(40), || async { bucket_metas(&bucket).len() >= n && node.metric("strata_shipper_pending_blocks").await == 0.0 }).await
+    wait_until(Duration::from_secs(40), || async {
+        bucket_metas(&bucket).len() >= n
+            && node.metric("strata_shipper_pending_blocks").await == 0.0
+    })
+    .await
 }
 
 #[actix_rt::test]
@@ -49,23 +61,47 @@ async fn blocks_cut_while_s3_is_down_arrive_once_it_is_back_none_twice() {
     remote_write(&node.base, second).await;
     let tsdb = node.tsdb_dir();
     let behind = wait_until(Duration::from_secs(40), || async {
-        local_blocks(&tsdb).len() >= n_all && node.metric("strata_shipper_upload_failures_total").await >= 1.0 && node.metric("strata_shipper_pending_blocks").await >= 1.0
+        local_blocks(&tsdb).len() >= n_all
+            && node.metric("strata_shipper_upload_failures_total").await >= 1.0
+            && node.metric("strata_shipper_pending_blocks").await >= 1.0
     })
     .await;
-    assert!(behind, "the node should cut blocks and report them pending while S3 is down");
-    assert_eq!(bucket_metas(&s3.bucket_dir()).len(), n1, "nothing can arrive while the server is down");
-    assert!(node.metric("strata_shipper_oldest_unshipped_age_seconds").await > 0.0, "lag metric says how far behind");
+    assert!(
+        behind,
+        "the node should cut blocks and report them pending while S3 is down"
+    );
+    assert_eq!(
+        bucket_metas(&s3.bucket_dir()).len(),
+        n1,
+        "nothing can arrive while the server is down"
+    );
+    assert!(
+        node.metric("strata_shipper_oldest_unshipped_age_seconds")
+            .await
+            > 0.0,
+        "lag metric says how far behind"
+    );
 
     s3.restart();
-    assert!(shipped_all(&node, &s3, n_all).await, "blocks did not arrive after the bucket came back");
+    assert!(
+        shipped_all(&node, &s3, n_all).await,
+        "blocks did not arrive after the bucket came back"
+    );
     let metas = bucket_metas(&s3.bucket_dir());
     let local: BTreeSet<String> = local_blocks(&tsdb).into_iter().collect();
-    assert_eq!(metas.keys().cloned().collect::<BTreeSet<_>>(), local, "every local block is in the bucket");
+    assert_eq!(
+        metas.keys().cloned().collect::<BTreeSet<_>>(),
+        local,
+        "every local block is in the bucket"
+    );
     let puts = s3.meta_puts();
     assert_eq!(puts.len(), n_all, "one meta.json PUT per block: {puts:?}");
     assert!(no_duplicates(&puts), "{puts:?}");
     assert!(s3.violations().is_empty(), "{:?}", s3.violations());
-    assert_eq!(node.metric("strata_shipper_uploads_total").await as usize, n_all);
+    assert_eq!(
+        node.metric("strata_shipper_uploads_total").await as usize,
+        n_all
+    );
     node.stop().await;
 }
 
@@ -73,45 +109,113 @@ async fn blocks_cut_while_s3_is_down_arrive_once_it_is_back_none_twice() {
 async fn a_corrupt_shipper_state_file_is_rebuilt_from_the_bucket_not_trusted() {
     let mut s3 = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let node = start_ship_node(&data, &s3.bucket_yaml()).await;
-    let (first, second, n1, n_all) = two_batches();
-    remote_write(&node.base, first).await;
-    assert!(shipped_all(&node, &s3, n1).await, "first batch not shipped");
-    let shipped_before: BTreeSet<String> = bucket_metas(&s3.bucket_dir()).keys().cloned().collect();
+    let port = free_port();
+    let cfg = dir.path().join("strata.yml");
+    std::fs::write(
+        &cfg,
+        node_config(
+            &dir.path().join("data"),
+            &format!("127.0.0.1:{port}"),
+            &s3.bucket_yaml(),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("node.log");
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}");
+    let tsdb = dir.path().join("data/tsdb");
+    let bucket = s3.bucket_dir();
 
-    // Cut more blocks while the bucket is down, so some local blocks are not shipped.
+    let mut node = spawn_node(&cfg, &log);
+    assert!(wait_ready(&base).await, "node not ready:\n{}", logs());
+    let (first, second, n1, n_all) = two_batches();
+    remote_write(&base, first).await;
+    let shipped = wait_until(Duration::from_secs(40), || async {
+        bucket_metas(&bucket).len() >= n1
+            && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
+    })
+    .await;
+    assert!(shipped, "first batch not shipped:\n{}", logs());
+    let shipped_before: BTreeSet<String> = bucket_metas(&bucket).keys().cloned().collect();
+
+    // Cut more blocks while the bucket is down, so some local blocks are not shipped; crash.
     s3.stop();
-    remote_write(&node.base, second).await;
-    let tsdb = node.tsdb_dir();
-    assert!(wait_until(Duration::from_secs(40), || async { local_blocks(&tsdb).len() >= n_all }).await);
-    node.stop().await;
-    let unshipped: Vec<String> = local_blocks(&tsdb).into_iter().filter(|u| !shipped_before.contains(u)).collect();
+    remote_write(&base, second).await;
+    assert!(
+        wait_until(Duration::from_secs(40), || async {
+            local_blocks(&tsdb).len() >= n_all
+        })
+        .await,
+        "{}",
+        logs()
+    );
+    node.child.kill().expect("SIGKILL");
+    node.child.wait().expect("reap");
+    let unshipped: Vec<String> = local_blocks(&tsdb)
+        .into_iter()
+        .filter(|u| !shipped_before.contains(u))
+        .collect();
     assert!(!unshipped.is_empty());
 
     // Truncated JSON that claims an unshipped block was uploaded: must not be believed.
     let state = tsdb.join("thanos.shipper.json");
-    std::fs::write(&state, format!("{{\"version\":1,\"uploaded\":[\"{}\",", unshipped[0])).unwrap();
+    std::fs::write(
+        &state,
+        format!("{{\"version\":1,\"uploaded\":[\"{}\",", unshipped[0]),
+    )
+    .unwrap();
 
     s3.restart();
-    let node = start_ship_node(&data, &s3.bucket_yaml()).await;
-    assert!(shipped_all(&node, &s3, n_all).await, "not everything shipped after restart");
-    let metas = bucket_metas(&s3.bucket_dir());
-    assert_eq!(metas.keys().cloned().collect::<BTreeSet<_>>(), local_blocks(&tsdb).into_iter().collect::<BTreeSet<_>>());
+    let node = spawn_node(&cfg, &log);
+    assert!(
+        wait_ready(&base).await,
+        "node not ready after restart:\n{}",
+        logs()
+    );
+    let done = wait_until(Duration::from_secs(40), || async {
+        let local = local_blocks(&tsdb);
+        local
+            .iter()
+            .all(|u| bucket.join(u).join("meta.json").exists())
+            && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
+    })
+    .await;
+    assert!(done, "not everything shipped after restart:\n{}", logs());
+    let metas = bucket_metas(&bucket);
+    assert_eq!(
+        metas.keys().cloned().collect::<BTreeSet<_>>(),
+        local_blocks(&tsdb).into_iter().collect::<BTreeSet<_>>()
+    );
     let puts = s3.meta_puts();
-    assert!(no_duplicates(&puts), "a shipped block was uploaded again: {puts:?}");
-    assert_eq!(puts.len(), n_all);
-    assert_eq!(node.metric("strata_shipper_uploads_total").await as usize, unshipped.len(), "only the unshipped blocks are uploaded");
-    let rebuilt: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).expect("state file rewritten as JSON");
+    assert!(
+        no_duplicates(&puts),
+        "a shipped block was uploaded again: {puts:?}"
+    );
+    assert_eq!(puts.len(), metas.len());
+    assert_eq!(
+        metric_at(&base, "strata_shipper_uploads_total").await as usize,
+        unshipped.len(),
+        "only the unshipped blocks are uploaded"
+    );
+    let rebuilt: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap())
+        .expect("state file rewritten as JSON");
     assert_eq!(rebuilt["version"], 1);
     let listed: BTreeSet<String> = serde_json::from_value(rebuilt["uploaded"].clone()).unwrap();
     assert_eq!(listed, metas.keys().cloned().collect::<BTreeSet<_>>());
-    node.stop().await;
+    assert!(
+        logs().contains("corrupt"),
+        "the node says it rebuilt the state"
+    );
+    drop(node);
 }
 
 /// The real binary with `cfg`, logging to `log`.
 fn spawn_node(cfg: &Path, log: &Path) -> ChildGuard {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let child: Child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["node", "--config"])
         .arg(cfg)
@@ -120,17 +224,34 @@ fn spawn_node(cfg: &Path, log: &Path) -> ChildGuard {
         .stderr(Stdio::from(out))
         .spawn()
         .expect("start strata");
-    ChildGuard { child, name: "strata" }
+    ChildGuard {
+        child,
+        name: "strata",
+    }
 }
 
 /// `strata tools bucket verify --config cfg`: (success, stdout).
 pub fn cli_verify(cfg: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata")).args(["tools", "bucket", "verify", "--config"]).arg(cfg).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["tools", "bucket", "verify", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn count_puts(s3: &S3Server, key: &str) -> usize {
-    s3.log().iter().filter(|l| l.method == "PUT" && l.status == 200 && l.key == key).count()
+    s3.log()
+        .iter()
+        .filter(|l| l.method == "PUT" && l.status == 200 && l.key == key)
+        .count()
 }
 
 #[actix_rt::test]
@@ -139,7 +260,15 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = dir.path().join("strata.yml");
-    std::fs::write(&cfg, node_config(&dir.path().join("data"), &format!("127.0.0.1:{port}"), &s3.bucket_yaml())).unwrap();
+    std::fs::write(
+        &cfg,
+        node_config(
+            &dir.path().join("data"),
+            &format!("127.0.0.1:{port}"),
+            &s3.bucket_yaml(),
+        ),
+    )
+    .unwrap();
     let log = dir.path().join("node.log");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let base = format!("http://127.0.0.1:{port}");
@@ -151,40 +280,83 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
     let now = now_ms() / 1000 * 1000;
     let (body, _) = synthetic(3, now - 6 * BLOCK_MS, now, 500);
     remote_write(&base, encode(&body)).await;
-    assert!(wait_until(Duration::from_secs(30), || async { !s3.held().is_empty() }).await, "no upload reached the index:\n{}", logs());
+    assert!(
+        wait_until(Duration::from_secs(30), || async { !s3.held().is_empty() }).await,
+        "no upload reached the index:\n{}",
+        logs()
+    );
     let held = s3.held()[0].clone();
     let ulid = held.trim_end_matches("/index").to_string();
 
     node.child.kill().expect("SIGKILL");
     node.child.wait().expect("reap");
     let chunk_key = format!("{ulid}/chunks/000001");
-    assert_eq!(count_puts(&s3, &chunk_key), 1, "chunks went up before the kill");
-    assert!(!s3.bucket_dir().join(&ulid).join("meta.json").exists(), "partial block must have no meta.json");
+    assert_eq!(
+        count_puts(&s3, &chunk_key),
+        1,
+        "chunks went up before the kill"
+    );
+    assert!(
+        !s3.bucket_dir().join(&ulid).join("meta.json").exists(),
+        "partial block must have no meta.json"
+    );
     let (ok, out) = cli_verify(&cfg);
-    assert!(ok && out.contains("0 problems") && out.contains("1 partial uploads"), "verify after the kill:\n{out}");
+    assert!(
+        ok && out.contains("0 problems") && out.contains("1 partial uploads"),
+        "verify after the kill:\n{out}"
+    );
     s3.release();
 
     let node = spawn_node(&cfg, &log);
-    assert!(wait_ready(&base).await, "node not ready after restart:\n{}", logs());
+    assert!(
+        wait_ready(&base).await,
+        "node not ready after restart:\n{}",
+        logs()
+    );
     let tsdb = dir.path().join("data/tsdb");
     let bucket = s3.bucket_dir();
     let done = wait_until(Duration::from_secs(40), || async {
         let local = local_blocks(&tsdb);
-        !local.is_empty() && local.iter().all(|u| bucket.join(u).join("meta.json").exists())
+        !local.is_empty()
+            && local
+                .iter()
+                .all(|u| bucket.join(u).join("meta.json").exists())
     })
     .await;
     assert!(done, "blocks not shipped after restart:\n{}", logs());
     drop(node);
 
     assert_eq!(count_puts(&s3, &format!("{ulid}/meta.json")), 1);
-    assert_eq!(count_puts(&s3, &chunk_key), 2, "the block was uploaded again from its first file");
-    assert!(count_puts(&s3, &format!("{ulid}/index")) >= 1, "the index arrived after the restart");
+    assert_eq!(
+        count_puts(&s3, &chunk_key),
+        2,
+        "the block was uploaded again from its first file"
+    );
+    assert!(
+        count_puts(&s3, &format!("{ulid}/index")) >= 1,
+        "the index arrived after the restart"
+    );
     let puts = s3.meta_puts();
     assert!(no_duplicates(&puts), "{puts:?}");
-    assert!(s3.violations().is_empty(), "a meta.json arrived before its files: {:?}", s3.violations());
+    assert!(
+        s3.violations().is_empty(),
+        "a meta.json arrived before its files: {:?}",
+        s3.violations()
+    );
     let (ok, out) = cli_verify(&cfg);
     let n = bucket_metas(&bucket).len();
-    assert!(ok && out.contains(&format!("verified {n} blocks: 0 problems, 0 partial uploads")), "verify after restart:\n{out}");
-    let staged: BTreeMap<String, ()> = std::fs::read_dir(tsdb.join("thanos/upload")).map(|rd| rd.flatten().map(|e| (e.file_name().to_string_lossy().to_string(), ())).collect()).unwrap_or_default();
+    assert!(
+        ok && out.contains(&format!(
+            "verified {n} blocks: 0 problems, 0 partial uploads"
+        )),
+        "verify after restart:\n{out}"
+    );
+    let staged: BTreeMap<String, ()> = std::fs::read_dir(tsdb.join("thanos/upload"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| (e.file_name().to_string_lossy().to_string(), ()))
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(staged.is_empty(), "staging dir left behind: {staged:?}");
 }

@@ -70,10 +70,17 @@ fn check_meta(bucket_dir: &Path, key: &str, body: &[u8]) -> Option<String> {
     };
     for f in files {
         let rel = f["rel_path"].as_str().unwrap_or_default();
-        let Some(want) = f["size_bytes"].as_u64() else { continue };
+        let Some(want) = f["size_bytes"].as_u64() else {
+            continue;
+        };
         match std::fs::metadata(bucket_dir.join(block).join(rel)) {
             Ok(m) if m.len() == want => {}
-            Ok(m) => return Some(format!("{key}: {rel} is {} bytes in the bucket, meta says {want}", m.len())),
+            Ok(m) => {
+                return Some(format!(
+                    "{key}: {rel} is {} bytes in the bucket, meta says {want}",
+                    m.len()
+                ))
+            }
             Err(e) => return Some(format!("{key}: {rel} is not in the bucket: {e}")),
         }
     }
@@ -109,7 +116,10 @@ async fn handle(
     let mut body = s3s::Body::from(body);
     let is_meta = method == "PUT" && key.ends_with("/meta.json");
     if is_meta {
-        let bytes = body.store_all_limited(1 << 20).await.map_err(s3s::HttpError::new)?;
+        let bytes = body
+            .store_all_limited(1 << 20)
+            .await
+            .map_err(s3s::HttpError::new)?;
         if let Some(v) = check_meta(&bucket_dir, &key, &bytes) {
             shared.violations.lock().unwrap().push(v);
         }
@@ -117,7 +127,12 @@ async fn handle(
     }
     let resp = svc.call(hyper::Request::from_parts(parts, body)).await;
     let status = resp.as_ref().map(|r| r.status().as_u16()).unwrap_or(500);
-    shared.log.lock().unwrap().push(Logged { method, key, query, status });
+    shared.log.lock().unwrap().push(Logged {
+        method,
+        key,
+        query,
+        status,
+    });
     resp
 }
 
@@ -131,12 +146,23 @@ async fn serve(
 ) {
     let mut conns = JoinSet::new();
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
-        let (svc, shared, hold, dir) = (svc.clone(), shared.clone(), hold.clone(), bucket_dir.clone());
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let (svc, shared, hold, dir) = (
+            svc.clone(),
+            shared.clone(),
+            hold.clone(),
+            bucket_dir.clone(),
+        );
         conns.spawn(async move {
             let io = hyper_util::rt::TokioIo::new(socket);
-            let f = service_fn(move |req| handle(req, svc.clone(), shared.clone(), hold.clone(), dir.clone()));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, f).await;
+            let f = service_fn(move |req| {
+                handle(req, svc.clone(), shared.clone(), hold.clone(), dir.clone())
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, f)
+                .await;
         });
         while conns.try_join_next().is_some() {}
     }
@@ -156,7 +182,15 @@ impl S3Server {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = std_listener.local_addr().expect("addr");
         let (hold, _) = tokio::sync::watch::channel(None);
-        let mut s = S3Server { rt: Some(rt), addr, root, _tmp: tmp, task: None, shared: Arc::default(), hold };
+        let mut s = S3Server {
+            rt: Some(rt),
+            addr,
+            root,
+            _tmp: tmp,
+            task: None,
+            shared: Arc::default(),
+            hold,
+        };
         s.spawn(std_listener);
         s
     }
@@ -167,7 +201,13 @@ impl S3Server {
         let _g = rt.enter();
         let listener = TcpListener::from_std(l).expect("tokio listener");
         let svc = build_service(&self.root);
-        let fut = serve(listener, svc, self.shared.clone(), self.hold.subscribe(), self.bucket_dir());
+        let fut = serve(
+            listener,
+            svc,
+            self.shared.clone(),
+            self.hold.subscribe(),
+            self.bucket_dir(),
+        );
         self.task = Some(rt.spawn(fut));
     }
 
@@ -245,7 +285,11 @@ impl S3Server {
         // The abort lands on the server's own runtime; wait until the port refuses.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-            assert!(Instant::now() < deadline, "S3 server on {} did not stop", self.addr);
+            assert!(
+                Instant::now() < deadline,
+                "S3 server on {} did not stop",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -3,6 +3,7 @@
 //! work; every tool exits non-zero with a message naming what is wrong. The bucket tools and
 //! the shipping benchmark live in the submodules below.
 
+pub mod bench_query;
 pub mod bench_ship;
 pub mod bucket;
 
@@ -112,6 +113,8 @@ pub enum BenchCommand {
     /// Upload throughput (MB/s) and CPU cost per GB of the node's shipping path, to the
     /// config's bucket (the synthetic blocks are deleted afterwards).
     Ship(bench_ship::ShipBenchArgs),
+    /// PromQL latency side by side with Prometheus 2.42 on the same promtool-made blocks.
+    Query(bench_query::QueryBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
@@ -156,6 +159,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Ship(args),
         } => bench_ship::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Query(args),
+        } => bench_query::run(args, &mut out)?,
         ToolCommand::Tsdb {
             cmd:
                 TsdbCommand::Import {

@@ -12,5 +12,6 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod promql;
+pub mod query;
 pub mod scrape;
 pub mod storage;

@@ -16,7 +16,8 @@ use crate::actors::supervisor::{NodeSupervisor, StopAll};
 use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
 use crate::actors::membership::{ClusterService, ClusterSettings};
 use crate::actors::rpc::NodeRpc;
-use crate::cluster::transport::{TransportConfig, TransportServer};
+use crate::cluster::transport::{TransportClient, TransportConfig, TransportServer};
+use crate::query::sources::SourceSet;
 use crate::config::{Config, Role};
 use crate::storage::bucket::ObjectStore;
 use crate::http::query::QueryService;
@@ -24,7 +25,7 @@ use crate::promql::{Engine, EngineOptions};
 use crate::storage::bucket::config::{open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config};
 use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
 use crate::storage::db::{Db, DbOptions};
-use crate::storage::model::{Labels, Queryable};
+use crate::storage::model::Labels;
 use crate::http;
 use crate::metrics::{BuildInfo, NodeMetrics};
 
@@ -259,9 +260,6 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     let mut registry = Registry::default();
     let metrics = Arc::new(NodeMetrics::register(&mut registry, &build));
 
-    let external_labels = Labels::from_pairs(config.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let queryable: Arc<dyn Queryable> = db.clone();
-    let query = Arc::new(QueryService::new(Engine::new(EngineOptions::default()), queryable, MAX_CONCURRENT_QUERIES, external_labels));
     let bucket = open_bucket(&bucket_config(&config.bucket), &mut registry)?;
     let shipper = Arc::new(Shipper::new(
         ShipperConfig {
@@ -301,7 +299,23 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     )
     .await?;
     let transport_cfg = TransportConfig { cluster_key: key, ..TransportConfig::default() };
-    let rpc = TransportServer::start(listeners.rpc, Arc::new(NodeRpc { cluster: cluster.clone() }), transport_cfg)?;
+    let sources = Arc::new(SourceSet {
+        db: db.clone(),
+        running: running.clone(),
+        external_labels: Labels::from_pairs(shipping_labels(&config)),
+        cluster: cluster.clone(),
+    });
+    let rpc = TransportServer::start(listeners.rpc, Arc::new(NodeRpc { cluster: cluster.clone(), sources: sources.clone() }), transport_cfg.clone())?;
+    let client = Arc::new(TransportClient::new(transport_cfg)?);
+    let global_labels = Labels::from_pairs(config.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let query = Arc::new(QueryService::new(
+        Engine::new(EngineOptions::default()),
+        sources,
+        client,
+        vec![config.cluster.replica_label.clone()],
+        MAX_CONCURRENT_QUERIES,
+        global_labels,
+    ));
 
     let state = web::Data::new(NodeState {
         node_id: config.node.id.clone(),

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::membership::ClusterService;
+use crate::query::sources::SourceSet;
+use crate::query::storeapi::STORE_TARGET;
 use crate::cluster::transport::{role_not_here, single_response, RemoteError, RemoteErrorKind, Request, ResponseStream, RpcHandler};
 
 pub struct NodeRpc {
     pub cluster: Arc<ClusterService>,
+    pub sources: Arc<SourceSet>,
 }
 
 #[async_trait]
@@ -29,6 +32,7 @@ impl RpcHandler for NodeRpc {
                 let body = serde_json::to_vec(&ids).map_err(|e| RemoteError { kind: RemoteErrorKind::Internal, message: e.to_string() })?;
                 Ok(single_response(body))
             }
+            (STORE_TARGET, _) => self.sources.serve(req).await,
             ("cluster", other) => Err(RemoteError { kind: RemoteErrorKind::NotFound, message: format!("unknown cluster method {other:?}") }),
             (role, _) => Err(role_not_here(role)),
         }

@@ -14,6 +14,9 @@ use super::params::{invalid, Params};
 use crate::config::Role;
 use crate::node::NodeState;
 use crate::promql::{Engine, PromqlError, QueryValue, Value};
+use crate::cluster::transport::TransportClient;
+use crate::query::fanout::{ClusterQueryable, FanoutOptions};
+use crate::query::sources::SourceSet;
 use crate::storage::model::{Labels, Matcher, Queryable, SelectHints};
 
 /// Prometheus refuses range queries with more points per series than this.
@@ -22,14 +25,48 @@ pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 /// What the query endpoints need: the engine, where data comes from, and the limits.
 pub struct QueryService {
     pub engine: Engine,
-    pub queryable: Arc<dyn Queryable>,
+    pub sources: Arc<SourceSet>,
+    pub client: Arc<TransportClient>,
+    /// Replica labels deduplicated by default (`replicaLabels[]` overrides per request).
+    pub replica_labels: Vec<String>,
     pub concurrency: tokio::sync::Semaphore,
     pub external_labels: Labels,
 }
 
 impl QueryService {
-    pub fn new(engine: Engine, queryable: Arc<dyn Queryable>, max_concurrent: usize, external_labels: Labels) -> Self {
-        QueryService { engine, queryable, concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)), external_labels }
+    pub fn new(
+        engine: Engine,
+        sources: Arc<SourceSet>,
+        client: Arc<TransportClient>,
+        replica_labels: Vec<String>,
+        max_concurrent: usize,
+        external_labels: Labels,
+    ) -> Self {
+        QueryService { engine, sources, client, replica_labels, concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)), external_labels }
+    }
+
+    /// The cluster-wide queryable for one request: `dedup` (default true), `replicaLabels[]`
+    /// and `partial_response` (default true, as Thanos's querier) come from its parameters.
+    pub fn queryable_for(&self, params: &Params) -> Result<Arc<ClusterQueryable>, ApiError> {
+        let flag = |name: &str, default: bool| -> Result<bool, ApiError> {
+            match params.get(name) {
+                None => Ok(default),
+                Some("true" | "1") => Ok(true),
+                Some("false" | "0") => Ok(false),
+                Some(other) => Err(invalid(name, format!("cannot parse {other:?} to a boolean"))),
+            }
+        };
+        let mut replica_labels: Vec<String> = params.get_all("replicaLabels[]").into_iter().filter(|s| !s.is_empty()).map(String::from).collect();
+        if replica_labels.is_empty() {
+            replica_labels = self.replica_labels.clone();
+        }
+        let opts = FanoutOptions {
+            dedup: flag("dedup", true)?,
+            replica_labels,
+            partial_response: flag("partial_response", true)?,
+            timeout: self.engine.opts.timeout,
+        };
+        Ok(Arc::new(ClusterQueryable::new(self.sources.local(), self.sources.remote(), self.client.clone(), opts)))
     }
 }
 
@@ -177,8 +214,9 @@ async fn instant(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let query = query_param(&params)?;
     let t = params.time("time", now_ms())?;
     let engine = engine_for(&svc, params.duration("timeout")?);
-    let q = svc.queryable.clone();
-    let v = run_query(&svc, move || engine.instant(q.as_ref(), &query, t)).await?;
+    let q = svc.queryable_for(&params)?;
+    let mut v = run_query(&svc, { let q = q.clone(); move || engine.instant(q.as_ref(), &query, t) }).await?;
+    v.warnings.extend(q.take_warnings());
     Ok(value_response(v))
 }
 
@@ -201,8 +239,9 @@ async fn range(svc: Arc<QueryService>, params: Params) -> ApiResult {
         ));
     }
     let engine = engine_for(&svc, params.duration("timeout")?);
-    let q = svc.queryable.clone();
-    let v = run_query(&svc, move || engine.range(q.as_ref(), &query, start, end, step)).await?;
+    let q = svc.queryable_for(&params)?;
+    let mut v = run_query(&svc, { let q = q.clone(); move || engine.range(q.as_ref(), &query, start, end, step) }).await?;
+    v.warnings.extend(q.take_warnings());
     Ok(value_response(v))
 }
 
@@ -236,10 +275,11 @@ async fn series(svc: Arc<QueryService>, params: Params) -> ApiResult {
     }
     let (start, end) = params.time_range()?;
     let limit = params.limit()?;
-    let q = svc.queryable.clone();
+    let q = svc.queryable_for(&params)?;
+    let partial = q.clone();
     let found = blocking(move || {
         let mut all: Vec<Labels> = Vec::new();
-        let hints = SelectHints { labels_only: true, limit: 0 };
+        let hints = SelectHints { labels_only: true, ..Default::default() };
         for set in &sets {
             all.extend(q.select(set, start, end, &hints).map_err(storage_error)?.into_iter().map(|s| s.labels));
         }
@@ -248,7 +288,7 @@ async fn series(svc: Arc<QueryService>, params: Params) -> ApiResult {
         Ok(all)
     })
     .await?;
-    let mut warnings = Vec::new();
+    let mut warnings = partial.take_warnings();
     let found = apply_limit(found, limit, &mut warnings);
     let data: Vec<serde_json::Value> = found.iter().map(labels_json).collect();
     Ok(success_with_annotations(&data, &warnings, &[]))
@@ -276,12 +316,13 @@ async fn label_names(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let sets = params.matchers()?;
     let (start, end) = params.time_range()?;
     let limit = params.limit()?;
-    let q = svc.queryable.clone();
+    let q = svc.queryable_for(&params)?;
+    let partial = q.clone();
     let names = blocking(move || {
         merged_strings(q.as_ref(), &sets, |q, m| q.label_names(m, start, end).map_err(storage_error))
     })
     .await?;
-    let mut warnings = Vec::new();
+    let mut warnings = partial.take_warnings();
     let names = apply_limit(names, limit, &mut warnings);
     Ok(success_with_annotations(&names, &warnings, &[]))
 }
@@ -302,12 +343,13 @@ async fn label_values(req: HttpRequest, state: web::Data<NodeState>, path: web::
     let sets = params.matchers()?;
     let (start, end) = params.time_range()?;
     let limit = params.limit()?;
-    let q = svc.queryable.clone();
+    let q = svc.queryable_for(&params)?;
+    let partial = q.clone();
     let values = blocking(move || {
         merged_strings(q.as_ref(), &sets, |q, m| q.label_values(&name, m, start, end).map_err(storage_error))
     })
     .await?;
-    let mut warnings = Vec::new();
+    let mut warnings = partial.take_warnings();
     let values = apply_limit(values, limit, &mut warnings);
     Ok(success_with_annotations(&values, &warnings, &[]))
 }
@@ -362,7 +404,7 @@ async fn federate(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     let sets = params.matchers()?;
     let t = now_ms();
     let engine = svc.engine.clone();
-    let q = svc.queryable.clone();
+    let q = svc.queryable_for(&params)?;
     let ext = svc.external_labels.clone();
     let body = blocking(move || {
         let mut samples: Vec<(Labels, f64, i64)> = Vec::new();

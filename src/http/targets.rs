@@ -53,7 +53,9 @@ struct TargetDiscovery {
 }
 
 fn label_map(l: &Labels) -> BTreeMap<String, String> {
-    l.iter().map(|l| (l.name.clone(), l.value.clone())).collect()
+    l.iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
 }
 
 /// Go's zero `time.Time` for a target never scraped, RFC 3339 with nanoseconds otherwise.
@@ -67,7 +69,9 @@ fn rfc3339(t: Option<SystemTime>) -> String {
 /// Prometheus's `getGlobalURL`: a loopback host is replaced by this machine's hostname so
 /// the link works from elsewhere.
 pub fn global_url(url: &str, hostname: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -77,7 +81,10 @@ pub fn global_url(url: &str, hostname: &str) -> String {
         _ => (authority, None),
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         return url.to_string();
     }
@@ -98,8 +105,10 @@ fn active_json(v: &TargetView, hostname: &str) -> ActiveTarget {
         last_scrape: rfc3339(v.status.last_scrape),
         last_scrape_duration: v.status.last_duration.as_secs_f64(),
         health: v.status.health,
-        scrape_interval: crate::config::PromDuration::from_millis(v.interval.as_millis() as u64).to_string(),
-        scrape_timeout: crate::config::PromDuration::from_millis(v.timeout.as_millis() as u64).to_string(),
+        scrape_interval: crate::config::PromDuration::from_millis(v.interval.as_millis() as u64)
+            .to_string(),
+        scrape_timeout: crate::config::PromDuration::from_millis(v.timeout.as_millis() as u64)
+            .to_string(),
     }
 }
 
@@ -107,26 +116,46 @@ fn discovery(snap: &TargetsSnapshot, state: &str, hostname: &str) -> TargetDisco
     let show_active = matches!(state, "" | "any" | "active");
     let show_dropped = matches!(state, "" | "any" | "dropped");
     TargetDiscovery {
-        active_targets: show_active.then(|| snap.active.iter().map(|v| active_json(v, hostname)).collect()),
-        dropped_targets: show_dropped
-            .then(|| snap.dropped.iter().map(|(_, t)| DroppedTarget { discovered_labels: label_map(&t.discovered) }).collect()),
+        active_targets: show_active.then(|| {
+            snap.active
+                .iter()
+                .map(|v| active_json(v, hostname))
+                .collect()
+        }),
+        dropped_targets: show_dropped.then(|| {
+            snap.dropped
+                .iter()
+                .map(|(_, t)| DroppedTarget {
+                    discovered_labels: label_map(&t.discovered),
+                })
+                .collect()
+        }),
     }
 }
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 async fn targets(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     let pairs = query_pairs(&req);
-    let filter = pairs.iter().find(|(k, _)| k == "state").map(|(_, v)| v.to_ascii_lowercase()).unwrap_or_default();
+    let filter = pairs
+        .iter()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     let snap = state.scrape.snapshot();
     Ok(success(&discovery(&snap, &filter, &hostname)))
 }
 
 async fn reload(state: web::Data<NodeState>) -> HttpResponse {
-    let reloader = crate::scrape::reload::Reloader { path: state.config_path.clone(), manager: state.scrape.clone() };
+    let reloader = crate::scrape::reload::Reloader {
+        path: state.config_path.clone(),
+        manager: state.scrape.clone(),
+    };
     match web::block(move || reloader.reload()).await {
         Ok(Ok(report)) => {
             tracing::info!(?report, "config reloaded");
@@ -134,9 +163,13 @@ async fn reload(state: web::Data<NodeState>) -> HttpResponse {
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "config reload failed");
-            HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body(format!("failed to reload config: {e}\n"))
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("failed to reload config: {e}\n"))
         }
-        Err(e) => HttpResponse::InternalServerError().body(format!("failed to reload config: {e}\n")),
+        Err(e) => {
+            HttpResponse::InternalServerError().body(format!("failed to reload config: {e}\n"))
+        }
     }
 }
 
@@ -152,9 +185,14 @@ struct MetadataEntry {
 /// `limit` caps the number of metrics.
 pub fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
     let pairs = query_pairs(req);
-    let metric = pairs.iter().find(|(k, _)| k == "metric").map(|(_, v)| v.clone());
+    let metric = pairs
+        .iter()
+        .find(|(k, _)| k == "metric")
+        .map(|(_, v)| v.clone());
     let limit = match pairs.iter().find(|(k, _)| k == "limit") {
-        Some((_, v)) => v.parse::<i64>().map_err(|_| ApiError::bad_data(format!("invalid limit {v:?}")))?,
+        Some((_, v)) => v
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_data(format!("invalid limit {v:?}")))?,
         None => -1,
     };
     let mut out: BTreeMap<String, Vec<MetadataEntry>> = BTreeMap::new();
@@ -167,7 +205,11 @@ pub fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
         }
         let entries = list
             .into_iter()
-            .map(|m| MetadataEntry { metric_type: m.metric_type.as_str(), help: m.help, unit: m.unit })
+            .map(|m| MetadataEntry {
+                metric_type: m.metric_type.as_str(),
+                help: m.help,
+                unit: m.unit,
+            })
             .collect();
         out.insert(family, entries);
     }
@@ -180,10 +222,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts_become_the_hostname() {
-        assert_eq!(global_url("http://127.0.0.1:9100/metrics", "box"), "http://box:9100/metrics");
-        assert_eq!(global_url("http://localhost:80/m?x=1", "box"), "http://box:80/m?x=1");
-        assert_eq!(global_url("http://[::1]:9100/metrics", "box"), "http://box:9100/metrics");
-        assert_eq!(global_url("https://example.org:443/metrics", "box"), "https://example.org:443/metrics");
+        assert_eq!(
+            global_url("http://127.0.0.1:9100/metrics", "box"),
+            "http://box:9100/metrics"
+        );
+        assert_eq!(
+            global_url("http://localhost:80/m?x=1", "box"),
+            "http://box:80/m?x=1"
+        );
+        assert_eq!(
+            global_url("http://[::1]:9100/metrics", "box"),
+            "http://box:9100/metrics"
+        );
+        assert_eq!(
+            global_url("https://example.org:443/metrics", "box"),
+            "https://example.org:443/metrics"
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct Need {
     vs: VectorSelector,
     mint: i64,
     maxt: i64,
+    /// The function every use of this selector feeds, if it is always the same one.
+    func: Option<String>,
 }
 
 struct Walk<'a> {
@@ -88,6 +90,8 @@ struct Walk<'a> {
     end: i64,
     lookback: i64,
     needs: &'a mut HashMap<String, Need>,
+    /// The function whose argument is being walked, if the argument is a bare range selector.
+    func: Option<String>,
 }
 
 impl Walk<'_> {
@@ -113,13 +117,18 @@ impl Walk<'_> {
         let mint = s - off - back;
         let maxt = e - off + ahead;
         let key = selector_key(vs);
+        let func = self.func.clone();
         let need = self.needs.entry(key).or_insert_with(|| Need {
             vs: vs.clone(),
             mint,
             maxt,
+            func: func.clone(),
         });
         need.mint = need.mint.min(mint);
         need.maxt = need.maxt.max(maxt);
+        if need.func != func {
+            need.func = None;
+        }
     }
 
     fn walk(&mut self, expr: &Expr, s: i64, e: i64) {
@@ -157,7 +166,10 @@ impl Walk<'_> {
             }
             Expr::Call(c) => {
                 for a in &c.args.args {
+                    let direct = matches!(a.as_ref(), Expr::MatrixSelector(_));
+                    self.func = direct.then(|| c.func.name.to_string());
                     self.walk(a, s, e);
+                    self.func = None;
                 }
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
@@ -239,6 +251,7 @@ pub(crate) fn fetch_all(
         end,
         lookback: dur_ms(opts.lookback_delta),
         needs: &mut needs,
+        func: None,
     };
     w.walk(expr, start, end);
     let mut out = Fetched::new();
@@ -248,7 +261,8 @@ pub(crate) fn fetch_all(
         check_deadline(deadline, cancel, "query preparation")?;
         let mut by_labels: std::collections::BTreeMap<Labels, Vec<Sample>> = Default::default();
         for set in matcher_sets(&need.vs)? {
-            for series in q.select(&set, need.mint, need.maxt, &SelectHints::default())? {
+            let hints = SelectHints { func: need.func.clone(), ..SelectHints::default() };
+            for series in q.select(&set, need.mint, need.maxt, &hints)? {
                 if by_labels.contains_key(&series.labels) {
                     continue;
                 }

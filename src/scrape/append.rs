@@ -23,11 +23,26 @@ pub enum AppendError {
     #[error("sample limit exceeded: the scrape has more than {0} samples after metric relabeling")]
     SampleLimit(u64),
     #[error("label_limit exceeded (metric: {metric}, number of labels: {count}, limit: {limit})")]
-    LabelLimit { metric: String, count: usize, limit: u64 },
-    #[error("label_name_length_limit exceeded (metric: {metric}, label name: {name}, limit: {limit})")]
-    LabelNameLength { metric: String, name: String, limit: u64 },
+    LabelLimit {
+        metric: String,
+        count: usize,
+        limit: u64,
+    },
+    #[error(
+        "label_name_length_limit exceeded (metric: {metric}, label name: {name}, limit: {limit})"
+    )]
+    LabelNameLength {
+        metric: String,
+        name: String,
+        limit: u64,
+    },
     #[error("label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, limit: {limit})")]
-    LabelValueLength { metric: String, name: String, value: String, limit: u64 },
+    LabelValueLength {
+        metric: String,
+        name: String,
+        value: String,
+        limit: u64,
+    },
     #[error("line {0}: a series without a metric name after relabeling")]
     NoMetricName(usize),
     #[error("appending to the local TSDB: {0}")]
@@ -39,7 +54,9 @@ pub type Result<T> = std::result::Result<T, AppendError>;
 /// What the cache knows about one exposed series.
 enum Slot {
     /// Metric relabeling dropped it.
-    Dropped { seen: u64 },
+    Dropped {
+        seen: u64,
+    },
     Kept(Kept),
 }
 
@@ -112,7 +129,10 @@ impl ScrapeCache {
                     });
                     continue;
                 }
-                Entry::Type { family, metric_type } => {
+                Entry::Type {
+                    family,
+                    metric_type,
+                } => {
                     self.update_meta(family, |m| m.metric_type = metric_type);
                     continue;
                 }
@@ -147,7 +167,8 @@ impl ScrapeCache {
                 }
                 None => {
                     let Some(labels) = mutate_sample_labels(&s, ctx) else {
-                        self.slots.insert(self.key.as_slice().into(), Slot::Dropped { seen: iter });
+                        self.slots
+                            .insert(self.key.as_slice().into(), Slot::Dropped { seen: iter });
                         continue;
                     };
                     if labels.get(METRIC_NAME).is_none() {
@@ -157,8 +178,14 @@ impl ScrapeCache {
                     let r = app.append(0, &labels, ts, s.value);
                     if let Ok(series_ref) = r {
                         stats.series_added += 1;
-                        let kept = Kept { series_ref, labels, seen: iter, track_staleness: st.is_none() };
-                        self.slots.insert(self.key.as_slice().into(), Slot::Kept(kept));
+                        let kept = Kept {
+                            series_ref,
+                            labels,
+                            seen: iter,
+                            track_staleness: st.is_none(),
+                        };
+                        self.slots
+                            .insert(self.key.as_slice().into(), Slot::Kept(kept));
                     }
                     r.map(|_| ())
                 }
@@ -297,12 +324,20 @@ pub fn mutate_labels(exposed: &Labels, target: &Labels, honor: bool) -> Labels {
 fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<()> {
     let metric = || labels.get(METRIC_NAME).unwrap_or("").to_string();
     if cfg.label_limit > 0 && labels.len() as u64 > cfg.label_limit {
-        return Err(AppendError::LabelLimit { metric: metric(), count: labels.len(), limit: cfg.label_limit });
+        return Err(AppendError::LabelLimit {
+            metric: metric(),
+            count: labels.len(),
+            limit: cfg.label_limit,
+        });
     }
     for l in labels.iter() {
         let (nl, vl) = (cfg.label_name_length_limit, cfg.label_value_length_limit);
         if nl > 0 && l.name.len() as u64 > nl {
-            return Err(AppendError::LabelNameLength { metric: metric(), name: l.name.clone(), limit: nl });
+            return Err(AppendError::LabelNameLength {
+                metric: metric(),
+                name: l.name.clone(),
+                limit: nl,
+            });
         }
         if vl > 0 && l.value.len() as u64 > vl {
             return Err(AppendError::LabelValueLength {
@@ -318,7 +353,12 @@ fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<()> {
 
 /// The five report series of one scrape, labelled like Prometheus's
 /// `mutateReportSampleLabels` (target labels always win; names never clash with them).
-pub fn report_samples(target: &Target, stats: &AppendStats, up: bool, duration_s: f64) -> Vec<(Labels, f64)> {
+pub fn report_samples(
+    target: &Target,
+    stats: &AppendStats,
+    up: bool,
+    duration_s: f64,
+) -> Vec<(Labels, f64)> {
     let base = target.series_labels();
     let values = [
         ("up", if up { 1.0 } else { 0.0 }),
@@ -327,7 +367,10 @@ pub fn report_samples(target: &Target, stats: &AppendStats, up: bool, duration_s
         ("scrape_samples_post_metric_relabeling", stats.added as f64),
         ("scrape_series_added", stats.series_added as f64),
     ];
-    values.into_iter().map(|(name, v)| (base.with(METRIC_NAME, name), v)).collect()
+    values
+        .into_iter()
+        .map(|(name, v)| (base.with(METRIC_NAME, name), v))
+        .collect()
 }
 
 #[cfg(test)]

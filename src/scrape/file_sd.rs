@@ -15,13 +15,20 @@ use super::target::{TargetGroup, ADDRESS_LABEL};
 #[derive(Debug, thiserror::Error)]
 pub enum FileSdError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing {path}: {reason}")]
     Parse { path: String, reason: String },
     #[error("invalid glob {pattern:?}: {reason}")]
     Glob { pattern: String, reason: String },
     #[error("{path}: group {index}: {reason}")]
-    Invalid { path: String, index: usize, reason: String },
+    Invalid {
+        path: String,
+        index: usize,
+        reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, FileSdError>;
@@ -40,7 +47,10 @@ pub fn expand(patterns: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in patterns {
         let pattern = p.display().to_string();
-        let paths = glob::glob(&pattern).map_err(|e| FileSdError::Glob { pattern: pattern.clone(), reason: e.to_string() })?;
+        let paths = glob::glob(&pattern).map_err(|e| FileSdError::Glob {
+            pattern: pattern.clone(),
+            reason: e.to_string(),
+        })?;
         out.extend(paths.flatten());
     }
     out.sort();
@@ -51,30 +61,54 @@ pub fn expand(patterns: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Parses one file's text; the extension picks JSON or YAML.
 pub fn parse_file(path: &Path, text: &str) -> Result<Vec<TargetGroup>> {
     let name = path.display().to_string();
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let raw: Vec<RawGroup> = if is_json {
-        serde_json::from_str(text).map_err(|e| FileSdError::Parse { path: name.clone(), reason: e.to_string() })?
+        serde_json::from_str(text).map_err(|e| FileSdError::Parse {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?
     } else if text.trim().is_empty() {
         Vec::new()
     } else {
-        serde_norway::from_str(text).map_err(|e| FileSdError::Parse { path: name.clone(), reason: e.to_string() })?
+        serde_norway::from_str(text).map_err(|e| FileSdError::Parse {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?
     };
     let mut out = Vec::with_capacity(raw.len());
     for (index, g) in raw.into_iter().enumerate() {
         for t in &g.targets {
             if t.contains('/') {
-                return Err(FileSdError::Invalid { path: name, index, reason: format!("{t:?} is not a valid hostname") });
+                return Err(FileSdError::Invalid {
+                    path: name,
+                    index,
+                    reason: format!("{t:?} is not a valid hostname"),
+                });
             }
         }
         for k in g.labels.keys() {
             if !crate::config::is_valid_label_name(k) {
-                return Err(FileSdError::Invalid { path: name, index, reason: format!("invalid label name {k:?}") });
+                return Err(FileSdError::Invalid {
+                    path: name,
+                    index,
+                    reason: format!("invalid label name {k:?}"),
+                });
             }
         }
         let mut labels = g.labels;
         labels.insert("__meta_filepath".to_string(), name.clone());
-        let targets = g.targets.into_iter().map(|a| BTreeMap::from([(ADDRESS_LABEL.to_string(), a)])).collect();
-        out.push(TargetGroup { source: format!("{name}:{index}"), targets, labels });
+        let targets = g
+            .targets
+            .into_iter()
+            .map(|a| BTreeMap::from([(ADDRESS_LABEL.to_string(), a)]))
+            .collect();
+        out.push(TargetGroup {
+            source: format!("{name}:{index}"),
+            targets,
+            labels,
+        });
     }
     Ok(out)
 }
@@ -101,7 +135,8 @@ impl FileSdState {
                 return None;
             }
         };
-        let mut changed = paths.len() != self.files.len() || !paths.iter().all(|p| self.files.contains_key(p));
+        let mut changed =
+            paths.len() != self.files.len() || !paths.iter().all(|p| self.files.contains_key(p));
         self.files.retain(|p, _| paths.contains(p));
         for p in &paths {
             let mtime = std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -110,7 +145,10 @@ impl FileSdState {
                 continue;
             }
             let read = std::fs::read_to_string(p)
-                .map_err(|source| FileSdError::Io { path: p.display().to_string(), source })
+                .map_err(|source| FileSdError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })
                 .and_then(|text| parse_file(p, &text));
             match read {
                 Ok(groups) => {
@@ -126,7 +164,12 @@ impl FileSdState {
                 }
             }
         }
-        changed.then(|| self.files.values().flat_map(|(_, g)| g.iter().cloned()).collect())
+        changed.then(|| {
+            self.files
+                .values()
+                .flat_map(|(_, g)| g.iter().cloned())
+                .collect()
+        })
     }
 }
 
@@ -136,20 +179,31 @@ mod tests {
 
     #[test]
     fn json_and_yaml_files_give_groups_with_filepath() {
-        let g = parse_file(Path::new("/x/a.json"), r#"[{"targets":["h:1","h:2"],"labels":{"env":"p"}}]"#).expect("json");
+        let g = parse_file(
+            Path::new("/x/a.json"),
+            r#"[{"targets":["h:1","h:2"],"labels":{"env":"p"}}]"#,
+        )
+        .expect("json");
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].targets.len(), 2);
-        assert_eq!(g[0].labels.get("__meta_filepath").map(String::as_str), Some("/x/a.json"));
+        assert_eq!(
+            g[0].labels.get("__meta_filepath").map(String::as_str),
+            Some("/x/a.json")
+        );
         assert_eq!(g[0].labels.get("env").map(String::as_str), Some("p"));
         let y = parse_file(Path::new("/x/a.yml"), "- targets: ['h:3']\n").expect("yaml");
-        assert_eq!(y[0].targets[0].get(ADDRESS_LABEL).map(String::as_str), Some("h:3"));
+        assert_eq!(
+            y[0].targets[0].get(ADDRESS_LABEL).map(String::as_str),
+            Some("h:3")
+        );
     }
 
     #[test]
     fn bad_files_give_clear_errors() {
         let e = parse_file(Path::new("a.json"), "[{").expect_err("bad json");
         assert!(e.to_string().contains("a.json"), "{e}");
-        let e = parse_file(Path::new("a.json"), r#"[{"targets":["http://h/x"]}]"#).expect_err("url");
+        let e =
+            parse_file(Path::new("a.json"), r#"[{"targets":["http://h/x"]}]"#).expect_err("url");
         assert!(e.to_string().contains("not a valid hostname"), "{e}");
     }
 
@@ -160,11 +214,15 @@ mod tests {
         std::fs::write(&f, r#"[{"targets":["a:1"]}]"#).expect("write");
         let mut st = FileSdState::default();
         let pats = vec![dir.path().join("*.json")];
-        let first = st.poll(&pats, Duration::from_secs(3600)).expect("first poll sees the file");
+        let first = st
+            .poll(&pats, Duration::from_secs(3600))
+            .expect("first poll sees the file");
         assert_eq!(first.len(), 1);
         assert!(st.poll(&pats, Duration::from_secs(3600)).is_none());
         std::fs::remove_file(&f).expect("rm");
-        let gone = st.poll(&pats, Duration::from_secs(3600)).expect("removal is a change");
+        let gone = st
+            .poll(&pats, Duration::from_secs(3600))
+            .expect("removal is a change");
         assert!(gone.is_empty());
     }
 }

@@ -93,7 +93,13 @@ impl ScrapeManager {
         Arc::new(ScrapeManager {
             db,
             jitter_seed: seed,
-            inner: Mutex::new(Inner { config, runtime: None, generation: 0, pools: BTreeMap::new(), shard }),
+            inner: Mutex::new(Inner {
+                config,
+                runtime: None,
+                generation: 0,
+                pools: BTreeMap::new(),
+                shard,
+            }),
         })
     }
 
@@ -144,7 +150,11 @@ impl ScrapeManager {
         let mut inner = self.inner.lock();
         let mut report = ReloadReport::default();
         inner.config = config.clone();
-        let wanted: BTreeMap<&str, &ScrapeConfig> = config.scrape_configs.iter().map(|c| (c.job_name.as_str(), c)).collect();
+        let wanted: BTreeMap<&str, &ScrapeConfig> = config
+            .scrape_configs
+            .iter()
+            .map(|c| (c.job_name.as_str(), c))
+            .collect();
         let existing: Vec<String> = inner.pools.keys().cloned().collect();
         for job in existing {
             if !wanted.contains_key(job.as_str()) {
@@ -177,10 +187,16 @@ impl ScrapeManager {
                 pool.loops = HashMap::new();
                 inner.pools.insert(job.to_string(), pool);
                 self.sync_pool(&mut inner, job);
-                let kept: Vec<u64> = inner.pools.get(job).map(|p| p.loops.keys().copied().collect()).unwrap_or_default();
+                let kept: Vec<u64> = inner
+                    .pools
+                    .get(job)
+                    .map(|p| p.loops.keys().copied().collect())
+                    .unwrap_or_default();
                 old.sd_cancel.cancel();
                 for (hash, r) in old.loops {
-                    r.shared.stale_on_stop.store(!kept.contains(&hash), Ordering::Release);
+                    r.shared
+                        .stale_on_stop
+                        .store(!kept.contains(&hash), Ordering::Release);
                     r.shared.cancel.cancel();
                 }
             } else {
@@ -209,7 +225,9 @@ impl ScrapeManager {
     /// New groups from one discovery provider of a job.
     pub fn set_groups(&self, job: &str, provider: &str, groups: Vec<TargetGroup>) {
         let mut inner = self.inner.lock();
-        let Some(pool) = inner.pools.get_mut(job) else { return };
+        let Some(pool) = inner.pools.get_mut(job) else {
+            return;
+        };
         pool.groups.insert(provider.to_string(), groups);
         self.sync_pool(&mut inner, job);
     }
@@ -227,7 +245,8 @@ impl ScrapeManager {
         let sd_cancel = CancellationToken::new();
         if let Some(rt) = inner.runtime.as_ref() {
             for (i, sd) in cfg.file_sd_configs.iter().enumerate() {
-                let patterns: Vec<PathBuf> = sd.files.iter().map(|f| config.resolve_path(f)).collect();
+                let patterns: Vec<PathBuf> =
+                    sd.files.iter().map(|f| config.resolve_path(f)).collect();
                 let refresh = sd.refresh_interval.as_std();
                 let this = Arc::downgrade(self);
                 let job = cfg.job_name.clone();
@@ -266,9 +285,13 @@ impl ScrapeManager {
     /// Recomputes a pool's targets from its groups and the shard view; starts loops for new
     /// targets and stops (with staleness) loops of vanished ones.
     fn sync_pool(&self, inner: &mut Inner, job: &str) {
-        let Some(rt) = inner.runtime.clone() else { return };
+        let Some(rt) = inner.runtime.clone() else {
+            return;
+        };
         let shard = inner.shard.clone();
-        let Some(pool) = inner.pools.get_mut(job) else { return };
+        let Some(pool) = inner.pools.get_mut(job) else {
+            return;
+        };
         let mut active: Vec<(u64, Target)> = Vec::new();
         let mut dropped = Vec::new();
         for groups in pool.groups.values() {
@@ -344,9 +367,14 @@ impl ScrapeManager {
                     }
                 })
                 .collect();
-            active.sort_by(|a, b| a.url.cmp(&b.url).then_with(|| a.target.labels.cmp(&b.target.labels)));
+            active.sort_by(|a, b| {
+                a.url
+                    .cmp(&b.url)
+                    .then_with(|| a.target.labels.cmp(&b.target.labels))
+            });
             out.active.extend(active);
-            out.dropped.extend(pool.dropped.iter().map(|t| (job.clone(), t.clone())));
+            out.dropped
+                .extend(pool.dropped.iter().map(|t| (job.clone(), t.clone())));
         }
         out
     }

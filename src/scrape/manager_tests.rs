@@ -3,7 +3,7 @@ use crate::storage::db::DbOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn config(addr: &str, jobs: &[(&str, &str)]) -> Arc<Config> {
-    let mut y = format!("node:\n  id: t\nscrape_configs:\n");
+    let mut y = "node:\n  id: t\nscrape_configs:\n".to_string();
     for (job, interval) in jobs {
         y.push_str(&format!("  - job_name: {job}\n    scrape_interval: {interval}\n    static_configs: [{{targets: ['{addr}']}}]\n"));
     }
@@ -12,13 +12,22 @@ fn config(addr: &str, jobs: &[(&str, &str)]) -> Arc<Config> {
 
 fn db() -> (tempfile::TempDir, Arc<Db>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), DbOptions { wal_fsync: false, ..DbOptions::default() }).expect("db");
+    let db = Db::open(
+        dir.path(),
+        DbOptions {
+            wal_fsync: false,
+            ..DbOptions::default()
+        },
+    )
+    .expect("db");
     (dir, Arc::new(db))
 }
 
 /// Answers every request with one small exposition body.
 async fn serve_one_body() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
@@ -46,7 +55,11 @@ fn reload_sorts_jobs_into_unchanged_restarted_started_stopped() {
     let m = ScrapeManager::new(db, config("h:1", &[("a", "1s"), ("b", "1s"), ("c", "1s")]));
     // Not started: only the classification happens.
     let r = m.apply_config(config("h:1", &[("a", "1s"), ("b", "2s"), ("d", "1s")]));
-    assert_eq!(r.unchanged, Vec::<String>::new(), "nothing runs before start");
+    assert_eq!(
+        r.unchanged,
+        Vec::<String>::new(),
+        "nothing runs before start"
+    );
     assert_eq!(r.started, vec!["a", "b", "d"]);
 }
 
@@ -59,10 +72,19 @@ async fn targets_are_scraped_and_removed_jobs_stop() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let snap = m.snapshot();
-        if snap.active.len() == 2 && snap.active.iter().all(|t| t.status.health == super::super::scrape_loop::Health::Up) {
+        if snap.active.len() == 2
+            && snap
+                .active
+                .iter()
+                .all(|t| t.status.health == super::super::scrape_loop::Health::Up)
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "targets never came up: {:?}", snap.active.iter().map(|t| &t.status).collect::<Vec<_>>());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "targets never came up: {:?}",
+            snap.active.iter().map(|t| &t.status).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(m.metadata().contains_key("m"));

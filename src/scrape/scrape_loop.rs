@@ -31,7 +31,11 @@ pub enum ScrapeError {
     #[error("reading the body: {0}")]
     Body(String),
     #[error("reading {what} {path}: {reason}")]
-    Secret { what: &'static str, path: String, reason: String },
+    Secret {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("{0}")]
     Append(#[from] AppendError),
     #[error("{0}")]
@@ -82,11 +86,17 @@ pub struct ScrapeLoop {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn now_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Per-loop mutable state.
@@ -104,7 +114,9 @@ impl ScrapeLoop {
     /// its report series) get staleness markers.
     pub async fn run(self) {
         let cancel = self.shared.cancel.clone();
-        let offset = self.target.offset(self.interval, self.jitter_seed, now_nanos());
+        let offset = self
+            .target
+            .offset(self.interval, self.jitter_seed, now_nanos());
         let mut st = LoopState {
             cache: ScrapeCache::default(),
             body: Vec::new(),
@@ -117,7 +129,8 @@ impl ScrapeLoop {
             _ = tokio::time::sleep(offset) => {}
         }
         let start = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval_at(start, self.interval.max(Duration::from_millis(1)));
+        let mut ticker =
+            tokio::time::interval_at(start, self.interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
@@ -176,10 +189,14 @@ impl ScrapeLoop {
     }
 
     fn append(&self, st: &mut LoopState, format: Format, t: i64) -> Result<AppendStats> {
-        let ctx = AppendCtx { cfg: &self.cfg, target_labels: &st.target_labels };
+        let ctx = AppendCtx {
+            cfg: &self.cfg,
+            target_labels: &st.target_labels,
+        };
         let mut app = self.db.appender();
         let stats = st.cache.append(&mut app, &ctx, &st.body, format, t)?;
-        app.commit().map_err(|e| ScrapeError::Append(AppendError::Storage(e)))?;
+        app.commit()
+            .map_err(|e| ScrapeError::Append(AppendError::Storage(e)))?;
         if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
             tracing::debug!(target = %st.url, out_of_order = stats.out_of_order, duplicates = stats.duplicates,
                 out_of_bounds = stats.out_of_bounds, "samples rejected by the head");
@@ -219,7 +236,10 @@ impl ScrapeLoop {
         let timeout = self.timeout;
         match tokio::time::timeout(timeout, self.fetch_inner(url, buf)).await {
             Ok(r) => r,
-            Err(_) => Err(ScrapeError::Timeout { url: url.to_string(), timeout }),
+            Err(_) => Err(ScrapeError::Timeout {
+                url: url.to_string(),
+                timeout,
+            }),
         }
     }
 
@@ -228,9 +248,15 @@ impl ScrapeLoop {
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
-            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", self.timeout.as_secs_f64()),
+            );
         req = apply_auth(req, &self.cfg)?;
-        let request_err = |e: reqwest::Error| ScrapeError::Request { url: url.to_string(), reason: error_chain(&e) };
+        let request_err = |e: reqwest::Error| ScrapeError::Request {
+            url: url.to_string(),
+            reason: error_chain(&e),
+        };
         let mut resp = req.send().await.map_err(request_err)?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
@@ -244,7 +270,11 @@ impl ScrapeLoop {
             .to_string();
         let limit = self.cfg.body_size_limit.0;
         buf.clear();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Body(error_chain(&e)))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ScrapeError::Body(error_chain(&e)))?
+        {
             if limit > 0 && (buf.len() + chunk.len()) as u64 > limit {
                 return Err(ScrapeError::BodyTooLarge(limit));
             }
@@ -272,21 +302,33 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|e| ScrapeError::Secret { what, path: path.display().to_string(), reason: e.to_string() })
+        .map_err(|e| ScrapeError::Secret {
+            what,
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Basic auth or an `Authorization` header; files are re-read per scrape like Prometheus.
 fn apply_auth(req: reqwest::RequestBuilder, cfg: &ScrapeConfig) -> Result<reqwest::RequestBuilder> {
     Ok(match cfg.http_client().auth_header() {
         AuthHeader::None => req,
-        AuthHeader::Basic { username, password, password_file } => {
+        AuthHeader::Basic {
+            username,
+            password,
+            password_file,
+        } => {
             let pw = match password_file {
                 Some(f) => read_secret("password file", &f)?,
                 None => password.expose().to_string(),
             };
             req.basic_auth(username, Some(pw))
         }
-        AuthHeader::Credentials { auth_type, credentials, credentials_file } => {
+        AuthHeader::Credentials {
+            auth_type,
+            credentials,
+            credentials_file,
+        } => {
             let c = match credentials_file {
                 Some(f) => read_secret("credentials file", &f)?,
                 None => credentials.expose().to_string(),
@@ -297,24 +339,39 @@ fn apply_auth(req: reqwest::RequestBuilder, cfg: &ScrapeConfig) -> Result<reqwes
 }
 
 /// The HTTP client of one scrape pool: TLS settings, redirects; no proxy from the environment.
-pub fn build_client(cfg: &ScrapeConfig, resolve: impl Fn(&std::path::Path) -> std::path::PathBuf) -> std::result::Result<reqwest::Client, String> {
+pub fn build_client(
+    cfg: &ScrapeConfig,
+    resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
+) -> std::result::Result<reqwest::Client, String> {
     let tls = &cfg.tls_config;
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .danger_accept_invalid_certs(tls.insecure_skip_verify)
         .pool_max_idle_per_host(2)
-        .redirect(if cfg.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() });
+        .redirect(if cfg.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        });
     if let Some(ca) = &tls.ca_file {
         let path = resolve(ca);
-        let pem = std::fs::read(&path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        let pem =
+            std::fs::read(&path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
         b = b.add_root_certificate(cert);
     }
     if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = std::fs::read(resolve(cert)).map_err(|e| format!("reading client cert {}: {e}", cert.display()))?;
-        pem.extend(std::fs::read(resolve(key)).map_err(|e| format!("reading client key {}: {e}", key.display()))?);
-        let id = reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
+        let mut pem = std::fs::read(resolve(cert))
+            .map_err(|e| format!("reading client cert {}: {e}", cert.display()))?;
+        pem.extend(
+            std::fs::read(resolve(key))
+                .map_err(|e| format!("reading client key {}: {e}", key.display()))?,
+        );
+        let id =
+            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
         b = b.identity(id);
     }
-    b.build().map_err(|e| format!("building the HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
 }

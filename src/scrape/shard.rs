@@ -15,7 +15,11 @@ pub struct ShardView {
 
 impl ShardView {
     pub fn alone(me: impl Into<NodeId>) -> Self {
-        ShardView { live: Vec::new(), replication: 2, me: me.into() }
+        ShardView {
+            live: Vec::new(),
+            replication: 2,
+            me: me.into(),
+        }
     }
 
     /// Whether this node is among the owners of the target with this key.
@@ -23,14 +27,18 @@ impl ShardView {
         if self.live.is_empty() || !self.live.contains(&self.me) {
             return true;
         }
-        owners(key, &self.live, self.replication.max(1)).iter().any(|o| *o == self.me)
+        owners(key, &self.live, self.replication.max(1)).contains(&self.me)
     }
 }
 
 /// The targets `view.me` scrapes, by their stable keys (job + target hash, see
 /// [`target_key`]).
 pub fn my_targets<'a, T>(targets: &'a [(Vec<u8>, T)], view: &ShardView) -> Vec<&'a T> {
-    targets.iter().filter(|(k, _)| view.owns(k)).map(|(_, t)| t).collect()
+    targets
+        .iter()
+        .filter(|(k, _)| view.owns(k))
+        .map(|(_, t)| t)
+        .collect()
 }
 
 /// The sharding key of a target: its job and its hash (labels + URL).
@@ -61,7 +69,11 @@ mod tests {
         let live: Vec<NodeId> = (0..4).map(|i| format!("n{i}")).collect();
         let mut count = vec![0usize; 200];
         for me in &live {
-            let view = ShardView { live: live.clone(), replication: 2, me: me.clone() };
+            let view = ShardView {
+                live: live.clone(),
+                replication: 2,
+                me: me.clone(),
+            };
             for &i in my_targets(&t, &view) {
                 count[i as usize] += 1;
             }
@@ -73,7 +85,11 @@ mod tests {
     fn replication_above_nodes_means_everyone_scrapes_all() {
         let t = targets(20);
         let live: Vec<NodeId> = vec!["a".into(), "b".into()];
-        let view = ShardView { live: live.clone(), replication: 3, me: "b".into() };
+        let view = ShardView {
+            live: live.clone(),
+            replication: 3,
+            me: "b".into(),
+        };
         assert_eq!(my_targets(&t, &view).len(), 20);
     }
 }

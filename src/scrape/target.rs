@@ -109,7 +109,10 @@ pub fn populate_labels(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Option
     let (to_s, to_d) = duration_label(&lb, SCRAPE_TIMEOUT_LABEL, &timeout, "timeout")?;
     // Prometheus compares only durations that relabeling changed (zero otherwise).
     if to_d > int_d {
-        return Err(TargetError::TimeoutAboveInterval { timeout: to_s, interval: int_s });
+        return Err(TargetError::TimeoutAboveInterval {
+            timeout: to_s,
+            interval: int_s,
+        });
     }
     let mut out: Vec<Label> = Vec::new();
     for l in lb.labels().iter() {
@@ -137,9 +140,12 @@ fn duration_label(
     if text == configured {
         return Ok((text, PromDuration::ZERO));
     }
-    let d: PromDuration = text
-        .parse()
-        .map_err(|e: crate::config::UnitError| TargetError::BadDuration { what, reason: e.to_string() })?;
+    let d: PromDuration =
+        text.parse()
+            .map_err(|e: crate::config::UnitError| TargetError::BadDuration {
+                what,
+                reason: e.to_string(),
+            })?;
     if d.is_zero() {
         return Err(TargetError::ZeroDuration(what));
     }
@@ -154,24 +160,36 @@ fn needs_port(addr: &str) -> bool {
 /// Whether Go's `net.SplitHostPort` accepts `s`.
 fn split_host_port(s: &str) -> bool {
     if let Some(rest) = s.strip_prefix('[') {
-        let Some(end) = rest.find(']') else { return false };
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
         let after = &rest[end + 1..];
         let host = &rest[..end];
         return after.starts_with(':') && !after[1..].contains(':') && !host.contains('[');
     }
     match s.rfind(':') {
-        Some(i) => !s[..i].contains(':') && !s[..i].contains(['[', ']']) && !s[i + 1..].contains(['[', ']']),
+        Some(i) => {
+            !s[..i].contains(':')
+                && !s[..i].contains(['[', ']'])
+                && !s[i + 1..].contains(['[', ']'])
+        }
         None => false,
     }
 }
 
 /// Prometheus's `targetsFromGroup`: every target of the group, active or dropped, plus the
 /// errors of targets whose labels were invalid.
-pub fn targets_from_group(group: &TargetGroup, cfg: &ScrapeConfig) -> (Vec<Target>, Vec<TargetError>) {
+pub fn targets_from_group(
+    group: &TargetGroup,
+    cfg: &ScrapeConfig,
+) -> (Vec<Target>, Vec<TargetError>) {
     let mut targets = Vec::with_capacity(group.targets.len());
     let mut errors = Vec::new();
     for t in &group.targets {
-        let mut pairs: Vec<Label> = t.iter().map(|(k, v)| Label::new(k.as_str(), v.as_str())).collect();
+        let mut pairs: Vec<Label> = t
+            .iter()
+            .map(|(k, v)| Label::new(k.as_str(), v.as_str()))
+            .collect();
         for (k, v) in &group.labels {
             if !t.contains_key(k) {
                 pairs.push(Label::new(k.as_str(), v.as_str()));
@@ -179,8 +197,16 @@ pub fn targets_from_group(group: &TargetGroup, cfg: &ScrapeConfig) -> (Vec<Targe
         }
         let discovered = Labels::new(pairs);
         match populate_labels(&discovered, cfg) {
-            Ok(Some(labels)) => targets.push(Target { discovered, labels, params: cfg.params.clone() }),
-            Ok(None) => targets.push(Target { discovered, labels: Labels::empty(), params: cfg.params.clone() }),
+            Ok(Some(labels)) => targets.push(Target {
+                discovered,
+                labels,
+                params: cfg.params.clone(),
+            }),
+            Ok(None) => targets.push(Target {
+                discovered,
+                labels: Labels::empty(),
+                params: cfg.params.clone(),
+            }),
             Err(e) => errors.push(e),
         }
     }
@@ -196,8 +222,16 @@ pub fn static_groups(cfg: &ScrapeConfig) -> Vec<TargetGroup> {
             .iter()
             .map(|a| BTreeMap::from([(ADDRESS_LABEL.to_string(), a.clone())]))
             .collect();
-        let labels = sc.labels.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect();
-        out.push(TargetGroup { source: i.to_string(), targets, labels });
+        let labels = sc
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+            .collect();
+        out.push(TargetGroup {
+            source: i.to_string(),
+            targets,
+            labels,
+        });
     }
     out
 }
@@ -209,7 +243,13 @@ impl Target {
 
     /// The labels every stored series of this target carries (no `__` labels).
     pub fn series_labels(&self) -> Labels {
-        Labels::new(self.labels.iter().filter(|l| !l.name.starts_with(RESERVED_PREFIX)).cloned().collect())
+        Labels::new(
+            self.labels
+                .iter()
+                .filter(|l| !l.name.starts_with(RESERVED_PREFIX))
+                .cloned()
+                .collect(),
+        )
     }
 
     fn label(&self, name: &str) -> &str {
@@ -229,7 +269,12 @@ impl Target {
                 }
             }
         }
-        let mut url = format!("{}://{}{}", self.label(SCHEME_LABEL), self.label(ADDRESS_LABEL), self.label(METRICS_PATH_LABEL));
+        let mut url = format!(
+            "{}://{}{}",
+            self.label(SCHEME_LABEL),
+            self.label(ADDRESS_LABEL),
+            self.label(METRICS_PATH_LABEL)
+        );
         if !params.is_empty() {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, vs) in &params {
@@ -246,7 +291,11 @@ impl Target {
     /// The target's scrape interval and timeout (relabeling may have changed them).
     pub fn interval_and_timeout(&self, cfg: &ScrapeConfig) -> (Duration, Duration) {
         let parse = |name: &str, dflt: PromDuration| {
-            self.labels.get(name).and_then(|s| s.parse::<PromDuration>().ok()).filter(|d| !d.is_zero()).unwrap_or(dflt)
+            self.labels
+                .get(name)
+                .and_then(|s| s.parse::<PromDuration>().ok())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(dflt)
         };
         let interval = parse(SCRAPE_INTERVAL_LABEL, cfg.scrape_interval);
         let timeout = parse(SCRAPE_TIMEOUT_LABEL, cfg.scrape_timeout);

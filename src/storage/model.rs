@@ -285,6 +285,10 @@ pub struct SelectHints {
     pub labels_only: bool,
     /// Upper bound on the series a caller will accept; 0 = no limit.
     pub limit: usize,
+    /// The PromQL function the selected samples feed, when every use of the selector is one
+    /// function (e.g. `rate`): a deduplicating source adjusts counters across replica
+    /// switches only for the counter functions.
+    pub func: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

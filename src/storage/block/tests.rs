@@ -130,6 +130,7 @@ fn roundtrip_select_and_label_apis() {
             &SelectHints {
                 labels_only: true,
                 limit: 0,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -141,7 +142,8 @@ fn roundtrip_select_and_label_apis() {
             i64::MAX,
             &SelectHints {
                 labels_only: false,
-                limit: 2
+                limit: 2,
+                ..Default::default()
             }
         )
         .is_err());

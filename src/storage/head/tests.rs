@@ -165,6 +165,7 @@ fn matchers_including_empty_matching_ones() {
             &SelectHints {
                 labels_only: true,
                 limit: 2,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -1,0 +1,225 @@
+//! The QueryPlanner's `Queryable` over the cluster: one `select` asks every source that may hold
+//! matching data — this node's own TSDB when it runs a scraper_shipper, and every live peer
+//! running a scraper_shipper or store_shard, over the StoreAPI — in parallel, merges series
+//! with identical labels, and deduplicates HA replicas by the replica labels (Thanos's penalty
+//! algorithm, counters adjusted for rate/increase/irate/resets). With `partial_response` a
+//! failed or slow source becomes a warning; without, the query fails.
+//!
+//! `Queryable` is synchronous (the engine runs on the blocking pool), so remote calls run on a
+//! small dedicated runtime that lives for the whole process.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::Mutex;
+
+use super::dedup::{dedup_replicas, merge_sources};
+use super::storeapi::{self, label_series, LabelsRequest, SeriesRequest, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET};
+use crate::cluster::transport::{Request, TransportClient};
+use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
+
+/// Functions whose input counters are adjusted across replica switches.
+pub const COUNTER_FUNCS: [&str; 4] = ["rate", "increase", "irate", "resets"];
+
+/// Per-request behaviour (API parameters `dedup`, `replicaLabels[]`, `partial_response`).
+#[derive(Clone, Debug)]
+pub struct FanoutOptions {
+    pub dedup: bool,
+    pub replica_labels: Vec<String>,
+    pub partial_response: bool,
+    pub timeout: Duration,
+}
+
+/// A source on this node: queried directly, labelled like a remote one would label it.
+#[derive(Clone)]
+pub struct LocalSource {
+    pub name: String,
+    pub queryable: Arc<dyn Queryable>,
+    pub external_labels: Labels,
+}
+
+#[derive(Clone, Debug)]
+pub struct RemoteSource {
+    pub node: String,
+    pub rpc_addr: SocketAddr,
+}
+
+/// The runtime remote StoreAPI calls run on; created once, never dropped (dropping a runtime
+/// inside the actix System is not allowed).
+pub fn fanout_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("strata-fanout").enable_all().build().ok()
+    })
+    .as_ref()
+}
+
+pub struct ClusterQueryable {
+    pub local: Vec<LocalSource>,
+    pub remote: Vec<RemoteSource>,
+    pub client: Arc<TransportClient>,
+    pub opts: FanoutOptions,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl ClusterQueryable {
+    pub fn new(local: Vec<LocalSource>, remote: Vec<RemoteSource>, client: Arc<TransportClient>, opts: FanoutOptions) -> Self {
+        ClusterQueryable { local, remote, client, opts, warnings: Mutex::new(Vec::new()) }
+    }
+
+    /// Warnings collected so far (failed sources under partial response).
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock())
+    }
+
+    /// Runs `remote_call` against every remote source in parallel while `local_call` runs on
+    /// each local source in this thread; returns every successful part.
+    fn gather<T, L, R, F>(&self, what: &str, local_call: L, remote_call: R) -> QueryResult<Vec<T>>
+    where
+        T: Send + 'static,
+        L: Fn(&LocalSource) -> QueryResult<T>,
+        R: Fn(Arc<TransportClient>, RemoteSource) -> F,
+        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let rt = fanout_runtime().ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
+        let timeout = self.opts.timeout;
+        let handles: Vec<(String, tokio::task::JoinHandle<Result<T, String>>)> = self
+            .remote
+            .iter()
+            .map(|r| {
+                let fut = remote_call(self.client.clone(), r.clone());
+                let handle = rt.spawn(async move {
+                    match tokio::time::timeout(timeout, fut).await {
+                        Ok(res) => res,
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    }
+                });
+                (r.node.clone(), handle)
+            })
+            .collect();
+        let mut parts = Vec::new();
+        let mut failures = Vec::new();
+        for l in &self.local {
+            match local_call(l) {
+                Ok(p) => parts.push(p),
+                Err(e) => failures.push(format!("{what} from {}: {e}", l.name)),
+            }
+        }
+        for (node, h) in handles {
+            match rt.handle().block_on(h) {
+                Ok(Ok(p)) => parts.push(p),
+                Ok(Err(e)) => failures.push(format!("{what} from node {node}: {e}")),
+                Err(e) => failures.push(format!("{what} from node {node}: task failed: {e}")),
+            }
+        }
+        if !failures.is_empty() {
+            if !self.opts.partial_response {
+                return Err(QueryableError::Storage(failures.join("; ")));
+            }
+            self.warnings.lock().extend(failures);
+        }
+        Ok(parts)
+    }
+}
+
+async fn remote_series(client: Arc<TransportClient>, src: RemoteSource, body: Vec<u8>) -> Result<Vec<Series>, String> {
+    let mut stream = client.call_stream(src.rpc_addr, Request::new(STORE_TARGET, METHOD_SERIES, body)).await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let batch: Vec<(Labels, Vec<crate::storage::model::EncodedChunk>)> = storeapi::decode(&frame).map_err(|e| e.to_string())?;
+        out.extend(batch.into_iter().map(|(labels, chunks)| Series { labels, chunks }));
+    }
+    Ok(out)
+}
+
+async fn remote_strings(client: Arc<TransportClient>, src: RemoteSource, method: &'static str, body: Vec<u8>) -> Result<Vec<String>, String> {
+    let bytes = client.call(src.rpc_addr, Request::new(STORE_TARGET, method, body)).await.map_err(|e| e.to_string())?;
+    storeapi::decode(&bytes).map_err(|e| e.to_string())
+}
+
+fn merge_strings(parts: Vec<Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = parts.into_iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+impl Queryable for ClusterQueryable {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
+        let req = SeriesRequest { min_time: mint, max_time: maxt, matchers: storeapi::to_wire(matchers), labels_only: hints.labels_only, limit: hints.limit };
+        let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        let parts = self.gather(
+            "series",
+            |l| {
+                if !storeapi::store_matches(&l.external_labels, matchers) {
+                    return Ok(Vec::new());
+                }
+                Ok(label_series(l.queryable.select(matchers, mint, maxt, hints)?, &l.external_labels))
+            },
+            |client, src| remote_series(client, src, body.clone()),
+        )?;
+        let merged = merge_sources(parts);
+        if !self.opts.dedup || self.opts.replica_labels.is_empty() {
+            return Ok(merged);
+        }
+        let counter = hints.func.as_deref().is_some_and(|f| COUNTER_FUNCS.contains(&f));
+        let mut out = dedup_replicas(merged, &self.opts.replica_labels, counter).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        if hints.limit > 0 {
+            out.truncate(hints.limit);
+        }
+        Ok(out)
+    }
+
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+        let req = LabelsRequest { name: None, matchers: storeapi::to_wire(matchers), min_time: mint, max_time: maxt };
+        let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        let parts = self.gather(
+            "label names",
+            |l| {
+                let mut names = l.queryable.label_names(matchers, mint, maxt)?;
+                names.extend(l.external_labels.iter().map(|x| x.name.clone()));
+                Ok(names)
+            },
+            |client, src| remote_strings(client, src, METHOD_LABEL_NAMES, body.clone()),
+        )?;
+        let mut names = merge_strings(parts);
+        if self.opts.dedup {
+            names.retain(|n| !self.opts.replica_labels.contains(n));
+        }
+        Ok(names)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+        if self.opts.dedup && self.opts.replica_labels.iter().any(|r| r == name) {
+            return Ok(Vec::new());
+        }
+        let req = LabelsRequest { name: Some(name.to_string()), matchers: storeapi::to_wire(matchers), min_time: mint, max_time: maxt };
+        let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        let parts = self.gather(
+            "label values",
+            |l| local_label_values(l, name, matchers, mint, maxt),
+            |client, src| remote_strings(client, src, METHOD_LABEL_VALUES, body.clone()),
+        )?;
+        Ok(merge_strings(parts))
+    }
+}
+
+/// Label values of one source, external labels included where its series lack the label.
+pub fn local_label_values(l: &LocalSource, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+    let mut values = l.queryable.label_values(name, matchers, mint, maxt)?;
+    if let Some(v) = l.external_labels.get(name) {
+        // Series that lack the label get the external one; an empty selector means all series.
+        let hints = SelectHints { labels_only: true, ..SelectHints::default() };
+        let any_missing = matchers.is_empty()
+            || l.queryable.select(matchers, mint, maxt, &hints)?.iter().any(|s| s.labels.get(name).is_none());
+        if any_missing {
+            values.push(v.to_string());
+        }
+    }
+    values.sort();
+    values.dedup();
+    Ok(values)
+}

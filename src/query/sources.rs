@@ -1,0 +1,109 @@
+//! Which sources a query can read on this node and in the cluster: the local TSDB while this
+//! node runs a scraper_shipper (labelled with its shipping external labels), and the live peers
+//! that run a scraper_shipper or store_shard. Also the server half of the StoreAPI, answering
+//! peers from the local sources.
+
+use std::sync::Arc;
+
+use futures::stream;
+
+use super::fanout::{local_label_values, LocalSource, RemoteSource};
+use super::storeapi::{self, label_series, LabelsRequest, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES};
+use crate::actors::membership::ClusterService;
+use crate::actors::RunningRoles;
+use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseStream};
+use crate::config::Role;
+use crate::storage::db::Db;
+use crate::storage::model::{Labels, Queryable, SelectHints};
+
+pub struct SourceSet {
+    pub db: Arc<Db>,
+    pub running: Arc<RunningRoles>,
+    pub external_labels: Labels,
+    pub cluster: Arc<ClusterService>,
+}
+
+impl SourceSet {
+    pub fn local(&self) -> Vec<LocalSource> {
+        let mut out = Vec::new();
+        if self.running.contains(Role::ScraperShipper) {
+            let q: Arc<dyn Queryable> = self.db.clone();
+            out.push(LocalSource { name: "local tsdb".to_string(), queryable: q, external_labels: self.external_labels.clone() });
+        }
+        out
+    }
+
+    /// Live peers holding data (scraper_shipper or store_shard), one entry per node.
+    pub fn remote(&self) -> Vec<RemoteSource> {
+        let mut out: Vec<RemoteSource> = Vec::new();
+        for role in [Role::ScraperShipper, Role::StoreShard] {
+            for m in self.cluster.live_peers_with_role(role) {
+                if !out.iter().any(|r| r.node == m.node_id) {
+                    out.push(RemoteSource { node: m.node_id, rpc_addr: m.rpc_addr });
+                }
+            }
+        }
+        out
+    }
+
+    /// Answers a StoreAPI request from this node's local sources.
+    pub async fn serve(&self, req: Request) -> Result<ResponseStream, RemoteError> {
+        let sources = self.local();
+        let bad = |e: storeapi::StoreApiError| RemoteError::new(RemoteErrorKind::BadRequest, e.to_string());
+        let internal = |e: String| RemoteError::new(RemoteErrorKind::Internal, e);
+        match req.method.as_str() {
+            METHOD_SERIES => {
+                let r: SeriesRequest = storeapi::decode(&req.body).map_err(bad)?;
+                let matchers = storeapi::to_matchers(&r.matchers).map_err(bad)?;
+                let hints = SelectHints { labels_only: r.labels_only, limit: r.limit, func: None };
+                let series = tokio::task::spawn_blocking(move || {
+                    let mut parts = Vec::new();
+                    for s in &sources {
+                        if storeapi::store_matches(&s.external_labels, &matchers) {
+                            let got = s.queryable.select(&matchers, r.min_time, r.max_time, &hints).map_err(|e| e.to_string())?;
+                            parts.push(label_series(got, &s.external_labels));
+                        }
+                    }
+                    Ok::<_, String>(super::dedup::merge_sources(parts))
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(internal)?;
+                let mut frames = Vec::new();
+                for batch in series.chunks(BATCH_SERIES) {
+                    let wire: Vec<(&Labels, &Vec<crate::storage::model::EncodedChunk>)> = batch.iter().map(|s| (&s.labels, &s.chunks)).collect();
+                    frames.push(storeapi::encode(&wire).map_err(|e| internal(e.to_string())));
+                }
+                Ok(Box::pin(stream::iter(frames)))
+            }
+            METHOD_LABEL_NAMES | METHOD_LABEL_VALUES => {
+                let r: LabelsRequest = storeapi::decode(&req.body).map_err(bad)?;
+                let matchers = storeapi::to_matchers(&r.matchers).map_err(bad)?;
+                let values = tokio::task::spawn_blocking(move || {
+                    let mut all = Vec::new();
+                    for s in &sources {
+                        if !storeapi::store_matches(&s.external_labels, &matchers) {
+                            continue;
+                        }
+                        match &r.name {
+                            None => {
+                                all.extend(s.queryable.label_names(&matchers, r.min_time, r.max_time).map_err(|e| e.to_string())?);
+                                all.extend(s.external_labels.iter().map(|l| l.name.clone()));
+                            }
+                            Some(name) => all.extend(local_label_values(s, name, &matchers, r.min_time, r.max_time).map_err(|e| e.to_string())?),
+                        }
+                    }
+                    all.sort();
+                    all.dedup();
+                    Ok::<_, String>(all)
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(internal)?;
+                let body = storeapi::encode(&values).map_err(|e| internal(e.to_string()))?;
+                Ok(crate::cluster::transport::single_response(body))
+            }
+            other => Err(RemoteError::new(RemoteErrorKind::NotFound, format!("unknown store method {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The StoreAPI between nodes: what a QueryPlanner asks a ScraperShipper (recent, not yet
+//! shipped data) or a StoreShard (bucket blocks) for, carried over the RPC transport as bincode.
+//! Series come back as a stream of batches of raw XOR chunks, so a large answer never sits in
+//! one frame; every source labels its series with its external labels, like Thanos stores do,
+//! so the querier can tell replicas apart and deduplicate them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::model::{Labels, MatchOp, Matcher, ModelError, Series};
+
+/// Role names a request is addressed to on the transport.
+pub const STORE_TARGET: &str = "store";
+pub const METHOD_SERIES: &str = "series";
+pub const METHOD_LABEL_NAMES: &str = "label_names";
+pub const METHOD_LABEL_VALUES: &str = "label_values";
+pub const METHOD_INFO: &str = "info";
+
+/// Series per streamed batch (Thanos uses 64 too).
+pub const BATCH_SERIES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreApiError {
+    #[error("cannot encode a StoreAPI message: {0}")]
+    Encode(String),
+    #[error("cannot decode a StoreAPI message: {0}")]
+    Decode(String),
+    #[error(transparent)]
+    Matcher(#[from] ModelError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreApiError>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WireMatcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+}
+
+impl From<&Matcher> for WireMatcher {
+    fn from(m: &Matcher) -> Self {
+        WireMatcher { name: m.name.clone(), op: m.op, value: m.value.clone() }
+    }
+}
+
+/// Rebuilds matchers (regexes are compiled again here, so a bad one is refused by name).
+pub fn to_matchers(wire: &[WireMatcher]) -> Result<Vec<Matcher>> {
+    wire.iter().map(|w| Matcher::new(w.op, w.name.clone(), w.value.clone()).map_err(StoreApiError::from)).collect()
+}
+
+pub fn to_wire(matchers: &[Matcher]) -> Vec<WireMatcher> {
+    matchers.iter().map(WireMatcher::from).collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRequest {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub matchers: Vec<WireMatcher>,
+    pub labels_only: bool,
+    /// Most series the caller accepts; 0 = no limit.
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelsRequest {
+    /// `None` for label names, the label for its values.
+    pub name: Option<String>,
+    pub matchers: Vec<WireMatcher>,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+/// What a source says about itself, for store matching.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub node: String,
+    pub external_labels: Labels,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| StoreApiError::Encode(e.to_string()))
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
+    let limits = bincode::config::standard().with_limit::<{ 256 * 1024 * 1024 }>();
+    bincode::serde::decode_from_slice(bytes, limits).map(|(v, _)| v).map_err(|e| StoreApiError::Decode(e.to_string()))
+}
+
+/// Adds the labels of `external` that a series lacks (Thanos's rule: the series' own label wins).
+pub fn with_external_labels(labels: &Labels, external: &Labels) -> Labels {
+    if external.is_empty() {
+        return labels.clone();
+    }
+    let mut out = labels.clone();
+    for l in external.iter() {
+        if out.get(&l.name).is_none() {
+            out = out.with(&l.name, &l.value);
+        }
+    }
+    out
+}
+
+/// Labels every series with the source's external labels; keeps the result sorted.
+pub fn label_series(mut series: Vec<Series>, external: &Labels) -> Vec<Series> {
+    if external.is_empty() {
+        return series;
+    }
+    for s in series.iter_mut() {
+        s.labels = with_external_labels(&s.labels, external);
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    series
+}
+
+/// Thanos store matching: can any series of a source with these external labels match? A
+/// matcher on a label the source has must accept its value; labels it lacks say nothing.
+pub fn store_matches(external: &Labels, matchers: &[Matcher]) -> bool {
+    matchers.iter().all(|m| match external.get(&m.name) {
+        Some(v) => m.matches(v),
+        None => true,
+    })
+}
+
+/// node id → its info, as the planner caches it.
+pub type InfoCache = BTreeMap<String, StoreInfo>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::model::EncodedChunk;
+
+    #[test]
+    fn requests_and_series_round_trip_through_bincode() {
+        let req = SeriesRequest {
+            min_time: -5,
+            max_time: 10,
+            matchers: to_wire(&[Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap()]),
+            labels_only: false,
+            limit: 3,
+        };
+        assert_eq!(decode::<SeriesRequest>(&encode(&req).unwrap()).unwrap(), req);
+        let batch: Vec<(Labels, Vec<EncodedChunk>)> = vec![(
+            Labels::from_pairs([("__name__", "up")]),
+            vec![EncodedChunk { min_time: 1, max_time: 2, encoding: 1, data: vec![0u8, 1, 2].into() }],
+        )];
+        assert_eq!(decode::<Vec<(Labels, Vec<EncodedChunk>)>>(&encode(&batch).unwrap()).unwrap(), batch);
+        assert!(decode::<SeriesRequest>(b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn external_labels_never_override_a_series_label() {
+        let ext = Labels::from_pairs([("cluster", "eu1"), ("replica", "a")]);
+        let got = with_external_labels(&Labels::from_pairs([("__name__", "up"), ("cluster", "own")]), &ext);
+        assert_eq!(got, Labels::from_pairs([("__name__", "up"), ("cluster", "own"), ("replica", "a")]));
+    }
+
+    #[test]
+    fn store_matching_follows_thanos() {
+        let ext = Labels::from_pairs([("cluster", "eu1")]);
+        assert!(store_matches(&ext, &[Matcher::equal("cluster", "eu1"), Matcher::equal("job", "x")]));
+        assert!(!store_matches(&ext, &[Matcher::equal("cluster", "us1")]));
+        assert!(store_matches(&Labels::empty(), &[Matcher::equal("cluster", "us1")]));
+    }
+
+    #[test]
+    fn bad_regexes_from_the_wire_are_refused() {
+        let wire = vec![WireMatcher { name: "a".into(), op: MatchOp::RegexMatch, value: "(".into() }];
+        assert!(to_matchers(&wire).is_err());
+    }
+}
