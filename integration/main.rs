@@ -3,6 +3,7 @@
 
 mod cluster;
 mod configs;
+mod distributed;
 mod node_boot;
 mod query_api;
 mod scrape;

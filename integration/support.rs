@@ -37,7 +37,16 @@ pub fn node_yaml(dir: &Path, token_file: Option<&Path>, extra: &str) -> String {
     y
 }
 
+/// Like `start_node`, with this node's roles.
+pub async fn start_node_with_roles(roles: &[&str], extra: &str) -> TestNode {
+    start_node_inner(false, extra, Some(roles)).await
+}
+
 pub async fn start_node(with_token: bool, extra: &str) -> TestNode {
+    start_node_inner(with_token, extra, None).await
+}
+
+async fn start_node_inner(with_token: bool, extra: &str, roles: Option<&[&str]>) -> TestNode {
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("admin-token");
     let token = if with_token {
@@ -46,7 +55,10 @@ pub async fn start_node(with_token: bool, extra: &str) -> TestNode {
     } else {
         None
     };
-    let yaml = node_yaml(dir.path(), with_token.then_some(token_file.as_path()), extra);
+    let mut yaml = node_yaml(dir.path(), with_token.then_some(token_file.as_path()), extra);
+    if let Some(roles) = roles {
+        yaml = yaml.replacen("node:\n", &format!("node:\n  roles: [{}]\n", roles.join(", ")), 1);
+    }
     let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
     let listeners = Listeners::bind(&config).expect("bind");
     let opts = StartOptions { fault_injection: true, http_workers: 1, ..Default::default() };

@@ -245,10 +245,12 @@ proptest! {
         prop_assert_eq!(&once, &again);
         let got = decode(&once[0]);
         prop_assert!(strictly_increasing(&got));
-        prop_assert!(once[0].chunks.iter().all(|c| {
-            strata::storage::chunkenc::decode_chunk(c).map(|v| v.len()).unwrap_or(0)
-                <= MAX_SAMPLES_PER_CHUNK
-        }));
+        let sizes: Vec<usize> = once[0]
+            .chunks
+            .iter()
+            .map(|c| strata::storage::chunkenc::decode_chunk(c).map_or(usize::MAX, |v| v.len()))
+            .collect();
+        prop_assert!(sizes.iter().all(|&n| n <= MAX_SAMPLES_PER_CHUNK), "chunk sizes {:?}", sizes);
     }
 }
 
@@ -333,7 +335,7 @@ fn three_replicas_fold_and_fill_each_others_gaps() {
     assert_eq!(got.last().map(|s| s.t), c.last().map(|s| s.t));
     // Each phase is served by the replica that was up, folded in label order a, b, c.
     assert!(got.iter().any(|s| s.t % INTERVAL == 0));
-    assert!(got.iter().any(|s| s.t % INTERVAL == 4_000));
+    assert!(got.iter().any(|s| s.t % INTERVAL == 4_000), "{:?}", got.iter().map(|s| s.t).collect::<Vec<_>>());
     assert!(got.iter().any(|s| s.t % INTERVAL == 9_000));
 }
 
