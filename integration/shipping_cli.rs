@@ -222,3 +222,42 @@ fn bucket_tools_on_s3() {
     let s3 = S3Server::start();
     exercise(&s3.bucket_yaml(), &s3.bucket_dir());
 }
+
+/// A meta.json that lists `../` paths (a hostile or broken bucket) is reported by verify and
+/// never makes the content check read or write outside its scratch dir.
+#[test]
+fn verify_refuses_file_paths_that_escape_the_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let bucket_yaml = format!(
+        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+        bucket.display()
+    );
+    let (prom, blocks) = promtool_blocks(dir.path());
+    let cfg = write_config(dir.path(), &bucket_yaml, "{cluster: eu1}");
+    let (ok, out, err) = strata(&["tools", "bucket", "upload", prom.to_str().unwrap()], &cfg);
+    assert!(ok, "{out}{err}");
+
+    let meta_path = bucket.join(&blocks[0]).join("meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let escape = format!("../../../{}", "escaped-by-verify");
+    meta["thanos"]["files"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, serde_json::json!({"rel_path": escape, "size_bytes": 4}));
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+
+    let (ok, out, err) = strata(&["tools", "bucket", "verify"], &cfg);
+    assert!(!ok, "verify must fail: {out}{err}");
+    assert!(
+        out.contains(&format!("{}: missing file {escape}", blocks[0])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: content: invalid object key", blocks[0])),
+        "{out}"
+    );
+    assert!(out.contains("verified 3 blocks: 2 problems"), "{out}");
+    let outside = std::env::temp_dir().join("escaped-by-verify");
+    assert!(!outside.exists() && !dir.path().join("escaped-by-verify").exists());
+}

@@ -3,7 +3,7 @@
 //! block is re-uploaded completely after restart and no meta.json ever points at a partial
 //! block); a corrupt `thanos.shipper.json` is rebuilt from the bucket, not trusted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -40,7 +40,10 @@ fn no_duplicates(puts: &[String]) -> bool {
 async fn shipped_all(node: &ShipNode, s3: &S3Server, n: usize) -> bool {
     let bucket = s3.bucket_dir();
     wait_until(Duration::from_secs(40), || async {
+        // The upload counter moves only once the client saw meta.json accepted, so nothing
+        // is in flight when this holds.
         bucket_metas(&bucket).len() >= n
+            && node.metric("strata_shipper_uploads_total").await as usize >= n
             && node.metric("strata_shipper_pending_blocks").await == 0.0
     })
     .await
@@ -132,6 +135,7 @@ async fn a_corrupt_shipper_state_file_is_rebuilt_from_the_bucket_not_trusted() {
     remote_write(&base, first).await;
     let shipped = wait_until(Duration::from_secs(40), || async {
         bucket_metas(&bucket).len() >= n1
+            && metric_at(&base, "strata_shipper_uploads_total").await as usize >= n1
             && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
     })
     .await;
@@ -315,15 +319,28 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
     );
     let tsdb = dir.path().join("data/tsdb");
     let bucket = s3.bucket_dir();
+    // Nothing was complete before the kill, so the restarted node uploads every block.
     let done = wait_until(Duration::from_secs(40), || async {
         let local = local_blocks(&tsdb);
         !local.is_empty()
             && local
                 .iter()
                 .all(|u| bucket.join(u).join("meta.json").exists())
+            && metric_at(&base, "strata_shipper_uploads_total").await as usize >= local.len()
     })
     .await;
     assert!(done, "blocks not shipped after restart:\n{}", logs());
+    let staging = tsdb.join("thanos/upload");
+    let staged = || {
+        std::fs::read_dir(&staging)
+            .map(|rd| rd.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(
+        staged().is_empty(),
+        "staging dir left behind: {:?}",
+        staged()
+    );
     drop(node);
 
     assert_eq!(count_puts(&s3, &format!("{ulid}/meta.json")), 1);
@@ -351,12 +368,4 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
         )),
         "verify after restart:\n{out}"
     );
-    let staged: BTreeMap<String, ()> = std::fs::read_dir(tsdb.join("thanos/upload"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| (e.file_name().to_string_lossy().to_string(), ()))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(staged.is_empty(), "staging dir left behind: {staged:?}");
 }

@@ -132,7 +132,6 @@ fn values() -> impl Strategy<Value = Vec<Sample>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn identical_replicas_equal_one(samples in values(), n in 2usize..5, counter in any::<bool>()) {
@@ -146,13 +145,19 @@ proptest! {
         jit_a in prop::collection::vec(-200i64..200, 240),
         jit_b in prop::collection::vec(-200i64..200, 240),
         off_b in 300i64..14_700,
-        down_start in 0i64..3_000_000,
-        down_len in 0i64..1_500_000,
+        down_start in 0i64..2_000_000,
+        down_len in 0i64..1_000_000,
+        b_down_after in 60_000i64..600_000,
+        b_down_len in 0i64..600_000,
         b_first in any::<bool>(),
     ) {
+        // Both replicas have an outage, at different times, so whichever one the penalty
+        // settled on goes away at some point.
         let c = Counter { rate: 3.0, step: 1.0, reset: None };
-        let a = scrape(&c, 1_000, 0, &jit_a, Some((down_start, down_start + down_len)));
-        let b = scrape(&c, 1_000 + off_b, 0, &jit_b, None);
+        let a_down = (down_start, down_start + down_len);
+        let b_down = (a_down.1 + b_down_after, a_down.1 + b_down_after + b_down_len);
+        let a = scrape(&c, 1_000, 0, &jit_a, Some(a_down));
+        let b = scrape(&c, 1_000 + off_b, 0, &jit_b, Some(b_down));
         let reps = if b_first {
             vec![replica("m", "b", &b), replica("m", "a", &a)]
         } else {
@@ -168,9 +173,9 @@ proptest! {
         // hole exceeds three intervals plus jitter although one replica was down.
         let max_gap = got.windows(2).map(|w| w[1].t - w[0].t).max().unwrap_or(0);
         prop_assert!(max_gap <= 3 * INTERVAL + 800, "gap {} ms", max_gap);
-        let first = a.first().map_or(i64::MAX, |s| s.t).min(b[0].t);
+        let first = a.first().map_or(i64::MAX, |s| s.t).min(b.first().map_or(i64::MAX, |s| s.t));
         prop_assert_eq!(got.first().map(|s| s.t), Some(first));
-        let last = a.last().map_or(0, |s| s.t).max(b[b.len() - 1].t);
+        let last = a.last().map_or(0, |s| s.t).max(b.last().map_or(0, |s| s.t));
         prop_assert!(got.last().map_or(0, |s| s.t) >= last - 3 * INTERVAL - 800);
     }
 
@@ -180,23 +185,29 @@ proptest! {
         jit_b in prop::collection::vec(-100i64..100, 240),
         off_b in 500i64..14_500,
         skew_a in -1_500i64..1_500,
-        skew_b in -1_500i64..1_500,
-        down_start in 100_000i64..3_000_000,
-        down_len in 30_000i64..1_000_000,
+        skew_b in -45_000i64..1_500,
+        down_start in 100_000i64..2_000_000,
+        down_len in 30_000i64..800_000,
+        b_down_after in 60_000i64..600_000,
+        b_down_len in 30_000i64..600_000,
         rate in 0.5f64..50.0,
     ) {
+        // B's values may lag its timestamps by up to 45 s, more than the penalty window, so a
+        // switch to B really lands below A's last value and needs the adjustment.
         let c = Counter { rate, step: 2.0, reset: None };
-        let a = scrape(&c, 1_000, skew_a, &jit_a, Some((down_start, down_start + down_len)));
-        let b = scrape(&c, 1_000 + off_b, skew_b, &jit_b, None);
+        let a_down = (down_start, down_start + down_len);
+        let b_down = (a_down.1 + b_down_after, a_down.1 + b_down_after + b_down_len);
+        let a = scrape(&c, 1_000, skew_a, &jit_a, Some(a_down));
+        let b = scrape(&c, 1_000 + off_b, skew_b, &jit_b, Some(b_down));
         let got = dedup_one(vec![replica("m", "a", &a), replica("m", "b", &b)], true);
         prop_assert!(strictly_increasing(&got));
         let (inc, resets) = increase_and_resets(&got);
         prop_assert_eq!(resets, 0, "false reset in {:?}", got);
         let (first, last) = (got[0].t, got[got.len() - 1].t);
         let truth = c.increase(first, last);
-        // Skew shifts each end by at most 1.5 s of growth, and each of the (at most two)
-        // switches adds at most 3 s of growth as adjustment.
-        let tol = (rate + 2.0) * 12.0;
+        // Skew shifts each end by at most 45 s of growth, and each switch (a handful at most)
+        // adds at most 46.5 s of growth as adjustment; a false reset would add about 1e6.
+        let tol = (rate + 1.0) * 400.0;
         prop_assert!((inc - truth).abs() <= tol, "increase {} vs {} (tol {})", inc, truth, tol);
     }
 
@@ -222,7 +233,9 @@ proptest! {
         prop_assert_eq!(resets, 1, "expected exactly the real reset in {:?}", got);
         let (first, last) = (got[0].t, got[got.len() - 1].t);
         let truth = c.increase(first, last);
-        let tol = (rate + 2.0) * 12.0;
+        // As above, plus the growth between the last sample before the reset and the reset,
+        // which no sample shows: up to three intervals when a switch leaves a hole there.
+        let tol = (rate + 2.0) * 60.0;
         prop_assert!((inc - truth).abs() <= tol, "increase {} vs {} (tol {})", inc, truth, tol);
     }
 
@@ -265,7 +278,8 @@ fn regular(offset: i64, n: usize, value: impl Fn(i64) -> f64) -> Vec<Sample> {
 
 #[test]
 fn counter_switch_table() {
-    // B's values lag 4 s behind its timestamps; A is down from 300 s to 600 s.
+    // B's values lag 40 s behind its timestamps (more than the penalty window, so B resumes
+    // below A's last value); A is down from 300 s to 600 s.
     let c = Counter {
         rate: 10.0,
         step: 0.0,
@@ -275,7 +289,7 @@ fn counter_switch_table() {
         .into_iter()
         .filter(|s| s.t < 300_000 || s.t >= 600_000)
         .collect();
-    let b = regular(3_000, 80, |t| c.at(t - 4_000));
+    let b = regular(3_000, 80, |t| c.at(t - 40_000));
     let raw = dedup_one(vec![replica("m", "a", &a), replica("m", "b", &b)], false);
     let fixed = dedup_one(vec![replica("m", "a", &a), replica("m", "b", &b)], true);
     // The scenario really provokes the artefact without adjustment...
@@ -288,7 +302,8 @@ fn counter_switch_table() {
         fixed.iter().map(|s| s.t).collect::<Vec<_>>()
     );
     let truth = c.increase(fixed[0].t, fixed[fixed.len() - 1].t);
-    assert!((inc - truth).abs() <= 10.0 * 8.0, "{inc} vs {truth}");
+    // The lag itself makes the tail 40 s behind: up to 400 of growth, far from a false reset.
+    assert!((inc - truth).abs() <= 10.0 * 45.0, "{inc} vs {truth}");
 }
 
 #[test]
@@ -321,7 +336,10 @@ fn three_replicas_fold_and_fill_each_others_gaps() {
         .into_iter()
         .filter(|s| s.t < 900_000)
         .collect();
-    let c = regular(9_000, 120, f);
+    let c: Vec<Sample> = regular(9_000, 120, f)
+        .into_iter()
+        .filter(|s| s.t >= 600_000)
+        .collect();
     let reps = vec![
         replica("m", "c", &c),
         replica("m", "a", &a),
@@ -335,7 +353,7 @@ fn three_replicas_fold_and_fill_each_others_gaps() {
     assert_eq!(got.last().map(|s| s.t), c.last().map(|s| s.t));
     // Each phase is served by the replica that was up, folded in label order a, b, c.
     assert!(got.iter().any(|s| s.t % INTERVAL == 0));
-    assert!(got.iter().any(|s| s.t % INTERVAL == 4_000), "{:?}", got.iter().map(|s| s.t).collect::<Vec<_>>());
+    assert!(got.iter().any(|s| s.t % INTERVAL == 4_000));
     assert!(got.iter().any(|s| s.t % INTERVAL == 9_000));
 }
 

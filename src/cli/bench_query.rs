@@ -183,7 +183,7 @@ fn start_strata(bin: &Path, work: &Path) -> Result<Server> {
     let yaml = format!(
         "global:\n  scrape_interval: 15s\nnode:\n  id: bench\n  web_listen: 127.0.0.1:{web}\n  \
          gossip_listen: 127.0.0.1:{gossip}\n  rpc_listen: 127.0.0.1:{rpc}\n  data_dir: {}\n  \
-         roles: [query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n\
+         roles: [scraper_shipper, query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n\
          tsdb:\n  retention: 100y\n",
         work.join("strata").display(),
         work.join("strata-bucket").display()
@@ -501,6 +501,9 @@ fn run_in(args: &QueryBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()>
     create_dir(&strata_tsdb)?;
     data::link_blocks(&blocks, &prom_dir)?;
     data::link_blocks(&blocks, &strata_tsdb)?;
+    // The node reads its local TSDB as a scraper_shipper; these blocks count as shipped
+    // already (as after a sidecar's earlier uploads), so no upload competes with the queries.
+    data::mark_shipped(&strata_tsdb)?;
 
     let strata_bin = match &args.strata {
         Some(p) => p.clone(),

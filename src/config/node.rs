@@ -211,9 +211,47 @@ pub struct ClusterConfig {
     pub key_file: Option<PathBuf>,
     #[serde(default = "default_replica_label")]
     pub replica_label: String,
-    /// Keep at least N live nodes with the role.
-    #[serde(default = "default_role_policy")]
+    /// Keep at least N live nodes with the role; `all` (stored as `usize::MAX`) means every
+    /// live node.
+    #[serde(default = "default_role_policy", deserialize_with = "de_role_policy", serialize_with = "ser_role_policy")]
     pub role_policy: BTreeMap<Role, usize>,
+}
+
+/// A role policy count: a number, or `all`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PolicyCount {
+    Count(usize),
+    Word(String),
+}
+
+fn de_role_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Role, usize>, D::Error> {
+    let raw: BTreeMap<Role, PolicyCount> = BTreeMap::deserialize(d)?;
+    let mut out = BTreeMap::new();
+    for (role, count) in raw {
+        let n = match count {
+            PolicyCount::Count(n) => n,
+            PolicyCount::Word(w) if w == "all" => usize::MAX,
+            PolicyCount::Word(w) => {
+                return Err(serde::de::Error::custom(format!("role_policy.{role}: want a number or `all`, got {w:?}")))
+            }
+        };
+        out.insert(role, n);
+    }
+    Ok(out)
+}
+
+fn ser_role_policy<S: serde::Serializer>(policy: &BTreeMap<Role, usize>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(policy.len()))?;
+    for (role, n) in policy {
+        if *n == usize::MAX {
+            m.serialize_entry(role, "all")?;
+        } else {
+            m.serialize_entry(role, n)?;
+        }
+    }
+    m.end()
 }
 
 fn default_replica_label() -> String {

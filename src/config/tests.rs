@@ -428,3 +428,12 @@ admin:
     assert_eq!(c.scrape_configs[0].scrape_timeout.to_string(), "5s");
     assert_eq!(c.tsdb.retention.to_string(), "15d");
 }
+
+#[test]
+fn role_policy_accepts_numbers_and_all() {
+    let c = Config::from_yaml_str("cluster:\n  role_policy: {compactor: 1, query_planner: all}\n", "t.yml").unwrap();
+    assert_eq!(c.cluster.role_policy.get(&Role::Compactor), Some(&1));
+    assert_eq!(c.cluster.role_policy.get(&Role::QueryPlanner), Some(&usize::MAX));
+    let err = Config::from_yaml_str("cluster:\n  role_policy: {compactor: many}\n", "t.yml").unwrap_err().to_string();
+    assert!(err.contains("role_policy"), "{err}");
+}

@@ -298,6 +298,19 @@ pub fn block_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Records every block of `tsdb` as uploaded in the shipper's state file.
+pub fn mark_shipped(tsdb: &Path) -> Result<()> {
+    let mut uploaded = Vec::new();
+    for b in block_dirs(tsdb)? {
+        if let Some(name) = b.file_name().and_then(|n| n.to_str()) {
+            uploaded.push(name.to_string());
+        }
+    }
+    let state = serde_json::json!({ "version": 1, "uploaded": uploaded });
+    let path = tsdb.join(crate::storage::bucket::shipper::STATE_FILE);
+    write_file(&path, state.to_string().as_bytes())
+}
+
 /// Mirrors every block of `from` into `to` with hard links (blocks are immutable; both
 /// servers only ever delete whole files), copying when linking is not possible.
 pub fn link_blocks(from: &Path, to: &Path) -> Result<usize> {
