@@ -17,4 +17,5 @@ mod shipping_bench;
 mod shipping_cli;
 mod shipping_faults;
 mod shipping_s3;
+mod store_shards;
 mod support;

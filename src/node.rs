@@ -18,6 +18,7 @@ use crate::actors::membership::{ClusterService, ClusterSettings};
 use crate::actors::rpc::NodeRpc;
 use crate::cluster::transport::{TransportClient, TransportConfig, TransportServer};
 use crate::query::sources::SourceSet;
+use crate::storage::store::{BucketStore, StoreConfig};
 use crate::config::{Config, Role};
 use crate::storage::bucket::ObjectStore;
 use crate::http::query::QueryService;
@@ -43,6 +44,8 @@ pub enum NodeError {
     Cluster(#[from] crate::actors::membership::ClusterError),
     #[error("cannot start the RPC transport: {0}")]
     Transport(#[from] crate::cluster::transport::TransportError),
+    #[error("cannot set up the bucket store: {0}")]
+    Store(#[from] crate::storage::store::StoreError),
     #[error("cannot open the bucket: {0}")]
     Bucket(#[from] crate::storage::bucket::BucketError),
     #[error("cannot open the local TSDB: {0}")]
@@ -272,7 +275,17 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         &mut registry,
     ));
     let scrape = crate::scrape::ScrapeManager::new(db.clone(), config.clone());
-    let role_ctx = Arc::new(RoleContext { config: config.clone(), db: db.clone(), bucket: bucket.clone(), shipper, scrape: scrape.clone() });
+    let store = Arc::new(BucketStore::new(bucket.clone(), StoreConfig::new(config.node.data_dir.join("store-cache"), config.node.id.clone()))?);
+    let cluster_slot = Arc::new(std::sync::OnceLock::new());
+    let role_ctx = Arc::new(RoleContext {
+        config: config.clone(),
+        db: db.clone(),
+        bucket: bucket.clone(),
+        shipper,
+        scrape: scrape.clone(),
+        store: store.clone(),
+        cluster: cluster_slot.clone(),
+    });
     let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
     let running = Arc::new(RunningRoles::default());
     let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
@@ -298,8 +311,14 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         supervisor.clone(),
     )
     .await?;
+    // Scrape targets are sharded over the live ScraperShippers (this node counts itself in).
+    let peers = cluster.clone();
+    let live_scrapers = move || peers.live_peers_with_role(Role::ScraperShipper).into_iter().map(|m| m.node_id).collect();
+    scrape.follow_membership(live_scrapers, std::time::Duration::from_secs(2), shutdown.clone());
+    let _ = cluster_slot.set(cluster.clone());
     let transport_cfg = TransportConfig { cluster_key: key, ..TransportConfig::default() };
     let sources = Arc::new(SourceSet {
+        store,
         db: db.clone(),
         running: running.clone(),
         external_labels: Labels::from_pairs(shipping_labels(&config)),

@@ -48,6 +48,10 @@ pub struct RoleContext {
     pub shipper: Arc<Shipper>,
     /// The scrape pools; the ScraperShipper role starts and stops them.
     pub scrape: Arc<crate::scrape::ScrapeManager>,
+    /// The bucket blocks a StoreShard serves (synced only while the role runs).
+    pub store: Arc<crate::storage::store::BucketStore>,
+    /// Membership, set once the node has joined (roles start before that).
+    pub cluster: Arc<std::sync::OnceLock<Arc<membership::ClusterService>>>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

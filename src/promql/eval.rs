@@ -34,6 +34,13 @@ pub(crate) struct Evaluator<'a> {
     step_samples: usize,
     output_points: usize,
     sub_cache: FxHashMap<(usize, i64), Arc<Vec<Elem>>>,
+    /// Per selector node (address in the query's AST, plus which edge), each series' sample
+    /// position at the previous evaluation: steps move forward, so the next lookup starts
+    /// there instead of binary-searching every series again (see `seek_after`).
+    cursors: FxHashMap<(usize, u8), Vec<usize>>,
+    /// Label sets seen at earlier steps (by address): the set without `__name__` and the
+    /// hash used for the duplicate check, so a range query builds them once per series.
+    name_cache: FxHashMap<(usize, bool), NameCacheEntry>,
     /// An `@` applied to every selector and subquery outside subqueries that has none (the
     /// test harness's step-invariance check).
     pin: Option<i64>,
@@ -63,6 +70,8 @@ impl<'a> Evaluator<'a> {
             step_samples: 0,
             output_points: 0,
             sub_cache: FxHashMap::default(),
+            cursors: FxHashMap::default(),
+            name_cache: FxHashMap::default(),
             pin: None,
             sub_depth: 0,
         }
@@ -120,7 +129,7 @@ impl<'a> Evaluator<'a> {
         }
         match val {
             Val::Vector(elems) if elems.iter().any(|e| e.drop_name) => {
-                Ok(Val::Vector(drop_names_now(elems)?))
+                Ok(Val::Vector(self.drop_names_now(elems)?))
             }
             other => Ok(other),
         }
@@ -203,11 +212,17 @@ impl<'a> Evaluator<'a> {
         let smoothed = selector_mode(vs) == RangeMode::Smoothed;
         let mut out = Vec::new();
         if let Some(list) = self.data.get(&selector_key(vs)) {
-            for (i, s) in list.iter().enumerate() {
+            let cursor = self
+                .cursors
+                .entry((vs as *const VectorSelector as usize, 0))
+                .or_default();
+            cursor.resize(list.len(), 0);
+            for (i, (s, pos)) in list.iter().zip(cursor.iter_mut()).enumerate() {
                 if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
                     check_deadline(self.deadline, self.cancel, "query execution")?;
                 }
-                let idx = s.samples.partition_point(|p| p.t <= base);
+                let idx = seek_after(&s.samples, *pos, base);
+                *pos = idx;
                 if idx == 0 {
                     continue;
                 }
@@ -242,12 +257,19 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         let mut n = 0;
         if let Some(list) = self.data.get(&selector_key(vs)) {
-            for (i, s) in list.iter().enumerate() {
+            let cursor = self
+                .cursors
+                .entry((vs as *const VectorSelector as usize, 1))
+                .or_default();
+            cursor.resize(2 * list.len(), 0);
+            for (i, (s, pos)) in list.iter().zip(cursor.chunks_exact_mut(2)).enumerate() {
                 if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
                     check_deadline(self.deadline, self.cancel, "query execution")?;
                 }
-                let lo = s.samples.partition_point(|p| p.t <= base - range);
-                let hi = s.samples.partition_point(|p| p.t <= base);
+                let lo = seek_after(&s.samples, pos[0], base - range);
+                let hi = seek_after(&s.samples, pos[1].max(lo), base);
+                pos[0] = lo;
+                pos[1] = hi;
                 if lo >= hi {
                     continue;
                 }
@@ -339,6 +361,27 @@ impl<'a> Evaluator<'a> {
         self.add_samples(n)?;
         Ok(acc)
     }
+}
+
+/// `samples.partition_point(|p| p.t <= x)` (samples sorted by time), searched from `hint`,
+/// the answer for an earlier `x`. Consecutive steps of a range query move forward by a few
+/// samples, so galloping from the last position touches a cache line or two instead of
+/// binary-searching the whole series, which is memory-bound with thousands of series per
+/// step. Any hint gives the exact answer; a stale one only costs a binary search.
+pub(crate) fn seek_after(samples: &[Sample], hint: usize, x: i64) -> usize {
+    let hint = hint.min(samples.len());
+    if hint > 0 && samples[hint - 1].t > x {
+        return samples[..hint].partition_point(|p| p.t <= x);
+    }
+    // Every sample before `lo` is at or before `x`; double the stride until one is after it.
+    let mut lo = hint;
+    let mut stride = 1;
+    while lo + stride <= samples.len() && samples[lo + stride - 1].t <= x {
+        lo += stride;
+        stride *= 2;
+    }
+    let hi = (lo + stride).min(samples.len());
+    lo + samples[lo..hi].partition_point(|p| p.t <= x)
 }
 
 /// The value at `x` interpolated linearly between the samples around it (within `lookback`
@@ -447,25 +490,74 @@ impl Evaluator<'_> {
     }
 }
 
-/// Without delayed name removal (a stock Prometheus server), functions and operators drop
-/// `__name__` right away, and a step whose vector then holds a label set twice fails.
-fn drop_names_now(elems: Vec<Elem>) -> Result<Vec<Elem>> {
-    let mut out = Vec::with_capacity(elems.len());
-    let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
-    for mut e in elems {
-        if e.drop_name {
-            e.labels = Arc::new(crate::promql::engine::drop_name_labels(&e.labels));
+/// A label set as the duplicate check of `drop_names_now` needs it (see `name_cache`).
+struct NameCacheEntry {
+    /// Keeps the source alive, so its address cannot be reused while cached.
+    _source: Arc<Labels>,
+    labels: Arc<Labels>,
+    hash: u64,
+}
+
+/// Beyond this many cached label sets the cache starts over: operators create fresh label
+/// sets at every step, and those would otherwise accumulate for the whole query.
+const NAME_CACHE_LIMIT: usize = 1 << 18;
+
+impl Evaluator<'_> {
+    /// Without delayed name removal (a stock Prometheus server), functions and operators drop
+    /// `__name__` right away, and a step whose vector then holds a label set twice fails.
+    fn drop_names_now(&mut self, elems: Vec<Elem>) -> Result<Vec<Elem>> {
+        if self.name_cache.len() > NAME_CACHE_LIMIT {
+            self.name_cache.clear();
+        }
+        let mut out = Vec::with_capacity(elems.len());
+        let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
+        seen.reserve(elems.len());
+        for mut e in elems {
+            let key = (Arc::as_ptr(&e.labels) as usize, e.drop_name);
+            let entry = self.name_cache.entry(key).or_insert_with(|| {
+                let labels = if e.drop_name {
+                    Arc::new(crate::promql::engine::drop_name_labels(&e.labels))
+                } else {
+                    Arc::clone(&e.labels)
+                };
+                let hash = crate::promql::value::hash_labels_where(&labels, |_| true);
+                NameCacheEntry {
+                    _source: Arc::clone(&e.labels),
+                    labels,
+                    hash,
+                }
+            });
+            if seen.insert(entry.hash, ()).is_some() {
+                return Err(PromqlError::exec(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+            e.labels = Arc::clone(&entry.labels);
             e.drop_name = false;
+            out.push(e);
         }
-        out.push(e);
+        Ok(out)
     }
-    for e in &out {
-        let h = crate::promql::value::hash_labels_where(&e.labels, |_| true);
-        if seen.insert(h, ()).is_some() {
-            return Err(PromqlError::exec(
-                "vector cannot contain metrics with the same labelset",
-            ));
+}
+
+#[cfg(test)]
+mod seek_tests {
+    use super::*;
+
+    #[test]
+    fn seek_after_matches_partition_point_from_any_hint() {
+        let samples: Vec<Sample> = (0..200)
+            .map(|i| Sample {
+                t: i * 10 + (i % 3),
+                v: 0.0,
+            })
+            .collect();
+        for hint in [0, 1, 5, 57, 199, 200, 500] {
+            for x in -5..2100 {
+                let want = samples.partition_point(|p| p.t <= x);
+                assert_eq!(seek_after(&samples, hint, x), want, "hint {hint} x {x}");
+            }
         }
+        assert_eq!(seek_after(&[], 3, 10), 0);
     }
-    Ok(out)
 }

@@ -7,16 +7,57 @@ use std::sync::Arc;
 
 use futures::stream;
 
-use super::fanout::{local_label_values, LocalSource, RemoteSource};
+use super::fanout::{fanout_runtime, local_label_values, LocalSource, RemoteSource};
 use super::storeapi::{self, label_series, LabelsRequest, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES};
 use crate::actors::membership::ClusterService;
 use crate::actors::RunningRoles;
 use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseStream};
 use crate::config::Role;
 use crate::storage::db::Db;
-use crate::storage::model::{Labels, Queryable, SelectHints};
+use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
+use crate::storage::store::{BucketStore, SelectOptions};
+
+/// The StoreShard's bucket store as a synchronous `Queryable`: its ranged reads run on the
+/// fan-out runtime while the calling (blocking-pool) thread waits. Per-block failures are logged
+/// by the store; a limit breach fails the select.
+pub struct BucketStoreQueryable {
+    pub store: Arc<BucketStore>,
+}
+
+fn store_error(e: crate::storage::store::StoreError) -> QueryableError {
+    match e {
+        crate::storage::store::StoreError::Limit(m) => QueryableError::Limit(m),
+        other => QueryableError::Storage(other.to_string()),
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> QueryResult<F::Output> {
+    let rt = fanout_runtime().ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
+    Ok(rt.handle().block_on(f))
+}
+
+impl Queryable for BucketStoreQueryable {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
+        let opts = SelectOptions { labels_only: hints.labels_only, ..SelectOptions::default() };
+        let res = block_on(self.store.select(matchers, mint, maxt, &opts))?.map_err(store_error)?;
+        for w in &res.warnings {
+            tracing::warn!(warning = %w, "bucket store select");
+        }
+        Ok(res.series)
+    }
+
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+        Ok(block_on(self.store.label_names(matchers, mint, maxt))?.map_err(store_error)?.values)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+        Ok(block_on(self.store.label_values(name, matchers, mint, maxt))?.map_err(store_error)?.values)
+    }
+}
 
 pub struct SourceSet {
+    /// The bucket blocks this node's StoreShard serves.
+    pub store: Arc<BucketStore>,
     pub db: Arc<Db>,
     pub running: Arc<RunningRoles>,
     pub external_labels: Labels,
@@ -29,6 +70,11 @@ impl SourceSet {
         if self.running.contains(Role::ScraperShipper) {
             let q: Arc<dyn Queryable> = self.db.clone();
             out.push(LocalSource { name: "local tsdb".to_string(), queryable: q, external_labels: self.external_labels.clone() });
+        }
+        if self.running.contains(Role::StoreShard) {
+            let q: Arc<dyn Queryable> = Arc::new(BucketStoreQueryable { store: self.store.clone() });
+            // Bucket blocks carry their own external labels (meta.json's thanos.labels).
+            out.push(LocalSource { name: "bucket store".to_string(), queryable: q, external_labels: Labels::empty() });
         }
         out
     }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::file_sd::FileSdState;
 use super::parser::Metadata;
 use super::scrape_loop::{build_client, LoopShared, ScrapeLoop, TargetStatus};
-use super::shard::{target_key, ShardView};
+use super::shard::{target_key, ShardView, SCRAPE_REPLICATION};
 use super::target::{jitter_seed, static_groups, targets_from_group, Target, TargetGroup};
 use crate::config::{Config, ScrapeConfig};
 use crate::storage::db::Db;
@@ -222,6 +222,33 @@ impl ScrapeManager {
         }
     }
 
+    /// Keeps the shard view in step with the cluster: every `every`, `live_peers` gives the
+    /// other live ScraperShippers; this node counts itself in. Runs until `cancel`.
+    pub fn follow_membership<F>(self: &Arc<Self>, live_peers: F, every: Duration, cancel: CancellationToken)
+    where
+        F: Fn() -> Vec<crate::cluster::NodeId> + 'static,
+    {
+        let this = Arc::downgrade(self);
+        actix_rt::spawn(async move {
+            loop {
+                let Some(mgr) = this.upgrade() else { return };
+                let me = mgr.inner.lock().shard.me.clone();
+                let mut live = live_peers();
+                if !live.is_empty() {
+                    live.push(me.clone());
+                    live.sort();
+                    live.dedup();
+                }
+                mgr.set_shard_view(ShardView { live, replication: SCRAPE_REPLICATION, me });
+                drop(mgr);
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
     /// New groups from one discovery provider of a job.
     pub fn set_groups(&self, job: &str, provider: &str, groups: Vec<TargetGroup>) {
         let mut inner = self.inner.lock();
@@ -313,14 +340,20 @@ impl ScrapeManager {
             }
         }
         pool.dropped = dropped;
+        let limit = pool.cfg.target_limit;
+        // Like Prometheus, every target of a pool over its target_limit fails its scrapes.
+        let forced = (limit > 0 && active.len() as u64 > limit)
+            .then(|| format!("target_limit exceeded (number of targets: {}, limit: {limit})", active.len()));
         let mut next: HashMap<u64, Running> = HashMap::with_capacity(active.len());
         for (h, t) in active {
             if let Some(r) = pool.loops.remove(&h) {
+                r.shared.forced_error.lock().clone_from(&forced);
                 next.insert(h, r);
                 continue;
             }
             let target = Arc::new(t);
             let shared = LoopShared::default();
+            shared.forced_error.lock().clone_from(&forced);
             if let Some(client) = pool.client.clone() {
                 let (interval, timeout) = target.interval_and_timeout(&pool.cfg);
                 let sl = ScrapeLoop {

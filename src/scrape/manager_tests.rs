@@ -98,3 +98,25 @@ async fn targets_are_scraped_and_removed_jobs_stop() {
     assert!(!m.is_running());
     assert!(m.snapshot().active.is_empty());
 }
+
+#[tokio::test]
+async fn a_pool_over_its_target_limit_reports_every_target_down() {
+    let addr = serve_one_body().await;
+    let y = format!(
+        "node:\n  id: t\nscrape_configs:\n  - job_name: a\n    scrape_interval: 100ms\n    target_limit: 1\n    static_configs: [{{targets: ['{addr}', 'localhost:1']}}]\n"
+    );
+    let (_d, db) = db();
+    let m = ScrapeManager::new(db, Arc::new(Config::from_yaml_str(&y, "t.yml").expect("config")));
+    let generation = m.start(Handle::current());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let snap = m.snapshot();
+        let errs: Vec<String> = snap.active.iter().map(|t| t.status.last_error.clone()).collect();
+        if errs.len() == 2 && errs.iter().all(|e| e.contains("target_limit exceeded (number of targets: 2, limit: 1)")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "errors: {errs:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    m.stop(generation);
+}

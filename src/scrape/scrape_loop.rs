@@ -40,6 +40,8 @@ pub enum ScrapeError {
     Append(#[from] AppendError),
     #[error("{0}")]
     Parse(#[from] super::parser::ParseError),
+    #[error("{0}")]
+    Forced(String),
 }
 
 pub type Result<T> = std::result::Result<T, ScrapeError>;
@@ -71,6 +73,8 @@ pub struct LoopShared {
     pub cancel: CancellationToken,
     /// Set before `cancel` when the target went away: its series then go stale.
     pub stale_on_stop: Arc<AtomicBool>,
+    /// Fails every scrape with this error without fetching (the pool's target_limit).
+    pub forced_error: Arc<Mutex<Option<String>>>,
 }
 
 /// Everything one loop needs; the pool builds it.
@@ -151,7 +155,11 @@ impl ScrapeLoop {
         let started = Instant::now();
         let wall = SystemTime::now();
         let t = now_ms().max(st.last_t + 1);
-        let fetched = self.fetch(&st.url, &mut st.body).await;
+        let forced = self.shared.forced_error.lock().clone();
+        let fetched = match forced {
+            Some(e) => Err(ScrapeError::Forced(e)),
+            None => self.fetch(&st.url, &mut st.body).await,
+        };
         let result = fetched.and_then(|format| self.append(st, format, t));
         let duration = started.elapsed();
         let (up, stats, error) = match result {
@@ -346,6 +354,7 @@ pub fn build_client(
     let tls = &cfg.tls_config;
     let mut b = reqwest::Client::builder()
         .no_proxy()
+        .user_agent(concat!("Strata/", env!("CARGO_PKG_VERSION")))
         .danger_accept_invalid_certs(tls.insecure_skip_verify)
         .pool_max_idle_per_host(2)
         .redirect(if cfg.follow_redirects {

@@ -6,5 +6,6 @@ pub mod compact;
 pub mod db;
 pub mod head;
 pub mod model;
+pub mod store;
 pub mod tools;
 pub mod wal;

@@ -1,0 +1,106 @@
+//! StoreShards serving a bucket: blocks uploaded to a shared bucket are split among three
+//! in-process StoreShards by rendezvous hashing (each block served exactly once), a query on
+//! any node sees every block's data exactly once, and when one shard leaves its blocks are
+//! picked up by the others without double counting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use strata::storage::bucket::filesystem::FilesystemStore;
+use strata::storage::bucket::tools::upload_dir;
+use strata::storage::tools::import_openmetrics;
+
+use crate::support::{now_ms, start_node_with_roles, wait_until, TestNode};
+
+const SERIES: usize = 12;
+const STEP_S: i64 = 60;
+
+/// OpenMetrics text: `SERIES` counters over 8 hours ending 2 hours ago.
+fn input(end_s: i64) -> String {
+    let start = end_s - 8 * 3600;
+    let mut out = String::from("# TYPE store_test_total counter\n");
+    for t in (start..end_s).step_by(STEP_S as usize) {
+        for i in 0..SERIES {
+            out.push_str(&format!("store_test_total{{series=\"s{i}\"}} {} {t}\n", (t - start) / STEP_S * (i as i64 + 1)));
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+fn blocks_serving(v: &Value) -> u64 {
+    v["data"]["roles"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["role"] == "store_shard"))
+        .and_then(|r| r["detail"]["blocks_serving"].as_u64())
+        .unwrap_or(0)
+}
+
+async fn count_samples(base: &str, start_s: i64, end_s: i64) -> Option<f64> {
+    let q = format!("sum(count_over_time(store_test_total[{}s]))", end_s - start_s + 60);
+    let v: Value = TestNode::client()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", q), ("time", end_s.to_string())])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[actix_rt::test]
+async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let end_s = now_ms() / 1000 / 3600 * 3600 - 2 * 3600;
+    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000).expect("import");
+    assert!(metas.len() >= 4, "want several blocks, got {}", metas.len());
+    let expected: f64 = metas.iter().map(|m| m.stats.num_samples as f64).sum();
+    let store = FilesystemStore::new(bucket_dir.path()).expect("bucket");
+    let labels = BTreeMap::from([("cluster".to_string(), "test".to_string())]);
+    upload_dir(&store, local.path(), &labels, &mut |_| {}).await.expect("upload");
+
+    let extra = format!("bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", bucket_dir.path().display());
+    let roles = ["store_shard", "query_planner"];
+    let n1 = start_node_with_roles(&roles, &extra).await;
+    let seed = n1.handle.cluster.handle().local_addr();
+    let joined = format!("{extra}cluster:\n  join: [\"{seed}\"]\n");
+    let n2 = start_node_with_roles(&roles, &joined).await;
+    let n3 = start_node_with_roles(&roles, &joined).await;
+    let nodes = [&n1, &n2, &n3];
+
+    let total_blocks = metas.len() as u64;
+    let split = wait_until(Duration::from_secs(30), || async {
+        let mut sum = 0;
+        let mut each = Vec::new();
+        for n in nodes {
+            let b = blocks_serving(&n.get_json("/api/v1/admin/roles").await);
+            each.push(b);
+            sum += b;
+        }
+        sum == total_blocks && each.iter().filter(|b| **b > 0).count() >= 2
+    })
+    .await;
+    assert!(split, "blocks were not split exactly once among the shards");
+
+    let start_s = end_s - 8 * 3600;
+    for n in nodes {
+        let got = count_samples(&n.base, start_s, end_s).await;
+        assert_eq!(got, Some(expected), "{} counted a different number of samples", n.base);
+    }
+
+    n3.handle.stop().await;
+    let taken_over = wait_until(Duration::from_secs(30), || async {
+        let a = blocks_serving(&n1.get_json("/api/v1/admin/roles").await);
+        let b = blocks_serving(&n2.get_json("/api/v1/admin/roles").await);
+        a + b == total_blocks
+    })
+    .await;
+    assert!(taken_over, "the remaining shards did not take the leaver's blocks over");
+    assert_eq!(count_samples(&n1.base, start_s, end_s).await, Some(expected), "no double counting after the move");
+    n1.handle.stop().await;
+    n2.handle.stop().await;
+}
