@@ -4,6 +4,7 @@
 mod cluster;
 mod configs;
 mod distributed;
+mod ha_query;
 mod node_boot;
 mod tools_tsdb;
 mod query_api;

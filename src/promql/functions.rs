@@ -14,7 +14,7 @@ use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::range_functions::{self as rf, Window};
 use crate::promql::value::{Elem, Val};
 use crate::promql::{histogram, labelfns};
-use crate::storage::model::{Label, Labels, METRIC_NAME};
+use crate::storage::model::{Label, Labels, Sample, METRIC_NAME};
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)` plus Prometheus's `+Inf`/`-Inf`/`NaN`.
 pub fn format_float(v: f64) -> String {
@@ -408,9 +408,15 @@ fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             return eval_extended(ev, name, ms, t, mode);
         }
     }
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    if let (Expr::MatrixSelector(ms), Some(f)) = (unwrap_parens(marg), window_fn(name)) {
+        let node = c as *const Call as usize;
+        if let Some(out) = ev.batched_range_function(node, ms, t, f.as_ref(), keep_name)? {
+            return Ok(Val::Vector(out));
+        }
+    }
     let w = window_of(ev, marg, t)?;
     let m = ev.eval_matrix(marg, t)?;
-    let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let mut out = Vec::with_capacity(m.len());
     for s in m {
         let v = match name {
@@ -452,6 +458,26 @@ fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// A range function's value on one window, for the functions that need nothing else (no
+/// scalar argument, no error case), so a range query can evaluate them series by series.
+type WindowFn = Box<dyn Fn(&[Sample], Window) -> Option<f64>>;
+
+fn window_fn(name: &'static str) -> Option<WindowFn> {
+    Some(match name {
+        "rate" => Box::new(|p: &[Sample], w| rf::extrapolated_rate(p, w, true, true)),
+        "increase" => Box::new(|p: &[Sample], w| rf::extrapolated_rate(p, w, true, false)),
+        "delta" => Box::new(|p: &[Sample], w| rf::extrapolated_rate(p, w, false, false)),
+        "irate" => Box::new(|p: &[Sample], _| rf::instant_value(p, true)),
+        "idelta" => Box::new(|p: &[Sample], _| rf::instant_value(p, false)),
+        "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time"
+        | "max_over_time" | "stddev_over_time" | "stdvar_over_time" | "last_over_time"
+        | "present_over_time" | "changes" | "resets" => {
+            Box::new(move |p: &[Sample], _| rf::over_time(name, p))
+        }
+        _ => return None,
+    })
 }
 
 /// `rate`/`increase`/`delta`/`changes`/`resets` over an `anchored` or `smoothed` range: the

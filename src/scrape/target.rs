@@ -63,8 +63,13 @@ pub struct Target {
     pub params: BTreeMap<String, Vec<String>>,
 }
 
-/// Prometheus's `PopulateLabels`: `Ok(None)` when relabeling dropped the target.
-pub fn populate_labels(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Option<Labels>> {
+/// The discovered labels plus the job's scrape defaults (job, interval, timeout, path, scheme,
+/// `__param_*`): what Prometheus shows as a target's `discoveredLabels`.
+pub fn with_scrape_defaults(discovered: &Labels, cfg: &ScrapeConfig) -> Labels {
+    defaults_builder(discovered, cfg).labels()
+}
+
+fn defaults_builder(discovered: &Labels, cfg: &ScrapeConfig) -> LabelsBuilder {
     let mut lb = LabelsBuilder::new(discovered);
     let interval = cfg.scrape_interval.to_string();
     let timeout = cfg.scrape_timeout.to_string();
@@ -87,6 +92,14 @@ pub fn populate_labels(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Option
             lb.set(&format!("{PARAM_LABEL_PREFIX}{k}"), first);
         }
     }
+    lb
+}
+
+/// Prometheus's `PopulateLabels`: `Ok(None)` when relabeling dropped the target.
+pub fn populate_labels(discovered: &Labels, cfg: &ScrapeConfig) -> Result<Option<Labels>> {
+    let interval = cfg.scrape_interval.to_string();
+    let timeout = cfg.scrape_timeout.to_string();
+    let mut lb = defaults_builder(discovered, cfg);
     if !process_builder(&mut lb, &cfg.relabel_configs) {
         return Ok(None);
     }
@@ -195,7 +208,7 @@ pub fn targets_from_group(
                 pairs.push(Label::new(k.as_str(), v.as_str()));
             }
         }
-        let discovered = Labels::new(pairs);
+        let discovered = with_scrape_defaults(&Labels::new(pairs), cfg);
         match populate_labels(&discovered, cfg) {
             Ok(Some(labels)) => targets.push(Target {
                 discovered,
