@@ -210,3 +210,27 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
     assert!(status.success(), "node did not exit cleanly on SIGTERM: {status:?}\n{stderr}");
     assert!(dir.path().join("data").exists(), "the embedded default keeps its data under ./data");
 }
+
+#[actix_rt::test]
+async fn a_node_restarted_in_process_keeps_every_acknowledged_sample() {
+    use strata::http::remote_write;
+    use strata::storage::model::Labels;
+    let data = tempfile::tempdir().unwrap();
+    let now = crate::support::now_ms();
+    let series = vec![(Labels::from_pairs([("__name__", "kept_total"), ("job", "x")]), (0..50).map(|i| (now - 60_000 + i * 1000, i as f64)).collect::<Vec<_>>())];
+    let node = crate::support::start_node_in(data.path(), "").await;
+    crate::support::remote_write(&node.base, remote_write::encode(&series)).await;
+    node.handle.stop().await;
+    let again = crate::support::start_node_in(data.path(), "").await;
+    let v: Value = TestNode::client()
+        .post(format!("{}/api/v1/query", again.base))
+        .form(&[("query", "count_over_time(kept_total[2m])".to_string()), ("time", format!("{:.3}", now as f64 / 1000.0))])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "50", "{v}");
+    again.handle.stop().await;
+}

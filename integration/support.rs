@@ -46,6 +46,18 @@ pub async fn start_node(with_token: bool, extra: &str) -> TestNode {
     start_node_inner(with_token, extra, None).await
 }
 
+/// Starts a node whose data lives in `data_dir` (kept by the caller, so a test can restart it).
+pub async fn start_node_in(data_dir: &Path, extra: &str) -> TestNode {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = node_yaml(dir.path(), None, extra).replace(&dir.path().join("data").display().to_string(), &data_dir.display().to_string());
+    let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
+    let listeners = Listeners::bind(&config).expect("bind");
+    let opts = StartOptions { fault_injection: true, http_workers: 1, ..Default::default() };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let base = format!("http://{}", handle.web_addr);
+    TestNode { handle, base, dir, token: None }
+}
+
 async fn start_node_inner(with_token: bool, extra: &str, roles: Option<&[&str]>) -> TestNode {
     let dir = tempfile::tempdir().expect("tempdir");
     let token_file = dir.path().join("admin-token");

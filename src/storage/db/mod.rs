@@ -98,7 +98,7 @@ pub struct Db {
     maintenance: Mutex<()>,
     replay: ReplayStats,
     /// `<dir>/lock`, exclusively locked while open (the same file Prometheus locks).
-    _lock: fs::File,
+    lock: fs::File,
 }
 
 impl Db {
@@ -157,7 +157,7 @@ impl Db {
             blocks: RwLock::new(loaded),
             maintenance: Mutex::new(()),
             replay,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -282,8 +282,13 @@ impl Db {
     }
 
     /// Flushes and fsyncs the WAL; the Db can be dropped afterwards with nothing lost.
+    /// Syncs the WAL and releases the directory lock, so the directory can be opened again in
+    /// this process (a node restarted in-process) while stray references to this `Db` linger.
     pub fn close(&self) -> Result<()> {
         self.wal.sync()?;
+        if let Err(e) = self.lock.unlock() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "releasing the TSDB lock failed");
+        }
         Ok(())
     }
 
