@@ -18,7 +18,7 @@ fn replica_series(replica: &str, offset: i64, skew: i64, series: usize) -> Serie
         // Every tenth series of replica b is down for 20 minutes in the middle.
         .filter(|t| {
             !(replica == "b"
-                && series % 10 == 0
+                && series.is_multiple_of(10)
                 && (t - start) / 60_000 % 180 > 80
                 && (t - start) / 60_000 % 180 < 100)
         })

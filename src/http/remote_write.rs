@@ -61,7 +61,10 @@ pub enum RemoteWriteError {
 }
 
 /// Decodes a snappy-compressed `WriteRequest` into label sets with their samples.
-pub fn decode(body: &[u8]) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, RemoteWriteError> {
+/// Decoded series: labels and `(timestamp ms, value)` samples.
+pub type WriteBatch = Vec<(Labels, Vec<(i64, f64)>)>;
+
+pub fn decode(body: &[u8]) -> Result<WriteBatch, RemoteWriteError> {
     let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
     if len > MAX_DECODED_BYTES {
         return Err(RemoteWriteError::TooLarge(len));

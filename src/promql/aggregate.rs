@@ -133,12 +133,18 @@ fn group_hash(l: &Labels, modifier: Option<&LabelModifier>) -> u64 {
     }
 }
 
-/// Groups `elems` by their grouping labels, keeping first-seen group order.
-fn group(elems: Vec<Elem>, modifier: Option<&LabelModifier>) -> Vec<(Labels, Vec<Elem>)> {
+/// Groups `elems` by their grouping labels, keeping first-seen group order. `node` names the
+/// aggregation for the evaluator's per-query hash memo.
+fn group(
+    ev: &mut Evaluator,
+    node: usize,
+    elems: Vec<Elem>,
+    modifier: Option<&LabelModifier>,
+) -> Vec<(Labels, Vec<Elem>)> {
     let mut index: FxHashMap<u64, usize> = FxHashMap::default();
     let mut groups: Vec<(Labels, Vec<Elem>)> = Vec::new();
     for e in elems {
-        let key = group_hash(&e.labels, modifier);
+        let key = ev.memo_hash(node, &e.labels, |l| group_hash(l, modifier));
         match index.get(&key) {
             Some(&i) => groups[i].1.push(e),
             None => {
@@ -192,7 +198,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
     }
     let input = ev.eval_vector(&a.expr, t)?;
     let modifier = a.modifier.as_ref();
-    let groups = group(input, modifier);
+    let groups = group(ev, a as *const AggregateExpr as usize, input, modifier);
     let mut out = Vec::new();
     match op {
         T_TOPK | T_BOTTOMK => {

@@ -69,7 +69,18 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, t: i64) -> Result<
                 T_LAND => Ok(Val::Vector(set_and(l, r, m, false))),
                 T_LUNLESS => Ok(Val::Vector(set_and(l, r, m, true))),
                 T_LOR => Ok(Val::Vector(set_or(l, r, m))),
-                _ => Ok(Val::Vector(vector_vector(op, l, r, m, return_bool)?)),
+                _ => {
+                    let node = b as *const BinaryExpr as usize;
+                    Ok(Val::Vector(vector_vector(
+                        ev,
+                        node,
+                        op,
+                        l,
+                        r,
+                        m,
+                        return_bool,
+                    )?))
+                }
             }
         }
         (l, r) => Err(PromqlError::exec(format!(
@@ -197,7 +208,11 @@ fn result_labels(many: &Arc<Labels>, one: Option<&Labels>, m: &BinModifier) -> A
     }
 }
 
+/// `node` names the operation for the evaluator's per-query hash memo.
+#[allow(clippy::too_many_arguments)]
 fn vector_vector(
+    ev: &mut Evaluator,
+    node: usize,
     op: TokenId,
     lhs: Vec<Elem>,
     rhs: Vec<Elem>,
@@ -211,7 +226,7 @@ fn vector_vector(
     let matching = m.matching.as_ref();
     let mut one_sigs: FxHashMap<u64, usize> = FxHashMap::default();
     for (i, e) in one.iter().enumerate() {
-        let sig = signature(&e.labels, matching);
+        let sig = ev.memo_hash(node, &e.labels, |l| signature(l, matching));
         if let Some(&prev) = one_sigs.get(&sig) {
             let side = if swap { "left" } else { "right" };
             return Err(PromqlError::exec(format!(
@@ -227,7 +242,7 @@ fn vector_vector(
     let mut inserted: FxHashMap<u64, FxHashSet<u64>> = FxHashMap::default();
     let mut many_sigs: FxHashSet<u64> = FxHashSet::default();
     for ls in &many {
-        let sig = signature(&ls.labels, matching);
+        let sig = ev.memo_hash(node, &ls.labels, |l| signature(l, matching));
         many_sigs.insert(sig);
         let (one_elem, one_v) = match one_sigs.get(&sig) {
             Some(&i) => {

@@ -43,6 +43,9 @@ pub(crate) struct Evaluator<'a> {
     name_cache: FxHashMap<(usize, bool), NameCacheEntry>,
     /// Range functions of a range query evaluated for every step at once (by call node).
     batches: FxHashMap<usize, Batch>,
+    /// Grouping and matching hashes by (label set address, aggregation or operator node):
+    /// the series entering an operator are mostly the same label sets at every step.
+    hash_memo: FxHashMap<(usize, usize), (Arc<Labels>, u64)>,
     /// An `@` applied to every selector and subquery outside subqueries that has none (the
     /// test harness's step-invariance check).
     pin: Option<i64>,
@@ -75,6 +78,7 @@ impl<'a> Evaluator<'a> {
             cursors: FxHashMap::default(),
             name_cache: FxHashMap::default(),
             batches: FxHashMap::default(),
+            hash_memo: FxHashMap::default(),
             pin: None,
             sub_depth: 0,
         }
@@ -562,6 +566,28 @@ mod seek_tests {
             }
         }
         assert_eq!(seek_after(&[], 3, 10), 0);
+    }
+}
+
+impl Evaluator<'_> {
+    /// `f(labels)`, remembered for this query by the label set's address and `node` (the
+    /// memo holds the label set, so the address cannot be reused while remembered).
+    pub(crate) fn memo_hash(
+        &mut self,
+        node: usize,
+        labels: &Arc<Labels>,
+        f: impl FnOnce(&Labels) -> u64,
+    ) -> u64 {
+        let key = (Arc::as_ptr(labels) as usize, node);
+        if let Some((_, h)) = self.hash_memo.get(&key) {
+            return *h;
+        }
+        if self.hash_memo.len() > NAME_CACHE_LIMIT {
+            self.hash_memo.clear();
+        }
+        let h = f(labels);
+        self.hash_memo.insert(key, (Arc::clone(labels), h));
+        h
     }
 }
 

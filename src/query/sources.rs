@@ -15,7 +15,7 @@ use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseS
 use crate::config::Role;
 use crate::storage::db::Db;
 use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
-use crate::storage::store::{BucketStore, SelectOptions};
+use crate::storage::store::{BucketStore, QueryLimits, SelectOptions};
 
 /// The StoreShard's bucket store as a synchronous `Queryable`: its ranged reads run on the
 /// fan-out runtime while the calling (blocking-pool) thread waits. Per-block failures are logged
@@ -23,6 +23,10 @@ use crate::storage::store::{BucketStore, SelectOptions};
 pub struct BucketStoreQueryable {
     pub store: Arc<BucketStore>,
 }
+
+/// Per-query bounds at the store, so that no single query can take the node's memory: with 20
+/// queries at once (the store's concurrency limit) the chunk bytes in flight stay under 10 GiB.
+pub const STORE_QUERY_LIMITS: QueryLimits = QueryLimits { max_series: 2_000_000, max_chunk_bytes: 512 << 20 };
 
 fn store_error(e: crate::storage::store::StoreError) -> QueryableError {
     match e {
@@ -38,7 +42,7 @@ fn block_on<F: std::future::Future>(f: F) -> QueryResult<F::Output> {
 
 impl Queryable for BucketStoreQueryable {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
-        let opts = SelectOptions { labels_only: hints.labels_only, ..SelectOptions::default() };
+        let opts = SelectOptions { labels_only: hints.labels_only, limits: STORE_QUERY_LIMITS, ..SelectOptions::default() };
         let res = block_on(self.store.select(matchers, mint, maxt, &opts))?.map_err(store_error)?;
         for w in &res.warnings {
             tracing::warn!(warning = %w, "bucket store select");

@@ -256,47 +256,51 @@ impl IndexReader {
         if crc32c(body) != want {
             return Err(self.corrupt(body_off, format!("series {id} checksum mismatch")));
         }
-        let mut b = Dec::new(body, body_off, &self.name);
-        let nlabels = b.uvarint("label count")? as usize;
-        let mut labels = Vec::with_capacity(nlabels.min(body.len()));
-        for _ in 0..nlabels {
-            let n = b.uvarint_u32("label name ref")?;
-            let v = b.uvarint_u32("label value ref")?;
+        let (refs, chunks) = decode_series_body(body, body_off, &self.name)?;
+        let mut labels = Vec::with_capacity(refs.len());
+        for (n, v) in refs {
             labels.push(Label::new(self.symbol(n)?, self.symbol(v)?));
-        }
-        let nchunks = b.uvarint("chunk count")? as usize;
-        let mut chunks = Vec::with_capacity(nchunks.min(body.len()));
-        let mut prev: Option<ChunkMeta> = None;
-        for _ in 0..nchunks {
-            let meta = match prev {
-                None => {
-                    let mint = b.varint("chunk mint")?;
-                    let span = b.uvarint("chunk maxt delta")?;
-                    let reference = b.uvarint("chunk ref")?;
-                    ChunkMeta {
-                        min_time: mint,
-                        max_time: mint.wrapping_add(span as i64),
-                        reference,
-                    }
-                }
-                Some(p) => {
-                    let gap = b.uvarint("chunk mint delta")?;
-                    let mint = p.max_time.wrapping_add(gap as i64);
-                    let span = b.uvarint("chunk maxt delta")?;
-                    let dref = b.varint("chunk ref delta")?;
-                    ChunkMeta {
-                        min_time: mint,
-                        max_time: mint.wrapping_add(span as i64),
-                        reference: p.reference.wrapping_add(dref as u64),
-                    }
-                }
-            };
-            chunks.push(meta);
-            prev = Some(meta);
         }
         Ok(SeriesEntry {
             labels: Labels::new(labels),
             chunks,
         })
     }
+}
+
+/// Decodes the body of a series entry (after its length, before its checksum): the label
+/// symbol references and the chunk metas, whose times and references are delta-encoded.
+/// `body_off` is the body's absolute offset in `file`, for error messages.
+pub fn decode_series_body(body: &[u8], body_off: u64, file: &str) -> Result<(Vec<(u32, u32)>, Vec<ChunkMeta>)> {
+    let mut b = Dec::new(body, body_off, file);
+    let nlabels = b.uvarint("label count")? as usize;
+    let mut refs = Vec::with_capacity(nlabels.min(body.len()));
+    for _ in 0..nlabels {
+        let n = b.uvarint_u32("label name ref")?;
+        let v = b.uvarint_u32("label value ref")?;
+        refs.push((n, v));
+    }
+    let nchunks = b.uvarint("chunk count")? as usize;
+    let mut chunks = Vec::with_capacity(nchunks.min(body.len()));
+    let mut prev: Option<ChunkMeta> = None;
+    for _ in 0..nchunks {
+        let meta = match prev {
+            None => {
+                let mint = b.varint("chunk mint")?;
+                let span = b.uvarint("chunk maxt delta")?;
+                let reference = b.uvarint("chunk ref")?;
+                ChunkMeta { min_time: mint, max_time: mint.wrapping_add(span as i64), reference }
+            }
+            Some(p) => {
+                let gap = b.uvarint("chunk mint delta")?;
+                let mint = p.max_time.wrapping_add(gap as i64);
+                let span = b.uvarint("chunk maxt delta")?;
+                let dref = b.varint("chunk ref delta")?;
+                ChunkMeta { min_time: mint, max_time: mint.wrapping_add(span as i64), reference: p.reference.wrapping_add(dref as u64) }
+            }
+        };
+        chunks.push(meta);
+        prev = Some(meta);
+    }
+    Ok((refs, chunks))
 }

@@ -4,24 +4,39 @@
 
 use std::collections::BTreeSet;
 
-use crate::storage::model::Series;
+use rustc_hash::FxHashMap;
 
-/// Merges per-source results (each sorted by labels) into one sorted list with one entry
-/// per label set. Chunks keep source order on equal start times, so a later source wins on
-/// duplicate timestamps.
+use crate::storage::model::{Labels, Series};
+
+/// Merges per-source results into one list sorted by labels with one entry per label set.
+/// Chunks keep source order on equal start times, so a later source wins on duplicate
+/// timestamps. Series are joined through a hash map rather than by sorting all entries: a
+/// query over many blocks sees the same series in each of them, and sorting blocks × series
+/// label sets cost more than everything else such a query does.
 pub fn merge_series(parts: Vec<Vec<Series>>) -> Vec<Series> {
-    let mut all: Vec<Series> = parts.into_iter().flatten().collect();
-    // Stable: equal label sets stay in source order.
-    all.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let mut out: Vec<Series> = Vec::with_capacity(all.len());
-    for s in all {
-        match out.last_mut() {
-            Some(last) if last.labels == s.labels => last.chunks.extend(s.chunks),
-            _ => out.push(s),
+    let first = parts.first().map_or(0, Vec::len);
+    let mut out: Vec<Series> = Vec::with_capacity(first);
+    let mut index: FxHashMap<Labels, usize> = FxHashMap::default();
+    index.reserve(first);
+    let mut joined = false;
+    for s in parts.into_iter().flatten() {
+        match index.get(&s.labels) {
+            Some(&i) => {
+                out[i].chunks.extend(s.chunks);
+                joined = true;
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
         }
     }
-    for s in out.iter_mut() {
-        s.chunks.sort_by_key(|c| c.min_time);
+    // Stable: equal label sets cannot occur any more; equal start times keep source order.
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    if joined {
+        for s in out.iter_mut() {
+            s.chunks.sort_by_key(|c| c.min_time);
+        }
     }
     out
 }

@@ -361,6 +361,9 @@ impl BucketStore {
         let blocks = self.blocks_for(mint, maxt, opts.max_resolution_ms);
         let budget = QueryBudget::new(opts.limits);
         let budget_ref = &budget;
+        // Blocks are polled concurrently within the query's task (bucket reads overlap); CPU
+        // parallelism comes from concurrent queries. Spawning a task per block measured slower
+        // for many small blocks.
         let mut results = stream::iter(blocks.iter().cloned())
             .map(|b| async move {
                 let r = b

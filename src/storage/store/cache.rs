@@ -21,12 +21,25 @@ pub enum ItemKind {
     Symbol,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheKey {
     pub block: Ulid,
     pub kind: ItemKind,
     /// Absolute offset in the index file, or the chunk reference.
     pub offset: u64,
+}
+
+impl std::hash::Hash for CacheKey {
+    /// Offsets are multiples of 16 or 4 and blocks share their high bits, so the fields are
+    /// mixed (splitmix64 finalizer) before hashing: a fast hasher then still spreads the keys.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = u128::from(self.block);
+        let mut x = (b as u64) ^ ((b >> 64) as u64).rotate_left(17) ^ self.offset;
+        x ^= (slot(self.kind) as u64) << 61;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        state.write_u64(x ^ (x >> 31));
+    }
 }
 
 /// Fixed per-entry overhead charged against the budget, so many tiny entries cannot exceed it.

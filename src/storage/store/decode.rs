@@ -133,7 +133,8 @@ fn series_entry_len(buf: &[u8], at: u64, file: &str) -> Result<Option<u64>> {
     match d.uvarint("series entry length") {
         Ok(len) => {
             let prefix = d.offset() - at;
-            Ok(Some(prefix + len + 4))
+            // A corrupt length must not overflow; the caller then fails to fetch that much.
+            Ok(Some(prefix.saturating_add(len).saturating_add(4)))
         }
         Err(_) if buf.len() < 10 => Ok(None),
         Err(e) => Err(e),
@@ -331,5 +332,17 @@ mod tests {
         let mut bad = enc.clone();
         bad[3] ^= 1;
         assert!(parse_toc(&bad, 400, "i").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = decode_postings(&buf, 8, "f");
+            let _ = decode_series(&buf, 16, "f");
+            let _ = decode_chunk(&buf, 8, "f");
+            if buf.len() >= TOC_LEN {
+                let _ = parse_toc(&buf[..TOC_LEN], 1000, "f");
+            }
+        }
     }
 }

@@ -1,299 +1,65 @@
-//! The local index header of a bucket block: the TOC, the symbol table and the postings offset
-//! table of the block's `index`, copied byte-exact with ranged GETs (never the whole index) into
-//! one file under the cache dir, with a trailing CRC32C over the whole file. Opening maps the
-//! file and keeps only samples in RAM: every 32nd symbol offset and every 32nd postings-table
-//! entry per label name (plus the last), like Prometheus and Thanos; the rest is decoded from
-//! the mapped file on demand. A header that fails its checks is rebuilt by the caller.
+//! The local index header of a bucket block (built by `header_build`): the TOC, the symbol
+//! table and the postings offset table of the block's `index`, in one checksummed file under the
+//! cache dir. Opening verifies the file and keeps only samples in RAM: every 32nd symbol offset
+//! and every 32nd postings-table entry per label name (plus the last), like Prometheus and
+//! Thanos. Lookups read just the span between two samples with positioned reads (no mmap), so
+//! an opened header costs its samples and nothing that grows with the series count. A header
+//! that fails its checks is rebuilt by the caller.
 //!
 //! File layout (all integers big-endian):
 //! `magic u32 | format u8 | index format u8 | 0u16 | index size u64 | TOC 6×u64 |
 //!  symbol table length u64 | postings table length u64 | symbol table | postings table | crc32c`
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, UncheckedAdvice};
-use tokio::io::AsyncWriteExt;
 use ulid::Ulid;
 
-use super::decode::{parse_toc, section_end};
-use super::{Result, StoreError};
+use super::decode::section_end;
+pub use super::header_build::build_header;
+use super::header_build::{corrupt, crc_of_reader, io_err};
+use super::Result;
 use crate::storage::block::encoding::Dec;
-use crate::storage::block::index::{Toc, INDEX_FORMAT_V2, INDEX_MAGIC, TOC_LEN};
-use crate::storage::block::BlockError;
-use crate::storage::bucket::ObjectStore;
+use crate::storage::block::index::{Toc, INDEX_FORMAT_V2, TOC_LEN};
 
 pub const HEADER_MAGIC: u32 = 0x5354_4831;
 pub const HEADER_FORMAT: u8 = 1;
-const FIXED_LEN: usize = 80;
-/// Sections are copied in pieces of this size so a huge symbol table never sits in memory.
-const COPY_PIECE: u64 = 4 << 20;
+pub(super) const FIXED_LEN: usize = 80;
 /// One in-memory sample per this many postings-table entries of a label name.
 pub const POSTINGS_SAMPLING: usize = 32;
 const SYMBOL_SAMPLING: usize = 32;
-
-fn corrupt(file: &str, offset: u64, reason: impl Into<String>) -> StoreError {
-    StoreError::Block(BlockError::Corrupt {
-        file: file.to_string(),
-        offset,
-        reason: reason.into(),
-    })
-}
-
-fn bucket_err(key: &str) -> impl FnOnce(crate::storage::bucket::BucketError) -> StoreError + '_ {
-    move |source| StoreError::Bucket {
-        key: key.to_string(),
-        source,
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::HeaderIo {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Path of the header file of `ulid` under `dir`.
 pub fn header_path(dir: &Path, ulid: Ulid) -> PathBuf {
     dir.join(format!("{ulid}.index-header"))
 }
 
-/// Builds the header file of block `ulid` at `path` from the bucket with ranged reads, verifying
-/// every copied section's checksum. Written to a temp file and renamed, so a crash never leaves
-/// a half header behind. Returns the header size in bytes.
-pub async fn build_header(
-    store: &dyn ObjectStore,
-    ulid: Ulid,
-    index_size: Option<u64>,
-    path: &Path,
-) -> Result<u64> {
-    let key = format!("{ulid}/index");
-    let size = match index_size {
-        Some(s) => s,
-        None => {
-            store
-                .head(&key)
-                .await
-                .map_err(bucket_err(&key))?
-                .ok_or_else(|| StoreError::Bucket {
-                    key: key.clone(),
-                    source: crate::storage::bucket::BucketError::NotFound { key: key.clone() },
-                })?
-                .size
-        }
-    };
-    if size < (5 + TOC_LEN) as u64 {
-        return Err(corrupt(
-            &key,
-            0,
-            format!("index of {size} bytes is too short"),
-        ));
-    }
-    let head = store
-        .get_range(&key, 0, 5)
-        .await
-        .map_err(bucket_err(&key))?;
-    let mut d = Dec::new(&head, 0, &key);
-    let magic = d.be_u32("index magic")?;
-    if magic != INDEX_MAGIC {
-        return Err(corrupt(&key, 0, format!("bad index magic {magic:#010x}")));
-    }
-    let version = d.byte("index version")?;
-    if version != INDEX_FORMAT_V2 {
-        return Err(corrupt(
-            &key,
-            4,
-            format!("index format {version} is not supported by the store (want 2)"),
-        ));
-    }
-    let toc_at = size - TOC_LEN as u64;
-    let toc_bytes = store
-        .get_range(&key, toc_at, TOC_LEN as u64)
-        .await
-        .map_err(bucket_err(&key))?;
-    let toc = parse_toc(&toc_bytes, toc_at, &key)?;
-
-    let tmp = path.with_extension("tmp");
-    let mut file = tokio::fs::File::create(&tmp).await.map_err(io_err(&tmp))?;
-    // The fixed part is written once the section lengths are known; reserve it now.
-    file.write_all(&[0u8; FIXED_LEN])
-        .await
-        .map_err(io_err(&tmp))?;
-    let sym_end = section_end(&toc, toc_at, toc.symbols);
-    let sym_len = copy_section(
-        store,
-        &key,
-        toc.symbols,
-        sym_end,
-        &mut file,
-        &tmp,
-        "symbol table",
-    )
-    .await?;
-    let pt_len = copy_section(
-        store,
-        &key,
-        toc.postings_table,
-        toc_at,
-        &mut file,
-        &tmp,
-        "postings offset table",
-    )
-    .await?;
-    let mut fixed = Vec::with_capacity(FIXED_LEN);
-    fixed.extend_from_slice(&HEADER_MAGIC.to_be_bytes());
-    fixed.push(HEADER_FORMAT);
-    fixed.push(version);
-    fixed.extend_from_slice(&[0, 0]);
-    fixed.extend_from_slice(&size.to_be_bytes());
-    fixed.extend_from_slice(&toc_bytes[..48]);
-    fixed.extend_from_slice(&sym_len.to_be_bytes());
-    fixed.extend_from_slice(&pt_len.to_be_bytes());
-    file.flush().await.map_err(io_err(&tmp))?;
-    drop(file);
-    let total = finish_header_file(&tmp, &fixed)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    Ok(total)
-}
-
-/// Writes the fixed part over the reserved bytes and appends the whole-file checksum.
-fn finish_header_file(tmp: &Path, fixed: &[u8]) -> Result<u64> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(tmp)
-        .map_err(io_err(tmp))?;
-    f.write_all(fixed).map_err(io_err(tmp))?;
-    f.seek(SeekFrom::Start(0)).map_err(io_err(tmp))?;
-    let (crc, len) = crc_of_reader(&mut f, u64::MAX).map_err(io_err(tmp))?;
-    f.seek(SeekFrom::End(0)).map_err(io_err(tmp))?;
-    f.write_all(&crc.to_be_bytes()).map_err(io_err(tmp))?;
-    f.sync_all().map_err(io_err(tmp))?;
-    Ok(len + 4)
-}
-
-fn crc_of_reader(r: &mut impl Read, limit: u64) -> std::io::Result<(u32, u64)> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut crc = 0u32;
-    let mut total = 0u64;
-    let mut r = r.take(limit);
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            return Ok((crc, total));
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        total += n as u64;
-    }
-}
-
-/// Copies the framed section (`len u32 | body | crc`) at `off` of the index into `out`, piece
-/// by piece, verifying the body checksum. The section must end before `bound`.
-async fn copy_section(
-    store: &dyn ObjectStore,
-    key: &str,
-    off: u64,
-    bound: u64,
-    out: &mut tokio::fs::File,
-    out_path: &Path,
-    what: &str,
-) -> Result<u64> {
-    if bound < off + 8 {
-        return Err(corrupt(
-            key,
-            off,
-            format!("no room for the {what} before offset {bound}"),
-        ));
-    }
-    let first = store
-        .get_range(key, off, COPY_PIECE.min(bound - off))
-        .await
-        .map_err(bucket_err(key))?;
-    let mut d = Dec::new(&first, off, key);
-    let body_len = d.be_u32(&format!("{what} length"))? as u64;
-    let total = 4 + body_len + 4;
-    if off + total > bound {
-        return Err(corrupt(
-            key,
-            off,
-            format!("{what} of {body_len} bytes runs past offset {bound}"),
-        ));
-    }
-    let mut crc = 0u32;
-    let mut stored: Vec<u8> = Vec::with_capacity(4);
-    let mut pos = 0u64;
-    let mut piece = first;
-    loop {
-        let take = (piece.len() as u64).min(total - pos) as usize;
-        let part = piece.slice(..take);
-        // Body positions are [4, 4 + body_len); the stored CRC follows.
-        let lo = 4u64.max(pos).min(4 + body_len);
-        let hi = (4 + body_len).min(pos + take as u64).max(lo);
-        crc = crc32c::crc32c_append(crc, &part[(lo - pos) as usize..(hi - pos) as usize]);
-        let tail_from = (4 + body_len).max(pos).min(pos + take as u64);
-        stored.extend_from_slice(&part[(tail_from - pos) as usize..]);
-        out.write_all(&part).await.map_err(io_err(out_path))?;
-        pos += take as u64;
-        if pos >= total {
-            break;
-        }
-        if take == 0 {
-            return Err(corrupt(key, off + pos, format!("{what} truncated")));
-        }
-        piece = store
-            .get_range(key, off + pos, COPY_PIECE.min(total - pos))
-            .await
-            .map_err(bucket_err(key))?;
-    }
-    let Ok(stored) = <[u8; 4]>::try_from(stored.as_slice()) else {
-        return Err(corrupt(
-            key,
-            off + 4 + body_len,
-            format!("{what} checksum missing"),
-        ));
-    };
-    let want = u32::from_be_bytes(stored);
-    if crc != want {
-        return Err(corrupt(
-            key,
-            off + 4,
-            format!("{what} checksum mismatch: stored {want:#010x}, computed {crc:#010x}"),
-        ));
-    }
-    Ok(total)
+/// One sampled postings-table entry.
+#[derive(Debug)]
+struct Sample {
+    value: String,
+    /// Header-file position of the entry.
+    pos: u32,
+    /// Index offset of its postings list.
+    offset: u64,
 }
 
 /// In-memory samples of one label name's postings-table entries.
 #[derive(Debug)]
 struct NameIndex {
-    /// (value, header-file position of the entry) for every 32nd entry and the last one.
-    samples: Vec<(String, u32)>,
+    /// Entries 0, 32, 64, ... and the last one.
+    samples: Vec<Sample>,
     count: u32,
-}
-
-/// Stores a finished name's samples, making sure its last entry is among them (lookups for
-/// values past it then stop at once).
-fn finish_name(
-    names: &mut BTreeMap<String, NameIndex>,
-    cur: Option<(&str, NameIndex)>,
-    last_value: &str,
-    last_pos: usize,
-) {
-    let Some((name, mut ni)) = cur else {
-        return;
-    };
-    if !(ni.count as usize - 1).is_multiple_of(POSTINGS_SAMPLING) {
-        ni.samples.push((last_value.to_string(), last_pos as u32));
-    }
-    names.insert(name.to_string(), ni);
+    /// Header-file position just past the name's last entry.
+    end_pos: u32,
+    /// Postings offset of the entry after the name's last one (the end of its last list).
+    next_offset: u64,
 }
 
 /// One decoded postings-table entry.
 struct Entry<'a> {
-    name: &'a str,
     value: &'a str,
     /// Absolute offset of the postings list in the index.
     offset: u64,
@@ -301,17 +67,114 @@ struct Entry<'a> {
     next: usize,
 }
 
-/// An opened index header: a mapped file plus the sampled tables.
+/// Sequential reader over a verified region of the header file, for the one scan at open. It
+/// keeps a window of up to 64 KiB (more only for a longer string), so memory stays flat.
+struct Stream<'a> {
+    file: &'a File,
+    buf: Vec<u8>,
+    /// Read position inside `buf`.
+    off: usize,
+    /// File position of `buf[0]`.
+    buf_at: u64,
+    end: u64,
+    name: &'a str,
+}
+
+const STREAM_WINDOW: usize = 64 * 1024;
+
+impl<'a> Stream<'a> {
+    fn new(file: &'a File, from: u64, end: u64, name: &'a str) -> Result<Self> {
+        Ok(Stream {
+            file,
+            buf: Vec::new(),
+            off: 0,
+            buf_at: from,
+            end,
+            name,
+        })
+    }
+
+    fn pos(&self) -> u64 {
+        self.buf_at + self.off as u64
+    }
+
+    /// Makes at least `n` bytes available at the read position (fewer only at the region end).
+    fn ensure(&mut self, n: usize) -> Result<()> {
+        if self.buf.len() - self.off >= n {
+            return Ok(());
+        }
+        let keep = self.buf.len() - self.off;
+        self.buf.copy_within(self.off.., 0);
+        self.buf.truncate(keep);
+        self.buf_at += self.off as u64;
+        self.off = 0;
+        let room = self.end.saturating_sub(self.buf_at) as usize;
+        let want = n.max(STREAM_WINDOW).min(room);
+        if want > keep {
+            let at = self.buf_at + keep as u64;
+            self.buf.resize(want, 0);
+            self.file
+                .read_exact_at(&mut self.buf[keep..], at)
+                .map_err(|e| corrupt(self.name, at, format!("reading header: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8]> {
+        self.ensure(n)?;
+        if self.buf.len() - self.off < n {
+            return Err(corrupt(self.name, self.pos(), format!("truncated {what}")));
+        }
+        let s = &self.buf[self.off..self.off + n];
+        self.off += n;
+        Ok(s)
+    }
+
+    fn be_u32(&mut self, what: &str) -> Result<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn uvarint(&mut self, what: &str) -> Result<u64> {
+        self.ensure(10)?;
+        let at = self.pos();
+        let rest = &self.buf[self.off..];
+        let mut d = Dec::new(rest, at, self.name);
+        let v = d.uvarint(what)?;
+        self.off += (d.offset() - at) as usize;
+        Ok(v)
+    }
+
+    /// Reads a uvarint-string into `out` (reusing its buffer).
+    fn string(&mut self, out: &mut String, what: &str) -> Result<()> {
+        let n = self.uvarint(what)?;
+        let at = self.pos();
+        if n > self.end.saturating_sub(at) {
+            return Err(corrupt(
+                self.name,
+                at,
+                format!("{what} of {n} bytes is truncated"),
+            ));
+        }
+        let name = self.name;
+        let b = self.take(n as usize, what)?;
+        let s = std::str::from_utf8(b)
+            .map_err(|e| corrupt(name, at, format!("{what} is not UTF-8: {e}")))?;
+        out.clear();
+        out.push_str(s);
+        Ok(())
+    }
+}
+
+/// An opened index header: the file plus the sampled tables.
 pub struct IndexHeader {
     name: String,
-    map: Mmap,
+    file: File,
     index_size: u64,
     toc: Toc,
     symbol_count: u32,
     symbol_samples: Vec<u32>,
     sym_end: usize,
-    pt_start: usize,
-    pt_end: usize,
     names: BTreeMap<String, NameIndex>,
 }
 
@@ -319,25 +182,21 @@ impl IndexHeader {
     /// Opens and fully verifies a header file (size, magic, whole-file checksum, both tables).
     pub fn open(path: &Path, block: Ulid) -> Result<Self> {
         let name = format!("{block}/index (header {})", path.display());
-        let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-        let len = f.metadata().map_err(io_err(path))?.len();
-        if len < FIXED_LEN as u64 + 4 {
-            return Err(corrupt(
-                &name,
-                0,
-                format!("header file of {len} bytes is too short"),
-            ));
+        let mut file = File::open(path).map_err(io_err(path))?;
+        let len = file.metadata().map_err(io_err(path))?.len();
+        if len < FIXED_LEN as u64 + 4 || len > u32::MAX as u64 {
+            return Err(corrupt(&name, 0, format!("header file of {len} bytes")));
         }
-        let (crc, _) = crc_of_reader(&mut f, len - 4).map_err(io_err(path))?;
-        // SAFETY: header files are written to a temp name and renamed; nothing modifies them
-        // in place while mapped (a rebuild writes a new file and renames over it).
-        let map = unsafe { Mmap::map(&f) }.map_err(io_err(path))?;
-        let stored = &map[map.len() - 4..];
-        let want = u32::from_be_bytes([stored[0], stored[1], stored[2], stored[3]]);
-        if crc != want {
+        let (crc, _) = crc_of_reader(&mut file, len - 4).map_err(io_err(path))?;
+        let mut tail = [0u8; 4];
+        file.read_exact_at(&mut tail, len - 4)
+            .map_err(io_err(path))?;
+        if crc != u32::from_be_bytes(tail) {
             return Err(corrupt(&name, len - 4, "header file checksum mismatch"));
         }
-        let mut d = Dec::new(&map[..FIXED_LEN], 0, &name);
+        let mut fixed = [0u8; FIXED_LEN];
+        file.read_exact_at(&mut fixed, 0).map_err(io_err(path))?;
+        let mut d = Dec::new(&fixed, 0, &name);
         if d.be_u32("header magic")? != HEADER_MAGIC {
             return Err(corrupt(&name, 0, "bad header magic"));
         }
@@ -365,7 +224,7 @@ impl IndexHeader {
             .checked_add(sym_len)
             .and_then(|x| x.checked_add(pt_len))
             .and_then(|x| x.checked_add(4));
-        if expect != Some(len) || len > u32::MAX as u64 || sym_len < 12 || pt_len < 12 {
+        if expect != Some(len) || sym_len < 12 || pt_len < 12 {
             return Err(corrupt(&name, 0, "header section lengths do not add up"));
         }
         if index_size < (5 + TOC_LEN) as u64 {
@@ -375,147 +234,166 @@ impl IndexHeader {
                 format!("index size {index_size} too small"),
             ));
         }
-        let pt_at = FIXED_LEN + sym_len as usize;
+        let pt_at = FIXED_LEN as u64 + sym_len;
         let mut h = IndexHeader {
             name,
-            map,
+            file,
             index_size,
             toc,
             symbol_count: 0,
             symbol_samples: Vec::new(),
-            sym_end: pt_at - 4,
-            pt_start: 0,
-            pt_end: (len - 8) as usize,
+            sym_end: (pt_at - 4) as usize,
             names: BTreeMap::new(),
         };
         h.scan_symbols()?;
-        h.scan_postings_table(pt_at)?;
-        // The scan touched every page of the tables; hand them back so an opened header costs
-        // only its samples in RSS until a query needs the pages again.
-        // SAFETY: the mapping is private and read-only; dropped pages are re-read from the file.
-        if let Err(e) = unsafe { h.map.unchecked_advise(UncheckedAdvice::DontNeed) } {
-            tracing::debug!(error = %e, "madvise(DONTNEED) on index header failed");
-        }
+        h.names = h.sample_postings_table(pt_at + 4, len - 8)?;
         Ok(h)
     }
 
     fn scan_symbols(&mut self) -> Result<()> {
-        let mut d = Dec::new(
-            &self.map[FIXED_LEN + 4..self.sym_end],
-            FIXED_LEN as u64 + 4,
-            &self.name,
-        );
-        let count = d.be_u32("symbol count")?;
+        let start = FIXED_LEN as u64 + 4;
+        let mut s = Stream::new(&self.file, start, self.sym_end as u64, &self.name)?;
+        let count = s.be_u32("symbol count")?;
         let mut samples = Vec::with_capacity(count as usize / SYMBOL_SAMPLING + 1);
+        let mut sym = String::new();
         for i in 0..count {
             if (i as usize).is_multiple_of(SYMBOL_SAMPLING) {
-                samples.push(d.offset() as u32);
+                samples.push(s.pos() as u32);
             }
-            d.uvarint_str("symbol")?;
+            s.string(&mut sym, "symbol")?;
         }
-        if d.remaining() != 0 {
-            return Err(d.err("trailing bytes after the last symbol").into());
+        if s.pos() != self.sym_end as u64 {
+            return Err(corrupt(
+                &self.name,
+                s.pos(),
+                "trailing bytes after the last symbol",
+            ));
         }
         self.symbol_count = count;
         self.symbol_samples = samples;
         Ok(())
     }
 
-    fn scan_postings_table(&mut self, pt_at: usize) -> Result<()> {
-        let (pt_start, names) = self.sample_postings_table(pt_at)?;
-        self.pt_start = pt_start;
-        self.names = names;
-        Ok(())
-    }
-
     /// One pass over the postings offset table: checks that it is sorted and keeps every 32nd
     /// entry of each name plus the name's last entry.
-    fn sample_postings_table(&self, pt_at: usize) -> Result<(usize, BTreeMap<String, NameIndex>)> {
-        let body = self.map.get(pt_at + 4..self.pt_end).unwrap_or(&[]);
-        let mut d = Dec::new(body, pt_at as u64 + 4, &self.name);
-        let count = d.be_u32("postings table entry count")?;
-        let pt_start = d.offset() as usize;
-        let mut pos = pt_start;
+    fn sample_postings_table(&self, from: u64, end: u64) -> Result<BTreeMap<String, NameIndex>> {
+        let mut s = Stream::new(&self.file, from, end, &self.name)?;
+        let count = s.be_u32("postings table entry count")?;
         let mut names: BTreeMap<String, NameIndex> = BTreeMap::new();
-        let mut cur: Option<(&str, NameIndex)> = None;
-        // (name, value, position) of the previous entry.
-        let mut prev: Option<(&str, &str, usize)> = None;
+        let (mut name, mut value) = (String::new(), String::new());
+        // The name being sampled and its last entry (value, position, offset).
+        let mut cur: Option<(String, NameIndex)> = None;
+        let mut last = (String::new(), 0u32, 0u64);
         for _ in 0..count {
-            let e = self.entry_at(pos)?;
-            if let Some((pn, pv, ppos)) = prev {
-                if (pn, pv) >= (e.name, e.value) {
+            let pos = s.pos() as u32;
+            let keys = s.uvarint("postings table key count")?;
+            if keys != 2 {
+                return Err(corrupt(
+                    &self.name,
+                    pos as u64,
+                    format!("entry has {keys} keys"),
+                ));
+            }
+            s.string(&mut name, "label name")?;
+            s.string(&mut value, "label value")?;
+            let offset = s.uvarint("postings offset")?;
+            let same_name = cur.as_ref().is_some_and(|(n, _)| *n == name);
+            if let Some((n, _)) = &cur {
+                if (n.as_str(), last.0.as_str()) >= (name.as_str(), value.as_str()) {
                     return Err(corrupt(
                         &self.name,
                         pos as u64,
                         "postings offset table is not sorted",
                     ));
                 }
-                if pn != e.name {
-                    finish_name(&mut names, cur.take(), pv, ppos);
+            }
+            if !same_name {
+                if let Some((n, mut ni)) = cur.take() {
+                    seal(&mut ni, &last, pos, offset);
+                    names.insert(n, ni);
                 }
+                let ni = NameIndex {
+                    samples: Vec::new(),
+                    count: 0,
+                    end_pos: 0,
+                    next_offset: 0,
+                };
+                cur = Some((name.clone(), ni));
             }
-            let (_, ni) = cur.get_or_insert_with(|| {
-                (
-                    e.name,
-                    NameIndex {
-                        samples: Vec::new(),
-                        count: 0,
-                    },
-                )
-            });
-            if (ni.count as usize).is_multiple_of(POSTINGS_SAMPLING) {
-                ni.samples.push((e.value.to_string(), pos as u32));
+            if let Some((_, ni)) = cur.as_mut() {
+                if (ni.count as usize).is_multiple_of(POSTINGS_SAMPLING) {
+                    ni.samples.push(Sample {
+                        value: value.clone(),
+                        pos,
+                        offset,
+                    });
+                }
+                ni.count += 1;
             }
-            ni.count += 1;
-            prev = Some((e.name, e.value, pos));
-            pos = e.next;
+            last.0.clear();
+            last.0.push_str(&value);
+            last.1 = pos;
+            last.2 = offset;
         }
-        if let Some((_, pv, ppos)) = prev {
-            finish_name(&mut names, cur.take(), pv, ppos);
-        }
-        if pos != self.pt_end {
+        if s.pos() != end {
             return Err(corrupt(
                 &self.name,
-                pos as u64,
+                s.pos(),
                 "trailing bytes in the postings offset table",
             ));
         }
-        Ok((pt_start, names))
+        if let Some((n, mut ni)) = cur.take() {
+            let toc_at = self.index_size - TOC_LEN as u64;
+            seal(
+                &mut ni,
+                &last,
+                end as u32,
+                section_end(&self.toc, toc_at, last.2),
+            );
+            names.insert(n, ni);
+        }
+        Ok(names)
     }
 
-    fn entry_at(&self, pos: usize) -> Result<Entry<'_>> {
-        let buf = self.map.get(pos..self.pt_end).unwrap_or(&[]);
-        let mut d = Dec::new(buf, pos as u64, &self.name);
+    /// Reads header bytes `[from, to)`.
+    fn read_span(&self, from: usize, to: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; to.saturating_sub(from)];
+        self.file
+            .read_exact_at(&mut buf, from as u64)
+            .map_err(|e| corrupt(&self.name, from as u64, format!("reading header: {e}")))?;
+        Ok(buf)
+    }
+
+    /// Decodes the entry at header position `pos` from `buf`, which starts at position `base`.
+    fn entry_in<'b>(&'b self, buf: &'b [u8], base: usize, pos: usize) -> Result<Entry<'b>> {
+        let rest = buf.get(pos.saturating_sub(base)..).unwrap_or(&[]);
+        let mut d = Dec::new(rest, pos as u64, &self.name);
         let keys = d.uvarint("postings table key count")?;
         if keys != 2 {
             return Err(d
                 .err(format!("postings table entry has {keys} keys, want 2"))
                 .into());
         }
-        let name = d.uvarint_str("label name")?;
+        d.uvarint_str("label name")?;
         let value = d.uvarint_str("label value")?;
         let offset = d.uvarint("postings offset")?;
         Ok(Entry {
-            name,
             value,
             offset,
             next: d.offset() as usize,
         })
     }
 
-    /// Index-file byte range holding the postings list of the entry at `pos`: from its offset to
-    /// the next list's offset (lists are written in table order), or a section end for the last.
-    fn range_of(&self, e: &Entry<'_>) -> Result<(u64, u64)> {
-        let toc_at = self.index_size.saturating_sub(TOC_LEN as u64);
-        let end = if e.next < self.pt_end {
-            self.entry_at(e.next)?.offset
+    /// Byte range of a postings list, from its offset to where the next list starts. A foreign
+    /// writer may order lists differently: then a guess, and the decoder asks for more.
+    fn range(&self, offset: u64, next_offset: u64) -> (u64, u64) {
+        let toc_at = self.index_size - TOC_LEN as u64;
+        let end = if next_offset > offset {
+            next_offset
         } else {
-            section_end(&self.toc, toc_at, e.offset)
+            offset + 4096
         };
-        // A foreign writer may order lists differently: fall back to a guess, the decoder asks
-        // for more bytes when the list is longer.
-        let end = if end > e.offset { end } else { e.offset + 4096 };
-        Ok((e.offset, end.min(toc_at)))
+        (offset, end.min(toc_at))
     }
 
     pub fn toc(&self) -> Toc {
@@ -531,21 +409,30 @@ impl IndexHeader {
         let Some(ni) = self.names.get(name) else {
             return Ok(None);
         };
-        let i = ni.samples.partition_point(|(v, _)| v.as_str() <= value);
-        let Some((_, start)) = i.checked_sub(1).and_then(|i| ni.samples.get(i)) else {
+        let i = ni.samples.partition_point(|s| s.value.as_str() <= value);
+        let Some(i) = i.checked_sub(1) else {
             return Ok(None);
         };
-        let mut pos = *start as usize;
-        for _ in 0..=POSTINGS_SAMPLING {
-            if pos >= self.pt_end {
-                break;
-            }
-            let e = self.entry_at(pos)?;
-            if e.name != name || e.value > value {
+        let sample = &ni.samples[i];
+        let Some(next) = ni.samples.get(i + 1) else {
+            // The name's last entry: its list ends where the following name's first begins.
+            return Ok((sample.value == value).then(|| self.range(sample.offset, ni.next_offset)));
+        };
+        let (from, to) = (sample.pos as usize, next.pos as usize);
+        let buf = self.read_span(from, to)?;
+        let mut pos = from;
+        while pos < to {
+            let e = self.entry_in(&buf, from, pos)?;
+            if e.value > value {
                 break;
             }
             if e.value == value {
-                return Ok(Some(self.range_of(&e)?));
+                let following = if e.next < to {
+                    self.entry_in(&buf, from, e.next)?.offset
+                } else {
+                    next.offset
+                };
+                return Ok(Some(self.range(e.offset, following)));
             }
             pos = e.next;
         }
@@ -562,17 +449,24 @@ impl IndexHeader {
         let Some(ni) = self.names.get(name) else {
             return Ok(Vec::new());
         };
-        let Some((_, first)) = ni.samples.first() else {
+        let Some(first) = ni.samples.first() else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        let mut pos = *first as usize;
+        let from = first.pos as usize;
+        let buf = self.read_span(from, ni.end_pos as usize)?;
+        let mut entries: Vec<(&str, u64)> = Vec::with_capacity(ni.count as usize);
+        let mut pos = from;
         for _ in 0..ni.count {
-            let e = self.entry_at(pos)?;
-            if keep(e.value) {
-                out.push((e.value.to_string(), self.range_of(&e)?));
-            }
+            let e = self.entry_in(&buf, from, pos)?;
+            entries.push((e.value, e.offset));
             pos = e.next;
+        }
+        let mut out = Vec::new();
+        for (i, (value, offset)) in entries.iter().enumerate() {
+            if keep(value) {
+                let following = entries.get(i + 1).map_or(ni.next_offset, |e| e.1);
+                out.push((value.to_string(), self.range(*offset, following)));
+            }
         }
         Ok(out)
     }
@@ -607,26 +501,45 @@ impl IndexHeader {
                 ),
             ));
         }
-        let Some(&at) = self.symbol_samples.get(r as usize / SYMBOL_SAMPLING) else {
+        let k = r as usize / SYMBOL_SAMPLING;
+        let Some(&from) = self.symbol_samples.get(k) else {
             return Err(corrupt(&self.name, 0, format!("no sample for symbol {r}")));
         };
-        let buf = self.map.get(at as usize..self.sym_end).unwrap_or(&[]);
-        let mut d = Dec::new(buf, at as u64, &self.name);
+        let to = self
+            .symbol_samples
+            .get(k + 1)
+            .map_or(self.sym_end, |&p| p as usize);
+        let buf = self.read_span(from as usize, to)?;
+        let mut d = Dec::new(&buf, from as u64, &self.name);
         for _ in 0..r as usize % SYMBOL_SAMPLING {
             d.uvarint_str("symbol")?;
         }
         Ok(d.uvarint_str("symbol")?.to_string())
     }
 
-    /// Approximate heap bytes held by the samples (the mapped file is not counted).
+    /// Approximate heap bytes held by the samples.
     pub fn heap_bytes(&self) -> usize {
         let names: usize = self
             .names
             .iter()
             .map(|(k, ni)| {
-                k.len() + 48 + ni.samples.iter().map(|(v, _)| v.len() + 32).sum::<usize>()
+                k.len() + 72 + ni.samples.iter().map(|s| s.value.len() + 40).sum::<usize>()
             })
             .sum();
         names + self.symbol_samples.len() * 4
     }
+}
+
+/// Finishes a name: its last entry becomes a sample (lookups past it stop at once) and the
+/// position/offset of the entry after it bound its last entry and list.
+fn seal(ni: &mut NameIndex, last: &(String, u32, u64), end_pos: u32, next_offset: u64) {
+    if ni.samples.last().is_none_or(|s| s.pos != last.1) {
+        ni.samples.push(Sample {
+            value: last.0.clone(),
+            pos: last.1,
+            offset: last.2,
+        });
+    }
+    ni.end_pos = end_pos;
+    ni.next_offset = next_offset;
 }

@@ -8,6 +8,7 @@
 pub mod bucket_block;
 pub mod cache;
 pub mod decode;
+pub mod header_build;
 pub mod index_header;
 pub mod ranges;
 pub mod sync;

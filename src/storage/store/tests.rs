@@ -638,3 +638,80 @@ async fn deleted_and_marked_blocks_stop_being_served() {
     assert_eq!(s.blocks()[0].ulid, f.ulids[2]);
     assert_eq!(s.time_range(), Some((2 * H2, 3 * H2 - 1)));
 }
+
+#[tokio::test]
+async fn time_partitioning_limits_the_served_blocks() {
+    let f = fixture(vec![
+        small_spec(10, 0, 1),
+        small_spec(10, H2, 2),
+        small_spec(10, 2 * H2, 3),
+    ])
+    .await;
+    let mut cfg = config(&f, "n1");
+    cfg.min_time = H2;
+    cfg.max_time = 2 * H2 - 1;
+    let s = BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap();
+    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    assert_eq!(r.serving, 1);
+    assert_eq!(s.blocks()[0].ulid, f.ulids[1]);
+    let mut bad = config(&f, "n2");
+    bad.min_time = 10;
+    bad.max_time = 5;
+    assert!(matches!(
+        BucketStore::new(f.bucket.clone() as DynStore, bad),
+        Err(StoreError::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_with_a_tiny_cache_stay_correct_and_bounded() {
+    let specs = (0..4).map(|i| small_spec(150, i * H2, i as u64)).collect();
+    let f = fixture(specs).await;
+    let mut cfg = config(&f, "n1");
+    cfg.cache_bytes = 64 * 1024;
+    cfg.max_concurrent_queries = 3;
+    let s = Arc::new(BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap());
+    s.sync(&["n1".to_string()]).await.unwrap();
+    let queries: Vec<Vec<Matcher>> = vec![
+        vec![m(MatchOp::Equal, "job", "api")],
+        vec![m(MatchOp::RegexMatch, "__name__", "metric_00[0-2]")],
+        vec![
+            m(MatchOp::NotEqual, "zone", "z1"),
+            m(MatchOp::Equal, "job", "db"),
+        ],
+        vec![],
+    ];
+    let expected: Vec<_> = queries
+        .iter()
+        .map(|q| local_select(&f, q, 0, 4 * H2))
+        .collect();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = s.clone();
+        let queries = queries.clone();
+        let expected = expected.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..12 {
+                let k = (t + i) % queries.len();
+                let got = s
+                    .select(&queries[k], 0, 4 * H2, &SelectOptions::default())
+                    .await
+                    .unwrap();
+                assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+                assert_eq!(got.series, expected[k], "query {k}");
+                let c = s.stats().cache;
+                assert!(c.used_bytes <= c.budget_bytes, "{c:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let st = s.stats();
+    assert_eq!(st.queries, 8 * 12);
+    assert!(
+        st.cache.evictions > 0,
+        "the small cache had to evict: {:?}",
+        st.cache
+    );
+}
