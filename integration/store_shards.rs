@@ -104,3 +104,57 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     n1.handle.stop().await;
     n2.handle.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve() {
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let end_s = now_ms() / 1000 / 3600 * 3600 - 2 * 3600;
+    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000).expect("import");
+    let store = FilesystemStore::new(bucket_dir.path()).expect("bucket");
+    let labels = BTreeMap::from([("cluster".to_string(), "test".to_string())]);
+    upload_dir(&store, local.path(), &labels, &mut |_| {}).await.expect("upload");
+    // Flip bytes in the middle of one block's chunk segment (same size: only reading finds it).
+    let victim = metas[0].ulid.to_string();
+    let seg = bucket_dir.path().join(&victim).join("chunks").join("000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&seg, bytes).unwrap();
+
+    let extra = format!("bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", bucket_dir.path().display());
+    let node = start_node_with_roles(&["store_shard", "query_planner"], &extra).await;
+    let ready = wait_until(Duration::from_secs(30), || async {
+        blocks_serving(&node.get_json("/api/v1/admin/roles").await) == metas.len() as u64
+    })
+    .await;
+    assert!(ready, "the store never served the blocks");
+    let ask = |partial: &'static str| {
+        let base = node.base.clone();
+        async move {
+            let q = format!("sum(count_over_time(store_test_total[{}s]))", 9 * 3600);
+            TestNode::client()
+                .post(format!("{base}/api/v1/query"))
+                .form(&[("query", q), ("time", end_s.to_string()), ("partial_response", partial.to_string())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = ask("true").await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains(&victim), "the corrupt block must be named in a warning: {v}");
+    let served: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    assert!(served > 0.0, "healthy blocks must still answer: {v}");
+    let strict = ask("false").await;
+    assert_eq!(strict.status().as_u16(), 422, "without partial response a corrupt block fails the query");
+    let metrics = node.metrics().await;
+    let failures = crate::support::metric_value(&metrics, "strata_store_block_query_failures_total").unwrap_or(0.0);
+    assert!(failures >= 1.0, "no failure counted:\n{metrics}");
+    assert_eq!(node.status("/-/healthy").await, 200);
+    node.handle.stop().await;
+}

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 
 use super::dedup::{dedup_replicas, merge_sources};
-use super::storeapi::{self, label_series, LabelsRequest, SeriesRequest, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET};
+use super::storeapi::{self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET};
 use crate::cluster::transport::{Request, TransportClient};
 use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
 
@@ -74,6 +74,19 @@ impl ClusterQueryable {
         std::mem::take(&mut *self.warnings.lock())
     }
 
+    /// Sources answered but skipped data (e.g. a corrupt block): a warning with partial
+    /// response, an error without, as Thanos's querier treats store warnings.
+    fn incomplete(&self, warnings: Vec<String>) -> QueryResult<()> {
+        if warnings.is_empty() {
+            return Ok(());
+        }
+        if !self.opts.partial_response {
+            return Err(QueryableError::Storage(warnings.join("; ")));
+        }
+        self.warnings.lock().extend(warnings);
+        Ok(())
+    }
+
     /// Runs `remote_call` against every remote source in parallel while `local_call` runs on
     /// each local source in this thread; returns every successful part.
     fn gather<T, L, R, F>(&self, what: &str, local_call: L, remote_call: R) -> QueryResult<Vec<T>>
@@ -124,15 +137,20 @@ impl ClusterQueryable {
     }
 }
 
-async fn remote_series(client: Arc<TransportClient>, src: RemoteSource, body: Vec<u8>) -> Result<Vec<Series>, String> {
+/// A remote source's series and warnings.
+type RemoteAnswer = (Vec<Series>, Vec<String>);
+
+async fn remote_series(client: Arc<TransportClient>, src: RemoteSource, body: Vec<u8>) -> Result<RemoteAnswer, String> {
     let mut stream = client.call_stream(src.rpc_addr, Request::new(STORE_TARGET, METHOD_SERIES, body)).await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| e.to_string())?;
-        let batch: Vec<(Labels, Vec<crate::storage::model::EncodedChunk>)> = storeapi::decode(&frame).map_err(|e| e.to_string())?;
-        out.extend(batch.into_iter().map(|(labels, chunks)| Series { labels, chunks }));
+        let f: SeriesFrame = storeapi::decode(&frame).map_err(|e| e.to_string())?;
+        out.extend(f.series.into_iter().map(|(labels, chunks)| Series { labels, chunks }));
+        warnings.extend(f.warnings.into_iter().map(|w| format!("node {}: {w}", src.node)));
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 async fn remote_strings(client: Arc<TransportClient>, src: RemoteSource, method: &'static str, body: Vec<u8>) -> Result<Vec<String>, String> {
@@ -151,16 +169,24 @@ impl Queryable for ClusterQueryable {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
         let req = SeriesRequest { min_time: mint, max_time: maxt, matchers: storeapi::to_wire(matchers), labels_only: hints.labels_only, limit: hints.limit };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
-        let parts = self.gather(
+        let answers = self.gather(
             "series",
             |l| {
                 if !storeapi::store_matches(&l.external_labels, matchers) {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Vec::new()));
                 }
-                Ok(label_series(l.queryable.select(matchers, mint, maxt, hints)?, &l.external_labels))
+                let series = label_series(l.queryable.select(matchers, mint, maxt, hints)?, &l.external_labels);
+                Ok((series, l.queryable.take_warnings().into_iter().map(|w| format!("{}: {w}", l.name)).collect()))
             },
             |client, src| remote_series(client, src, body.clone()),
         )?;
+        let mut parts = Vec::with_capacity(answers.len());
+        let mut skipped = Vec::new();
+        for (series, warnings) in answers {
+            parts.push(series);
+            skipped.extend(warnings);
+        }
+        self.incomplete(skipped)?;
         let merged = merge_sources(parts);
         if !self.opts.dedup || self.opts.replica_labels.is_empty() {
             return Ok(merged);

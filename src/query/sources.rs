@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::stream;
 
 use super::fanout::{fanout_runtime, local_label_values, LocalSource, RemoteSource};
-use super::storeapi::{self, label_series, LabelsRequest, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES};
+use super::storeapi::{self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES};
 use crate::actors::membership::ClusterService;
 use crate::actors::RunningRoles;
 use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseStream};
@@ -22,6 +22,17 @@ use crate::storage::store::{BucketStore, QueryLimits, SelectOptions};
 /// by the store; a limit breach fails the select.
 pub struct BucketStoreQueryable {
     pub store: Arc<BucketStore>,
+    pub warnings: parking_lot::Mutex<Vec<String>>,
+}
+
+impl BucketStoreQueryable {
+    pub fn new(store: Arc<BucketStore>) -> Self {
+        BucketStoreQueryable { store, warnings: parking_lot::Mutex::new(Vec::new()) }
+    }
+
+    fn warn(&self, warnings: Vec<String>) {
+        self.warnings.lock().extend(warnings);
+    }
 }
 
 /// Per-query bounds at the store, so that no single query can take the node's memory: with 20
@@ -44,18 +55,24 @@ impl Queryable for BucketStoreQueryable {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
         let opts = SelectOptions { labels_only: hints.labels_only, limits: STORE_QUERY_LIMITS, ..SelectOptions::default() };
         let res = block_on(self.store.select(matchers, mint, maxt, &opts))?.map_err(store_error)?;
-        for w in &res.warnings {
-            tracing::warn!(warning = %w, "bucket store select");
-        }
+        self.warn(res.warnings);
         Ok(res.series)
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
-        Ok(block_on(self.store.label_names(matchers, mint, maxt))?.map_err(store_error)?.values)
+        let res = block_on(self.store.label_names(matchers, mint, maxt))?.map_err(store_error)?;
+        self.warn(res.warnings);
+        Ok(res.values)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
-        Ok(block_on(self.store.label_values(name, matchers, mint, maxt))?.map_err(store_error)?.values)
+        let res = block_on(self.store.label_values(name, matchers, mint, maxt))?.map_err(store_error)?;
+        self.warn(res.warnings);
+        Ok(res.values)
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock())
     }
 }
 
@@ -76,7 +93,7 @@ impl SourceSet {
             out.push(LocalSource { name: "local tsdb".to_string(), queryable: q, external_labels: self.external_labels.clone() });
         }
         if self.running.contains(Role::StoreShard) {
-            let q: Arc<dyn Queryable> = Arc::new(BucketStoreQueryable { store: self.store.clone() });
+            let q: Arc<dyn Queryable> = Arc::new(BucketStoreQueryable::new(self.store.clone()));
             // Bucket blocks carry their own external labels (meta.json's thanos.labels).
             out.push(LocalSource { name: "bucket store".to_string(), queryable: q, external_labels: Labels::empty() });
         }
@@ -106,23 +123,31 @@ impl SourceSet {
                 let r: SeriesRequest = storeapi::decode(&req.body).map_err(bad)?;
                 let matchers = storeapi::to_matchers(&r.matchers).map_err(bad)?;
                 let hints = SelectHints { labels_only: r.labels_only, limit: r.limit, func: None };
-                let series = tokio::task::spawn_blocking(move || {
+                let (series, warnings) = tokio::task::spawn_blocking(move || {
                     let mut parts = Vec::new();
+                    let mut warnings = Vec::new();
                     for s in &sources {
                         if storeapi::store_matches(&s.external_labels, &matchers) {
                             let got = s.queryable.select(&matchers, r.min_time, r.max_time, &hints).map_err(|e| e.to_string())?;
                             parts.push(label_series(got, &s.external_labels));
+                            warnings.extend(s.queryable.take_warnings());
                         }
                     }
-                    Ok::<_, String>(super::dedup::merge_sources(parts))
+                    Ok::<_, String>((super::dedup::merge_sources(parts), warnings))
                 })
                 .await
                 .map_err(|e| internal(e.to_string()))?
                 .map_err(internal)?;
                 let mut frames = Vec::new();
-                for batch in series.chunks(BATCH_SERIES) {
-                    let wire: Vec<(&Labels, &Vec<crate::storage::model::EncodedChunk>)> = batch.iter().map(|s| (&s.labels, &s.chunks)).collect();
-                    frames.push(storeapi::encode(&wire).map_err(|e| internal(e.to_string())));
+                for (i, batch) in series.chunks(BATCH_SERIES).enumerate() {
+                    let frame = SeriesFrame {
+                        series: batch.iter().map(|s| (s.labels.clone(), s.chunks.clone())).collect(),
+                        warnings: if i == 0 { warnings.clone() } else { Vec::new() },
+                    };
+                    frames.push(storeapi::encode(&frame).map_err(|e| internal(e.to_string())));
+                }
+                if series.is_empty() && !warnings.is_empty() {
+                    frames.push(storeapi::encode(&SeriesFrame { series: Vec::new(), warnings }).map_err(|e| internal(e.to_string())));
                 }
                 Ok(Box::pin(stream::iter(frames)))
             }

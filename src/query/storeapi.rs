@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::model::{Labels, MatchOp, Matcher, ModelError, Series};
+use crate::storage::model::{EncodedChunk, Labels, MatchOp, Matcher, ModelError, Series};
 
 /// Role names a request is addressed to on the transport.
 pub const STORE_TARGET: &str = "store";
@@ -73,6 +73,14 @@ pub struct LabelsRequest {
     pub max_time: i64,
 }
 
+/// One streamed batch of a series answer, with the source's warnings (blocks it had to skip)
+/// in the first frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesFrame {
+    pub series: Vec<(Labels, Vec<EncodedChunk>)>,
+    pub warnings: Vec<String>,
+}
+
 /// What a source says about itself, for store matching.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoreInfo {
@@ -132,7 +140,6 @@ pub type InfoCache = BTreeMap<String, StoreInfo>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::model::EncodedChunk;
 
     #[test]
     fn requests_and_series_round_trip_through_bincode() {

@@ -315,4 +315,10 @@ pub trait Queryable: Send + Sync {
 
     /// Sorted, unique values of `name` among the series that match.
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>>;
+
+    /// Problems that did not fail a call but left its answer incomplete (a corrupt block that
+    /// was skipped, say), collected since the last call. Sources without such cases have none.
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
