@@ -268,10 +268,13 @@ impl IndexReader {
     }
 }
 
+/// A decoded series body: (label name ref, label value ref) pairs and chunk metas.
+pub type SeriesBody = (Vec<(u32, u32)>, Vec<ChunkMeta>);
+
 /// Decodes the body of a series entry (after its length, before its checksum): the label
 /// symbol references and the chunk metas, whose times and references are delta-encoded.
 /// `body_off` is the body's absolute offset in `file`, for error messages.
-pub fn decode_series_body(body: &[u8], body_off: u64, file: &str) -> Result<(Vec<(u32, u32)>, Vec<ChunkMeta>)> {
+pub fn decode_series_body(body: &[u8], body_off: u64, file: &str) -> Result<SeriesBody> {
     let mut b = Dec::new(body, body_off, file);
     let nlabels = b.uvarint("label count")? as usize;
     let mut refs = Vec::with_capacity(nlabels.min(body.len()));
