@@ -26,9 +26,19 @@ fn body(series: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let yaml = "scrape_configs:\n  - job_name: bench\n    static_configs: [{targets: ['h:1']}]\n";
-    let cfg = Config::from_yaml_str(yaml, "bench.yml").expect("config").scrape_configs[0].clone();
+    let cfg = Config::from_yaml_str(yaml, "bench.yml")
+        .expect("config")
+        .scrape_configs[0]
+        .clone();
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::open(dir.path(), DbOptions { wal_fsync: false, ..DbOptions::default() }).expect("db");
+    let db = Db::open(
+        dir.path(),
+        DbOptions {
+            wal_fsync: false,
+            ..DbOptions::default()
+        },
+    )
+    .expect("db");
     let target = Labels::from_pairs([("job", "bench"), ("instance", "h:1")]);
     let body = body(1000);
     let mut cache = ScrapeCache::default();
@@ -38,9 +48,14 @@ fn bench(c: &mut Criterion) {
     group.bench_function("1k_series_steady", |b| {
         b.iter(|| {
             t += 1000;
-            let ctx = AppendCtx { cfg: &cfg, target_labels: &target };
+            let ctx = AppendCtx {
+                cfg: &cfg,
+                target_labels: &target,
+            };
             let mut app = db.appender();
-            let stats = cache.append(&mut app, &ctx, body.as_bytes(), Format::PrometheusText, t).expect("append");
+            let stats = cache
+                .append(&mut app, &ctx, body.as_bytes(), Format::PrometheusText, t)
+                .expect("append");
             app.commit().expect("commit");
             stats
         })

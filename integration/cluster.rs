@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{free_port, require_binary, start_node, wait_until, ChildGuard, TestNode, ADMIN_TOKEN};
+use crate::support::{
+    free_port, require_binary, start_node, wait_until, ChildGuard, TestNode, ADMIN_TOKEN,
+};
 
 struct ClusterNode {
     id: String,
@@ -19,10 +21,21 @@ struct ClusterNode {
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("free udp port")
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
 }
 
-fn write_config(dir: &Path, id: &str, web: u16, gossip: u16, rpc: u16, seeds: &[u16], roles: &[&str]) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    id: &str,
+    web: u16,
+    gossip: u16,
+    rpc: u16,
+    seeds: &[u16],
+    roles: &[&str],
+) -> std::path::PathBuf {
     let token = dir.join("admin-token");
     std::fs::write(&token, ADMIN_TOKEN).expect("token");
     let join: Vec<String> = seeds.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
@@ -49,44 +62,85 @@ fn spawn(config: &Path) -> ChildGuard {
         .stderr(Stdio::null())
         .spawn()
         .expect("start strata node");
-    ChildGuard { child, name: "strata" }
+    ChildGuard {
+        child,
+        name: "strata",
+    }
 }
 
 async fn admin_get(port: u16, path: &str) -> Option<Value> {
-    let resp = TestNode::client().get(format!("http://127.0.0.1:{port}{path}")).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+    let resp = TestNode::client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?;
     resp.json().await.ok()
 }
 
 fn live_members(v: &Value) -> Vec<String> {
     let mut ids: Vec<String> = v["data"]["members"]
         .as_array()
-        .map(|a| a.iter().filter(|m| m["state"] != "down").filter_map(|m| m["id"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter(|m| m["state"] != "down")
+                .filter_map(|m| m["id"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     ids.sort();
     ids
 }
 
 fn role_running(v: &Value, role: &str) -> bool {
-    v["data"]["roles"].as_array().is_some_and(|a| a.iter().any(|r| r["role"] == role && r["state"] == "running"))
+    v["data"]["roles"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|r| r["role"] == role && r["state"] == "running")
+    })
 }
 
 fn start_haproxy(dir: &Path, ports: &[u16]) -> (ChildGuard, u16) {
     let bin = require_binary("haproxy");
     let front = free_port();
-    let servers: String = ports.iter().enumerate().map(|(i, p)| format!("    server n{} 127.0.0.1:{p} check\n", i + 1)).collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("    server n{} 127.0.0.1:{p} check\n", i + 1))
+        .collect();
     let cfg = format!(
         "global\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    retries 2\n    option redispatch\nfrontend f\n    bind 127.0.0.1:{front}\n    default_backend b\nbackend b\n    balance roundrobin\n    option httpchk GET /-/ready\n    http-check expect status 200\n    default-server inter 300ms fall 2 rise 1\n{servers}"
     );
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("haproxy.cfg");
-    let child = Command::new(bin).arg("-db").arg("-f").arg(&path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("haproxy");
-    (ChildGuard { child, name: "haproxy" }, front)
+    let child = Command::new(bin)
+        .arg("-db")
+        .arg("-f")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    (
+        ChildGuard {
+            child,
+            name: "haproxy",
+        },
+        front,
+    )
 }
 
 async fn query_ok(base: &str) -> bool {
-    let resp = TestNode::client().post(format!("{base}/api/v1/query")).form(&[("query", "1+1")]).send().await;
+    let resp = TestNode::client()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", "1+1")])
+        .send()
+        .await;
     match resp {
-        Ok(r) if r.status().is_success() => r.json::<Value>().await.is_ok_and(|v| v["data"]["result"][1] == "2"),
+        Ok(r) if r.status().is_success() => r
+            .json::<Value>()
+            .await
+            .is_ok_and(|v| v["data"]["result"][1] == "2"),
         _ => false,
     }
 }
@@ -106,13 +160,23 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
             &["query_planner", "scraper_shipper"]
         };
         let config = write_config(dir.path(), &id, web, gossip[i], rpc, &seeds, roles);
-        nodes.push(ClusterNode { id, web, guard: Some(spawn(&config)) });
+        nodes.push(ClusterNode {
+            id,
+            web,
+            guard: Some(spawn(&config)),
+        });
     }
     for n in &nodes {
         let url = format!("http://127.0.0.1:{}/-/ready", n.web);
         let ready = wait_until(Duration::from_secs(30), || {
             let u = url.clone();
-            async move { TestNode::client().get(&u).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
+            async move {
+                TestNode::client()
+                    .get(&u)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 200)
+            }
         })
         .await;
         assert!(ready, "{} never became ready", n.id);
@@ -122,21 +186,35 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
     let started = Instant::now();
     for n in &nodes {
         let ok = wait_until(Duration::from_secs(20), || async {
-            admin_get(n.web, "/api/v1/admin/cluster").await.is_some_and(|v| live_members(&v) == vec!["n1", "n2", "n3"])
+            admin_get(n.web, "/api/v1/admin/cluster")
+                .await
+                .is_some_and(|v| live_members(&v) == vec!["n1", "n2", "n3"])
         })
         .await;
-        assert!(ok, "{} did not see all members: {:?}", n.id, admin_get(n.web, "/api/v1/admin/cluster").await);
+        assert!(
+            ok,
+            "{} did not see all members: {:?}",
+            n.id,
+            admin_get(n.web, "/api/v1/admin/cluster").await
+        );
     }
     println!("membership converged in {:?}", started.elapsed());
 
-    let (_haproxy, front) = start_haproxy(dir.path(), &nodes.iter().map(|n| n.web).collect::<Vec<_>>());
+    let (_haproxy, front) =
+        start_haproxy(dir.path(), &nodes.iter().map(|n| n.web).collect::<Vec<_>>());
     let lb = format!("http://127.0.0.1:{front}");
-    assert!(wait_until(Duration::from_secs(15), || query_ok(&lb)).await, "queries through haproxy never worked");
+    assert!(
+        wait_until(Duration::from_secs(15), || query_ok(&lb)).await,
+        "queries through haproxy never worked"
+    );
 
     // Move the compactor from n1 to n2 through haproxy (whichever node answers).
     let client = TestNode::client();
     let moved = Instant::now();
-    for (node, roles) in [("n1", vec!["query_planner", "scraper_shipper"]), ("n2", vec!["query_planner", "scraper_shipper", "compactor"])] {
+    for (node, roles) in [
+        ("n1", vec!["query_planner", "scraper_shipper"]),
+        ("n2", vec!["query_planner", "scraper_shipper", "compactor"]),
+    ] {
         let resp = client
             .put(format!("{lb}/api/v1/admin/nodes/{node}/roles"))
             .bearer_auth(ADMIN_TOKEN)
@@ -147,25 +225,40 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
         assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
     }
     let stopped = wait_until(Duration::from_secs(15), || async {
-        admin_get(nodes[0].web, "/api/v1/admin/roles").await.is_some_and(|v| !role_running(&v, "compactor"))
+        admin_get(nodes[0].web, "/api/v1/admin/roles")
+            .await
+            .is_some_and(|v| !role_running(&v, "compactor"))
     })
     .await;
     assert!(stopped, "compactor still runs on n1");
     let started_n2 = wait_until(Duration::from_secs(15), || async {
-        admin_get(nodes[1].web, "/api/v1/admin/roles").await.is_some_and(|v| role_running(&v, "compactor"))
+        admin_get(nodes[1].web, "/api/v1/admin/roles")
+            .await
+            .is_some_and(|v| role_running(&v, "compactor"))
     })
     .await;
     assert!(started_n2, "compactor did not start on n2");
     println!("role move converged in {:?}", moved.elapsed());
-    let unauth = client.put(format!("{lb}/api/v1/admin/nodes/n1/roles")).json(&serde_json::json!({"roles": []})).send().await.unwrap();
+    let unauth = client
+        .put(format!("{lb}/api/v1/admin/nodes/n1/roles"))
+        .json(&serde_json::json!({"roles": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauth.status().as_u16(), 401);
     for _ in 0..10 {
-        assert!(query_ok(&lb).await, "a query through haproxy failed while roles moved");
+        assert!(
+            query_ok(&lb).await,
+            "a query through haproxy failed while roles moved"
+        );
     }
 
     // A node without the query_planner role forwards queries and says who served them.
     let resp = client
-        .put(format!("http://127.0.0.1:{}/api/v1/admin/nodes/n3/roles", nodes[2].web))
+        .put(format!(
+            "http://127.0.0.1:{}/api/v1/admin/nodes/n3/roles",
+            nodes[2].web
+        ))
         .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({"roles": ["scraper_shipper"]}))
         .send()
@@ -174,8 +267,20 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
     assert_eq!(resp.status().as_u16(), 200);
     let n3 = format!("http://127.0.0.1:{}", nodes[2].web);
     let forwarded = wait_until(Duration::from_secs(15), || async {
-        let Ok(r) = client.post(format!("{n3}/api/v1/query")).form(&[("query", "1+1")]).send().await else { return false };
-        let by = r.headers().get("X-Strata-Served-By").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let Ok(r) = client
+            .post(format!("{n3}/api/v1/query"))
+            .form(&[("query", "1+1")])
+            .send()
+            .await
+        else {
+            return false;
+        };
+        let by = r
+            .headers()
+            .get("X-Strata-Served-By")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         r.status().is_success() && (by == "n1" || by == "n2")
     })
     .await;
@@ -189,16 +294,27 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
         let _ = g.child.wait();
     }
     let seen_down = wait_until(Duration::from_secs(15), || async {
-        admin_get(nodes[0].web, "/api/v1/admin/cluster").await.is_some_and(|v| !live_members(&v).contains(&"n2".to_string()))
+        admin_get(nodes[0].web, "/api/v1/admin/cluster")
+            .await
+            .is_some_and(|v| !live_members(&v).contains(&"n2".to_string()))
     })
     .await;
     assert!(seen_down, "n1 never saw n2 down");
     println!("dead node detected after {:?}", killed.elapsed());
-    assert!(wait_until(Duration::from_secs(10), || query_ok(&lb)).await, "queries through haproxy did not recover within 10 s");
-    println!("queries through haproxy ok {:?} after the kill", killed.elapsed());
+    assert!(
+        wait_until(Duration::from_secs(10), || query_ok(&lb)).await,
+        "queries through haproxy did not recover within 10 s"
+    );
+    println!(
+        "queries through haproxy ok {:?} after the kill",
+        killed.elapsed()
+    );
     let reowned = wait_until(Duration::from_secs(30), || async {
         for n in [&nodes[0], &nodes[2]] {
-            if admin_get(n.web, "/api/v1/admin/roles").await.is_some_and(|v| role_running(&v, "compactor")) {
+            if admin_get(n.web, "/api/v1/admin/roles")
+                .await
+                .is_some_and(|v| role_running(&v, "compactor"))
+            {
                 return true;
             }
         }
@@ -210,35 +326,66 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
     let lease_moved = wait_until(Duration::from_secs(40), || async {
         admin_get(nodes[0].web, "/api/v1/admin/cluster")
             .await
-            .and_then(|v| v["data"]["singletons"]["compactor"]["lease"]["holder"].as_str().map(String::from))
+            .and_then(|v| {
+                v["data"]["singletons"]["compactor"]["lease"]["holder"]
+                    .as_str()
+                    .map(String::from)
+            })
             .is_some_and(|h| h == "n1" || h == "n3")
     })
     .await;
-    assert!(lease_moved, "the compactor lease never moved off the dead node");
-    println!("compactor lease taken over {:?} after the kill", killed.elapsed());
+    assert!(
+        lease_moved,
+        "the compactor lease never moved off the dead node"
+    );
+    println!(
+        "compactor lease taken over {:?} after the kill",
+        killed.elapsed()
+    );
     drop(nodes);
 }
 
 #[actix_rt::test]
 async fn a_gossip_partition_never_gives_two_active_compactors() {
     let bucket = tempfile::tempdir().unwrap();
-    let extra = format!("bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", bucket.path().display());
+    let extra = format!(
+        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+        bucket.path().display()
+    );
     let a = start_node(false, &extra).await;
     let seed = a.handle.cluster.handle().local_addr();
     let b = start_node(false, &format!("{extra}cluster:\n  join: [\"{seed}\"]\n")).await;
     // Cut gossip both ways: each side soon believes the other dead.
-    let (a_addr, b_addr) = (a.handle.cluster.handle().local_addr(), b.handle.cluster.handle().local_addr());
-    a.handle.cluster.handle().set_drop_filter(move |peer| peer == b_addr);
-    b.handle.cluster.handle().set_drop_filter(move |peer| peer == a_addr);
+    let (a_addr, b_addr) = (
+        a.handle.cluster.handle().local_addr(),
+        b.handle.cluster.handle().local_addr(),
+    );
+    a.handle
+        .cluster
+        .handle()
+        .set_drop_filter(move |peer| peer == b_addr);
+    b.handle
+        .cluster
+        .handle()
+        .set_drop_filter(move |peer| peer == a_addr);
     let active = |v: &Value| {
-        v["data"]["roles"].as_array().is_some_and(|r| r.iter().any(|x| x["role"] == "compactor" && x["detail"]["active"] == true))
+        v["data"]["roles"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|x| x["role"] == "compactor" && x["detail"]["active"] == true)
+        })
     };
     let deadline = Instant::now() + Duration::from_secs(12);
     let (mut seen_a, mut seen_b) = (false, false);
     while Instant::now() < deadline {
-        let (va, vb) = (a.get_json("/api/v1/admin/roles").await, b.get_json("/api/v1/admin/roles").await);
+        let (va, vb) = (
+            a.get_json("/api/v1/admin/roles").await,
+            b.get_json("/api/v1/admin/roles").await,
+        );
         let (x, y) = (active(&va), active(&vb));
-        assert!(!(x && y), "both nodes are active compactors at once:\n{va}\n{vb}");
+        assert!(
+            !(x && y),
+            "both nodes are active compactors at once:\n{va}\n{vb}"
+        );
         seen_a |= x;
         seen_b |= y;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -256,7 +403,9 @@ fn random_bytes_to_gossip_and_rpc_ports_are_dropped_and_the_node_stays_up() {
         let gossip = node.handle.cluster.handle().local_addr();
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..200u32 {
-            let junk: Vec<u8> = (0..(i % 1500)).map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8)).collect();
+            let junk: Vec<u8> = (0..(i % 1500))
+                .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i as u8))
+                .collect();
             let _ = sock.send_to(&junk, gossip);
         }
         let rpc = node.handle.cluster.handle().local_meta().rpc_addr;
@@ -275,7 +424,11 @@ fn random_bytes_to_gossip_and_rpc_ports_are_dropped_and_the_node_stays_up() {
         assert_eq!(node.status("/-/healthy").await, 200);
         let v = node.get_json("/api/v1/admin/cluster").await;
         assert_eq!(v["status"], "success");
-        let no_token = TestNode::client().get(format!("{}/api/v1/admin/cluster", node.base)).send().await.unwrap();
+        let no_token = TestNode::client()
+            .get(format!("{}/api/v1/admin/cluster", node.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(no_token.status().as_u16(), 401);
         node.handle.stop().await;
     });

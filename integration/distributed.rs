@@ -23,13 +23,28 @@ fn counter(start: i64, n: i64, skip: Option<(i64, i64)>) -> Vec<(Labels, Vec<(i6
             .filter(|i| skip.is_none_or(|(from, to)| *i < from || *i >= to))
             .map(|i| (start + i * STEP + 2, (i * 10) as f64))
             .collect();
-        out.push((Labels::from_pairs([("__name__", "requests_total"), ("instance", inst), ("job", "api")]), samples));
+        out.push((
+            Labels::from_pairs([
+                ("__name__", "requests_total"),
+                ("instance", inst),
+                ("job", "api"),
+            ]),
+            samples,
+        ));
     }
     out
 }
 
 async fn query(base: &str, params: &[(&str, String)]) -> Value {
-    TestNode::client().post(format!("{base}/api/v1/query_range")).form(params).send().await.expect("query").json().await.expect("json")
+    TestNode::client()
+        .post(format!("{base}/api/v1/query_range"))
+        .form(params)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn series_count(v: &Value) -> usize {
@@ -48,11 +63,19 @@ async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
     let start = (now_ms() - 30 * 60_000) / 60_000 * 60_000;
     let n = 100;
     push(&a.base, remote_write::encode(&counter(start, n, None))).await;
-    push(&b.base, remote_write::encode(&counter(start, n, Some((30, 60))))).await;
+    push(
+        &b.base,
+        remote_write::encode(&counter(start, n, Some((30, 60)))),
+    )
+    .await;
     push(&single.base, remote_write::encode(&counter(start, n, None))).await;
 
     let converged = wait_until(Duration::from_secs(15), || async {
-        q.handle.cluster.live_peers_with_role(strata::config::Role::ScraperShipper).len() == 2
+        q.handle
+            .cluster
+            .live_peers_with_role(strata::config::Role::ScraperShipper)
+            .len()
+            == 2
     })
     .await;
     assert!(converged, "the query node never saw both replicas");
@@ -60,26 +83,51 @@ async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
     let range = |query: &str| {
         vec![
             ("query", query.to_string()),
-            ("start", format!("{:.3}", (start + 5 * 60_000 + 7) as f64 / 1000.0)),
-            ("end", format!("{:.3}", (start + 24 * 60_000 + 7) as f64 / 1000.0)),
+            (
+                "start",
+                format!("{:.3}", (start + 5 * 60_000 + 7) as f64 / 1000.0),
+            ),
+            (
+                "end",
+                format!("{:.3}", (start + 24 * 60_000 + 7) as f64 / 1000.0),
+            ),
             ("step", "30".to_string()),
         ]
     };
-    for expr in ["requests_total", "rate(requests_total[2m])", "increase(requests_total[5m])"] {
+    for expr in [
+        "requests_total",
+        "rate(requests_total[2m])",
+        "increase(requests_total[5m])",
+    ] {
         let deduped = query(&q.base, &range(expr)).await;
         let reference = query(&single.base, &range(expr)).await;
         assert_eq!(deduped["status"], "success", "{deduped}");
-        assert_eq!(series_count(&deduped), 2, "{expr}: want one series per target: {deduped}");
-        assert_eq!(deduped["data"]["result"], reference["data"]["result"], "{expr}: dedup differs from a single complete replica");
+        assert_eq!(
+            series_count(&deduped),
+            2,
+            "{expr}: want one series per target: {deduped}"
+        );
+        assert_eq!(
+            deduped["data"]["result"], reference["data"]["result"],
+            "{expr}: dedup differs from a single complete replica"
+        );
     }
 
     let mut raw = range("requests_total");
     raw.push(("dedup", "false".to_string()));
     let both = query(&q.base, &raw).await;
-    assert_eq!(series_count(&both), 4, "dedup=false must show both replicas: {both}");
+    assert_eq!(
+        series_count(&both),
+        4,
+        "dedup=false must show both replicas: {both}"
+    );
     let replicas: std::collections::BTreeSet<String> = both["data"]["result"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s["metric"]["replica"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["metric"]["replica"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(replicas.len(), 2, "{both}");
 
@@ -91,15 +139,32 @@ async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
 #[actix_rt::test]
 async fn a_dead_source_is_a_warning_with_partial_response_and_an_error_without() {
     // A source that never answers: a port nothing listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port");
-    let client = Arc::new(TransportClient::new(TransportConfig { connect_timeout: Duration::from_millis(300), ..TransportConfig::default() }).expect("client"));
-    let remote = vec![RemoteSource { node: "gone".into(), rpc_addr: dead }];
-    let opts = |partial| FanoutOptions { dedup: true, replica_labels: vec!["replica".into()], partial_response: partial, timeout: Duration::from_secs(2) };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let client = Arc::new(
+        TransportClient::new(TransportConfig {
+            connect_timeout: Duration::from_millis(300),
+            ..TransportConfig::default()
+        })
+        .expect("client"),
+    );
+    let remote = vec![RemoteSource {
+        node: "gone".into(),
+        rpc_addr: dead,
+    }];
+    let opts = |partial| FanoutOptions {
+        dedup: true,
+        replica_labels: vec!["replica".into()],
+        partial_response: partial,
+        timeout: Duration::from_secs(2),
+    };
     let matchers = [Matcher::equal("__name__", "up")];
     let result = tokio::task::spawn_blocking({
         let (client, remote) = (client.clone(), remote.clone());
         move || {
-            let partial = ClusterQueryable::new(Vec::new(), remote.clone(), client.clone(), opts(true));
+            let partial =
+                ClusterQueryable::new(Vec::new(), remote.clone(), client.clone(), opts(true));
             let ok = partial.select(&matchers, 0, 1000, &SelectHints::default());
             let warnings = partial.take_warnings();
             let strict = ClusterQueryable::new(Vec::new(), remote, client, opts(false));
@@ -112,5 +177,8 @@ async fn a_dead_source_is_a_warning_with_partial_response_and_an_error_without()
     assert_eq!(result.0.ok(), Some(0));
     assert_eq!(result.1.len(), 1);
     assert!(result.1[0].contains("gone"), "{:?}", result.1);
-    assert!(result.2, "without partial response a dead source must fail the query");
+    assert!(
+        result.2,
+        "without partial response a dead source must fail the query"
+    );
 }

@@ -14,7 +14,13 @@ use crate::scrape_support::BodyServer;
 use crate::shipping_s3::S3Server;
 use crate::support::{now_ms, start_node_with_roles, wait_until, TestNode};
 
-async fn query_range(base: &str, expr: &str, start_ms: i64, end_ms: i64, extra: &[(&str, &str)]) -> Value {
+async fn query_range(
+    base: &str,
+    expr: &str,
+    start_ms: i64,
+    end_ms: i64,
+    extra: &[(&str, &str)],
+) -> Value {
     let mut form: Vec<(String, String)> = vec![
         ("query".into(), expr.into()),
         ("start".into(), format!("{:.3}", start_ms as f64 / 1000.0)),
@@ -22,13 +28,25 @@ async fn query_range(base: &str, expr: &str, start_ms: i64, end_ms: i64, extra: 
         ("step".into(), "1".into()),
     ];
     form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    TestNode::client().post(format!("{base}/api/v1/query_range")).form(&form).send().await.expect("query").json().await.expect("json")
+    TestNode::client()
+        .post(format!("{base}/api/v1/query_range"))
+        .form(&form)
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn points(v: &Value, i: usize) -> Vec<(f64, f64)> {
     v["data"]["result"][i]["values"]
         .as_array()
-        .map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_str()?.parse().ok()?))).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((p[0].as_f64()?, p[1].as_str()?.parse().ok()?)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -46,7 +64,11 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
         tokio::spawn(async move {
             while alive.load(Ordering::Relaxed) {
                 let v = counter.fetch_add(10, Ordering::Relaxed) + 10;
-                server.set("/metrics", "text/plain; version=0.0.4", format!("# TYPE ha_requests_total counter\nha_requests_total {v}\n"));
+                server.set(
+                    "/metrics",
+                    "text/plain; version=0.0.4",
+                    format!("# TYPE ha_requests_total counter\nha_requests_total {v}\n"),
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             drop(server);
@@ -67,7 +89,12 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
         // Let both replicas scrape, cut and ship, then stop one replica for a while.
         let shipped = wait_until(Duration::from_secs(90), || async {
             let v = store.get_json("/api/v1/admin/roles").await;
-            v["data"]["roles"].as_array().and_then(|a| a.iter().find(|r| r["role"] == "store_shard")).and_then(|r| r["detail"]["blocks_serving"].as_u64()).unwrap_or(0) >= 2
+            v["data"]["roles"]
+                .as_array()
+                .and_then(|a| a.iter().find(|r| r["role"] == "store_shard"))
+                .and_then(|r| r["detail"]["blocks_serving"].as_u64())
+                .unwrap_or(0)
+                >= 2
         })
         .await;
         assert!(shipped, "the StoreShard never served shipped blocks");
@@ -78,16 +105,43 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
 
         let deduped = query_range(&q.base, "ha_requests_total", t0 + 3000, t1, &[]).await;
         assert_eq!(deduped["status"], "success", "{deduped}");
-        let n = deduped["data"]["result"].as_array().map(|a| a.len()).unwrap_or(0);
+        let n = deduped["data"]["result"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0);
         assert_eq!(n, 1, "want one deduplicated series: {deduped}");
-        assert!(deduped["data"]["result"][0]["metric"].get("replica").is_none(), "the replica label must be stripped");
+        assert!(
+            deduped["data"]["result"][0]["metric"]
+                .get("replica")
+                .is_none(),
+            "the replica label must be stripped"
+        );
         let pts = points(&deduped, 0);
         let steps = ((t1 - (t0 + 3000)) / 1000) as usize;
-        assert!(pts.len() + 2 >= steps, "gaps in the deduplicated series: {} points for {} steps", pts.len(), steps);
-        assert!(pts.windows(2).all(|w| w[1].1 >= w[0].1), "the deduplicated counter went down");
+        assert!(
+            pts.len() + 2 >= steps,
+            "gaps in the deduplicated series: {} points for {} steps",
+            pts.len(),
+            steps
+        );
+        assert!(
+            pts.windows(2).all(|w| w[1].1 >= w[0].1),
+            "the deduplicated counter went down"
+        );
 
-        let both = query_range(&q.base, "ha_requests_total", t0 + 3000, t1, &[("dedup", "false")]).await;
-        assert_eq!(both["data"]["result"].as_array().map(|a| a.len()), Some(2), "{both}");
+        let both = query_range(
+            &q.base,
+            "ha_requests_total",
+            t0 + 3000,
+            t1,
+            &[("dedup", "false")],
+        )
+        .await;
+        assert_eq!(
+            both["data"]["result"].as_array().map(|a| a.len()),
+            Some(2),
+            "{both}"
+        );
 
         // rate() across the replica switch: the counter grows 100/s, so no step may show a
         // reset artefact (a huge value) or a collapse to zero while data exists.
@@ -95,12 +149,20 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
         let rates = points(&rate, 0);
         assert!(!rates.is_empty(), "{rate}");
         for (t, r) in &rates {
-            assert!(*r > 30.0 && *r < 300.0, "rate {r} at {t} (replica 2 stopped at {}) is an artefact", stopped_at as f64 / 1000.0);
+            assert!(
+                *r > 30.0 && *r < 300.0,
+                "rate {r} at {t} (replica 2 stopped at {}) is an artefact",
+                stopped_at as f64 / 1000.0
+            );
         }
         running.store(false, Ordering::Relaxed);
         for n in [r1, store, q] {
             n.handle.stop().await;
         }
     }
-    assert!(s3.violations().is_empty(), "meta.json uploaded before its block's files: {:?}", s3.violations());
+    assert!(
+        s3.violations().is_empty(),
+        "meta.json uploaded before its block's files: {:?}",
+        s3.violations()
+    );
 }

@@ -9,23 +9,42 @@ use serde_json::Value;
 
 use crate::support::{free_port, metric_value, start_node, wait_until, TestNode, ADMIN_TOKEN};
 
-const ALL_ROLES: [&str; 5] = ["scraper_shipper", "store_shard", "query_planner", "compactor", "rule_evaluator"];
+const ALL_ROLES: [&str; 5] = [
+    "scraper_shipper",
+    "store_shard",
+    "query_planner",
+    "compactor",
+    "rule_evaluator",
+];
 
 fn role_names(v: &Value) -> Vec<String> {
     v["data"]["roles"]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r["role"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["role"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn role_entry<'a>(v: &'a Value, role: &str) -> Option<&'a Value> {
-    v["data"]["roles"].as_array()?.iter().find(|r| r["role"] == role)
+    v["data"]["roles"]
+        .as_array()?
+        .iter()
+        .find(|r| r["role"] == role)
 }
 
 #[actix_rt::test]
 async fn boots_on_port_zero_and_reports_ready_health_build_and_metrics() {
     let node = start_node(false, "").await;
-    assert!(wait_until(Duration::from_secs(10), || async { node.status("/-/ready").await == 200 }).await, "node never became ready");
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            node.status("/-/ready").await == 200
+        })
+        .await,
+        "node never became ready"
+    );
     assert_eq!(node.status("/-/healthy").await, 200);
 
     let build = node.get_json("/api/v1/status/buildinfo").await;
@@ -38,9 +57,16 @@ async fn boots_on_port_zero_and_reports_ready_health_build_and_metrics() {
     assert!(flags["data"].is_object());
 
     let metrics = node.metrics().await;
-    assert!(metrics.contains("strata_build_info{"), "no build info in:\n{metrics}");
+    assert!(
+        metrics.contains("strata_build_info{"),
+        "no build info in:\n{metrics}"
+    );
     for role in ALL_ROLES {
-        assert_eq!(metric_value(&metrics, &format!("strata_role_running{{role=\"{role}\"}}")), Some(1.0), "{role} not running:\n{metrics}");
+        assert_eq!(
+            metric_value(&metrics, &format!("strata_role_running{{role=\"{role}\"}}")),
+            Some(1.0),
+            "{role} not running:\n{metrics}"
+        );
     }
     node.handle.stop().await;
 }
@@ -56,25 +82,70 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorType"], "unauthorized");
-    let resp = client.get(&url).bearer_auth("wrong-token").send().await.unwrap();
+    let resp = client
+        .get(&url)
+        .bearer_auth("wrong-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let resp = client.put(&url).json(&serde_json::json!({"roles": []})).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 401, "PUT without token must be refused");
+    let resp = client
+        .put(&url)
+        .json(&serde_json::json!({"roles": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        401,
+        "PUT without token must be refused"
+    );
 
-    assert!(wait_until(Duration::from_secs(10), || async { role_names(&node.get_json("/api/v1/admin/roles").await).len() == 5 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            role_names(&node.get_json("/api/v1/admin/roles").await).len() == 5
+        })
+        .await
+    );
 
-    let keep: Vec<&str> = ALL_ROLES.iter().copied().filter(|r| *r != "compactor").collect();
-    let resp = client.put(&url).bearer_auth(ADMIN_TOKEN).json(&serde_json::json!({ "roles": keep })).send().await.unwrap();
+    let keep: Vec<&str> = ALL_ROLES
+        .iter()
+        .copied()
+        .filter(|r| *r != "compactor")
+        .collect();
+    let resp = client
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "roles": keep }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
     assert!(
-        wait_until(Duration::from_secs(10), || async { !role_names(&node.get_json("/api/v1/admin/roles").await).contains(&"compactor".to_string()) }).await,
+        wait_until(Duration::from_secs(10), || async {
+            !role_names(&node.get_json("/api/v1/admin/roles").await)
+                .contains(&"compactor".to_string())
+        })
+        .await,
         "compactor still observed after removal"
     );
     let metrics = node.metrics().await;
-    assert_eq!(metric_value(&metrics, "strata_role_running{role=\"compactor\"}"), Some(0.0));
-    assert_eq!(metric_value(&metrics, "strata_role_running{role=\"store_shard\"}"), Some(1.0));
+    assert_eq!(
+        metric_value(&metrics, "strata_role_running{role=\"compactor\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, "strata_role_running{role=\"store_shard\"}"),
+        Some(1.0)
+    );
 
-    let resp = client.put(&url).bearer_auth(ADMIN_TOKEN).json(&serde_json::json!({ "roles": ALL_ROLES })).send().await.unwrap();
+    let resp = client
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "roles": ALL_ROLES }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert!(
         wait_until(Duration::from_secs(10), || async {
@@ -83,28 +154,51 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
         })
         .await
     );
-    assert_eq!(metric_value(&node.metrics().await, "strata_role_running{role=\"compactor\"}"), Some(1.0));
+    assert_eq!(
+        metric_value(
+            &node.metrics().await,
+            "strata_role_running{role=\"compactor\"}"
+        ),
+        Some(1.0)
+    );
 
     // Unknown role names and bad bodies are refused with bad_data, and change nothing.
-    let resp = client.put(&url).bearer_auth(ADMIN_TOKEN).json(&serde_json::json!({"roles": ["compactor", "oracle"]})).send().await.unwrap();
+    let resp = client
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"roles": ["compactor", "oracle"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["errorType"], "bad_data");
     assert!(body["error"].as_str().unwrap_or("").contains("oracle"));
-    assert_eq!(role_names(&node.get_json("/api/v1/admin/roles").await).len(), 5);
+    assert_eq!(
+        role_names(&node.get_json("/api/v1/admin/roles").await).len(),
+        5
+    );
     node.handle.stop().await;
 }
 
 #[actix_rt::test]
 async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
     let node = start_node(false, "").await;
-    assert!(wait_until(Duration::from_secs(10), || async { node.status("/-/ready").await == 200 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            node.status("/-/ready").await == 200
+        })
+        .await
+    );
     let before = node.get_json("/api/v1/admin/roles").await;
     let planner_started = role_entry(&before, "query_planner").map(|r| r["started_at"].clone());
 
     let client = TestNode::client();
     let resp = client
-        .post(format!("{}/api/v1/admin/roles/store_shard/fault", node.base))
+        .post(format!(
+            "{}/api/v1/admin/roles/store_shard/fault",
+            node.base
+        ))
         .json(&serde_json::json!({"kind": "panic"}))
         .send()
         .await
@@ -113,19 +207,42 @@ async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
     assert!(
         wait_until(Duration::from_secs(15), || async {
             let v = node.get_json("/api/v1/admin/roles").await;
-            role_entry(&v, "store_shard").is_some_and(|r| r["restarts"] == 1 && r["state"] == "running")
+            role_entry(&v, "store_shard")
+                .is_some_and(|r| r["restarts"] == 1 && r["state"] == "running")
         })
         .await,
         "store_shard was not restarted after a panic"
     );
     let after = node.get_json("/api/v1/admin/roles").await;
-    let shard = role_entry(&after, "store_shard").cloned().unwrap_or_default();
-    assert!(shard["last_error"].as_str().unwrap_or("").contains("panic"), "{shard}");
-    assert_eq!(role_entry(&after, "query_planner").map(|r| r["started_at"].clone()), planner_started, "other roles must not restart");
-    assert_eq!(role_entry(&after, "query_planner").map(|r| r["restarts"].clone()), Some(Value::from(0)));
+    let shard = role_entry(&after, "store_shard")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        shard["last_error"].as_str().unwrap_or("").contains("panic"),
+        "{shard}"
+    );
+    assert_eq!(
+        role_entry(&after, "query_planner").map(|r| r["started_at"].clone()),
+        planner_started,
+        "other roles must not restart"
+    );
+    assert_eq!(
+        role_entry(&after, "query_planner").map(|r| r["restarts"].clone()),
+        Some(Value::from(0))
+    );
     let metrics = node.metrics().await;
-    assert_eq!(metric_value(&metrics, "strata_role_restarts_total{role=\"store_shard\"}"), Some(1.0), "{metrics}");
-    assert_eq!(metric_value(&metrics, "strata_role_restarts_total{role=\"query_planner\"}"), Some(0.0));
+    assert_eq!(
+        metric_value(&metrics, "strata_role_restarts_total{role=\"store_shard\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "strata_role_restarts_total{role=\"query_planner\"}"
+        ),
+        Some(0.0)
+    );
     assert_eq!(node.status("/-/healthy").await, 200);
 
     let resp = client
@@ -138,13 +255,24 @@ async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
     assert!(
         wait_until(Duration::from_secs(15), || async {
             let v = node.get_json("/api/v1/admin/roles").await;
-            role_entry(&v, "compactor")
-                .is_some_and(|r| r["restarts"] == 1 && r["state"] == "running" && r["last_error"].as_str().unwrap_or("").contains("disk on fire"))
+            role_entry(&v, "compactor").is_some_and(|r| {
+                r["restarts"] == 1
+                    && r["state"] == "running"
+                    && r["last_error"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("disk on fire")
+            })
         })
         .await,
         "compactor was not restarted after a handler error"
     );
-    assert!(wait_until(Duration::from_secs(10), || async { node.status("/-/ready").await == 200 }).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            node.status("/-/ready").await == 200
+        })
+        .await
+    );
     node.handle.stop().await;
 }
 
@@ -157,24 +285,77 @@ fn bad_configs_are_refused_by_name_with_nothing_started() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let cases = [
-        ("unknown key", format!("node:\n  data_dir: {}\n  colour: blue\n", data.display()), "colour"),
-        ("wrong type", format!("node:\n  data_dir: {}\nglobal:\n  scrape_interval: [1, 2]\n", data.display()), "scrape_interval"),
-        ("invalid address", format!("node:\n  data_dir: {}\n  web_listen: not-an-address\n", data.display()), "web_listen"),
-        ("unsupported section", format!("node:\n  data_dir: {}\nremote_write:\n  - url: http://x\n", data.display()), "remote_write"),
+        (
+            "unknown key",
+            format!("node:\n  data_dir: {}\n  colour: blue\n", data.display()),
+            "colour",
+        ),
+        (
+            "wrong type",
+            format!(
+                "node:\n  data_dir: {}\nglobal:\n  scrape_interval: [1, 2]\n",
+                data.display()
+            ),
+            "scrape_interval",
+        ),
+        (
+            "invalid address",
+            format!(
+                "node:\n  data_dir: {}\n  web_listen: not-an-address\n",
+                data.display()
+            ),
+            "web_listen",
+        ),
+        (
+            "unsupported section",
+            format!(
+                "node:\n  data_dir: {}\nremote_write:\n  - url: http://x\n",
+                data.display()
+            ),
+            "remote_write",
+        ),
     ];
     for (what, yaml, key) in cases {
         let file = dir.path().join("bad.yml");
         std::fs::write(&file, yaml).unwrap();
-        let out = Command::new(strata_bin()).args(["node", "--config"]).arg(&file).stdin(Stdio::null()).output().unwrap();
+        let out = Command::new(strata_bin())
+            .args(["node", "--config"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{what}: node started with a bad config");
-        assert!(stderr.contains(key), "{what}: error does not name {key}:\n{stderr}");
-        assert!(!data.exists(), "{what}: the node created its data dir before refusing the config");
+        assert!(
+            !out.status.success(),
+            "{what}: node started with a bad config"
+        );
+        assert!(
+            stderr.contains(key),
+            "{what}: error does not name {key}:\n{stderr}"
+        );
+        assert!(
+            !data.exists(),
+            "{what}: the node created its data dir before refusing the config"
+        );
 
-        let out = Command::new(strata_bin()).args(["check", "config"]).arg(&file).output().unwrap();
-        assert!(!out.status.success(), "{what}: check config accepted a bad config");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains(key), "{what}: check config does not name {key}:\n{text}");
+        let out = Command::new(strata_bin())
+            .args(["check", "config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{what}: check config accepted a bad config"
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(key),
+            "{what}: check config does not name {key}:\n{text}"
+        );
     }
 }
 
@@ -193,7 +374,13 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
     let url = format!("http://127.0.0.1:{port}/-/ready");
     let ready = wait_until(Duration::from_secs(20), || {
         let url = url.clone();
-        async move { TestNode::client().get(&url).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
+        async move {
+            TestNode::client()
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        }
     })
     .await;
     // SAFETY: plain kill(2) on our own child's pid.
@@ -207,8 +394,14 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
         let _ = e.read_to_string(&mut stderr);
     }
     assert!(ready, "default node never became ready:\n{stderr}");
-    assert!(status.success(), "node did not exit cleanly on SIGTERM: {status:?}\n{stderr}");
-    assert!(dir.path().join("data").exists(), "the embedded default keeps its data under ./data");
+    assert!(
+        status.success(),
+        "node did not exit cleanly on SIGTERM: {status:?}\n{stderr}"
+    );
+    assert!(
+        dir.path().join("data").exists(),
+        "the embedded default keeps its data under ./data"
+    );
 }
 
 #[actix_rt::test]
@@ -217,14 +410,22 @@ async fn a_node_restarted_in_process_keeps_every_acknowledged_sample() {
     use strata::storage::model::Labels;
     let data = tempfile::tempdir().unwrap();
     let now = crate::support::now_ms();
-    let series = vec![(Labels::from_pairs([("__name__", "kept_total"), ("job", "x")]), (0..50).map(|i| (now - 60_000 + i * 1000, i as f64)).collect::<Vec<_>>())];
+    let series = vec![(
+        Labels::from_pairs([("__name__", "kept_total"), ("job", "x")]),
+        (0..50)
+            .map(|i| (now - 60_000 + i * 1000, i as f64))
+            .collect::<Vec<_>>(),
+    )];
     let node = crate::support::start_node_in(data.path(), "").await;
     crate::support::remote_write(&node.base, remote_write::encode(&series)).await;
     node.handle.stop().await;
     let again = crate::support::start_node_in(data.path(), "").await;
     let v: Value = TestNode::client()
         .post(format!("{}/api/v1/query", again.base))
-        .form(&[("query", "count_over_time(kept_total[2m])".to_string()), ("time", format!("{:.3}", now as f64 / 1000.0))])
+        .form(&[
+            ("query", "count_over_time(kept_total[2m])".to_string()),
+            ("time", format!("{:.3}", now as f64 / 1000.0)),
+        ])
         .send()
         .await
         .unwrap()

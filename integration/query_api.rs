@@ -12,7 +12,9 @@ use serde_json::Value;
 use strata::http::remote_write;
 use strata::storage::model::Labels;
 
-use crate::support::{remote_write as push, require_binary, start_node, start_prometheus, TestNode};
+use crate::support::{
+    remote_write as push, require_binary, start_node, start_prometheus, TestNode,
+};
 
 const STEP_MS: i64 = 15_000;
 const POINTS: i64 = 160; // 40 minutes
@@ -48,12 +50,26 @@ fn dataset(end_ms: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
                     samples.push((ts(i, next()), v));
                 }
                 out.push((
-                    Labels::from_pairs([("__name__", "http_requests_total"), ("job", job), ("instance", instance.as_str()), ("code", code)]),
+                    Labels::from_pairs([
+                        ("__name__", "http_requests_total"),
+                        ("job", job),
+                        ("instance", instance.as_str()),
+                        ("code", code),
+                    ]),
                     samples,
                 ));
             }
-            let samples: Vec<(i64, f64)> = (0..POINTS).map(|i| (ts(i, next()), (next() % 1_000_000) as f64 / 1e6)).collect();
-            out.push((Labels::from_pairs([("__name__", "cpu_usage"), ("job", job), ("instance", instance.as_str())]), samples));
+            let samples: Vec<(i64, f64)> = (0..POINTS)
+                .map(|i| (ts(i, next()), (next() % 1_000_000) as f64 / 1e6))
+                .collect();
+            out.push((
+                Labels::from_pairs([
+                    ("__name__", "cpu_usage"),
+                    ("job", job),
+                    ("instance", instance.as_str()),
+                ]),
+                samples,
+            ));
         }
         let mut counts = [0.0f64; 4];
         let mut bucket_series: Vec<Vec<(i64, f64)>> = vec![Vec::new(); 4];
@@ -68,7 +84,11 @@ fn dataset(end_ms: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         }
         for (b, le) in ["0.1", "0.5", "1", "+Inf"].iter().enumerate() {
             out.push((
-                Labels::from_pairs([("__name__", "request_duration_seconds_bucket"), ("job", job), ("le", le)]),
+                Labels::from_pairs([
+                    ("__name__", "request_duration_seconds_bucket"),
+                    ("job", job),
+                    ("le", le),
+                ]),
                 bucket_series[b].clone(),
             ));
         }
@@ -141,7 +161,9 @@ fn close(a: &str, b: &str) -> bool {
 /// `result` of an API answer keyed by its metric labels; values as strings.
 fn keyed(data: &Value) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out = BTreeMap::new();
-    let Some(result) = data["result"].as_array() else { return out };
+    let Some(result) = data["result"].as_array() else {
+        return out;
+    };
     for r in result {
         let key = r["metric"].to_string();
         let mut points = Vec::new();
@@ -149,7 +171,10 @@ fn keyed(data: &Value) -> BTreeMap<String, Vec<(String, String)>> {
             points.push((v[0].to_string(), v[1].as_str().unwrap_or("").to_string()));
         }
         if let Some(vs) = r["values"].as_array() {
-            points.extend(vs.iter().map(|v| (v[0].to_string(), v[1].as_str().unwrap_or("").to_string())));
+            points.extend(
+                vs.iter()
+                    .map(|v| (v[0].to_string(), v[1].as_str().unwrap_or("").to_string())),
+            );
         }
         out.insert(key, points);
     }
@@ -158,32 +183,61 @@ fn keyed(data: &Value) -> BTreeMap<String, Vec<(String, String)>> {
 
 fn compare(what: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
     if ours["status"] != theirs["status"] {
-        return Err(format!("{what}: status differs: strata {ours} prometheus {theirs}"));
+        return Err(format!(
+            "{what}: status differs: strata {ours} prometheus {theirs}"
+        ));
     }
     if theirs["status"] != "success" {
         return Ok(());
     }
     let (a, b) = (&ours["data"], &theirs["data"]);
     if a["resultType"] != b["resultType"] {
-        return Err(format!("{what}: resultType {} vs {}", a["resultType"], b["resultType"]));
+        return Err(format!(
+            "{what}: resultType {} vs {}",
+            a["resultType"], b["resultType"]
+        ));
     }
     if a["resultType"] == "scalar" || a["resultType"] == "string" {
-        let ok = a["result"][0] == b["result"][0] && close(a["result"][1].as_str().unwrap_or(""), b["result"][1].as_str().unwrap_or(""));
-        return if ok { Ok(()) } else { Err(format!("{what}: {} vs {}", a["result"], b["result"])) };
+        let ok = a["result"][0] == b["result"][0]
+            && close(
+                a["result"][1].as_str().unwrap_or(""),
+                b["result"][1].as_str().unwrap_or(""),
+            );
+        return if ok {
+            Ok(())
+        } else {
+            Err(format!("{what}: {} vs {}", a["result"], b["result"]))
+        };
     }
     let (ka, kb) = (keyed(a), keyed(b));
     if ka.keys().collect::<Vec<_>>() != kb.keys().collect::<Vec<_>>() {
-        return Err(format!("{what}: series differ:\nstrata:     {:?}\nprometheus: {:?}", ka.keys(), kb.keys()));
+        return Err(format!(
+            "{what}: series differ:\nstrata:     {:?}\nprometheus: {:?}",
+            ka.keys(),
+            kb.keys()
+        ));
     }
     for (k, pa) in &ka {
         let pb = &kb[k];
-        let same = pa.len() == pb.len() && pa.iter().zip(pb).all(|(x, y)| x.0 == y.0 && close(&x.1, &y.1));
+        let same = pa.len() == pb.len()
+            && pa
+                .iter()
+                .zip(pb)
+                .all(|(x, y)| x.0 == y.0 && close(&x.1, &y.1));
         if !same {
-            return Err(format!("{what}: {k}:\nstrata:     {pa:?}\nprometheus: {pb:?}"));
+            return Err(format!(
+                "{what}: {k}:\nstrata:     {pa:?}\nprometheus: {pb:?}"
+            ));
         }
     }
     if what.contains("sort") || what.contains("topk") || what.contains("bottomk") {
-        let order = |d: &Value| d["result"].as_array().map(|r| r.iter().map(|x| x["metric"].to_string()).collect::<Vec<_>>());
+        let order = |d: &Value| {
+            d["result"].as_array().map(|r| {
+                r.iter()
+                    .map(|x| x["metric"].to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
         if a["resultType"] == "vector" && order(a) != order(b) {
             return Err(format!("{what}: order differs"));
         }
@@ -192,13 +246,25 @@ fn compare(what: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
 }
 
 async fn api(base: &str, path: &str, params: &[(&str, String)]) -> Value {
-    let resp = TestNode::client().post(format!("{base}{path}")).form(params).send().await.expect("query request");
+    let resp = TestNode::client()
+        .post(format!("{base}{path}"))
+        .form(params)
+        .send()
+        .await
+        .expect("query request");
     resp.json().await.expect("json answer")
 }
 
 fn promtool(args: &[String]) -> String {
-    let out = Command::new(require_binary("promtool")).args(args).output().expect("run promtool");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    let out = Command::new(require_binary("promtool"))
+        .args(args)
+        .output()
+        .expect("run promtool");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[actix_rt::test]
@@ -223,18 +289,35 @@ async fn queries_answer_like_prometheus_2_42_through_api_promtool_and_python() {
     }
     let start = t - 1800.0;
     for q in RANGE_QUERIES {
-        let params = [("query", q.to_string()), ("start", format!("{start:.3}")), ("end", format!("{t:.3}")), ("step", "60".to_string())];
+        let params = [
+            ("query", q.to_string()),
+            ("start", format!("{start:.3}")),
+            ("end", format!("{t:.3}")),
+            ("step", "60".to_string()),
+        ];
         let ours = api(&node.base, "/api/v1/query_range", &params).await;
         let theirs = api(&prom.base, "/api/v1/query_range", &params).await;
         if let Err(e) = compare(&format!("range {q}"), &ours, &theirs) {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} queries differ from Prometheus:\n{}", failures.len(), INSTANT_QUERIES.len() + RANGE_QUERIES.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ from Prometheus:\n{}",
+        failures.len(),
+        INSTANT_QUERIES.len() + RANGE_QUERIES.len(),
+        failures.join("\n\n")
+    );
 
     // promtool, the real client, prints the same text for both servers.
     let cases: Vec<Vec<String>> = vec![
-        vec!["query".into(), "instant".into(), "URL".into(), "max by (job) (rate(http_requests_total[5m]))".into(), format!("--time={t:.3}")],
+        vec![
+            "query".into(),
+            "instant".into(),
+            "URL".into(),
+            "max by (job) (rate(http_requests_total[5m]))".into(),
+            format!("--time={t:.3}"),
+        ],
         vec![
             "query".into(),
             "range".into(),
@@ -244,14 +327,37 @@ async fn queries_answer_like_prometheus_2_42_through_api_promtool_and_python() {
             format!("--end={t:.3}"),
             "--step=1m".into(),
         ],
-        vec!["query".into(), "series".into(), "URL".into(), "--match=cpu_usage{job=\"api\"}".into()],
-        vec!["query".into(), "labels".into(), "URL".into(), "instance".into()],
+        vec![
+            "query".into(),
+            "series".into(),
+            "URL".into(),
+            "--match=cpu_usage{job=\"api\"}".into(),
+        ],
+        vec![
+            "query".into(),
+            "labels".into(),
+            "URL".into(),
+            "instance".into(),
+        ],
     ];
     for case in cases {
-        let with = |base: &str| case.iter().map(|a| if a == "URL" { base.to_string() } else { a.clone() }).collect::<Vec<_>>();
+        let with = |base: &str| {
+            case.iter()
+                .map(|a| {
+                    if a == "URL" {
+                        base.to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
         let ours = promtool(&with(&node.base));
         let theirs = promtool(&with(&prom.base));
-        assert!(!theirs.trim().is_empty(), "promtool printed nothing for {case:?}");
+        assert!(
+            !theirs.trim().is_empty(),
+            "promtool printed nothing for {case:?}"
+        );
         assert_eq!(ours, theirs, "promtool {case:?} differs");
     }
 
@@ -270,9 +376,16 @@ a, b = out[sys.argv[1]], out[sys.argv[2]]
 print(json.dumps(a))
 sys.exit(0 if a == b else 1)
 "#;
-    let out = Command::new("python3").args(["-c", script, &node.base, &prom.base, &format!("{t:.3}")]).output().expect("python3");
+    let out = Command::new("python3")
+        .args(["-c", script, &node.base, &prom.base, &format!("{t:.3}")])
+        .output()
+        .expect("python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client answers differ or failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python client answers differ or failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("http_requests_total"), "{stdout}");
     drop(prom);
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -283,20 +396,93 @@ sys.exit(0 if a == b else 1)
 async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
     let node = start_node(false, "").await;
     let cases: Vec<(&str, Vec<(&str, String)>, u16, &str)> = vec![
-        ("/api/v1/query", vec![("query", "sum(".into())], 400, "bad_data"),
-        ("/api/v1/query", vec![("query", "no_such_function(up)".into())], 400, "bad_data"),
-        ("/api/v1/query", vec![("query", "rate(up)".into())], 400, "bad_data"),
-        ("/api/v1/query", vec![("query", "up".into()), ("time", "yesterday".into())], 400, "bad_data"),
-        ("/api/v1/query", vec![("query", "x".repeat(10 * 1024 * 1024))], 400, "bad_data"),
-        ("/api/v1/query_range", vec![("query", "up".into()), ("start", "10".into()), ("end", "5".into()), ("step", "1".into())], 400, "bad_data"),
-        ("/api/v1/query_range", vec![("query", "up".into()), ("start", "0".into()), ("end", "5".into()), ("step", "0".into())], 400, "bad_data"),
-        ("/api/v1/query_range", vec![("query", "up".into()), ("start", "0".into()), ("end", "100000000".into()), ("step", "1".into())], 400, "bad_data"),
+        (
+            "/api/v1/query",
+            vec![("query", "sum(".into())],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "no_such_function(up)".into())],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "rate(up)".into())],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "up".into()), ("time", "yesterday".into())],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "x".repeat(10 * 1024 * 1024))],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "up".into()),
+                ("start", "10".into()),
+                ("end", "5".into()),
+                ("step", "1".into()),
+            ],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "up".into()),
+                ("start", "0".into()),
+                ("end", "5".into()),
+                ("step", "0".into()),
+            ],
+            400,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "up".into()),
+                ("start", "0".into()),
+                ("end", "100000000".into()),
+                ("step", "1".into()),
+            ],
+            400,
+            "bad_data",
+        ),
         ("/api/v1/series", vec![], 400, "bad_data"),
-        ("/api/v1/query", vec![("query", format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000)))], 400, "bad_data"),
+        (
+            "/api/v1/query",
+            vec![(
+                "query",
+                format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000)),
+            )],
+            400,
+            "bad_data",
+        ),
     ];
     for (path, params, code, etype) in cases {
-        let resp = TestNode::client().post(format!("{}{path}", node.base)).form(&params).send().await.expect("request");
-        assert_eq!(resp.status().as_u16(), code, "{path} {:?}", params.iter().map(|p| p.0).collect::<Vec<_>>());
+        let resp = TestNode::client()
+            .post(format!("{}{path}", node.base))
+            .form(&params)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            resp.status().as_u16(),
+            code,
+            "{path} {:?}",
+            params.iter().map(|p| p.0).collect::<Vec<_>>()
+        );
         let body: Value = resp.json().await.expect("json");
         assert_eq!(body["status"], "error");
         assert_eq!(body["errorType"], etype);

@@ -143,12 +143,20 @@ async fn strata_stores_the_same_series_as_prometheus() {
     // The targets API answers like Prometheus's, timing fields aside.
     let t = targets(&node.base).await;
     let pt = targets(&prom.base).await;
-    for ours in t["data"]["activeTargets"].as_array().cloned().unwrap_or_default() {
+    for ours in t["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         let url = ours["scrapeUrl"].as_str().unwrap_or("").to_string();
         let pool = ours["scrapePool"].clone();
         let theirs = pt["data"]["activeTargets"]
             .as_array()
-            .and_then(|a| a.iter().find(|x| x["scrapeUrl"] == url.as_str() && x["scrapePool"] == pool).cloned())
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x["scrapeUrl"] == url.as_str() && x["scrapePool"] == pool)
+                    .cloned()
+            })
             .unwrap_or_else(|| panic!("prometheus has no target {url} in {pool}: {pt}"));
         let strip = |mut v: serde_json::Value| {
             if let Some(o) = v.as_object_mut() {

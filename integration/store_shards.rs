@@ -22,7 +22,10 @@ fn input(end_s: i64) -> String {
     let mut out = String::from("# TYPE store_test_total counter\n");
     for t in (start..end_s).step_by(STEP_S as usize) {
         for i in 0..SERIES {
-            out.push_str(&format!("store_test_total{{series=\"s{i}\"}} {} {t}\n", (t - start) / STEP_S * (i as i64 + 1)));
+            out.push_str(&format!(
+                "store_test_total{{series=\"s{i}\"}} {} {t}\n",
+                (t - start) / STEP_S * (i as i64 + 1)
+            ));
         }
     }
     out.push_str("# EOF\n");
@@ -38,7 +41,10 @@ fn blocks_serving(v: &Value) -> u64 {
 }
 
 async fn count_samples(base: &str, start_s: i64, end_s: i64) -> Option<f64> {
-    let q = format!("sum(count_over_time(store_test_total[{}s]))", end_s - start_s + 60);
+    let q = format!(
+        "sum(count_over_time(store_test_total[{}s]))",
+        end_s - start_s + 60
+    );
     let v: Value = TestNode::client()
         .post(format!("{base}/api/v1/query"))
         .form(&[("query", q), ("time", end_s.to_string())])
@@ -56,14 +62,20 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     let bucket_dir = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     let end_s = now_ms() / 1000 / 3600 * 3600 - 2 * 3600;
-    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000).expect("import");
+    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000)
+        .expect("import");
     assert!(metas.len() >= 4, "want several blocks, got {}", metas.len());
     let expected: f64 = metas.iter().map(|m| m.stats.num_samples as f64).sum();
     let store = FilesystemStore::new(bucket_dir.path()).expect("bucket");
     let labels = BTreeMap::from([("cluster".to_string(), "test".to_string())]);
-    upload_dir(&store, local.path(), &labels, &mut |_| {}).await.expect("upload");
+    upload_dir(&store, local.path(), &labels, &mut |_| {})
+        .await
+        .expect("upload");
 
-    let extra = format!("bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", bucket_dir.path().display());
+    let extra = format!(
+        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+        bucket_dir.path().display()
+    );
     let roles = ["store_shard", "query_planner"];
     let n1 = start_node_with_roles(&roles, &extra).await;
     let seed = n1.handle.cluster.handle().local_addr();
@@ -89,7 +101,12 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     let start_s = end_s - 8 * 3600;
     for n in nodes {
         let got = count_samples(&n.base, start_s, end_s).await;
-        assert_eq!(got, Some(expected), "{} counted a different number of samples", n.base);
+        assert_eq!(
+            got,
+            Some(expected),
+            "{} counted a different number of samples",
+            n.base
+        );
     }
 
     n3.handle.stop().await;
@@ -99,8 +116,15 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
         a + b == total_blocks
     })
     .await;
-    assert!(taken_over, "the remaining shards did not take the leaver's blocks over");
-    assert_eq!(count_samples(&n1.base, start_s, end_s).await, Some(expected), "no double counting after the move");
+    assert!(
+        taken_over,
+        "the remaining shards did not take the leaver's blocks over"
+    );
+    assert_eq!(
+        count_samples(&n1.base, start_s, end_s).await,
+        Some(expected),
+        "no double counting after the move"
+    );
     n1.handle.stop().await;
     n2.handle.stop().await;
 }
@@ -110,13 +134,20 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
     let bucket_dir = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     let end_s = now_ms() / 1000 / 3600 * 3600 - 2 * 3600;
-    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000).expect("import");
+    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000)
+        .expect("import");
     let store = FilesystemStore::new(bucket_dir.path()).expect("bucket");
     let labels = BTreeMap::from([("cluster".to_string(), "test".to_string())]);
-    upload_dir(&store, local.path(), &labels, &mut |_| {}).await.expect("upload");
+    upload_dir(&store, local.path(), &labels, &mut |_| {})
+        .await
+        .expect("upload");
     // Flip bytes in the middle of one block's chunk segment (same size: only reading finds it).
     let victim = metas[0].ulid.to_string();
-    let seg = bucket_dir.path().join(&victim).join("chunks").join("000001");
+    let seg = bucket_dir
+        .path()
+        .join(&victim)
+        .join("chunks")
+        .join("000001");
     let mut bytes = std::fs::read(&seg).unwrap();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 64] {
@@ -124,7 +155,10 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
     }
     std::fs::write(&seg, bytes).unwrap();
 
-    let extra = format!("bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n", bucket_dir.path().display());
+    let extra = format!(
+        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+        bucket_dir.path().display()
+    );
     let node = start_node_with_roles(&["store_shard", "query_planner"], &extra).await;
     let ready = wait_until(Duration::from_secs(30), || async {
         blocks_serving(&node.get_json("/api/v1/admin/roles").await) == metas.len() as u64
@@ -137,7 +171,11 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
             let q = format!("sum(count_over_time(store_test_total[{}s]))", 9 * 3600);
             TestNode::client()
                 .post(format!("{base}/api/v1/query"))
-                .form(&[("query", q), ("time", end_s.to_string()), ("partial_response", partial.to_string())])
+                .form(&[
+                    ("query", q),
+                    ("time", end_s.to_string()),
+                    ("partial_response", partial.to_string()),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -147,13 +185,25 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
     assert_eq!(resp.status().as_u16(), 200);
     let v: Value = resp.json().await.unwrap();
     let warnings = v["warnings"].to_string();
-    assert!(warnings.contains(&victim), "the corrupt block must be named in a warning: {v}");
-    let served: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    assert!(
+        warnings.contains(&victim),
+        "the corrupt block must be named in a warning: {v}"
+    );
+    let served: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
     assert!(served > 0.0, "healthy blocks must still answer: {v}");
     let strict = ask("false").await;
-    assert_eq!(strict.status().as_u16(), 422, "without partial response a corrupt block fails the query");
+    assert_eq!(
+        strict.status().as_u16(),
+        422,
+        "without partial response a corrupt block fails the query"
+    );
     let metrics = node.metrics().await;
-    let failures = crate::support::metric_value(&metrics, "strata_store_block_query_failures_total").unwrap_or(0.0);
+    let failures =
+        crate::support::metric_value(&metrics, "strata_store_block_query_failures_total")
+            .unwrap_or(0.0);
     assert!(failures >= 1.0, "no failure counted:\n{metrics}");
     assert_eq!(node.status("/-/healthy").await, 200);
     node.handle.stop().await;

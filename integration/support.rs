@@ -49,13 +49,27 @@ pub async fn start_node(with_token: bool, extra: &str) -> TestNode {
 /// Starts a node whose data lives in `data_dir` (kept by the caller, so a test can restart it).
 pub async fn start_node_in(data_dir: &Path, extra: &str) -> TestNode {
     let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = node_yaml(dir.path(), None, extra).replace(&dir.path().join("data").display().to_string(), &data_dir.display().to_string());
+    let yaml = node_yaml(dir.path(), None, extra).replace(
+        &dir.path().join("data").display().to_string(),
+        &data_dir.display().to_string(),
+    );
     let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
     let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions { fault_injection: true, http_workers: 1, ..Default::default() };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let opts = StartOptions {
+        fault_injection: true,
+        http_workers: 1,
+        ..Default::default()
+    };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts)
+        .await
+        .expect("node starts");
     let base = format!("http://{}", handle.web_addr);
-    TestNode { handle, base, dir, token: None }
+    TestNode {
+        handle,
+        base,
+        dir,
+        token: None,
+    }
 }
 
 async fn start_node_inner(with_token: bool, extra: &str, roles: Option<&[&str]>) -> TestNode {
@@ -67,21 +81,43 @@ async fn start_node_inner(with_token: bool, extra: &str, roles: Option<&[&str]>)
     } else {
         None
     };
-    let mut yaml = node_yaml(dir.path(), with_token.then_some(token_file.as_path()), extra);
+    let mut yaml = node_yaml(
+        dir.path(),
+        with_token.then_some(token_file.as_path()),
+        extra,
+    );
     if let Some(roles) = roles {
-        yaml = yaml.replacen("node:\n", &format!("node:\n  roles: [{}]\n", roles.join(", ")), 1);
+        yaml = yaml.replacen(
+            "node:\n",
+            &format!("node:\n  roles: [{}]\n", roles.join(", ")),
+            1,
+        );
     }
     let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
     let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions { fault_injection: true, http_workers: 1, ..Default::default() };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts).await.expect("node starts");
+    let opts = StartOptions {
+        fault_injection: true,
+        http_workers: 1,
+        ..Default::default()
+    };
+    let handle = node::start(config, listeners, CancellationToken::new(), opts)
+        .await
+        .expect("node starts");
     let base = format!("http://{}", handle.web_addr);
-    TestNode { handle, base, dir, token }
+    TestNode {
+        handle,
+        base,
+        dir,
+        token,
+    }
 }
 
 impl TestNode {
     pub fn client() -> reqwest::Client {
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
     }
 
     pub fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -92,17 +128,30 @@ impl TestNode {
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let resp = self.authed(Self::client().get(format!("{}{}", self.base, path))).send().await.expect("GET");
+        let resp = self
+            .authed(Self::client().get(format!("{}{}", self.base, path)))
+            .send()
+            .await
+            .expect("GET");
         resp.json().await.expect("json body")
     }
 
     pub async fn metrics(&self) -> String {
-        let resp = Self::client().get(format!("{}/metrics", self.base)).send().await.expect("GET /metrics");
+        let resp = Self::client()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics");
         resp.text().await.expect("metrics text")
     }
 
     pub async fn status(&self, path: &str) -> u16 {
-        Self::client().get(format!("{}{}", self.base, path)).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+        Self::client()
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
     }
 }
 
@@ -135,7 +184,10 @@ where
 
 /// Picks a free TCP port on 127.0.0.1 for a child process that cannot report its own.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A child process killed when dropped, so a failing test never leaks servers.
@@ -173,11 +225,18 @@ pub async fn start_prometheus(extra_config: &str) -> RealPrometheus {
     let bin = require_binary("prometheus");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, format!("global:\n  scrape_interval: 15s\n{extra_config}")).expect("write prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 15s\n{extra_config}"),
+    )
+    .expect("write prometheus.yml");
     let port = free_port();
     let child = std::process::Command::new(bin)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
         .arg("--storage.tsdb.retention.time=100y")
@@ -186,12 +245,21 @@ pub async fn start_prometheus(extra_config: &str) -> RealPrometheus {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start prometheus");
-    let guard = ChildGuard { child, name: "prometheus" };
+    let guard = ChildGuard {
+        child,
+        name: "prometheus",
+    };
     let base = format!("http://127.0.0.1:{port}");
     let ready_url = format!("{base}/-/ready");
     let ready = wait_until(Duration::from_secs(30), || {
         let u = ready_url.clone();
-        async move { TestNode::client().get(&u).send().await.is_ok_and(|r| r.status().is_success()) }
+        async move {
+            TestNode::client()
+                .get(&u)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
     })
     .await;
     assert!(ready, "prometheus did not become ready on {base}");
@@ -211,9 +279,15 @@ pub async fn remote_write(base: &str, body: Vec<u8>) {
         .expect("remote write request");
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "remote write to {base} failed: {status} {text}");
+    assert!(
+        status.is_success(),
+        "remote write to {base} failed: {status} {text}"
+    );
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

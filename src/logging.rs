@@ -36,10 +36,15 @@ impl std::str::FromStr for LogFormat {
 /// Builds the filter; a plain level also quiets the noisiest dependencies.
 pub fn filter(level: &str) -> Result<EnvFilter, LoggingError> {
     let spec = match level {
-        "error" | "warn" | "info" | "debug" | "trace" => format!("{level},actix_server=warn,actix_web=warn,hyper=warn,reqwest=warn,rustls=warn"),
+        "error" | "warn" | "info" | "debug" | "trace" => {
+            format!("{level},actix_server=warn,actix_web=warn,hyper=warn,reqwest=warn,rustls=warn")
+        }
         other => other.to_string(),
     };
-    EnvFilter::try_new(&spec).map_err(|e| LoggingError::Level { level: level.to_string(), reason: e.to_string() })
+    EnvFilter::try_new(&spec).map_err(|e| LoggingError::Level {
+        level: level.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Installs the global subscriber writing to stderr.
@@ -47,8 +52,20 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), LoggingError> {
     let filter = filter(level)?;
     let registry = tracing_subscriber::registry().with(filter);
     let res = match format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::builder().layer().with_writer(std::io::stderr)).try_init(),
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
     res.map_err(|e| LoggingError::Init(e.to_string()))
 }

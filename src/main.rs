@@ -64,11 +64,21 @@ struct NodeArgs {
 impl NodeArgs {
     fn flags(&self) -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         f.insert("config".to_string(), path(&self.config));
-        f.insert("web.listen-address".to_string(), self.web_listen_address.clone().unwrap_or_default());
+        f.insert(
+            "web.listen-address".to_string(),
+            self.web_listen_address.clone().unwrap_or_default(),
+        );
         f.insert("data-dir".to_string(), path(&self.data_dir));
-        f.insert("node.id".to_string(), self.node_id.clone().unwrap_or_default());
+        f.insert(
+            "node.id".to_string(),
+            self.node_id.clone().unwrap_or_default(),
+        );
         f.insert("join".to_string(), self.join.join(","));
         f.insert("log.level".to_string(), self.log_level.clone());
         f.insert("log.format".to_string(), self.log_format.clone());
@@ -87,7 +97,8 @@ impl NodeArgs {
             node_id: self.node_id.clone(),
             join: self.join.clone(),
         };
-        cfg.apply_overrides(&overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.apply_overrides(&overrides)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(cfg)
     }
 }
@@ -153,7 +164,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Node(args) => run_node(args),
-        Command::Check { what: CheckCommand::Config { file } } => match strata::config::check_config_report(&file) {
+        Command::Check {
+            what: CheckCommand::Config { file },
+        } => match strata::config::check_config_report(&file) {
             Ok(report) => {
                 println!("{report}");
                 Ok(())

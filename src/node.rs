@@ -12,34 +12,46 @@ use actix_web::web;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::supervisor::{NodeSupervisor, StopAll};
-use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
 use crate::actors::membership::{ClusterService, ClusterSettings};
 use crate::actors::rpc::NodeRpc;
+use crate::actors::supervisor::{NodeSupervisor, StopAll};
+use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
 use crate::cluster::transport::{TransportClient, TransportConfig, TransportServer};
-use crate::query::sources::SourceSet;
-use crate::storage::store::{BucketStore, StoreConfig};
 use crate::config::{Config, Role};
-use crate::storage::bucket::ObjectStore;
+use crate::http;
 use crate::http::query::QueryService;
+use crate::metrics::{BuildInfo, NodeMetrics};
 use crate::promql::{Engine, EngineOptions};
-use crate::storage::bucket::config::{open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config};
+use crate::query::sources::SourceSet;
+use crate::storage::bucket::config::{
+    open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config,
+};
 use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
+use crate::storage::bucket::ObjectStore;
 use crate::storage::db::{Db, DbOptions};
 use crate::storage::model::Labels;
-use crate::http;
-use crate::metrics::{BuildInfo, NodeMetrics};
+use crate::storage::store::{BucketStore, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot listen on {what} address {addr}: {source}")]
-    Bind { what: &'static str, addr: String, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot read admin token file {path}: {source}")]
-    TokenFile { path: String, source: std::io::Error },
+    TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("admin token file {0} is empty")]
     EmptyToken(String),
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot join the cluster: {0}")]
     Cluster(#[from] crate::actors::membership::ClusterError),
     #[error("cannot start the RPC transport: {0}")]
@@ -67,11 +79,23 @@ pub struct Listeners {
 impl Listeners {
     pub fn bind(config: &Config) -> Result<Self> {
         let addr = config.node.web_listen.to_string();
-        let web = TcpListener::bind(&addr).map_err(|source| NodeError::Bind { what: "web", addr, source })?;
+        let web = TcpListener::bind(&addr).map_err(|source| NodeError::Bind {
+            what: "web",
+            addr,
+            source,
+        })?;
         let addr = config.node.gossip_listen.to_string();
-        let gossip = UdpSocket::bind(&addr).map_err(|source| NodeError::Bind { what: "gossip", addr, source })?;
+        let gossip = UdpSocket::bind(&addr).map_err(|source| NodeError::Bind {
+            what: "gossip",
+            addr,
+            source,
+        })?;
         let addr = config.node.rpc_listen.to_string();
-        let rpc = TcpListener::bind(&addr).map_err(|source| NodeError::Bind { what: "rpc", addr, source })?;
+        let rpc = TcpListener::bind(&addr).map_err(|source| NodeError::Bind {
+            what: "rpc",
+            addr,
+            source,
+        })?;
         Ok(Listeners { web, gossip, rpc })
     }
 }
@@ -80,7 +104,9 @@ impl Listeners {
 /// the advertised host's IP (or loopback when nothing is advertised).
 pub fn reachable(bound: SocketAddr, advertise: Option<SocketAddr>) -> SocketAddr {
     if bound.ip().is_unspecified() {
-        let ip = advertise.map(|a| a.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let ip = advertise
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         SocketAddr::new(ip, bound.port())
     } else {
         bound
@@ -89,9 +115,15 @@ pub fn reachable(bound: SocketAddr, advertise: Option<SocketAddr>) -> SocketAddr
 
 /// `node.advertise` (host:port, DNS allowed) resolved to the gossip address peers use.
 fn resolve_advertise(config: &Config) -> Result<Option<SocketAddr>> {
-    let Some(adv) = config.node.advertise.as_deref() else { return Ok(None) };
+    let Some(adv) = config.node.advertise.as_deref() else {
+        return Ok(None);
+    };
     use std::net::ToSocketAddrs;
-    let mut addrs = adv.to_socket_addrs().map_err(|source| NodeError::Bind { what: "advertise", addr: adv.to_string(), source })?;
+    let mut addrs = adv.to_socket_addrs().map_err(|source| NodeError::Bind {
+        what: "advertise",
+        addr: adv.to_string(),
+        source,
+    })?;
     addrs.next().map(Some).ok_or_else(|| NodeError::Bind {
         what: "advertise",
         addr: adv.to_string(),
@@ -100,9 +132,14 @@ fn resolve_advertise(config: &Config) -> Result<Option<SocketAddr>> {
 }
 
 fn read_cluster_key(config: &Config) -> Result<Option<Vec<u8>>> {
-    let Some(path) = config.cluster.key_file.as_ref() else { return Ok(None) };
+    let Some(path) = config.cluster.key_file.as_ref() else {
+        return Ok(None);
+    };
     let path = config.resolve_path(path);
-    let text = std::fs::read_to_string(&path).map_err(|source| NodeError::TokenFile { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| NodeError::TokenFile {
+        path: path.display().to_string(),
+        source,
+    })?;
     let key = text.trim();
     if key.is_empty() {
         return Err(NodeError::EmptyToken(path.display().to_string()));
@@ -134,7 +171,9 @@ pub struct NodeState {
 impl NodeState {
     /// The local TSDB when this node's scraper_shipper role takes samples in.
     pub fn db_for_ingest(&self) -> Option<Arc<Db>> {
-        self.running.contains(Role::ScraperShipper).then(|| self.db.clone())
+        self.running
+            .contains(Role::ScraperShipper)
+            .then(|| self.db.clone())
     }
 }
 
@@ -179,9 +218,14 @@ impl NodeHandle {
 }
 
 fn read_admin_token(config: &Config) -> Result<Option<String>> {
-    let Some(path) = config.admin.token_file.as_ref() else { return Ok(None) };
+    let Some(path) = config.admin.token_file.as_ref() else {
+        return Ok(None);
+    };
     let path_s = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| NodeError::TokenFile { path: path_s.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| NodeError::TokenFile {
+        path: path_s.clone(),
+        source,
+    })?;
     let token = text.trim().to_string();
     if token.is_empty() {
         return Err(NodeError::EmptyToken(path_s));
@@ -206,7 +250,11 @@ async fn open_db(config: &Config, dir: &std::path::Path) -> Result<Arc<Db>> {
     let dir = dir.to_path_buf();
     let db = tokio::task::spawn_blocking(move || Db::open(&dir, opts))
         .await
-        .map_err(|e| NodeError::Db(crate::storage::db::DbError::Options(format!("TSDB open task failed: {e}"))))??;
+        .map_err(|e| {
+            NodeError::Db(crate::storage::db::DbError::Options(format!(
+                "TSDB open task failed: {e}"
+            )))
+        })??;
     Ok(Arc::new(db))
 }
 
@@ -218,7 +266,9 @@ pub fn bucket_config(cfg: &crate::config::BucketConfig) -> BucketSettings {
     match cfg.bucket_type {
         BucketType::Filesystem => BucketSettings {
             kind: BucketKind::Filesystem,
-            filesystem: Some(FilesystemConfig { dir: cfg.filesystem.dir.clone() }),
+            filesystem: Some(FilesystemConfig {
+                dir: cfg.filesystem.dir.clone(),
+            }),
             s3: None,
             retry: Default::default(),
         },
@@ -233,7 +283,12 @@ pub fn bucket_config(cfg: &crate::config::BucketConfig) -> BucketSettings {
                 request_timeout_secs: 300,
                 multipart_threshold_bytes: None,
             };
-            BucketSettings { kind: BucketKind::S3, filesystem: None, s3: Some(s3), retry: Default::default() }
+            BucketSettings {
+                kind: BucketKind::S3,
+                filesystem: None,
+                s3: Some(s3),
+                retry: Default::default(),
+            }
         }
     }
 }
@@ -242,22 +297,35 @@ pub fn bucket_config(cfg: &crate::config::BucketConfig) -> BucketSettings {
 /// label, so that replicas of the same targets stay distinct streams the query side dedups.
 pub fn shipping_labels(config: &Config) -> std::collections::BTreeMap<String, String> {
     let mut labels = config.global.external_labels.clone();
-    labels.entry(config.cluster.replica_label.clone()).or_insert_with(|| config.node.id.clone());
+    labels
+        .entry(config.cluster.replica_label.clone())
+        .or_insert_with(|| config.node.id.clone());
     labels
 }
 
 /// Starts a node on the given listeners; the node stops when `shutdown` is cancelled.
-pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationToken, opts: StartOptions) -> Result<NodeHandle> {
+pub async fn start(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    opts: StartOptions,
+) -> Result<NodeHandle> {
     let config = Arc::new(config);
     let admin_token = read_admin_token(&config)?;
     let tsdb_dir = config.node.tsdb_dir();
-    std::fs::create_dir_all(&tsdb_dir).map_err(|source| NodeError::DataDir { path: tsdb_dir.display().to_string(), source })?;
-    let db = open_db(&config, &tsdb_dir).await?;
-    let web_addr = listeners.web.local_addr().map_err(|source| NodeError::Bind {
-        what: "web",
-        addr: config.node.web_listen.to_string(),
+    std::fs::create_dir_all(&tsdb_dir).map_err(|source| NodeError::DataDir {
+        path: tsdb_dir.display().to_string(),
         source,
     })?;
+    let db = open_db(&config, &tsdb_dir).await?;
+    let web_addr = listeners
+        .web
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "web",
+            addr: config.node.web_listen.to_string(),
+            source,
+        })?;
 
     let build = BuildInfo::current();
     let mut registry = Registry::default();
@@ -275,7 +343,13 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         &mut registry,
     ));
     let scrape = crate::scrape::ScrapeManager::new(db.clone(), config.clone());
-    let store = Arc::new(BucketStore::new(bucket.clone(), StoreConfig::new(config.node.data_dir.join("store-cache"), config.node.id.clone()))?);
+    let store = Arc::new(BucketStore::new(
+        bucket.clone(),
+        StoreConfig::new(
+            config.node.data_dir.join("store-cache"),
+            config.node.id.clone(),
+        ),
+    )?);
     let cluster_slot = Arc::new(std::sync::OnceLock::new());
     let role_ctx = Arc::new(RoleContext {
         config: config.clone(),
@@ -288,11 +362,26 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     });
     let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
     let running = Arc::new(RunningRoles::default());
-    let supervisor = NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
+    let supervisor =
+        NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
 
     let advertise = resolve_advertise(&config)?;
-    let gossip_addr = listeners.gossip.local_addr().map_err(|source| NodeError::Bind { what: "gossip", addr: config.node.gossip_listen.to_string(), source })?;
-    let rpc_addr = listeners.rpc.local_addr().map_err(|source| NodeError::Bind { what: "rpc", addr: config.node.rpc_listen.to_string(), source })?;
+    let gossip_addr = listeners
+        .gossip
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "gossip",
+            addr: config.node.gossip_listen.to_string(),
+            source,
+        })?;
+    let rpc_addr = listeners
+        .rpc
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            what: "rpc",
+            addr: config.node.rpc_listen.to_string(),
+            source,
+        })?;
     let gossip_advertise = advertise.unwrap_or_else(|| reachable(gossip_addr, None));
     let key = read_cluster_key(&config)?;
     let cluster = ClusterService::start(
@@ -313,10 +402,23 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
     .await?;
     // Scrape targets are sharded over the live ScraperShippers (this node counts itself in).
     let peers = cluster.clone();
-    let live_scrapers = move || peers.live_peers_with_role(Role::ScraperShipper).into_iter().map(|m| m.node_id).collect();
-    scrape.follow_membership(live_scrapers, std::time::Duration::from_secs(2), shutdown.clone());
+    let live_scrapers = move || {
+        peers
+            .live_peers_with_role(Role::ScraperShipper)
+            .into_iter()
+            .map(|m| m.node_id)
+            .collect()
+    };
+    scrape.follow_membership(
+        live_scrapers,
+        std::time::Duration::from_secs(2),
+        shutdown.clone(),
+    );
     let _ = cluster_slot.set(cluster.clone());
-    let transport_cfg = TransportConfig { cluster_key: key, ..TransportConfig::default() };
+    let transport_cfg = TransportConfig {
+        cluster_key: key,
+        ..TransportConfig::default()
+    };
     let sources = Arc::new(SourceSet {
         store,
         db: db.clone(),
@@ -324,9 +426,22 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         external_labels: Labels::from_pairs(shipping_labels(&config)),
         cluster: cluster.clone(),
     });
-    let rpc = TransportServer::start(listeners.rpc, Arc::new(NodeRpc { cluster: cluster.clone(), sources: sources.clone() }), transport_cfg.clone())?;
+    let rpc = TransportServer::start(
+        listeners.rpc,
+        Arc::new(NodeRpc {
+            cluster: cluster.clone(),
+            sources: sources.clone(),
+        }),
+        transport_cfg.clone(),
+    )?;
     let client = Arc::new(TransportClient::new(transport_cfg)?);
-    let global_labels = Labels::from_pairs(config.global.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let global_labels = Labels::from_pairs(
+        config
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let query = Arc::new(QueryService::new(
         Engine::new(EngineOptions::default()),
         sources,
@@ -353,8 +468,15 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         scrape: scrape.clone(),
         config_path: opts.config_path.clone(),
     });
-    let reloader = crate::scrape::reload::Reloader { path: opts.config_path.clone(), manager: scrape };
-    let workers = if opts.http_workers == 0 { 2 } else { opts.http_workers };
+    let reloader = crate::scrape::reload::Reloader {
+        path: opts.config_path.clone(),
+        manager: scrape,
+    };
+    let workers = if opts.http_workers == 0 {
+        2
+    } else {
+        opts.http_workers
+    };
     let server = http::serve(listeners.web, state, workers)?;
     let server_handle = server.handle();
     actix_rt::spawn(async move {
@@ -386,5 +508,12 @@ pub async fn start(config: Config, listeners: Listeners, shutdown: CancellationT
         let _ = done_tx.send(());
     });
 
-    Ok(NodeHandle { web_addr, supervisor, cluster, shutdown, done, reloader })
+    Ok(NodeHandle {
+        web_addr,
+        supervisor,
+        cluster,
+        shutdown,
+        done,
+        reloader,
+    })
 }

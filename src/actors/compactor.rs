@@ -34,8 +34,17 @@ pub struct Compactor {
 
 impl Compactor {
     pub fn new(ctx: Arc<RoleContext>) -> Self {
-        let lease = Lease::new(ctx.bucket.clone(), COMPACTOR_LEASE, &ctx.config.node.id, LEASE_TTL);
-        Compactor { ctx, lease: Rc::new(lease), state: Rc::new(RefCell::new(State::default())) }
+        let lease = Lease::new(
+            ctx.bucket.clone(),
+            COMPACTOR_LEASE,
+            &ctx.config.node.id,
+            LEASE_TTL,
+        );
+        Compactor {
+            ctx,
+            lease: Rc::new(lease),
+            state: Rc::new(RefCell::new(State::default())),
+        }
     }
 }
 
@@ -45,7 +54,10 @@ pub fn may_act(state: Option<&LeaseState>, now_ms: i64) -> bool {
 }
 
 /// One lease round: acquire or renew unless a round is still running.
-fn renewal(lease: Rc<Lease>, state: Rc<RefCell<State>>) -> impl FnMut(&mut RoleActor, &mut Context<RoleActor>) {
+fn renewal(
+    lease: Rc<Lease>,
+    state: Rc<RefCell<State>>,
+) -> impl FnMut(&mut RoleActor, &mut Context<RoleActor>) {
     move |_act, ctx| {
         if state.borrow().busy {
             return;
@@ -112,7 +124,13 @@ mod tests {
     fn acts_only_with_an_unexpired_lease() {
         assert!(may_act(Some(&LeaseState::Held { act_until_ms: 100 }), 50));
         assert!(!may_act(Some(&LeaseState::Held { act_until_ms: 100 }), 100));
-        assert!(!may_act(Some(&LeaseState::Standby { holder: "b".into(), until_ms: 100 }), 50));
+        assert!(!may_act(
+            Some(&LeaseState::Standby {
+                holder: "b".into(),
+                until_ms: 100
+            }),
+            50
+        ));
         assert!(!may_act(None, 0));
     }
 }

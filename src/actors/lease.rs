@@ -50,7 +50,10 @@ pub fn decide(current: Option<&LeaseRecord>, me: &str, now_ms: i64) -> Decision 
         None => Decision::Take,
         Some(r) if r.holder == me => Decision::Renew,
         Some(r) if r.expires_at_ms <= now_ms => Decision::Take,
-        Some(r) => Decision::Wait { holder: r.holder.clone(), until_ms: r.expires_at_ms },
+        Some(r) => Decision::Wait {
+            holder: r.holder.clone(),
+            until_ms: r.expires_at_ms,
+        },
     }
 }
 
@@ -73,12 +76,21 @@ pub struct Lease {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Lease {
     pub fn new(store: Arc<dyn ObjectStore>, name: &str, me: &str, ttl: Duration) -> Self {
-        Lease { store, key: format!("{LEASE_PREFIX}{name}.json"), me: me.to_string(), ttl, settle: Duration::from_millis(500) }
+        Lease {
+            store,
+            key: format!("{LEASE_PREFIX}{name}.json"),
+            me: me.to_string(),
+            ttl,
+            settle: Duration::from_millis(500),
+        }
     }
 
     /// The settle delay between writing a lease and reading it back.
@@ -94,17 +106,34 @@ impl Lease {
     /// The current record, if any.
     pub async fn read(&self) -> Result<Option<LeaseRecord>> {
         match self.store.get(&self.key).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| LeaseError::Corrupt { key: self.key.clone(), reason: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| LeaseError::Corrupt {
+                        key: self.key.clone(),
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.is_not_found() => Ok(None),
-            Err(source) => Err(LeaseError::Bucket { key: self.key.clone(), source }),
+            Err(source) => Err(LeaseError::Bucket {
+                key: self.key.clone(),
+                source,
+            }),
         }
     }
 
     async fn write(&self, record: &LeaseRecord) -> Result<()> {
-        let body = serde_json::to_vec(record).map_err(|e| LeaseError::Corrupt { key: self.key.clone(), reason: e.to_string() })?;
-        self.store.put_bytes(&self.key, Bytes::from(body)).await.map_err(|source| LeaseError::Bucket { key: self.key.clone(), source })
+        let body = serde_json::to_vec(record).map_err(|e| LeaseError::Corrupt {
+            key: self.key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.store
+            .put_bytes(&self.key, Bytes::from(body))
+            .await
+            .map_err(|source| LeaseError::Bucket {
+                key: self.key.clone(),
+                source,
+            })
     }
 
     /// Takes or renews the lease when allowed; a corrupt record counts as free.
@@ -116,17 +145,31 @@ impl Lease {
         };
         let now = now_ms();
         let acquired_at_ms = match decide(current.as_ref(), &self.me, now) {
-            Decision::Wait { holder, until_ms } => return Ok(LeaseState::Standby { holder, until_ms }),
+            Decision::Wait { holder, until_ms } => {
+                return Ok(LeaseState::Standby { holder, until_ms })
+            }
             Decision::Renew => current.as_ref().map(|r| r.acquired_at_ms).unwrap_or(now),
             Decision::Take => now,
         };
-        let record = LeaseRecord { holder: self.me.clone(), expires_at_ms: now + self.ttl.as_millis() as i64, acquired_at_ms };
+        let record = LeaseRecord {
+            holder: self.me.clone(),
+            expires_at_ms: now + self.ttl.as_millis() as i64,
+            acquired_at_ms,
+        };
         self.write(&record).await?;
         tokio::time::sleep(self.settle).await;
         match self.read().await? {
-            Some(r) if r.holder == self.me => Ok(LeaseState::Held { act_until_ms: act_until(&r, self.ttl) }),
-            Some(r) => Ok(LeaseState::Standby { holder: r.holder, until_ms: r.expires_at_ms }),
-            None => Ok(LeaseState::Standby { holder: String::new(), until_ms: now }),
+            Some(r) if r.holder == self.me => Ok(LeaseState::Held {
+                act_until_ms: act_until(&r, self.ttl),
+            }),
+            Some(r) => Ok(LeaseState::Standby {
+                holder: r.holder,
+                until_ms: r.expires_at_ms,
+            }),
+            None => Ok(LeaseState::Standby {
+                holder: String::new(),
+                until_ms: now,
+            }),
         }
     }
 
@@ -134,7 +177,14 @@ impl Lease {
     pub async fn release(&self) -> Result<()> {
         if let Some(r) = self.read().await? {
             if r.holder == self.me {
-                return self.store.delete(&self.key).await.map_err(|source| LeaseError::Bucket { key: self.key.clone(), source });
+                return self
+                    .store
+                    .delete(&self.key)
+                    .await
+                    .map_err(|source| LeaseError::Bucket {
+                        key: self.key.clone(),
+                        source,
+                    });
             }
         }
         Ok(())
@@ -153,7 +203,11 @@ mod tests {
     use crate::storage::bucket::memory::MemoryStore;
 
     fn rec(holder: &str, exp: i64) -> LeaseRecord {
-        LeaseRecord { holder: holder.into(), expires_at_ms: exp, acquired_at_ms: 0 }
+        LeaseRecord {
+            holder: holder.into(),
+            expires_at_ms: exp,
+            acquired_at_ms: 0,
+        }
     }
 
     #[test]
@@ -161,21 +215,43 @@ mod tests {
         assert_eq!(decide(None, "a", 10), Decision::Take);
         assert_eq!(decide(Some(&rec("a", 5)), "a", 10), Decision::Renew);
         assert_eq!(decide(Some(&rec("b", 5)), "a", 10), Decision::Take);
-        assert_eq!(decide(Some(&rec("b", 50)), "a", 10), Decision::Wait { holder: "b".into(), until_ms: 50 });
+        assert_eq!(
+            decide(Some(&rec("b", 50)), "a", 10),
+            Decision::Wait {
+                holder: "b".into(),
+                until_ms: 50
+            }
+        );
     }
 
     #[tokio::test]
     async fn only_one_of_two_nodes_holds_and_the_other_takes_over_after_expiry() {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
         let ttl = Duration::from_millis(400);
-        let a = Lease::new(store.clone(), "compactor", "a", ttl).with_settle(Duration::from_millis(10));
-        let b = Lease::new(store.clone(), "compactor", "b", ttl).with_settle(Duration::from_millis(10));
-        assert!(matches!(a.acquire().await.unwrap(), LeaseState::Held { .. }));
-        assert!(matches!(b.acquire().await.unwrap(), LeaseState::Standby { ref holder, .. } if holder == "a"));
-        assert!(matches!(a.acquire().await.unwrap(), LeaseState::Held { .. }), "renewal keeps it");
+        let a =
+            Lease::new(store.clone(), "compactor", "a", ttl).with_settle(Duration::from_millis(10));
+        let b =
+            Lease::new(store.clone(), "compactor", "b", ttl).with_settle(Duration::from_millis(10));
+        assert!(matches!(
+            a.acquire().await.unwrap(),
+            LeaseState::Held { .. }
+        ));
+        assert!(
+            matches!(b.acquire().await.unwrap(), LeaseState::Standby { ref holder, .. } if holder == "a")
+        );
+        assert!(
+            matches!(a.acquire().await.unwrap(), LeaseState::Held { .. }),
+            "renewal keeps it"
+        );
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
-        assert!(matches!(b.acquire().await.unwrap(), LeaseState::Held { .. }), "expired lease is taken over");
-        assert!(matches!(a.acquire().await.unwrap(), LeaseState::Standby { .. }));
+        assert!(
+            matches!(b.acquire().await.unwrap(), LeaseState::Held { .. }),
+            "expired lease is taken over"
+        );
+        assert!(matches!(
+            a.acquire().await.unwrap(),
+            LeaseState::Standby { .. }
+        ));
         b.release().await.unwrap();
         assert_eq!(b.read().await.unwrap(), None);
     }
@@ -187,15 +263,25 @@ mod tests {
         let a = Lease::new(store.clone(), "c", "a", ttl).with_settle(Duration::from_millis(50));
         let b = Lease::new(store.clone(), "c", "b", ttl).with_settle(Duration::from_millis(50));
         let (ra, rb) = tokio::join!(a.acquire(), b.acquire());
-        let held = [ra.unwrap(), rb.unwrap()].iter().filter(|s| matches!(s, LeaseState::Held { .. })).count();
+        let held = [ra.unwrap(), rb.unwrap()]
+            .iter()
+            .filter(|s| matches!(s, LeaseState::Held { .. }))
+            .count();
         assert_eq!(held, 1);
     }
 
     #[tokio::test]
     async fn a_corrupt_record_counts_as_free() {
         let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-        store.put_bytes("strata/leases/c.json", Bytes::from_static(b"{not json")).await.unwrap();
-        let a = Lease::new(store, "c", "a", Duration::from_secs(5)).with_settle(Duration::from_millis(1));
-        assert!(matches!(a.acquire().await.unwrap(), LeaseState::Held { .. }));
+        store
+            .put_bytes("strata/leases/c.json", Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
+        let a = Lease::new(store, "c", "a", Duration::from_secs(5))
+            .with_settle(Duration::from_millis(1));
+        assert!(matches!(
+            a.acquire().await.unwrap(),
+            LeaseState::Held { .. }
+        ));
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::policy::{apply_policy, policy_leader};
 use super::supervisor::{NodeSupervisor, SetRoles};
 use crate::cluster::membership::{
-    GossipBind, Member, Membership, MembershipConfig, MembershipError, MembershipEvent, MembershipHandle, NodeMeta,
-    MAX_BROADCAST_BYTES,
+    GossipBind, Member, Membership, MembershipConfig, MembershipError, MembershipEvent,
+    MembershipHandle, NodeMeta, MAX_BROADCAST_BYTES,
 };
 use crate::cluster::roles::{RoleAssignments, RoleUpdate};
 use crate::config::Role;
@@ -84,7 +84,10 @@ fn tagged(tag: u8, body: Vec<u8>) -> Vec<u8> {
 
 impl ClusterService {
     /// Joins (or forms) the cluster and starts the gossip, event and policy loops.
-    pub async fn start(settings: ClusterSettings, supervisor: Addr<NodeSupervisor>) -> Result<Arc<Self>> {
+    pub async fn start(
+        settings: ClusterSettings,
+        supervisor: Addr<NodeSupervisor>,
+    ) -> Result<Arc<Self>> {
         let meta = NodeMeta {
             node_id: settings.node_id.clone(),
             http_addr: settings.http_addr,
@@ -100,7 +103,11 @@ impl ClusterService {
         cfg.cluster_key = settings.key;
         let handle = Membership::start(cfg, meta).await?;
         let mut assignments = RoleAssignments::new();
-        assignments.set(&settings.node_id, role_names(&settings.roles), &settings.node_id);
+        assignments.set(
+            &settings.node_id,
+            role_names(&settings.roles),
+            &settings.node_id,
+        );
         let svc = Arc::new(ClusterService {
             handle,
             me: settings.node_id,
@@ -122,7 +129,9 @@ impl ClusterService {
             loop {
                 match rx.recv().await {
                     Ok(b) => svc.on_broadcast(&b.payload).await,
-                    Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "gossip broadcasts lagged"),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "gossip broadcasts lagged")
+                    }
                     Err(RecvError::Closed) => break,
                 }
             }
@@ -133,7 +142,9 @@ impl ClusterService {
             loop {
                 match rx.recv().await {
                     Ok(ev) => svc.on_event(ev).await,
-                    Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "membership events lagged"),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "membership events lagged")
+                    }
                     Err(RecvError::Closed) => break,
                 }
             }
@@ -152,7 +163,9 @@ impl ClusterService {
     }
 
     async fn on_broadcast(&self, payload: &[u8]) {
-        let Some((&tag, body)) = payload.split_first() else { return };
+        let Some((&tag, body)) = payload.split_first() else {
+            return;
+        };
         let changed = match tag {
             TAG_UPDATE => match RoleUpdate::decode(body) {
                 Ok(u) => {
@@ -188,14 +201,20 @@ impl ClusterService {
             }
             MembershipEvent::Down(id) => {
                 tracing::warn!(node = %id, "member down");
-                self.down_since.lock().entry(id).or_insert_with(Instant::now);
+                self.down_since
+                    .lock()
+                    .entry(id)
+                    .or_insert_with(Instant::now);
             }
             MembershipEvent::Updated(_) => {}
         }
     }
 
     async fn broadcast_map(&self) {
-        let chunks = self.assignments.lock().encode_chunks(MAX_BROADCAST_BYTES - 1);
+        let chunks = self
+            .assignments
+            .lock()
+            .encode_chunks(MAX_BROADCAST_BYTES - 1);
         match chunks {
             Ok(chunks) => {
                 for c in chunks {
@@ -212,7 +231,10 @@ impl ClusterService {
     async fn apply_local(&self) {
         let (roles, epoch) = {
             let a = self.assignments.lock();
-            (parse_roles(a.roles_of(&self.me)), a.get(&self.me).map(|e| e.version).unwrap_or(0))
+            (
+                parse_roles(a.roles_of(&self.me)),
+                a.get(&self.me).map(|e| e.version).unwrap_or(0),
+            )
         };
         if let Err(e) = self.supervisor.send(SetRoles(roles.clone())).await {
             tracing::error!(error = %e, "supervisor did not take the new roles");
@@ -230,10 +252,16 @@ impl ClusterService {
         let mut set = BTreeSet::new();
         for r in &roles {
             if !set.insert(*r) {
-                return Err(ClusterError::InvalidRoles { node: node.to_string(), reason: format!("role {r} is listed more than once") });
+                return Err(ClusterError::InvalidRoles {
+                    node: node.to_string(),
+                    reason: format!("role {r} is listed more than once"),
+                });
             }
         }
-        let update = self.assignments.lock().set(node, role_names(&roles), &self.me);
+        let update = self
+            .assignments
+            .lock()
+            .set(node, role_names(&roles), &self.me);
         let version = update.entry.version;
         match update.encode() {
             Ok(body) => self.handle.broadcast(tagged(TAG_UPDATE, body)).await?,
@@ -247,19 +275,31 @@ impl ClusterService {
     }
 
     async fn policy_round(&self) {
-        let live: BTreeSet<String> = self.handle.live_members().into_iter().map(|m| m.meta.node_id).collect();
+        let live: BTreeSet<String> = self
+            .handle
+            .live_members()
+            .into_iter()
+            .map(|m| m.meta.node_id)
+            .collect();
         if policy_leader(&live) != Some(&self.me) {
             return;
         }
         let dead: BTreeSet<String> = {
             let down = self.down_since.lock();
-            down.iter().filter(|(id, since)| since.elapsed() >= self.grace && !live.contains(*id)).map(|(id, _)| id.clone()).collect()
+            down.iter()
+                .filter(|(id, since)| since.elapsed() >= self.grace && !live.contains(*id))
+                .map(|(id, _)| id.clone())
+                .collect()
         };
         if dead.is_empty() {
             return;
         }
-        let assigned: BTreeMap<String, Vec<Role>> =
-            self.assignments.lock().iter().map(|(n, e)| (n.clone(), parse_roles(&e.roles))).collect();
+        let assigned: BTreeMap<String, Vec<Role>> = self
+            .assignments
+            .lock()
+            .iter()
+            .map(|(n, e)| (n.clone(), parse_roles(&e.roles)))
+            .collect();
         for (node, roles) in apply_policy(&assigned, &live, &dead, &self.policy) {
             tracing::warn!(node = %node, roles = ?roles, "role policy reassigns roles after a node died");
             if let Err(e) = self.set_roles(&node, roles).await {
@@ -293,7 +333,11 @@ impl ClusterService {
 
     /// node → (version, roles) of the assignment map.
     pub fn assignments(&self) -> BTreeMap<String, (u64, Vec<String>)> {
-        self.assignments.lock().iter().map(|(n, e)| (n.clone(), (e.version, e.roles.clone()))).collect()
+        self.assignments
+            .lock()
+            .iter()
+            .map(|(n, e)| (n.clone(), (e.version, e.roles.clone())))
+            .collect()
     }
 
     pub async fn leave(&self) {
@@ -309,7 +353,11 @@ mod tests {
 
     #[test]
     fn unknown_role_names_from_newer_peers_are_ignored() {
-        let roles = parse_roles(&["compactor".to_string(), "oracle".to_string(), "store_shard".to_string()]);
+        let roles = parse_roles(&[
+            "compactor".to_string(),
+            "oracle".to_string(),
+            "store_shard".to_string(),
+        ]);
         assert_eq!(roles, vec![Role::Compactor, Role::StoreShard]);
     }
 

@@ -19,15 +19,28 @@ pub fn apply_policy(
     dead: &BTreeSet<String>,
     policy: &BTreeMap<Role, usize>,
 ) -> PolicyChanges {
-    let mut next: BTreeMap<String, BTreeSet<Role>> =
-        assigned.iter().map(|(n, r)| (n.clone(), r.iter().copied().collect())).collect();
+    let mut next: BTreeMap<String, BTreeSet<Role>> = assigned
+        .iter()
+        .map(|(n, r)| (n.clone(), r.iter().copied().collect()))
+        .collect();
     for (&role, &min) in policy {
-        let dead_holders: Vec<String> = next.iter().filter(|(n, r)| dead.contains(*n) && r.contains(&role)).map(|(n, _)| n.clone()).collect();
+        let dead_holders: Vec<String> = next
+            .iter()
+            .filter(|(n, r)| dead.contains(*n) && r.contains(&role))
+            .map(|(n, _)| n.clone())
+            .collect();
         if dead_holders.is_empty() {
             continue;
         }
-        let live_holders = next.iter().filter(|(n, r)| live.contains(*n) && r.contains(&role)).count();
-        let candidates: Vec<String> = live.iter().filter(|n| !next.get(*n).is_some_and(|r| r.contains(&role))).cloned().collect();
+        let live_holders = next
+            .iter()
+            .filter(|(n, r)| live.contains(*n) && r.contains(&role))
+            .count();
+        let candidates: Vec<String> = live
+            .iter()
+            .filter(|n| !next.get(*n).is_some_and(|r| r.contains(&role)))
+            .cloned()
+            .collect();
         let want = min.saturating_sub(live_holders).min(candidates.len());
         for node in owners(role.as_str(), &candidates, want) {
             next.entry(node).or_default().insert(role);
@@ -44,7 +57,10 @@ pub fn apply_policy(
     }
     let mut changes = PolicyChanges::new();
     for (node, roles) in next {
-        let before: BTreeSet<Role> = assigned.get(&node).map(|r| r.iter().copied().collect()).unwrap_or_default();
+        let before: BTreeSet<Role> = assigned
+            .get(&node)
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default();
         if roles != before {
             changes.insert(node, roles.into_iter().collect());
         }
@@ -66,22 +82,38 @@ mod tests {
     }
 
     fn assigned(items: &[(&str, &[Role])]) -> BTreeMap<String, Vec<Role>> {
-        items.iter().map(|(n, r)| (n.to_string(), r.to_vec())).collect()
+        items
+            .iter()
+            .map(|(n, r)| (n.to_string(), r.to_vec()))
+            .collect()
     }
 
     fn policy() -> BTreeMap<Role, usize> {
-        [(Role::Compactor, 1), (Role::RuleEvaluator, 2)].into_iter().collect()
+        [(Role::Compactor, 1), (Role::RuleEvaluator, 2)]
+            .into_iter()
+            .collect()
     }
 
     #[test]
     fn moves_a_dead_singleton_to_exactly_one_live_node() {
-        let a = assigned(&[("n1", &[Role::Compactor, Role::QueryPlanner]), ("n2", &[Role::QueryPlanner]), ("n3", &[Role::QueryPlanner])]);
+        let a = assigned(&[
+            ("n1", &[Role::Compactor, Role::QueryPlanner]),
+            ("n2", &[Role::QueryPlanner]),
+            ("n3", &[Role::QueryPlanner]),
+        ]);
         let changes = apply_policy(&a, &set(&["n2", "n3"]), &set(&["n1"]), &policy());
-        let gained: Vec<&String> = changes.iter().filter(|(_, r)| r.contains(&Role::Compactor)).map(|(n, _)| n).collect();
+        let gained: Vec<&String> = changes
+            .iter()
+            .filter(|(_, r)| r.contains(&Role::Compactor))
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(gained.len(), 1);
         assert_eq!(changes.get("n1"), Some(&vec![Role::QueryPlanner]));
         // Deterministic: the same inputs give the same owner.
-        assert_eq!(changes, apply_policy(&a, &set(&["n3", "n2"]), &set(&["n1"]), &policy()));
+        assert_eq!(
+            changes,
+            apply_policy(&a, &set(&["n3", "n2"]), &set(&["n1"]), &policy())
+        );
     }
 
     #[test]
@@ -94,11 +126,21 @@ mod tests {
 
     #[test]
     fn tops_up_to_the_minimum_from_dead_holders() {
-        let a = assigned(&[("n1", &[Role::RuleEvaluator]), ("n2", &[Role::RuleEvaluator]), ("n3", &[]), ("n4", &[])]);
+        let a = assigned(&[
+            ("n1", &[Role::RuleEvaluator]),
+            ("n2", &[Role::RuleEvaluator]),
+            ("n3", &[]),
+            ("n4", &[]),
+        ]);
         let changes = apply_policy(&a, &set(&["n1", "n3", "n4"]), &set(&["n2"]), &policy());
         let holders: usize = ["n1", "n3", "n4"]
             .iter()
-            .filter(|n| changes.get(**n).map(|r| r.contains(&Role::RuleEvaluator)).unwrap_or_else(|| a[**n].contains(&Role::RuleEvaluator)))
+            .filter(|n| {
+                changes
+                    .get(**n)
+                    .map(|r| r.contains(&Role::RuleEvaluator))
+                    .unwrap_or_else(|| a[**n].contains(&Role::RuleEvaluator))
+            })
             .count();
         assert_eq!(holders, 2);
         assert_eq!(changes.get("n2"), Some(&vec![]));
@@ -120,7 +162,10 @@ mod tests {
 
     #[test]
     fn leader_is_the_smallest_live_id() {
-        assert_eq!(policy_leader(&set(&["n3", "n1", "n2"])).map(String::as_str), Some("n1"));
+        assert_eq!(
+            policy_leader(&set(&["n3", "n1", "n2"])).map(String::as_str),
+            Some("n1")
+        );
         assert_eq!(policy_leader(&set(&[])), None);
     }
 }

@@ -25,7 +25,12 @@ pub enum RoleState {
 }
 
 impl RoleState {
-    pub const ALL: [RoleState; 4] = [RoleState::Starting, RoleState::Running, RoleState::Failed, RoleState::Stopping];
+    pub const ALL: [RoleState; 4] = [
+        RoleState::Starting,
+        RoleState::Running,
+        RoleState::Failed,
+        RoleState::Stopping,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -113,7 +118,11 @@ impl RoleActor {
     /// Reports an error to the supervisor and stops; the supervisor restarts the role.
     pub fn fail(&mut self, ctx: &mut Context<Self>, error: String) {
         tracing::error!(role = %self.role, %error, "role failed");
-        self.failures.do_send(RoleFailed { role: self.role, incarnation: self.incarnation, error });
+        self.failures.do_send(RoleFailed {
+            role: self.role,
+            incarnation: self.incarnation,
+            error,
+        });
         ctx.stop();
     }
 }
@@ -168,7 +177,10 @@ impl Handler<InjectFault> for RoleActor {
 
 /// Formats a wall-clock time as RFC 3339 with millisecond precision, UTC.
 pub fn rfc3339(t: SystemTime) -> String {
-    let ms = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     format_rfc3339_millis(ms)
 }
 
@@ -194,8 +206,14 @@ mod tests {
     #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_millis(1_700_000_045_501), "2023-11-14T22:14:05.501Z");
-        assert_eq!(format_rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_millis(1_700_000_045_501),
+            "2023-11-14T22:14:05.501Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
         assert_eq!(format_rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::membership::ClusterService;
+use crate::cluster::transport::{
+    role_not_here, single_response, RemoteError, RemoteErrorKind, Request, ResponseStream,
+    RpcHandler,
+};
 use crate::query::sources::SourceSet;
 use crate::query::storeapi::STORE_TARGET;
-use crate::cluster::transport::{role_not_here, single_response, RemoteError, RemoteErrorKind, Request, ResponseStream, RpcHandler};
 
 pub struct NodeRpc {
     pub cluster: Arc<ClusterService>,
@@ -23,17 +26,30 @@ impl RpcHandler for NodeRpc {
         match (req.target_role.as_str(), req.method.as_str()) {
             ("cluster", "assignments") => {
                 let map = self.cluster.assignments();
-                let body = serde_json::to_vec(&map).map_err(|e| RemoteError { kind: RemoteErrorKind::Internal, message: e.to_string() })?;
+                let body = serde_json::to_vec(&map).map_err(|e| RemoteError {
+                    kind: RemoteErrorKind::Internal,
+                    message: e.to_string(),
+                })?;
                 Ok(single_response(body))
             }
             ("cluster", "members") => {
-                let ids: Vec<(String, String)> =
-                    self.cluster.members().into_iter().map(|m| (m.meta.node_id, format!("{:?}", m.state))).collect();
-                let body = serde_json::to_vec(&ids).map_err(|e| RemoteError { kind: RemoteErrorKind::Internal, message: e.to_string() })?;
+                let ids: Vec<(String, String)> = self
+                    .cluster
+                    .members()
+                    .into_iter()
+                    .map(|m| (m.meta.node_id, format!("{:?}", m.state)))
+                    .collect();
+                let body = serde_json::to_vec(&ids).map_err(|e| RemoteError {
+                    kind: RemoteErrorKind::Internal,
+                    message: e.to_string(),
+                })?;
                 Ok(single_response(body))
             }
             (STORE_TARGET, _) => self.sources.serve(req).await,
-            ("cluster", other) => Err(RemoteError { kind: RemoteErrorKind::NotFound, message: format!("unknown cluster method {other:?}") }),
+            ("cluster", other) => Err(RemoteError {
+                kind: RemoteErrorKind::NotFound,
+                message: format!("unknown cluster method {other:?}"),
+            }),
             (role, _) => Err(role_not_here(role)),
         }
     }

@@ -43,7 +43,11 @@ pub struct ScraperShipper {
 
 impl ScraperShipper {
     pub fn new(ctx: Arc<RoleContext>) -> Self {
-        ScraperShipper { ctx, state: Rc::new(RefCell::new(RoundState::default())), scrape_generation: None }
+        ScraperShipper {
+            ctx,
+            state: Rc::new(RefCell::new(RoundState::default())),
+            scrape_generation: None,
+        }
     }
 
     fn stop_scraping(&mut self) {
@@ -67,11 +71,18 @@ pub fn maintenance_interval(block_duration_ms: u64) -> Duration {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// One round: cut what the head holds beyond 1.5 block ranges, ship, apply local retention.
-pub async fn maintenance_round(db: Arc<Db>, shipper: Arc<Shipper>, retention: Duration) -> Result<RoundReport, String> {
+pub async fn maintenance_round(
+    db: Arc<Db>,
+    shipper: Arc<Shipper>,
+    retention: Duration,
+) -> Result<RoundReport, String> {
     let mut report = RoundReport::default();
     let now = now_ms();
     let cutting = db.clone();
@@ -84,13 +95,21 @@ pub async fn maintenance_round(db: Arc<Db>, shipper: Arc<Shipper>, retention: Du
     match shipper.sync().await {
         Ok(sync) => {
             report.uploaded = sync.uploaded.iter().map(|u| u.to_string()).collect();
-            report.failed = sync.failed.iter().map(|(u, e)| format!("{u}: {e}")).collect();
+            report.failed = sync
+                .failed
+                .iter()
+                .map(|(u, e)| format!("{u}: {e}"))
+                .collect();
         }
         // A bucket outage is not a role failure: the next round retries.
         Err(e) => report.failed.push(e.to_string()),
     }
 
-    let local: Vec<(ulid::Ulid, i64)> = db.list_blocks().iter().map(|b| (b.meta.ulid, b.meta.max_time)).collect();
+    let local: Vec<(ulid::Ulid, i64)> = db
+        .list_blocks()
+        .iter()
+        .map(|b| (b.meta.ulid, b.meta.max_time))
+        .collect();
     let deletable = blocks_to_delete(&local, &shipper.shipped_ulids(), true, now, retention);
     if !deletable.is_empty() {
         let deleting = db.clone();
@@ -165,7 +184,11 @@ impl RoleWorker for ScraperShipper {
     /// On stop, one last round ships whatever is complete so a role move strands nothing.
     fn shutdown(&mut self) -> LocalBoxFuture<'static, ()> {
         self.stop_scraping();
-        let round = maintenance_round(self.ctx.db.clone(), self.ctx.shipper.clone(), self.ctx.config.tsdb.retention.as_std());
+        let round = maintenance_round(
+            self.ctx.db.clone(),
+            self.ctx.shipper.clone(),
+            self.ctx.config.tsdb.retention.as_std(),
+        );
         Box::pin(async move {
             match tokio::time::timeout(Duration::from_secs(20), round).await {
                 Ok(Ok(_)) => {}
@@ -182,7 +205,10 @@ mod tests {
 
     #[test]
     fn interval_follows_short_block_ranges_and_is_capped() {
-        assert_eq!(maintenance_interval(2 * 3600 * 1000), Duration::from_secs(30));
+        assert_eq!(
+            maintenance_interval(2 * 3600 * 1000),
+            Duration::from_secs(30)
+        );
         assert_eq!(maintenance_interval(8_000), Duration::from_millis(1000));
         assert_eq!(maintenance_interval(100), Duration::from_millis(500));
     }

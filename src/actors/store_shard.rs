@@ -26,7 +26,10 @@ pub struct StoreShard {
 
 impl StoreShard {
     pub fn new(ctx: Arc<RoleContext>) -> Self {
-        StoreShard { ctx, stop: CancellationToken::new() }
+        StoreShard {
+            ctx,
+            stop: CancellationToken::new(),
+        }
     }
 }
 
@@ -35,7 +38,12 @@ fn live_shards(ctx: &RoleContext) -> Vec<String> {
     let mut ids: BTreeSet<String> = BTreeSet::new();
     ids.insert(ctx.config.node.id.clone());
     if let Some(cluster) = ctx.cluster.get() {
-        ids.extend(cluster.live_peers_with_role(Role::StoreShard).into_iter().map(|m| m.node_id));
+        ids.extend(
+            cluster
+                .live_peers_with_role(Role::StoreShard)
+                .into_iter()
+                .map(|m| m.node_id),
+        );
     }
     ids.into_iter().collect()
 }
@@ -43,8 +51,12 @@ fn live_shards(ctx: &RoleContext) -> Vec<String> {
 impl RoleWorker for StoreShard {
     fn started(&mut self, _ctx: &mut Context<RoleActor>) {
         let (tx, rx) = tokio::sync::watch::channel(live_shards(&self.ctx));
-        let interval = maintenance_interval(self.ctx.config.tsdb.block_duration.as_millis()).max(Duration::from_secs(5));
-        self.ctx.store.clone().spawn_sync_loop(interval, rx, self.stop.clone());
+        let interval = maintenance_interval(self.ctx.config.tsdb.block_duration.as_millis())
+            .max(Duration::from_secs(5));
+        self.ctx
+            .store
+            .clone()
+            .spawn_sync_loop(interval, rx, self.stop.clone());
         let ctx = self.ctx.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {

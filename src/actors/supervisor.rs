@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use actix::prelude::*;
 use futures::future::join_all;
 
-use super::role::{rfc3339, InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker, Shutdown};
+use super::role::{
+    rfc3339, InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker,
+    Shutdown,
+};
 use super::RunningRoles;
 use crate::config::Role;
 use crate::metrics::NodeMetrics;
@@ -72,7 +75,9 @@ pub fn plan(desired: &BTreeSet<Role>, held: &BTreeMap<Role, SlotView>) -> Vec<Ac
     for role in desired {
         match held.get(role) {
             None => starts.push(Action::Start(*role)),
-            Some(slot) if slot.state == RoleState::Failed && slot.restart_due => starts.push(Action::Restart(*role)),
+            Some(slot) if slot.state == RoleState::Failed && slot.restart_due => {
+                starts.push(Action::Restart(*role))
+            }
             Some(_) => {}
         }
     }
@@ -167,7 +172,12 @@ pub struct NodeSupervisor {
 }
 
 impl NodeSupervisor {
-    pub fn new(roles: &[Role], factory: Arc<dyn RoleFactory>, metrics: Arc<NodeMetrics>, running: Arc<RunningRoles>) -> Self {
+    pub fn new(
+        roles: &[Role],
+        factory: Arc<dyn RoleFactory>,
+        metrics: Arc<NodeMetrics>,
+        running: Arc<RunningRoles>,
+    ) -> Self {
         install_panic_hook();
         NodeSupervisor {
             desired: roles.iter().copied().collect(),
@@ -180,7 +190,13 @@ impl NodeSupervisor {
         }
     }
 
-    fn spawn_role(&mut self, role: Role, ctx: &mut Context<Self>, restarts: u64, last_error: Option<String>) -> Slot {
+    fn spawn_role(
+        &mut self,
+        role: Role,
+        ctx: &mut Context<Self>,
+        restarts: u64,
+        last_error: Option<String>,
+    ) -> Slot {
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
         let arbiter = Arbiter::new();
@@ -253,7 +269,8 @@ impl NodeSupervisor {
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         self.detect_failures(now);
-        let views: BTreeMap<Role, SlotView> = self.slots.iter().map(|(r, s)| (*r, s.view(now))).collect();
+        let views: BTreeMap<Role, SlotView> =
+            self.slots.iter().map(|(r, s)| (*r, s.view(now))).collect();
         for action in plan(&self.desired, &views) {
             match action {
                 Action::Start(role) => {
@@ -277,7 +294,9 @@ impl NodeSupervisor {
     }
 
     fn stop_role(&mut self, role: Role, ctx: &mut Context<Self>) {
-        let Some(slot) = self.slots.get_mut(&role) else { return };
+        let Some(slot) = self.slots.get_mut(&role) else {
+            return;
+        };
         slot.state = RoleState::Stopping;
         let addr = slot.addr.take();
         let arbiter = slot.arbiter.take();
@@ -291,7 +310,11 @@ impl NodeSupervisor {
             }
         };
         ctx.spawn(fut.into_actor(self).map(move |_, act, _ctx| {
-            if act.slots.get(&role).is_some_and(|s| s.incarnation == incarnation) {
+            if act
+                .slots
+                .get(&role)
+                .is_some_and(|s| s.incarnation == incarnation)
+            {
                 act.slots.remove(&role);
             }
             act.publish_metrics();
@@ -303,12 +326,21 @@ impl NodeSupervisor {
             let state = self.slots.get(&role).map(|s| s.state);
             self.metrics.set_role_state(role, state);
         }
-        let running = self.slots.iter().filter(|(_, s)| s.state == RoleState::Running).map(|(r, _)| *r).collect();
+        let running = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.state == RoleState::Running)
+            .map(|(r, _)| *r)
+            .collect();
         self.running.set(running);
     }
 
     fn all_running(&self) -> bool {
-        self.desired.iter().all(|r| self.slots.get(r).is_some_and(|s| s.state == RoleState::Running && s.addr.as_ref().is_some_and(|a| a.connected())))
+        self.desired.iter().all(|r| {
+            self.slots.get(r).is_some_and(|s| {
+                s.state == RoleState::Running && s.addr.as_ref().is_some_and(|a| a.connected())
+            })
+        })
     }
 }
 
@@ -371,19 +403,30 @@ impl Handler<GetRoles> for NodeSupervisor {
             .iter()
             .map(|(role, slot)| {
                 let fallback = slot.status(*role);
-                let addr = slot.addr.clone().filter(|a| a.connected() && slot.state == RoleState::Running);
+                let addr = slot
+                    .addr
+                    .clone()
+                    .filter(|a| a.connected() && slot.state == RoleState::Running);
                 async move {
                     match addr {
-                        Some(a) => match tokio::time::timeout(OBSERVE_TIMEOUT, a.send(Observe)).await {
-                            Ok(Ok(status)) => status,
-                            _ => fallback,
-                        },
+                        Some(a) => {
+                            match tokio::time::timeout(OBSERVE_TIMEOUT, a.send(Observe)).await {
+                                Ok(Ok(status)) => status,
+                                _ => fallback,
+                            }
+                        }
                         None => fallback,
                     }
                 }
             })
             .collect();
-        Box::pin(async move { NodeRoles { desired, roles: join_all(asks).await, ready } })
+        Box::pin(async move {
+            NodeRoles {
+                desired,
+                roles: join_all(asks).await,
+                ready,
+            }
+        })
     }
 }
 
@@ -421,7 +464,11 @@ impl Handler<FaultRole> for NodeSupervisor {
     type Result = Result<()>;
 
     fn handle(&mut self, msg: FaultRole, _ctx: &mut Self::Context) -> Self::Result {
-        let addr = self.slots.get(&msg.0).and_then(|s| s.addr.clone()).ok_or(SupervisorError::NotRunning(msg.0))?;
+        let addr = self
+            .slots
+            .get(&msg.0)
+            .and_then(|s| s.addr.clone())
+            .ok_or(SupervisorError::NotRunning(msg.0))?;
         addr.do_send(msg.1);
         Ok(())
     }
@@ -446,7 +493,10 @@ impl Handler<StopAll> for NodeSupervisor {
         let fut = async move {
             for (role, addr, arbiter) in order {
                 if let Some(addr) = addr {
-                    if tokio::time::timeout(SHUTDOWN_TIMEOUT, addr.send(Shutdown)).await.is_err() {
+                    if tokio::time::timeout(SHUTDOWN_TIMEOUT, addr.send(Shutdown))
+                        .await
+                        .is_err()
+                    {
                         tracing::warn!(role = %role, "role did not stop in time");
                     }
                 }
@@ -467,14 +517,26 @@ mod tests {
     use super::*;
 
     fn view(state: RoleState, alive: bool, due: bool) -> SlotView {
-        SlotView { state, alive, restart_due: due }
+        SlotView {
+            state,
+            alive,
+            restart_due: due,
+        }
     }
 
     #[test]
     fn starts_missing_roles_in_role_order() {
-        let desired: BTreeSet<Role> = [Role::Compactor, Role::ScraperShipper].into_iter().collect();
+        let desired: BTreeSet<Role> = [Role::Compactor, Role::ScraperShipper]
+            .into_iter()
+            .collect();
         let actions = plan(&desired, &BTreeMap::new());
-        assert_eq!(actions, vec![Action::Start(Role::ScraperShipper), Action::Start(Role::Compactor)]);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Start(Role::ScraperShipper),
+                Action::Start(Role::Compactor)
+            ]
+        );
     }
 
     #[test]
@@ -486,17 +548,26 @@ mod tests {
         let actions = plan(&desired, &held);
         assert_eq!(
             actions,
-            vec![Action::Stop(Role::Compactor), Action::Stop(Role::ScraperShipper), Action::Start(Role::QueryPlanner)]
+            vec![
+                Action::Stop(Role::Compactor),
+                Action::Stop(Role::ScraperShipper),
+                Action::Start(Role::QueryPlanner)
+            ]
         );
     }
 
     #[test]
     fn restarts_failed_roles_only_when_backoff_elapsed() {
-        let desired: BTreeSet<Role> = [Role::StoreShard, Role::RuleEvaluator].into_iter().collect();
+        let desired: BTreeSet<Role> = [Role::StoreShard, Role::RuleEvaluator]
+            .into_iter()
+            .collect();
         let mut held = BTreeMap::new();
         held.insert(Role::StoreShard, view(RoleState::Failed, false, false));
         held.insert(Role::RuleEvaluator, view(RoleState::Failed, false, true));
-        assert_eq!(plan(&desired, &held), vec![Action::Restart(Role::RuleEvaluator)]);
+        assert_eq!(
+            plan(&desired, &held),
+            vec![Action::Restart(Role::RuleEvaluator)]
+        );
     }
 
     #[test]
@@ -514,7 +585,10 @@ mod tests {
         let mut held = BTreeMap::new();
         held.insert(Role::Compactor, view(RoleState::Stopping, true, false));
         assert!(plan(&desired, &held).is_empty());
-        assert_eq!(plan(&desired, &BTreeMap::new()), vec![Action::Start(Role::Compactor)]);
+        assert_eq!(
+            plan(&desired, &BTreeMap::new()),
+            vec![Action::Start(Role::Compactor)]
+        );
     }
 
     #[test]

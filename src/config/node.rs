@@ -213,7 +213,11 @@ pub struct ClusterConfig {
     pub replica_label: String,
     /// Keep at least N live nodes with the role; `all` (stored as `usize::MAX`) means every
     /// live node.
-    #[serde(default = "default_role_policy", deserialize_with = "de_role_policy", serialize_with = "ser_role_policy")]
+    #[serde(
+        default = "default_role_policy",
+        deserialize_with = "de_role_policy",
+        serialize_with = "ser_role_policy"
+    )]
     pub role_policy: BTreeMap<Role, usize>,
 }
 
@@ -225,7 +229,9 @@ enum PolicyCount {
     Word(String),
 }
 
-fn de_role_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Role, usize>, D::Error> {
+fn de_role_policy<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<Role, usize>, D::Error> {
     let raw: BTreeMap<Role, PolicyCount> = BTreeMap::deserialize(d)?;
     let mut out = BTreeMap::new();
     for (role, count) in raw {
@@ -233,7 +239,9 @@ fn de_role_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Rol
             PolicyCount::Count(n) => n,
             PolicyCount::Word(w) if w == "all" => usize::MAX,
             PolicyCount::Word(w) => {
-                return Err(serde::de::Error::custom(format!("role_policy.{role}: want a number or `all`, got {w:?}")))
+                return Err(serde::de::Error::custom(format!(
+                    "role_policy.{role}: want a number or `all`, got {w:?}"
+                )))
             }
         };
         out.insert(role, n);
@@ -241,7 +249,10 @@ fn de_role_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Rol
     Ok(out)
 }
 
-fn ser_role_policy<S: serde::Serializer>(policy: &BTreeMap<Role, usize>, s: S) -> Result<S::Ok, S::Error> {
+fn ser_role_policy<S: serde::Serializer>(
+    policy: &BTreeMap<Role, usize>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
     let mut m = s.serialize_map(Some(policy.len()))?;
     for (role, n) in policy {

@@ -431,9 +431,18 @@ admin:
 
 #[test]
 fn role_policy_accepts_numbers_and_all() {
-    let c = Config::from_yaml_str("cluster:\n  role_policy: {compactor: 1, query_planner: all}\n", "t.yml").unwrap();
+    let c = Config::from_yaml_str(
+        "cluster:\n  role_policy: {compactor: 1, query_planner: all}\n",
+        "t.yml",
+    )
+    .unwrap();
     assert_eq!(c.cluster.role_policy.get(&Role::Compactor), Some(&1));
-    assert_eq!(c.cluster.role_policy.get(&Role::QueryPlanner), Some(&usize::MAX));
-    let err = Config::from_yaml_str("cluster:\n  role_policy: {compactor: many}\n", "t.yml").unwrap_err().to_string();
+    assert_eq!(
+        c.cluster.role_policy.get(&Role::QueryPlanner),
+        Some(&usize::MAX)
+    );
+    let err = Config::from_yaml_str("cluster:\n  role_policy: {compactor: many}\n", "t.yml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("role_policy"), "{err}");
 }

@@ -14,12 +14,17 @@ use crate::node::NodeState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/admin/roles", web::get().to(get_roles))
         .route("/api/v1/admin/roles", web::put().to(put_roles))
-        .route("/api/v1/admin/roles/{role}/fault", web::post().to(inject_fault));
+        .route(
+            "/api/v1/admin/roles/{role}/fault",
+            web::post().to(inject_fault),
+        );
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time when a token is configured.
 pub fn authorize(req: &HttpRequest, state: &NodeState) -> Result<(), ApiError> {
-    let Some(expected) = state.admin_token.as_deref() else { return Ok(()) };
+    let Some(expected) = state.admin_token.as_deref() else {
+        return Ok(());
+    };
     let given = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -28,14 +33,24 @@ pub fn authorize(req: &HttpRequest, state: &NodeState) -> Result<(), ApiError> {
         .map(str::trim);
     match given {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(ErrorType::Unauthorized, "invalid admin token")),
-        None => Err(ApiError::new(ErrorType::Unauthorized, "admin API requires a bearer token")),
+        Some(_) => Err(ApiError::new(
+            ErrorType::Unauthorized,
+            "invalid admin token",
+        )),
+        None => Err(ApiError::new(
+            ErrorType::Unauthorized,
+            "admin API requires a bearer token",
+        )),
     }
 }
 
 async fn get_roles(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     authorize(&req, &state)?;
-    let roles = state.supervisor.send(GetRoles).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let roles = state
+        .supervisor
+        .send(GetRoles)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(success(&serde_json::json!({
         "node": state.node_id,
         "desired": roles.desired,
@@ -57,7 +72,10 @@ pub fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
         .map(|n| {
             n.parse::<Role>().map_err(|_| {
                 let known: Vec<String> = Role::ALL.iter().map(|r| r.to_string()).collect();
-                ApiError::bad_data(format!("unknown role {n:?}; known roles: {}", known.join(", ")))
+                ApiError::bad_data(format!(
+                    "unknown role {n:?}; known roles: {}",
+                    known.join(", ")
+                ))
             })
         })
         .collect()
@@ -68,8 +86,14 @@ async fn put_roles(req: HttpRequest, state: web::Data<NodeState>, body: web::Byt
     let parsed: RolesBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
     let roles = parse_roles(&parsed.roles)?;
-    let version = state.cluster.set_roles(&state.node_id, roles.clone()).await.map_err(|e| ApiError::bad_data(e.to_string()))?;
-    Ok(success(&serde_json::json!({ "node": state.node_id, "desired": roles, "version": version })))
+    let version = state
+        .cluster
+        .set_roles(&state.node_id, roles.clone())
+        .await
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(success(
+        &serde_json::json!({ "node": state.node_id, "desired": roles, "version": version }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -80,17 +104,30 @@ struct FaultBody {
     message: Option<String>,
 }
 
-async fn inject_fault(req: HttpRequest, state: web::Data<NodeState>, path: web::Path<String>, body: web::Bytes) -> ApiResult {
+async fn inject_fault(
+    req: HttpRequest,
+    state: web::Data<NodeState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult {
     if !state.fault_injection {
-        return Err(ApiError::new(ErrorType::NotFound, "fault injection is disabled"));
+        return Err(ApiError::new(
+            ErrorType::NotFound,
+            "fault injection is disabled",
+        ));
     }
     authorize(&req, &state)?;
     let role = parse_roles(std::slice::from_ref(&path.into_inner()))?.remove(0);
-    let fault: FaultBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_data(format!("invalid body: {e}")))?;
+    let fault: FaultBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_data(format!("invalid body: {e}")))?;
     let fault = match fault.kind.as_str() {
         "panic" => InjectFault::Panic,
         "error" => InjectFault::Error(fault.message.unwrap_or_else(|| "requested".to_string())),
-        other => return Err(ApiError::bad_data(format!("unknown fault kind {other:?}, want panic or error"))),
+        other => {
+            return Err(ApiError::bad_data(format!(
+                "unknown fault kind {other:?}, want panic or error"
+            )))
+        }
     };
     state
         .supervisor

@@ -8,14 +8,17 @@ use serde_json::json;
 
 use super::admin::{authorize, parse_roles, RolesBody};
 use super::error::{success, ApiError, ApiResult};
-use crate::actors::lease::Lease;
 use crate::actors::compactor::{COMPACTOR_LEASE, LEASE_TTL};
+use crate::actors::lease::Lease;
 use crate::config::Role;
 use crate::node::NodeState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/admin/cluster", web::get().to(cluster))
-        .route("/api/v1/admin/nodes/{id}/roles", web::put().to(put_node_roles));
+        .route(
+            "/api/v1/admin/nodes/{id}/roles",
+            web::put().to(put_node_roles),
+        );
 }
 
 async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
@@ -45,14 +48,26 @@ async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
         .into_iter()
         .map(|(node, (version, roles))| (node, json!({"version": version, "roles": roles})))
         .collect();
-    let lease = Lease::new(state.bucket.clone(), COMPACTOR_LEASE, &state.node_id, LEASE_TTL);
+    let lease = Lease::new(
+        state.bucket.clone(),
+        COMPACTOR_LEASE,
+        &state.node_id,
+        LEASE_TTL,
+    );
     let holder = match lease.read().await {
-        Ok(Some(r)) if r.expires_at_ms > crate::actors::lease::now_ms() => json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms}),
+        Ok(Some(r)) if r.expires_at_ms > crate::actors::lease::now_ms() => {
+            json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms})
+        }
         Ok(_) => json!(null),
         Err(e) => json!({"error": e.to_string()}),
     };
-    let assigned: Vec<String> =
-        state.cluster.assignments().into_iter().filter(|(_, (_, r))| r.iter().any(|x| x == Role::Compactor.as_str())).map(|(n, _)| n).collect();
+    let assigned: Vec<String> = state
+        .cluster
+        .assignments()
+        .into_iter()
+        .filter(|(_, (_, r))| r.iter().any(|x| x == Role::Compactor.as_str()))
+        .map(|(n, _)| n)
+        .collect();
     let stats = state.cluster.handle().stats();
     Ok(success(&json!({
         "node": state.node_id,
@@ -67,15 +82,35 @@ async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     })))
 }
 
-async fn put_node_roles(req: HttpRequest, state: web::Data<NodeState>, path: web::Path<String>, body: web::Bytes) -> ApiResult {
+async fn put_node_roles(
+    req: HttpRequest,
+    state: web::Data<NodeState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult {
     authorize(&req, &state)?;
     let node = path.into_inner();
-    let parsed: RolesBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
+    let parsed: RolesBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
     let roles = parse_roles(&parsed.roles)?;
-    let known = state.cluster.members().iter().any(|m| m.meta.node_id == node) || state.cluster.assignments().contains_key(&node);
+    let known = state
+        .cluster
+        .members()
+        .iter()
+        .any(|m| m.meta.node_id == node)
+        || state.cluster.assignments().contains_key(&node);
     if !known {
-        return Err(ApiError::new(super::error::ErrorType::NotFound, format!("no cluster member is called {node:?}")));
+        return Err(ApiError::new(
+            super::error::ErrorType::NotFound,
+            format!("no cluster member is called {node:?}"),
+        ));
     }
-    let version = state.cluster.set_roles(&node, roles.clone()).await.map_err(|e| ApiError::bad_data(e.to_string()))?;
-    Ok(success(&json!({"node": node, "desired": roles, "version": version})))
+    let version = state
+        .cluster
+        .set_roles(&node, roles.clone())
+        .await
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(success(
+        &json!({"node": node, "desired": roles, "version": version}),
+    ))
 }

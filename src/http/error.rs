@@ -39,7 +39,9 @@ impl ErrorType {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             // Prometheus answers 499 (client closed request) for a canceled query.
-            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            ErrorType::Canceled => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             ErrorType::Timeout | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
@@ -57,7 +59,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into() }
+        ApiError {
+            kind,
+            message: message.into(),
+        }
     }
 
     pub fn bad_data(message: impl Into<String>) -> Self {
@@ -87,7 +92,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = ErrorBody { status: "error", error_type: self.kind.as_str(), error: &self.message };
+        let body = ErrorBody {
+            status: "error",
+            error_type: self.kind.as_str(),
+            error: &self.message,
+        };
         let mut resp = HttpResponse::build(self.status_code());
         if self.kind == ErrorType::Unauthorized {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
@@ -114,8 +123,17 @@ pub fn success<T: Serialize>(data: &T) -> HttpResponse {
 }
 
 /// The success envelope with Prometheus's `warnings` and `infos` arrays (omitted when empty).
-pub fn success_with_annotations<T: Serialize>(data: &T, warnings: &[String], infos: &[String]) -> HttpResponse {
-    HttpResponse::Ok().json(SuccessBody { status: "success", data, warnings, infos })
+pub fn success_with_annotations<T: Serialize>(
+    data: &T,
+    warnings: &[String],
+    infos: &[String],
+) -> HttpResponse {
+    HttpResponse::Ok().json(SuccessBody {
+        status: "success",
+        data,
+        warnings,
+        infos,
+    })
 }
 
 #[cfg(test)]
@@ -141,10 +159,16 @@ mod tests {
 
     #[test]
     fn execution_and_unauthorized_codes() {
-        assert_eq!(ErrorType::Execution.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            ErrorType::Execution.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let resp = ApiError::new(ErrorType::Unauthorized, "missing token").error_response();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(resp.headers().get("WWW-Authenticate").map(|h| h.as_bytes()), Some(&b"Bearer"[..]));
+        assert_eq!(
+            resp.headers().get("WWW-Authenticate").map(|h| h.as_bytes()),
+            Some(&b"Bearer"[..])
+        );
     }
 
     #[test]
@@ -152,6 +176,9 @@ mod tests {
         let v = body_of(success(&serde_json::json!({"a": 1})));
         assert_eq!(v, serde_json::json!({"status":"success","data":{"a":1}}));
         let v = body_of(success_with_annotations(&1, &["w".to_string()], &[]));
-        assert_eq!(v, serde_json::json!({"status":"success","data":1,"warnings":["w"]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"status":"success","data":1,"warnings":["w"]})
+        );
     }
 }

@@ -18,7 +18,12 @@ const FORWARDED: &str = "X-Strata-Forwarded-By";
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `None` when this node runs `role` itself; otherwise the forwarded answer (or why not).
-pub async fn forward_unless_local(state: &NodeState, req: &HttpRequest, body: &[u8], role: Role) -> Option<ApiResult> {
+pub async fn forward_unless_local(
+    state: &NodeState,
+    req: &HttpRequest,
+    body: &[u8],
+    role: Role,
+) -> Option<ApiResult> {
     if state.running.contains(role) {
         return None;
     }
@@ -27,28 +32,77 @@ pub async fn forward_unless_local(state: &NodeState, req: &HttpRequest, body: &[
 
 async fn forward(state: &NodeState, req: &HttpRequest, body: &[u8], role: Role) -> ApiResult {
     if req.headers().contains_key(FORWARDED) {
-        return Err(ApiError::unavailable(format!("role {role} is not running on node {} either", state.node_id)));
+        return Err(ApiError::unavailable(format!(
+            "role {role} is not running on node {} either",
+            state.node_id
+        )));
     }
     let peers = state.cluster.live_peers_with_role(role);
     let ids: Vec<String> = peers.iter().map(|p| p.node_id.clone()).collect();
-    let key = req.connection_info().realip_remote_addr().unwrap_or("").to_string();
-    let Some(target) = owners(key.as_str(), &ids, 1).into_iter().next().and_then(|id| peers.into_iter().find(|p| p.node_id == id)) else {
-        return Err(ApiError::unavailable(format!("no live node runs the {role} role")));
+    let key = req
+        .connection_info()
+        .realip_remote_addr()
+        .unwrap_or("")
+        .to_string();
+    let Some(target) = owners(key.as_str(), &ids, 1)
+        .into_iter()
+        .next()
+        .and_then(|id| peers.into_iter().find(|p| p.node_id == id))
+    else {
+        return Err(ApiError::unavailable(format!(
+            "no live node runs the {role} role"
+        )));
     };
-    let url = format!("http://{}{}", target.http_addr, req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    let client = reqwest::Client::builder().timeout(FORWARD_TIMEOUT).build().map_err(|e| ApiError::internal(e.to_string()))?;
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    let mut out = client.request(method, &url).header(FORWARDED, state.node_id.as_str()).body(body.to_vec());
-    for name in ["content-type", "content-encoding", "authorization", "accept", "x-prometheus-remote-write-version"] {
+    let url = format!(
+        "http://{}{}",
+        target.http_addr,
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let client = reqwest::Client::builder()
+        .timeout(FORWARD_TIMEOUT)
+        .build()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let mut out = client
+        .request(method, &url)
+        .header(FORWARDED, state.node_id.as_str())
+        .body(body.to_vec());
+    for name in [
+        "content-type",
+        "content-encoding",
+        "authorization",
+        "accept",
+        "x-prometheus-remote-write-version",
+    ] {
         if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
             out = out.header(name, v);
         }
     }
-    let resp = out.send().await.map_err(|e| ApiError::unavailable(format!("forwarding to {} ({}) failed: {e}", target.node_id, target.http_addr)))?;
+    let resp = out.send().await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "forwarding to {} ({}) failed: {e}",
+            target.node_id, target.http_addr
+        ))
+    })?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let served_by = resp.headers().get(SERVED_BY).and_then(|v| v.to_str().ok()).unwrap_or(&target.node_id).to_string();
-    let bytes = resp.bytes().await.map_err(|e| ApiError::unavailable(format!("reading the answer of {}: {e}", target.node_id)))?;
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let served_by = resp
+        .headers()
+        .get(SERVED_BY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(&target.node_id)
+        .to_string();
+    let bytes = resp.bytes().await.map_err(|e| {
+        ApiError::unavailable(format!("reading the answer of {}: {e}", target.node_id))
+    })?;
     let mut builder = HttpResponse::build(status);
     if let Some(ct) = content_type {
         builder.insert_header(("content-type", ct));

@@ -18,17 +18,30 @@ use crate::node::NodeState;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot serve HTTP on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Starts the HTTP server on an already bound listener; the returned server must be awaited
 /// (or spawned) and is stopped through its handle.
-pub fn serve(listener: std::net::TcpListener, state: web::Data<NodeState>, workers: usize) -> Result<actix_web::dev::Server, HttpError> {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+pub fn serve(
+    listener: std::net::TcpListener,
+    state: web::Data<NodeState>,
+    workers: usize,
+) -> Result<actix_web::dev::Server, HttpError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let node_id = state.node_id.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(actix_web::middleware::DefaultHeaders::new().add((forward::SERVED_BY, node_id.clone())))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((forward::SERVED_BY, node_id.clone())),
+            )
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
             .configure(status::routes)

@@ -15,14 +15,18 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     pub fn from_request(req: &HttpRequest, body: &[u8]) -> Self {
         let mut pairs: Vec<(String, String)> =
-            form_urlencoded::parse(req.query_string().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            form_urlencoded::parse(req.query_string().as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         let is_form = req
             .headers()
             .get(actix_web::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         if is_form {
-            pairs.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+            pairs.extend(
+                form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
         }
         Params(pairs)
     }
@@ -33,11 +37,18 @@ impl Params {
 
     /// The first non-empty value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A timestamp parameter in ms; `default` when absent.
@@ -53,7 +64,9 @@ impl Params {
         let start = self.time("start", MIN_TIME_MS)?;
         let end = self.time("end", MAX_TIME_MS)?;
         if end < start {
-            return Err(ApiError::bad_data("end timestamp must not be before start time"));
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
         }
         Ok((start, end))
     }
@@ -62,7 +75,9 @@ impl Params {
     pub fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(s) => parse_duration_or_seconds(s).map(Some).map_err(|e| invalid(name, e)),
+            Some(s) => parse_duration_or_seconds(s)
+                .map(Some)
+                .map_err(|e| invalid(name, e)),
         }
     }
 
@@ -70,7 +85,9 @@ impl Params {
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(0),
-            Some(s) => s.parse::<usize>().map_err(|_| invalid("limit", format!("cannot parse {s:?} to a valid limit"))),
+            Some(s) => s
+                .parse::<usize>()
+                .map_err(|_| invalid("limit", format!("cannot parse {s:?} to a valid limit"))),
         }
     }
 
@@ -78,7 +95,8 @@ impl Params {
     pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         let mut out = Vec::new();
         for sel in self.get_all("match[]") {
-            let sets = crate::promql::parse_series_selector(sel).map_err(|e| invalid("match[]", e))?;
+            let sets =
+                crate::promql::parse_series_selector(sel).map_err(|e| invalid("match[]", e))?;
             out.extend(sets);
         }
         Ok(out)

@@ -11,10 +11,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::{success, success_with_annotations, ApiError, ApiResult, ErrorType};
 use super::forward::forward_unless_local;
 use super::params::{invalid, Params};
+use crate::cluster::transport::TransportClient;
 use crate::config::Role;
 use crate::node::NodeState;
 use crate::promql::{Engine, PromqlError, QueryValue, Value};
-use crate::cluster::transport::TransportClient;
 use crate::query::fanout::{ClusterQueryable, FanoutOptions};
 use crate::query::sources::SourceSet;
 use crate::storage::model::{Labels, Matcher, Queryable, SelectHints};
@@ -42,7 +42,14 @@ impl QueryService {
         max_concurrent: usize,
         external_labels: Labels,
     ) -> Self {
-        QueryService { engine, sources, client, replica_labels, concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)), external_labels }
+        QueryService {
+            engine,
+            sources,
+            client,
+            replica_labels,
+            concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            external_labels,
+        }
     }
 
     /// The cluster-wide queryable for one request: `dedup` (default true), `replicaLabels[]`
@@ -53,10 +60,18 @@ impl QueryService {
                 None => Ok(default),
                 Some("true" | "1") => Ok(true),
                 Some("false" | "0") => Ok(false),
-                Some(other) => Err(invalid(name, format!("cannot parse {other:?} to a boolean"))),
+                Some(other) => Err(invalid(
+                    name,
+                    format!("cannot parse {other:?} to a boolean"),
+                )),
             }
         };
-        let mut replica_labels: Vec<String> = params.get_all("replicaLabels[]").into_iter().filter(|s| !s.is_empty()).map(String::from).collect();
+        let mut replica_labels: Vec<String> = params
+            .get_all("replicaLabels[]")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         if replica_labels.is_empty() {
             replica_labels = self.replica_labels.clone();
         }
@@ -66,7 +81,12 @@ impl QueryService {
             partial_response: flag("partial_response", true)?,
             timeout: self.engine.opts.timeout,
         };
-        Ok(Arc::new(ClusterQueryable::new(self.sources.local(), self.sources.remote(), self.client.clone(), opts)))
+        Ok(Arc::new(ClusterQueryable::new(
+            self.sources.local(),
+            self.sources.remote(),
+            self.client.clone(),
+            opts,
+        )))
     }
 }
 
@@ -79,8 +99,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/api/v1/query_exemplars", Handler::Exemplars),
         ("/api/v1/format_query", Handler::Format),
     ] {
-        let h = move |req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes| dispatch(handler, req, state, body);
-        cfg.route(path, web::get().to(h)).route(path, web::post().to(h));
+        let h = move |req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes| {
+            dispatch(handler, req, state, body)
+        };
+        cfg.route(path, web::get().to(h))
+            .route(path, web::post().to(h));
     }
     cfg.route("/api/v1/label/{name}/values", web::get().to(label_values))
         .route("/api/v1/metadata", web::get().to(metadata))
@@ -97,9 +120,16 @@ enum Handler {
     Format,
 }
 
-async fn dispatch(handler: Handler, req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
+async fn dispatch(
+    handler: Handler,
+    req: HttpRequest,
+    state: web::Data<NodeState>,
+    body: web::Bytes,
+) -> ApiResult {
     if body.len() > MAX_FORM_BYTES {
-        return Err(ApiError::bad_data("error parsing form values: http: POST too large"));
+        return Err(ApiError::bad_data(
+            "error parsing form values: http: POST too large",
+        ));
     }
     if let Some(forwarded) = forward_unless_local(&state, &req, &body, Role::QueryPlanner).await {
         return forwarded;
@@ -121,13 +151,18 @@ async fn dispatch(handler: Handler, req: HttpRequest, state: web::Data<NodeState
 
 fn query_service(state: &NodeState) -> Result<Arc<QueryService>, ApiError> {
     if !state.running.contains(Role::QueryPlanner) {
-        return Err(ApiError::unavailable("no query_planner role serves queries on this node"));
+        return Err(ApiError::unavailable(
+            "no query_planner role serves queries on this node",
+        ));
     }
     Ok(state.query.clone())
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn promql_error(e: PromqlError) -> ApiError {
@@ -148,8 +183,15 @@ async fn run_query<F>(svc: &QueryService, f: F) -> Result<QueryValue, ApiError>
 where
     F: FnOnce() -> Result<QueryValue, PromqlError> + Send + 'static,
 {
-    let _permit = svc.concurrency.acquire().await.map_err(|_| ApiError::unavailable("query service is shutting down"))?;
-    web::block(f).await.map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?.map_err(promql_error)
+    let _permit = svc
+        .concurrency
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("query service is shutting down"))?;
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("query worker failed: {e}")))?
+        .map_err(promql_error)
 }
 
 fn engine_for(svc: &QueryService, timeout_ms: Option<i64>) -> Engine {
@@ -200,14 +242,18 @@ pub fn check_nesting(q: &str) -> Result<(), String> {
         }
     }
     if max > MAX_NESTING {
-        return Err(format!("query nests {max} levels of brackets, more than the {MAX_NESTING} allowed"));
+        return Err(format!(
+            "query nests {max} levels of brackets, more than the {MAX_NESTING} allowed"
+        ));
     }
     Ok(())
 }
 
 /// Prometheus's exact bytes (timestamps as `1700000045.500`, values as strings).
 fn value_response(v: QueryValue) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(crate::promql::json::format_success_body(&v))
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::promql::json::format_success_body(&v))
 }
 
 async fn instant(svc: Arc<QueryService>, params: Params) -> ApiResult {
@@ -215,21 +261,34 @@ async fn instant(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let t = params.time("time", now_ms())?;
     let engine = engine_for(&svc, params.duration("timeout")?);
     let q = svc.queryable_for(&params)?;
-    let mut v = run_query(&svc, { let q = q.clone(); move || engine.instant(q.as_ref(), &query, t) }).await?;
+    let mut v = run_query(&svc, {
+        let q = q.clone();
+        move || engine.instant(q.as_ref(), &query, t)
+    })
+    .await?;
     v.warnings.extend(q.take_warnings());
     Ok(value_response(v))
 }
 
 async fn range(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let query = query_param(&params)?;
-    let start = params.get("start").ok_or_else(|| invalid("start", "cannot parse \"\" to a valid timestamp"))?;
+    let start = params
+        .get("start")
+        .ok_or_else(|| invalid("start", "cannot parse \"\" to a valid timestamp"))?;
     let start = crate::promql::parse_time(start).map_err(|e| invalid("start", e))?;
-    let end = params.get("end").ok_or_else(|| invalid("end", "cannot parse \"\" to a valid timestamp"))?;
+    let end = params
+        .get("end")
+        .ok_or_else(|| invalid("end", "cannot parse \"\" to a valid timestamp"))?;
     let end = crate::promql::parse_time(end).map_err(|e| invalid("end", e))?;
     if end < start {
-        return Err(invalid("end", "end timestamp must not be before start time"));
+        return Err(invalid(
+            "end",
+            "end timestamp must not be before start time",
+        ));
     }
-    let step = params.duration("step")?.ok_or_else(|| invalid("step", "cannot parse \"\" to a valid duration"))?;
+    let step = params
+        .duration("step")?
+        .ok_or_else(|| invalid("step", "cannot parse \"\" to a valid duration"))?;
     if step <= 0 {
         return Err(invalid("step", "zero or negative query resolution step widths are not accepted. Try a positive integer"));
     }
@@ -240,14 +299,20 @@ async fn range(svc: Arc<QueryService>, params: Params) -> ApiResult {
     }
     let engine = engine_for(&svc, params.duration("timeout")?);
     let q = svc.queryable_for(&params)?;
-    let mut v = run_query(&svc, { let q = q.clone(); move || engine.range(q.as_ref(), &query, start, end, step) }).await?;
+    let mut v = run_query(&svc, {
+        let q = q.clone();
+        move || engine.range(q.as_ref(), &query, start, end, step)
+    })
+    .await?;
     v.warnings.extend(q.take_warnings());
     Ok(value_response(v))
 }
 
 fn labels_json(l: &Labels) -> serde_json::Value {
-    let map: serde_json::Map<String, serde_json::Value> =
-        l.iter().map(|lb| (lb.name.clone(), serde_json::Value::String(lb.value.clone()))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = l
+        .iter()
+        .map(|lb| (lb.name.clone(), serde_json::Value::String(lb.value.clone())))
+        .collect();
     serde_json::Value::Object(map)
 }
 
@@ -260,8 +325,12 @@ fn apply_limit<T>(mut items: Vec<T>, limit: usize, warnings: &mut Vec<String>) -
     items
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    web::block(f).await.map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
 }
 
 fn storage_error(e: crate::storage::model::QueryableError) -> ApiError {
@@ -279,9 +348,17 @@ async fn series(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let partial = q.clone();
     let found = blocking(move || {
         let mut all: Vec<Labels> = Vec::new();
-        let hints = SelectHints { labels_only: true, ..Default::default() };
+        let hints = SelectHints {
+            labels_only: true,
+            ..Default::default()
+        };
         for set in &sets {
-            all.extend(q.select(set, start, end, &hints).map_err(storage_error)?.into_iter().map(|s| s.labels));
+            all.extend(
+                q.select(set, start, end, &hints)
+                    .map_err(storage_error)?
+                    .into_iter()
+                    .map(|s| s.labels),
+            );
         }
         all.sort();
         all.dedup();
@@ -319,7 +396,9 @@ async fn label_names(svc: Arc<QueryService>, params: Params) -> ApiResult {
     let q = svc.queryable_for(&params)?;
     let partial = q.clone();
     let names = blocking(move || {
-        merged_strings(q.as_ref(), &sets, |q, m| q.label_names(m, start, end).map_err(storage_error))
+        merged_strings(q.as_ref(), &sets, |q, m| {
+            q.label_names(m, start, end).map_err(storage_error)
+        })
     })
     .await?;
     let mut warnings = partial.take_warnings();
@@ -327,7 +406,11 @@ async fn label_names(svc: Arc<QueryService>, params: Params) -> ApiResult {
     Ok(success_with_annotations(&names, &warnings, &[]))
 }
 
-async fn label_values(req: HttpRequest, state: web::Data<NodeState>, path: web::Path<String>) -> ApiResult {
+async fn label_values(
+    req: HttpRequest,
+    state: web::Data<NodeState>,
+    path: web::Path<String>,
+) -> ApiResult {
     if let Some(forwarded) = forward_unless_local(&state, &req, &[], Role::QueryPlanner).await {
         return forwarded;
     }
@@ -336,7 +419,8 @@ async fn label_values(req: HttpRequest, state: web::Data<NodeState>, path: web::
     let mut name = path.into_inner();
     // Prometheus 3 accepts UTF-8 names escaped as U__...; plain names are the common case.
     if let Some(rest) = name.strip_prefix("U__") {
-        name = unescape_utf8_label(rest).ok_or_else(|| ApiError::bad_data(format!("invalid label name: {name:?}")))?;
+        name = unescape_utf8_label(rest)
+            .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {name:?}")))?;
     } else if !crate::config::is_valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
@@ -346,7 +430,9 @@ async fn label_values(req: HttpRequest, state: web::Data<NodeState>, path: web::
     let q = svc.queryable_for(&params)?;
     let partial = q.clone();
     let values = blocking(move || {
-        merged_strings(q.as_ref(), &sets, |q, m| q.label_values(&name, m, start, end).map_err(storage_error))
+        merged_strings(q.as_ref(), &sets, |q, m| {
+            q.label_values(&name, m, start, end).map_err(storage_error)
+        })
     })
     .await?;
     let mut warnings = partial.take_warnings();
@@ -410,7 +496,9 @@ async fn federate(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
         let mut samples: Vec<(Labels, f64, i64)> = Vec::new();
         for set in &sets {
             let selector = selector_text(set);
-            let v = engine.instant(q.as_ref(), &selector, t).map_err(promql_error)?;
+            let v = engine
+                .instant(q.as_ref(), &selector, t)
+                .map_err(promql_error)?;
             if let Value::Vector(vs) = v.value {
                 samples.extend(vs.into_iter().map(|s| (s.labels, s.v, s.t)));
             }
@@ -418,7 +506,9 @@ async fn federate(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
         Ok(federation_text(samples, &ext))
     })
     .await?;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
 }
 
 /// A selector that selects exactly the series a matcher set matches.
@@ -436,7 +526,11 @@ pub fn federation_text(mut samples: Vec<(Labels, f64, i64)>, external: &Labels) 
             }
         }
     }
-    samples.sort_by(|a, b| a.0.metric_name().cmp(&b.0.metric_name()).then_with(|| a.0.cmp(&b.0)));
+    samples.sort_by(|a, b| {
+        a.0.metric_name()
+            .cmp(&b.0.metric_name())
+            .then_with(|| a.0.cmp(&b.0))
+    });
     samples.dedup_by(|a, b| a.0 == b.0);
     let mut out = String::new();
     let mut last_name: Option<String> = None;
@@ -447,8 +541,15 @@ pub fn federation_text(mut samples: Vec<(Labels, f64, i64)>, external: &Labels) 
             last_name = Some(name.clone());
         }
         let rest = labels.without(&[crate::storage::model::METRIC_NAME]);
-        let label_text = if rest.is_empty() { String::new() } else { rest.to_string().replace(", ", ",") };
-        out.push_str(&format!("{name}{label_text} {} {t}\n", crate::storage::tools::format::go_float(v)));
+        let label_text = if rest.is_empty() {
+            String::new()
+        } else {
+            rest.to_string().replace(", ", ",")
+        };
+        out.push_str(&format!(
+            "{name}{label_text} {} {t}\n",
+            crate::storage::tools::format::go_float(v)
+        ));
     }
     out
 }
@@ -461,12 +562,19 @@ mod tests {
     fn deep_nesting_is_refused_but_strings_do_not_count() {
         assert!(check_nesting(&format!("{}1{}", "(".repeat(300), ")".repeat(300))).is_err());
         assert!(check_nesting(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).is_ok());
-        assert!(check_nesting(&format!("label_replace(up, \"a\", \"{}\", \"b\", \"c\")", "(".repeat(400))).is_ok());
+        assert!(check_nesting(&format!(
+            "label_replace(up, \"a\", \"{}\", \"b\", \"c\")",
+            "(".repeat(400)
+        ))
+        .is_ok());
     }
 
     #[test]
     fn utf8_label_names_unescape() {
-        assert_eq!(unescape_utf8_label("my_2e_label").as_deref(), Some("my.label"));
+        assert_eq!(
+            unescape_utf8_label("my_2e_label").as_deref(),
+            Some("my.label")
+        );
         assert_eq!(unescape_utf8_label("a__b").as_deref(), Some("a_b"));
         assert_eq!(unescape_utf8_label("bad_zz_"), None);
     }
@@ -485,9 +593,21 @@ mod tests {
     fn federation_adds_external_labels_and_groups_by_name() {
         let ext = Labels::from_pairs([("cluster", "eu1")]);
         let samples = vec![
-            (Labels::from_pairs([("__name__", "up"), ("job", "b")]), 1.0, 1000),
-            (Labels::from_pairs([("__name__", "a_metric"), ("cluster", "own")]), 2.5, 2000),
-            (Labels::from_pairs([("__name__", "up"), ("job", "a")]), 0.0, 1000),
+            (
+                Labels::from_pairs([("__name__", "up"), ("job", "b")]),
+                1.0,
+                1000,
+            ),
+            (
+                Labels::from_pairs([("__name__", "a_metric"), ("cluster", "own")]),
+                2.5,
+                2000,
+            ),
+            (
+                Labels::from_pairs([("__name__", "up"), ("job", "a")]),
+                0.0,
+                1000,
+            ),
         ];
         let text = federation_text(samples, &ext);
         assert_eq!(

@@ -65,24 +65,45 @@ pub enum RemoteWriteError {
 pub type WriteBatch = Vec<(Labels, Vec<(i64, f64)>)>;
 
 pub fn decode(body: &[u8]) -> Result<WriteBatch, RemoteWriteError> {
-    let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    let len =
+        snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
     if len > MAX_DECODED_BYTES {
         return Err(RemoteWriteError::TooLarge(len));
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
-    let req = WriteRequest::decode(raw.as_slice()).map_err(|e| RemoteWriteError::Proto(e.to_string()))?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    let req =
+        WriteRequest::decode(raw.as_slice()).map_err(|e| RemoteWriteError::Proto(e.to_string()))?;
     let mut out = Vec::with_capacity(req.timeseries.len());
     for (index, ts) in req.timeseries.into_iter().enumerate() {
         let mut names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(RemoteWriteError::Labels { index, reason: format!("duplicate label name {:?}", w[0]) });
+            return Err(RemoteWriteError::Labels {
+                index,
+                reason: format!("duplicate label name {:?}", w[0]),
+            });
         }
-        let labels = Labels::new(ts.labels.into_iter().map(|l| Label::new(l.name, l.value)).collect());
+        let labels = Labels::new(
+            ts.labels
+                .into_iter()
+                .map(|l| Label::new(l.name, l.value))
+                .collect(),
+        );
         if labels.is_empty() {
-            return Err(RemoteWriteError::Labels { index, reason: "empty label set".to_string() });
+            return Err(RemoteWriteError::Labels {
+                index,
+                reason: "empty label set".to_string(),
+            });
         }
-        out.push((labels, ts.samples.into_iter().map(|s| (s.timestamp, s.value)).collect()));
+        out.push((
+            labels,
+            ts.samples
+                .into_iter()
+                .map(|s| (s.timestamp, s.value))
+                .collect(),
+        ));
     }
     Ok(out)
 }
@@ -93,13 +114,24 @@ pub fn encode(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<u8> {
         timeseries: series
             .iter()
             .map(|(l, s)| TimeSeries {
-                labels: l.iter().map(|l| ProtoLabel { name: l.name.clone(), value: l.value.clone() }).collect(),
-                samples: s.iter().map(|&(timestamp, value)| ProtoSample { value, timestamp }).collect(),
+                labels: l
+                    .iter()
+                    .map(|l| ProtoLabel {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                samples: s
+                    .iter()
+                    .map(|&(timestamp, value)| ProtoSample { value, timestamp })
+                    .collect(),
             })
             .collect(),
     };
     let raw = req.encode_to_vec();
-    snap::raw::Encoder::new().compress_vec(&raw).unwrap_or_default()
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -110,16 +142,21 @@ async fn write(req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) 
     if let Some(forwarded) = forward_unless_local(&state, &req, &body, Role::ScraperShipper).await {
         return forwarded;
     }
-    let db = state
-        .db_for_ingest()
-        .ok_or_else(|| ApiError::unavailable("no scraper_shipper role receives samples on this node"))?;
+    let db = state.db_for_ingest().ok_or_else(|| {
+        ApiError::unavailable("no scraper_shipper role receives samples on this node")
+    })?;
     let series = decode(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    let result = web::block(move || append_all(&db, &series)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let result = web::block(move || append_all(&db, &series))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     match result {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
-        Err(e @ (HeadError::OutOfOrder | HeadError::OutOfBounds | HeadError::DuplicateTimestamp | HeadError::EmptyLabels)) => {
-            Err(ApiError::bad_data(e.to_string()))
-        }
+        Err(
+            e @ (HeadError::OutOfOrder
+            | HeadError::OutOfBounds
+            | HeadError::DuplicateTimestamp
+            | HeadError::EmptyLabels),
+        ) => Err(ApiError::bad_data(e.to_string())),
         Err(e) => Err(ApiError::new(ErrorType::Internal, e.to_string())),
     }
 }
@@ -143,8 +180,14 @@ mod tests {
     #[test]
     fn round_trips_through_snappy_and_protobuf() {
         let series = vec![
-            (Labels::from_pairs([("__name__", "up"), ("job", "a")]), vec![(1000, 1.0), (2000, 0.0)]),
-            (Labels::from_pairs([("__name__", "x")]), vec![(5, f64::INFINITY)]),
+            (
+                Labels::from_pairs([("__name__", "up"), ("job", "a")]),
+                vec![(1000, 1.0), (2000, 0.0)],
+            ),
+            (
+                Labels::from_pairs([("__name__", "x")]),
+                vec![(5, f64::INFINITY)],
+            ),
         ];
         let decoded = decode(&encode(&series)).unwrap();
         assert_eq!(decoded, series);
@@ -152,19 +195,33 @@ mod tests {
 
     #[test]
     fn garbage_and_bad_labels_are_clear_errors() {
-        assert!(matches!(decode(b"\xff\xff\xff\xff\xff garbage"), Err(RemoteWriteError::Snappy(_))));
+        assert!(matches!(
+            decode(b"\xff\xff\xff\xff\xff garbage"),
+            Err(RemoteWriteError::Snappy(_))
+        ));
         let not_proto = snap::raw::Encoder::new().compress_vec(&[0xff; 16]).unwrap();
-        assert!(matches!(decode(&not_proto), Err(RemoteWriteError::Proto(_))));
+        assert!(matches!(
+            decode(&not_proto),
+            Err(RemoteWriteError::Proto(_))
+        ));
         let dup = WriteRequest {
             timeseries: vec![TimeSeries {
                 labels: vec![
-                    ProtoLabel { name: "a".into(), value: "1".into() },
-                    ProtoLabel { name: "a".into(), value: "2".into() },
+                    ProtoLabel {
+                        name: "a".into(),
+                        value: "1".into(),
+                    },
+                    ProtoLabel {
+                        name: "a".into(),
+                        value: "2".into(),
+                    },
                 ],
                 samples: vec![],
             }],
         };
-        let body = snap::raw::Encoder::new().compress_vec(&dup.encode_to_vec()).unwrap();
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&dup.encode_to_vec())
+            .unwrap();
         let err = decode(&body).unwrap_err().to_string();
         assert!(err.contains("duplicate label name \"a\""), "{err}");
     }

@@ -520,6 +520,21 @@ impl Evaluator<'_> {
         let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
         seen.reserve(elems.len());
         for mut e in elems {
+            if Arc::strong_count(&e.labels) == 1 {
+                // Made for this step: never seen again, so not worth caching (see `memo_hash`).
+                if e.drop_name {
+                    e.labels = Arc::new(crate::promql::engine::drop_name_labels(&e.labels));
+                    e.drop_name = false;
+                }
+                let hash = crate::promql::value::hash_labels_where(&e.labels, |_| true);
+                if seen.insert(hash, ()).is_some() {
+                    return Err(PromqlError::exec(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                out.push(e);
+                continue;
+            }
             let key = (Arc::as_ptr(&e.labels) as usize, e.drop_name);
             let entry = self.name_cache.entry(key).or_insert_with(|| {
                 let labels = if e.drop_name {
@@ -547,28 +562,6 @@ impl Evaluator<'_> {
     }
 }
 
-#[cfg(test)]
-mod seek_tests {
-    use super::*;
-
-    #[test]
-    fn seek_after_matches_partition_point_from_any_hint() {
-        let samples: Vec<Sample> = (0..200)
-            .map(|i| Sample {
-                t: i * 10 + (i % 3),
-                v: 0.0,
-            })
-            .collect();
-        for hint in [0, 1, 5, 57, 199, 200, 500] {
-            for x in -5..2100 {
-                let want = samples.partition_point(|p| p.t <= x);
-                assert_eq!(seek_after(&samples, hint, x), want, "hint {hint} x {x}");
-            }
-        }
-        assert_eq!(seek_after(&[], 3, 10), 0);
-    }
-}
-
 impl Evaluator<'_> {
     /// `f(labels)`, remembered for this query by the label set's address and `node` (the
     /// memo holds the label set, so the address cannot be reused while remembered).
@@ -578,6 +571,11 @@ impl Evaluator<'_> {
         labels: &Arc<Labels>,
         f: impl FnOnce(&Labels) -> u64,
     ) -> u64 {
+        // A label set nothing else holds was made for this step (by an operator below):
+        // it cannot come back at a later step, so remembering it would only cost.
+        if Arc::strong_count(labels) == 1 {
+            return f(labels);
+        }
         let key = (Arc::as_ptr(labels) as usize, node);
         if let Some((_, h)) = self.hash_memo.get(&key) {
             return *h;
@@ -697,5 +695,27 @@ impl Evaluator<'_> {
             per_step: per_step.into_iter().map(Some).collect(),
             samples,
         }))
+    }
+}
+
+#[cfg(test)]
+mod seek_tests {
+    use super::*;
+
+    #[test]
+    fn seek_after_matches_partition_point_from_any_hint() {
+        let samples: Vec<Sample> = (0..200)
+            .map(|i| Sample {
+                t: i * 10 + (i % 3),
+                v: 0.0,
+            })
+            .collect();
+        for hint in [0, 1, 5, 57, 199, 200, 500] {
+            for x in -5..2100 {
+                let want = samples.partition_point(|p| p.t <= x);
+                assert_eq!(seek_after(&samples, hint, x), want, "hint {hint} x {x}");
+            }
+        }
+        assert_eq!(seek_after(&[], 3, 10), 0);
     }
 }

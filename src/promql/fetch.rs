@@ -231,6 +231,17 @@ pub(crate) fn check_deadline(
     Ok(())
 }
 
+/// The sample count XOR chunks declare in their 2-byte header (an upper bound of what the
+/// window takes), so a long window is decoded into one allocation instead of many doublings.
+fn expected_samples(chunks: &[crate::storage::model::EncodedChunk]) -> usize {
+    chunks
+        .iter()
+        .filter(|c| c.encoding == crate::storage::chunkenc::ENCODING_XOR)
+        .filter_map(|c| c.data.get(..2))
+        .map(|h| u16::from_be_bytes([h[0], h[1]]) as usize)
+        .sum()
+}
+
 /// Selects and decodes the series of every selector in `expr`, once per distinct selector.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch_all(
@@ -259,11 +270,19 @@ pub(crate) fn fetch_all(
     let mut loaded = 0usize;
     for (key, need) in needs {
         check_deadline(deadline, cancel, "query preparation")?;
-        let mut by_labels: std::collections::BTreeMap<Labels, Vec<Sample>> = Default::default();
-        for set in matcher_sets(&need.vs)? {
-            let hints = SelectHints { func: need.func.clone(), ..SelectHints::default() };
-            for series in q.select(&set, need.mint, need.maxt, &hints)? {
-                if by_labels.contains_key(&series.labels) {
+        let sets = matcher_sets(&need.vs)?;
+        // Sources answer sorted and unique, so one matcher set needs no map; several (`or`
+        // inside braces) may select a series twice, and the first selection wins.
+        let several = sets.len() > 1;
+        let mut seen: std::collections::HashSet<Labels> = Default::default();
+        let mut found: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        for set in &sets {
+            let hints = SelectHints {
+                func: need.func.clone(),
+                ..SelectHints::default()
+            };
+            for series in q.select(set, need.mint, need.maxt, &hints)? {
+                if several && !seen.insert(series.labels.clone()) {
                     continue;
                 }
                 if series
@@ -277,8 +296,8 @@ pub(crate) fn fetch_all(
                         series.labels
                     )));
                 }
+                let mut samples = Vec::with_capacity(expected_samples(&series.chunks));
                 let mut it = SeriesIterator::new(series.chunks);
-                let mut samples = Vec::new();
                 let corrupt = |e: crate::storage::chunkenc::ChunkError| {
                     PromqlError::Storage(format!("reading series {}: {e}", series.labels))
                 };
@@ -294,10 +313,15 @@ pub(crate) fn fetch_all(
                 if loaded > opts.max_loaded_samples {
                     return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
                 }
-                by_labels.insert(series.labels, samples);
+                found.push((series.labels, samples));
             }
         }
-        let list = by_labels
+        if !found.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Stable, so among equal label sets the first selected stays first and is kept.
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.dedup_by(|later, earlier| later.0 == earlier.0);
+        }
+        let list = found
             .into_iter()
             .map(|(labels, samples)| SeriesData {
                 labels: Arc::new(labels),

@@ -11,7 +11,9 @@ use crate::storage::model::Matcher;
 pub fn parse_series_selector(text: &str) -> Result<Vec<Vec<Matcher>>, String> {
     let expr = promql_parser::parser::parse(text)?;
     let Expr::VectorSelector(vs) = expr else {
-        return Err(format!("1:1: parse error: unexpected expression, expected a series selector: {text:?}"));
+        return Err(format!(
+            "1:1: parse error: unexpected expression, expected a series selector: {text:?}"
+        ));
     };
     let sets = matcher_sets(&vs).map_err(|e| e.to_string())?;
     for set in &sets {

@@ -16,9 +16,14 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 
 use super::dedup::{dedup_replicas, merge_sources};
-use super::storeapi::{self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET};
+use super::storeapi::{
+    self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, METHOD_LABEL_NAMES,
+    METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET,
+};
 use crate::cluster::transport::{Request, TransportClient};
-use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
+use crate::storage::model::{
+    Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series,
+};
 
 /// Functions whose input counters are adjusted across replica switches.
 pub const COUNTER_FUNCS: [&str; 4] = ["rate", "increase", "irate", "resets"];
@@ -51,7 +56,12 @@ pub struct RemoteSource {
 pub fn fanout_runtime() -> Option<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("strata-fanout").enable_all().build().ok()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strata-fanout")
+            .enable_all()
+            .build()
+            .ok()
     })
     .as_ref()
 }
@@ -65,8 +75,19 @@ pub struct ClusterQueryable {
 }
 
 impl ClusterQueryable {
-    pub fn new(local: Vec<LocalSource>, remote: Vec<RemoteSource>, client: Arc<TransportClient>, opts: FanoutOptions) -> Self {
-        ClusterQueryable { local, remote, client, opts, warnings: Mutex::new(Vec::new()) }
+    pub fn new(
+        local: Vec<LocalSource>,
+        remote: Vec<RemoteSource>,
+        client: Arc<TransportClient>,
+        opts: FanoutOptions,
+    ) -> Self {
+        ClusterQueryable {
+            local,
+            remote,
+            client,
+            opts,
+            warnings: Mutex::new(Vec::new()),
+        }
     }
 
     /// Warnings collected so far (failed sources under partial response).
@@ -96,7 +117,8 @@ impl ClusterQueryable {
         R: Fn(Arc<TransportClient>, RemoteSource) -> F,
         F: std::future::Future<Output = Result<T, String>> + Send + 'static,
     {
-        let rt = fanout_runtime().ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
+        let rt = fanout_runtime()
+            .ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
         let timeout = self.opts.timeout;
         let handles: Vec<(String, tokio::task::JoinHandle<Result<T, String>>)> = self
             .remote
@@ -140,21 +162,47 @@ impl ClusterQueryable {
 /// A remote source's series and warnings.
 type RemoteAnswer = (Vec<Series>, Vec<String>);
 
-async fn remote_series(client: Arc<TransportClient>, src: RemoteSource, body: Vec<u8>) -> Result<RemoteAnswer, String> {
-    let mut stream = client.call_stream(src.rpc_addr, Request::new(STORE_TARGET, METHOD_SERIES, body)).await.map_err(|e| e.to_string())?;
+async fn remote_series(
+    client: Arc<TransportClient>,
+    src: RemoteSource,
+    body: Vec<u8>,
+) -> Result<RemoteAnswer, String> {
+    let mut stream = client
+        .call_stream(
+            src.rpc_addr,
+            Request::new(STORE_TARGET, METHOD_SERIES, body),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| e.to_string())?;
         let f: SeriesFrame = storeapi::decode(&frame).map_err(|e| e.to_string())?;
-        out.extend(f.series.into_iter().map(|(labels, chunks)| Series { labels, chunks }));
-        warnings.extend(f.warnings.into_iter().map(|w| format!("node {}: {w}", src.node)));
+        out.extend(
+            f.series
+                .into_iter()
+                .map(|(labels, chunks)| Series { labels, chunks }),
+        );
+        warnings.extend(
+            f.warnings
+                .into_iter()
+                .map(|w| format!("node {}: {w}", src.node)),
+        );
     }
     Ok((out, warnings))
 }
 
-async fn remote_strings(client: Arc<TransportClient>, src: RemoteSource, method: &'static str, body: Vec<u8>) -> Result<Vec<String>, String> {
-    let bytes = client.call(src.rpc_addr, Request::new(STORE_TARGET, method, body)).await.map_err(|e| e.to_string())?;
+async fn remote_strings(
+    client: Arc<TransportClient>,
+    src: RemoteSource,
+    method: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<String>, String> {
+    let bytes = client
+        .call(src.rpc_addr, Request::new(STORE_TARGET, method, body))
+        .await
+        .map_err(|e| e.to_string())?;
     storeapi::decode(&bytes).map_err(|e| e.to_string())
 }
 
@@ -166,8 +214,20 @@ fn merge_strings(parts: Vec<Vec<String>>) -> Vec<String> {
 }
 
 impl Queryable for ClusterQueryable {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
-        let req = SeriesRequest { min_time: mint, max_time: maxt, matchers: storeapi::to_wire(matchers), labels_only: hints.labels_only, limit: hints.limit };
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> QueryResult<Vec<Series>> {
+        let req = SeriesRequest {
+            min_time: mint,
+            max_time: maxt,
+            matchers: storeapi::to_wire(matchers),
+            labels_only: hints.labels_only,
+            limit: hints.limit,
+        };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
         let answers = self.gather(
             "series",
@@ -175,8 +235,18 @@ impl Queryable for ClusterQueryable {
                 if !storeapi::store_matches(&l.external_labels, matchers) {
                     return Ok((Vec::new(), Vec::new()));
                 }
-                let series = label_series(l.queryable.select(matchers, mint, maxt, hints)?, &l.external_labels);
-                Ok((series, l.queryable.take_warnings().into_iter().map(|w| format!("{}: {w}", l.name)).collect()))
+                let series = label_series(
+                    l.queryable.select(matchers, mint, maxt, hints)?,
+                    &l.external_labels,
+                );
+                Ok((
+                    series,
+                    l.queryable
+                        .take_warnings()
+                        .into_iter()
+                        .map(|w| format!("{}: {w}", l.name))
+                        .collect(),
+                ))
             },
             |client, src| remote_series(client, src, body.clone()),
         )?;
@@ -191,8 +261,12 @@ impl Queryable for ClusterQueryable {
         if !self.opts.dedup || self.opts.replica_labels.is_empty() {
             return Ok(merged);
         }
-        let counter = hints.func.as_deref().is_some_and(|f| COUNTER_FUNCS.contains(&f));
-        let mut out = dedup_replicas(merged, &self.opts.replica_labels, counter).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        let counter = hints
+            .func
+            .as_deref()
+            .is_some_and(|f| COUNTER_FUNCS.contains(&f));
+        let mut out = dedup_replicas(merged, &self.opts.replica_labels, counter)
+            .map_err(|e| QueryableError::Storage(e.to_string()))?;
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }
@@ -200,7 +274,12 @@ impl Queryable for ClusterQueryable {
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
-        let req = LabelsRequest { name: None, matchers: storeapi::to_wire(matchers), min_time: mint, max_time: maxt };
+        let req = LabelsRequest {
+            name: None,
+            matchers: storeapi::to_wire(matchers),
+            min_time: mint,
+            max_time: maxt,
+        };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
         let parts = self.gather(
             "label names",
@@ -218,11 +297,22 @@ impl Queryable for ClusterQueryable {
         Ok(names)
     }
 
-    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> QueryResult<Vec<String>> {
         if self.opts.dedup && self.opts.replica_labels.iter().any(|r| r == name) {
             return Ok(Vec::new());
         }
-        let req = LabelsRequest { name: Some(name.to_string()), matchers: storeapi::to_wire(matchers), min_time: mint, max_time: maxt };
+        let req = LabelsRequest {
+            name: Some(name.to_string()),
+            matchers: storeapi::to_wire(matchers),
+            min_time: mint,
+            max_time: maxt,
+        };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
         let parts = self.gather(
             "label values",
@@ -234,13 +324,25 @@ impl Queryable for ClusterQueryable {
 }
 
 /// Label values of one source, external labels included where its series lack the label.
-pub fn local_label_values(l: &LocalSource, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
+pub fn local_label_values(
+    l: &LocalSource,
+    name: &str,
+    matchers: &[Matcher],
+    mint: i64,
+    maxt: i64,
+) -> QueryResult<Vec<String>> {
     let mut values = l.queryable.label_values(name, matchers, mint, maxt)?;
     if let Some(v) = l.external_labels.get(name) {
         // Series that lack the label get the external one; an empty selector means all series.
-        let hints = SelectHints { labels_only: true, ..SelectHints::default() };
+        let hints = SelectHints {
+            labels_only: true,
+            ..SelectHints::default()
+        };
         let any_missing = matchers.is_empty()
-            || l.queryable.select(matchers, mint, maxt, &hints)?.iter().any(|s| s.labels.get(name).is_none());
+            || l.queryable
+                .select(matchers, mint, maxt, &hints)?
+                .iter()
+                .any(|s| s.labels.get(name).is_none());
         if any_missing {
             values.push(v.to_string());
         }

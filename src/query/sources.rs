@@ -8,13 +8,18 @@ use std::sync::Arc;
 use futures::stream;
 
 use super::fanout::{fanout_runtime, local_label_values, LocalSource, RemoteSource};
-use super::storeapi::{self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES};
+use super::storeapi::{
+    self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, BATCH_SERIES,
+    METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES,
+};
 use crate::actors::membership::ClusterService;
 use crate::actors::RunningRoles;
 use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseStream};
 use crate::config::Role;
 use crate::storage::db::Db;
-use crate::storage::model::{Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series};
+use crate::storage::model::{
+    Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series,
+};
 use crate::storage::store::{BucketStore, QueryLimits, SelectOptions};
 
 /// The StoreShard's bucket store as a synchronous `Queryable`: its ranged reads run on the
@@ -27,7 +32,10 @@ pub struct BucketStoreQueryable {
 
 impl BucketStoreQueryable {
     pub fn new(store: Arc<BucketStore>) -> Self {
-        BucketStoreQueryable { store, warnings: parking_lot::Mutex::new(Vec::new()) }
+        BucketStoreQueryable {
+            store,
+            warnings: parking_lot::Mutex::new(Vec::new()),
+        }
     }
 
     fn warn(&self, warnings: Vec<String>) {
@@ -37,7 +45,10 @@ impl BucketStoreQueryable {
 
 /// Per-query bounds at the store, so that no single query can take the node's memory: with 20
 /// queries at once (the store's concurrency limit) the chunk bytes in flight stay under 10 GiB.
-pub const STORE_QUERY_LIMITS: QueryLimits = QueryLimits { max_series: 2_000_000, max_chunk_bytes: 512 << 20 };
+pub const STORE_QUERY_LIMITS: QueryLimits = QueryLimits {
+    max_series: 2_000_000,
+    max_chunk_bytes: 512 << 20,
+};
 
 fn store_error(e: crate::storage::store::StoreError) -> QueryableError {
     match e {
@@ -47,13 +58,24 @@ fn store_error(e: crate::storage::store::StoreError) -> QueryableError {
 }
 
 fn block_on<F: std::future::Future>(f: F) -> QueryResult<F::Output> {
-    let rt = fanout_runtime().ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
+    let rt = fanout_runtime()
+        .ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
     Ok(rt.handle().block_on(f))
 }
 
 impl Queryable for BucketStoreQueryable {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>> {
-        let opts = SelectOptions { labels_only: hints.labels_only, limits: STORE_QUERY_LIMITS, ..SelectOptions::default() };
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> QueryResult<Vec<Series>> {
+        let opts = SelectOptions {
+            labels_only: hints.labels_only,
+            limits: STORE_QUERY_LIMITS,
+            ..SelectOptions::default()
+        };
         let res = block_on(self.store.select(matchers, mint, maxt, &opts))?.map_err(store_error)?;
         self.warn(res.warnings);
         Ok(res.series)
@@ -65,8 +87,15 @@ impl Queryable for BucketStoreQueryable {
         Ok(res.values)
     }
 
-    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
-        let res = block_on(self.store.label_values(name, matchers, mint, maxt))?.map_err(store_error)?;
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> QueryResult<Vec<String>> {
+        let res =
+            block_on(self.store.label_values(name, matchers, mint, maxt))?.map_err(store_error)?;
         self.warn(res.warnings);
         Ok(res.values)
     }
@@ -90,12 +119,20 @@ impl SourceSet {
         let mut out = Vec::new();
         if self.running.contains(Role::ScraperShipper) {
             let q: Arc<dyn Queryable> = self.db.clone();
-            out.push(LocalSource { name: "local tsdb".to_string(), queryable: q, external_labels: self.external_labels.clone() });
+            out.push(LocalSource {
+                name: "local tsdb".to_string(),
+                queryable: q,
+                external_labels: self.external_labels.clone(),
+            });
         }
         if self.running.contains(Role::StoreShard) {
             let q: Arc<dyn Queryable> = Arc::new(BucketStoreQueryable::new(self.store.clone()));
             // Bucket blocks carry their own external labels (meta.json's thanos.labels).
-            out.push(LocalSource { name: "bucket store".to_string(), queryable: q, external_labels: Labels::empty() });
+            out.push(LocalSource {
+                name: "bucket store".to_string(),
+                queryable: q,
+                external_labels: Labels::empty(),
+            });
         }
         out
     }
@@ -106,7 +143,10 @@ impl SourceSet {
         for role in [Role::ScraperShipper, Role::StoreShard] {
             for m in self.cluster.live_peers_with_role(role) {
                 if !out.iter().any(|r| r.node == m.node_id) {
-                    out.push(RemoteSource { node: m.node_id, rpc_addr: m.rpc_addr });
+                    out.push(RemoteSource {
+                        node: m.node_id,
+                        rpc_addr: m.rpc_addr,
+                    });
                 }
             }
         }
@@ -116,19 +156,28 @@ impl SourceSet {
     /// Answers a StoreAPI request from this node's local sources.
     pub async fn serve(&self, req: Request) -> Result<ResponseStream, RemoteError> {
         let sources = self.local();
-        let bad = |e: storeapi::StoreApiError| RemoteError::new(RemoteErrorKind::BadRequest, e.to_string());
+        let bad = |e: storeapi::StoreApiError| {
+            RemoteError::new(RemoteErrorKind::BadRequest, e.to_string())
+        };
         let internal = |e: String| RemoteError::new(RemoteErrorKind::Internal, e);
         match req.method.as_str() {
             METHOD_SERIES => {
                 let r: SeriesRequest = storeapi::decode(&req.body).map_err(bad)?;
                 let matchers = storeapi::to_matchers(&r.matchers).map_err(bad)?;
-                let hints = SelectHints { labels_only: r.labels_only, limit: r.limit, func: None };
+                let hints = SelectHints {
+                    labels_only: r.labels_only,
+                    limit: r.limit,
+                    func: None,
+                };
                 let (series, warnings) = tokio::task::spawn_blocking(move || {
                     let mut parts = Vec::new();
                     let mut warnings = Vec::new();
                     for s in &sources {
                         if storeapi::store_matches(&s.external_labels, &matchers) {
-                            let got = s.queryable.select(&matchers, r.min_time, r.max_time, &hints).map_err(|e| e.to_string())?;
+                            let got = s
+                                .queryable
+                                .select(&matchers, r.min_time, r.max_time, &hints)
+                                .map_err(|e| e.to_string())?;
                             parts.push(label_series(got, &s.external_labels));
                             warnings.extend(s.queryable.take_warnings());
                         }
@@ -141,13 +190,22 @@ impl SourceSet {
                 let mut frames = Vec::new();
                 for (i, batch) in series.chunks(BATCH_SERIES).enumerate() {
                     let frame = SeriesFrame {
-                        series: batch.iter().map(|s| (s.labels.clone(), s.chunks.clone())).collect(),
+                        series: batch
+                            .iter()
+                            .map(|s| (s.labels.clone(), s.chunks.clone()))
+                            .collect(),
                         warnings: if i == 0 { warnings.clone() } else { Vec::new() },
                     };
                     frames.push(storeapi::encode(&frame).map_err(|e| internal(e.to_string())));
                 }
                 if series.is_empty() && !warnings.is_empty() {
-                    frames.push(storeapi::encode(&SeriesFrame { series: Vec::new(), warnings }).map_err(|e| internal(e.to_string())));
+                    frames.push(
+                        storeapi::encode(&SeriesFrame {
+                            series: Vec::new(),
+                            warnings,
+                        })
+                        .map_err(|e| internal(e.to_string())),
+                    );
                 }
                 Ok(Box::pin(stream::iter(frames)))
             }
@@ -162,10 +220,17 @@ impl SourceSet {
                         }
                         match &r.name {
                             None => {
-                                all.extend(s.queryable.label_names(&matchers, r.min_time, r.max_time).map_err(|e| e.to_string())?);
+                                all.extend(
+                                    s.queryable
+                                        .label_names(&matchers, r.min_time, r.max_time)
+                                        .map_err(|e| e.to_string())?,
+                                );
                                 all.extend(s.external_labels.iter().map(|l| l.name.clone()));
                             }
-                            Some(name) => all.extend(local_label_values(s, name, &matchers, r.min_time, r.max_time).map_err(|e| e.to_string())?),
+                            Some(name) => all.extend(
+                                local_label_values(s, name, &matchers, r.min_time, r.max_time)
+                                    .map_err(|e| e.to_string())?,
+                            ),
                         }
                     }
                     all.sort();
@@ -178,7 +243,10 @@ impl SourceSet {
                 let body = storeapi::encode(&values).map_err(|e| internal(e.to_string()))?;
                 Ok(crate::cluster::transport::single_response(body))
             }
-            other => Err(RemoteError::new(RemoteErrorKind::NotFound, format!("unknown store method {other:?}"))),
+            other => Err(RemoteError::new(
+                RemoteErrorKind::NotFound,
+                format!("unknown store method {other:?}"),
+            )),
         }
     }
 }

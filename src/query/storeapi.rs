@@ -41,13 +41,19 @@ pub struct WireMatcher {
 
 impl From<&Matcher> for WireMatcher {
     fn from(m: &Matcher) -> Self {
-        WireMatcher { name: m.name.clone(), op: m.op, value: m.value.clone() }
+        WireMatcher {
+            name: m.name.clone(),
+            op: m.op,
+            value: m.value.clone(),
+        }
     }
 }
 
 /// Rebuilds matchers (regexes are compiled again here, so a bad one is refused by name).
 pub fn to_matchers(wire: &[WireMatcher]) -> Result<Vec<Matcher>> {
-    wire.iter().map(|w| Matcher::new(w.op, w.name.clone(), w.value.clone()).map_err(StoreApiError::from)).collect()
+    wire.iter()
+        .map(|w| Matcher::new(w.op, w.name.clone(), w.value.clone()).map_err(StoreApiError::from))
+        .collect()
 }
 
 pub fn to_wire(matchers: &[Matcher]) -> Vec<WireMatcher> {
@@ -91,12 +97,15 @@ pub struct StoreInfo {
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| StoreApiError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(v, bincode::config::standard())
+        .map_err(|e| StoreApiError::Encode(e.to_string()))
 }
 
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     let limits = bincode::config::standard().with_limit::<{ 256 * 1024 * 1024 }>();
-    bincode::serde::decode_from_slice(bytes, limits).map(|(v, _)| v).map_err(|e| StoreApiError::Decode(e.to_string()))
+    bincode::serde::decode_from_slice(bytes, limits)
+        .map(|(v, _)| v)
+        .map_err(|e| StoreApiError::Decode(e.to_string()))
 }
 
 /// Adds the labels of `external` that a series lacks (Thanos's rule: the series' own label wins).
@@ -150,33 +159,60 @@ mod tests {
             labels_only: false,
             limit: 3,
         };
-        assert_eq!(decode::<SeriesRequest>(&encode(&req).unwrap()).unwrap(), req);
+        assert_eq!(
+            decode::<SeriesRequest>(&encode(&req).unwrap()).unwrap(),
+            req
+        );
         let batch: Vec<(Labels, Vec<EncodedChunk>)> = vec![(
             Labels::from_pairs([("__name__", "up")]),
-            vec![EncodedChunk { min_time: 1, max_time: 2, encoding: 1, data: vec![0u8, 1, 2].into() }],
+            vec![EncodedChunk {
+                min_time: 1,
+                max_time: 2,
+                encoding: 1,
+                data: vec![0u8, 1, 2].into(),
+            }],
         )];
-        assert_eq!(decode::<Vec<(Labels, Vec<EncodedChunk>)>>(&encode(&batch).unwrap()).unwrap(), batch);
+        assert_eq!(
+            decode::<Vec<(Labels, Vec<EncodedChunk>)>>(&encode(&batch).unwrap()).unwrap(),
+            batch
+        );
         assert!(decode::<SeriesRequest>(b"\xff\xff\xff").is_err());
     }
 
     #[test]
     fn external_labels_never_override_a_series_label() {
         let ext = Labels::from_pairs([("cluster", "eu1"), ("replica", "a")]);
-        let got = with_external_labels(&Labels::from_pairs([("__name__", "up"), ("cluster", "own")]), &ext);
-        assert_eq!(got, Labels::from_pairs([("__name__", "up"), ("cluster", "own"), ("replica", "a")]));
+        let got = with_external_labels(
+            &Labels::from_pairs([("__name__", "up"), ("cluster", "own")]),
+            &ext,
+        );
+        assert_eq!(
+            got,
+            Labels::from_pairs([("__name__", "up"), ("cluster", "own"), ("replica", "a")])
+        );
     }
 
     #[test]
     fn store_matching_follows_thanos() {
         let ext = Labels::from_pairs([("cluster", "eu1")]);
-        assert!(store_matches(&ext, &[Matcher::equal("cluster", "eu1"), Matcher::equal("job", "x")]));
+        assert!(store_matches(
+            &ext,
+            &[Matcher::equal("cluster", "eu1"), Matcher::equal("job", "x")]
+        ));
         assert!(!store_matches(&ext, &[Matcher::equal("cluster", "us1")]));
-        assert!(store_matches(&Labels::empty(), &[Matcher::equal("cluster", "us1")]));
+        assert!(store_matches(
+            &Labels::empty(),
+            &[Matcher::equal("cluster", "us1")]
+        ));
     }
 
     #[test]
     fn bad_regexes_from_the_wire_are_refused() {
-        let wire = vec![WireMatcher { name: "a".into(), op: MatchOp::RegexMatch, value: "(".into() }];
+        let wire = vec![WireMatcher {
+            name: "a".into(),
+            op: MatchOp::RegexMatch,
+            value: "(".into(),
+        }];
         assert!(to_matchers(&wire).is_err());
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use super::parser::{Entry, Format, Metadata, ParseError, Parser, SampleEntry};
 use super::relabel::{process_builder, LabelsBuilder};
@@ -85,7 +87,9 @@ pub struct AppendStats {
 /// Per-target state that lives across scrapes.
 #[derive(Default)]
 pub struct ScrapeCache {
-    slots: FxHashMap<Box<[u8]>, Slot>,
+    /// XXH3 rather than Fx: the keys are long and alike (same name, similar labels), which
+    /// made Fx's weak mixing probe and compare many keys per lookup.
+    slots: HashMap<Box<[u8]>, Slot, Xxh3DefaultBuilder>,
     /// Bumped for every append, failed scrapes included.
     iter: u64,
     key: Vec<u8>,

@@ -224,8 +224,12 @@ impl ScrapeManager {
 
     /// Keeps the shard view in step with the cluster: every `every`, `live_peers` gives the
     /// other live ScraperShippers; this node counts itself in. Runs until `cancel`.
-    pub fn follow_membership<F>(self: &Arc<Self>, live_peers: F, every: Duration, cancel: CancellationToken)
-    where
+    pub fn follow_membership<F>(
+        self: &Arc<Self>,
+        live_peers: F,
+        every: Duration,
+        cancel: CancellationToken,
+    ) where
         F: Fn() -> Vec<crate::cluster::NodeId> + 'static,
     {
         let this = Arc::downgrade(self);
@@ -239,7 +243,11 @@ impl ScrapeManager {
                     live.sort();
                     live.dedup();
                 }
-                mgr.set_shard_view(ShardView { live, replication: SCRAPE_REPLICATION, me });
+                mgr.set_shard_view(ShardView {
+                    live,
+                    replication: SCRAPE_REPLICATION,
+                    me,
+                });
                 drop(mgr);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
@@ -342,8 +350,12 @@ impl ScrapeManager {
         pool.dropped = dropped;
         let limit = pool.cfg.target_limit;
         // Like Prometheus, every target of a pool over its target_limit fails its scrapes.
-        let forced = (limit > 0 && active.len() as u64 > limit)
-            .then(|| format!("target_limit exceeded (number of targets: {}, limit: {limit})", active.len()));
+        let forced = (limit > 0 && active.len() as u64 > limit).then(|| {
+            format!(
+                "target_limit exceeded (number of targets: {}, limit: {limit})",
+                active.len()
+            )
+        });
         let mut next: HashMap<u64, Running> = HashMap::with_capacity(active.len());
         for (h, t) in active {
             if let Some(r) = pool.loops.remove(&h) {

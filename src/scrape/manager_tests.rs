@@ -106,13 +106,24 @@ async fn a_pool_over_its_target_limit_reports_every_target_down() {
         "node:\n  id: t\nscrape_configs:\n  - job_name: a\n    scrape_interval: 100ms\n    target_limit: 1\n    static_configs: [{{targets: ['{addr}', 'localhost:1']}}]\n"
     );
     let (_d, db) = db();
-    let m = ScrapeManager::new(db, Arc::new(Config::from_yaml_str(&y, "t.yml").expect("config")));
+    let m = ScrapeManager::new(
+        db,
+        Arc::new(Config::from_yaml_str(&y, "t.yml").expect("config")),
+    );
     let generation = m.start(Handle::current());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let snap = m.snapshot();
-        let errs: Vec<String> = snap.active.iter().map(|t| t.status.last_error.clone()).collect();
-        if errs.len() == 2 && errs.iter().all(|e| e.contains("target_limit exceeded (number of targets: 2, limit: 1)")) {
+        let errs: Vec<String> = snap
+            .active
+            .iter()
+            .map(|t| t.status.last_error.clone())
+            .collect();
+        if errs.len() == 2
+            && errs
+                .iter()
+                .all(|e| e.contains("target_limit exceeded (number of targets: 2, limit: 1)"))
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "errors: {errs:?}");

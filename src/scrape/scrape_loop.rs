@@ -111,6 +111,8 @@ struct LoopState {
     url: String,
     /// Timestamp of the last append, so end-of-run markers land after it.
     last_t: i64,
+    /// Head refs of the five report series, so they skip the label lookup.
+    report_refs: [u64; 5],
 }
 
 impl ScrapeLoop {
@@ -127,6 +129,7 @@ impl ScrapeLoop {
             target_labels: self.target.series_labels(),
             url: self.target.url(),
             last_t: 0,
+            report_refs: [0; 5],
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -151,6 +154,9 @@ impl ScrapeLoop {
         }
     }
 
+    /// One scrape. A successful body, its staleness markers and the report series go to
+    /// the head in one commit (one WAL write); a failed one is rolled back and only the
+    /// staleness markers and the report are committed.
     async fn scrape_once(&self, st: &mut LoopState) {
         let started = Instant::now();
         let wall = SystemTime::now();
@@ -160,22 +166,48 @@ impl ScrapeLoop {
             Some(e) => Err(ScrapeError::Forced(e)),
             None => self.fetch(&st.url, &mut st.body).await,
         };
-        let result = fetched.and_then(|format| self.append(st, format, t));
+        // Like Prometheus, the duration is the fetch's, not the append's.
         let duration = started.elapsed();
+        let mut app = self.db.appender();
+        let result = fetched.and_then(|format| {
+            let ctx = AppendCtx {
+                cfg: &self.cfg,
+                target_labels: &st.target_labels,
+            };
+            Ok(st.cache.append(&mut app, &ctx, &st.body, format, t)?)
+        });
         let (up, stats, error) = match result {
-            Ok(stats) => (true, stats, String::new()),
+            Ok(stats) => {
+                if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
+                    tracing::debug!(target = %st.url, out_of_order = stats.out_of_order, duplicates = stats.duplicates,
+                        out_of_bounds = stats.out_of_bounds, "samples rejected by the head");
+                }
+                (true, stats, String::new())
+            }
             Err(e) => {
-                let mut app = self.db.appender();
+                // Dropping the appender rolls the partial body back.
+                app = self.db.appender();
                 if let Err(se) = st.cache.append_failed(&mut app, t) {
                     tracing::warn!(target = %st.url, error = %se, "writing staleness markers failed");
-                }
-                if let Err(ce) = app.commit() {
-                    tracing::warn!(target = %st.url, error = %ce, "committing staleness markers failed");
                 }
                 (false, AppendStats::default(), e.to_string())
             }
         };
-        self.append_report(&stats, up, duration, t);
+        let report = report_samples(&self.target, &stats, up, duration.as_secs_f64());
+        for (i, (labels, v)) in report.iter().enumerate() {
+            let r = st.report_refs.get(i).copied().unwrap_or(0);
+            match app.append(r, labels, t, *v) {
+                Ok(new_ref) => {
+                    if let Some(slot) = st.report_refs.get_mut(i) {
+                        *slot = new_ref;
+                    }
+                }
+                Err(e) => tracing::debug!(%labels, error = %e, "report sample rejected"),
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(target = %st.url, error = %e, "committing a scrape failed");
+        }
         st.last_t = t;
         if st.body.capacity() > 4 * st.body.len().max(1 << 16) {
             // A one-off huge body should not pin its buffer.
@@ -193,34 +225,6 @@ impl ScrapeLoop {
             if *meta != st.cache.metadata {
                 meta.clone_from(&st.cache.metadata);
             }
-        }
-    }
-
-    fn append(&self, st: &mut LoopState, format: Format, t: i64) -> Result<AppendStats> {
-        let ctx = AppendCtx {
-            cfg: &self.cfg,
-            target_labels: &st.target_labels,
-        };
-        let mut app = self.db.appender();
-        let stats = st.cache.append(&mut app, &ctx, &st.body, format, t)?;
-        app.commit()
-            .map_err(|e| ScrapeError::Append(AppendError::Storage(e)))?;
-        if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
-            tracing::debug!(target = %st.url, out_of_order = stats.out_of_order, duplicates = stats.duplicates,
-                out_of_bounds = stats.out_of_bounds, "samples rejected by the head");
-        }
-        Ok(stats)
-    }
-
-    fn append_report(&self, stats: &AppendStats, up: bool, duration: Duration, t: i64) {
-        let mut app = self.db.appender();
-        for (labels, v) in report_samples(&self.target, stats, up, duration.as_secs_f64()) {
-            if let Err(e) = app.append(0, &labels, t, v) {
-                tracing::debug!(%labels, error = %e, "report sample rejected");
-            }
-        }
-        if let Err(e) = app.commit() {
-            tracing::warn!(error = %e, "committing report series failed");
         }
     }
 

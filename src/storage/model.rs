@@ -39,7 +39,10 @@ pub struct Label {
 
 impl Label {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Label { name: name.into(), value: value.into() }
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -64,7 +67,9 @@ impl Labels {
         Labels(out)
     }
 
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         Labels::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect())
     }
 
@@ -112,12 +117,24 @@ impl Labels {
 
     /// A copy without the given names.
     pub fn without(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|l| !names.contains(&l.name.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// A copy keeping only the given names.
     pub fn keep_only(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|l| names.contains(&l.name.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -164,7 +181,9 @@ pub fn escape_label_value(v: &str) -> String {
             '\n' => s.push_str("\\n"),
             '\t' => s.push_str("\\t"),
             '\r' => s.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                s.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => s.push(c),
         }
     }
@@ -190,22 +209,38 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, ModelError> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, ModelError> {
         let value = value.into();
         let re = match op {
             MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
                 let anchored = format!("^(?s:{value})$");
-                let re = regex::Regex::new(&anchored)
-                    .map_err(|e| ModelError::BadRegex { pattern: value.clone(), reason: e.to_string() })?;
+                let re = regex::Regex::new(&anchored).map_err(|e| ModelError::BadRegex {
+                    pattern: value.clone(),
+                    reason: e.to_string(),
+                })?;
                 Some(Arc::new(re))
             }
             _ => None,
         };
-        Ok(Matcher { name: name.into(), op, value, re })
+        Ok(Matcher {
+            name: name.into(),
+            op,
+            value,
+            re,
+        })
     }
 
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher { name: name.into(), op: MatchOp::Equal, value: value.into(), re: None }
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            re: None,
+        }
     }
 
     /// Does `value` (the series' value for this label, "" when absent) match?
@@ -243,7 +278,13 @@ impl fmt::Display for Matcher {
             MatchOp::RegexMatch => "=~",
             MatchOp::RegexNoMatch => "!~",
         };
-        write!(f, "{}{}\"{}\"", self.name, op, escape_label_value(&self.value))
+        write!(
+            f,
+            "{}{}\"{}\"",
+            self.name,
+            op,
+            escape_label_value(&self.value)
+        )
     }
 }
 
@@ -296,7 +337,11 @@ pub enum QueryableError {
     #[error("{0}")]
     Storage(String),
     #[error("corrupt data in {file} at offset {offset}: {reason}")]
-    Corrupt { file: String, offset: u64, reason: String },
+    Corrupt {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("query limit exceeded: {0}")]
     Limit(String),
     #[error("query canceled: {0}")]
@@ -308,13 +353,25 @@ pub type QueryResult<T> = std::result::Result<T, QueryableError>;
 /// Anything series can be selected from. `mint`/`maxt` are inclusive milliseconds.
 /// Results of `select` are sorted by labels, one entry per distinct label set.
 pub trait Queryable: Send + Sync {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, hints: &SelectHints) -> QueryResult<Vec<Series>>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+    ) -> QueryResult<Vec<Series>>;
 
     /// Sorted, unique label names of the series that match (all series when `matchers` is empty).
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>>;
 
     /// Sorted, unique values of `name` among the series that match.
-    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>>;
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> QueryResult<Vec<String>>;
 
     /// Problems that did not fail a call but left its answer incomplete (a corrupt block that
     /// was skipped, say), collected since the last call. Sources without such cases have none.

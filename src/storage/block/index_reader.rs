@@ -292,14 +292,22 @@ pub fn decode_series_body(body: &[u8], body_off: u64, file: &str) -> Result<Seri
                 let mint = b.varint("chunk mint")?;
                 let span = b.uvarint("chunk maxt delta")?;
                 let reference = b.uvarint("chunk ref")?;
-                ChunkMeta { min_time: mint, max_time: mint.wrapping_add(span as i64), reference }
+                ChunkMeta {
+                    min_time: mint,
+                    max_time: mint.wrapping_add(span as i64),
+                    reference,
+                }
             }
             Some(p) => {
                 let gap = b.uvarint("chunk mint delta")?;
                 let mint = p.max_time.wrapping_add(gap as i64);
                 let span = b.uvarint("chunk maxt delta")?;
                 let dref = b.varint("chunk ref delta")?;
-                ChunkMeta { min_time: mint, max_time: mint.wrapping_add(span as i64), reference: p.reference.wrapping_add(dref as u64) }
+                ChunkMeta {
+                    min_time: mint,
+                    max_time: mint.wrapping_add(span as i64),
+                    reference: p.reference.wrapping_add(dref as u64),
+                }
             }
         };
         chunks.push(meta);
