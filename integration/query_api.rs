@@ -392,10 +392,13 @@ sys.exit(0 if a == b else 1)
     node.handle.stop().await;
 }
 
+/// path, form parameters, expected status, expected errorType.
+type BadCase = (&'static str, Vec<(&'static str, String)>, u16, &'static str);
+
 #[actix_rt::test]
 async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
     let node = start_node(false, "").await;
-    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "/api/v1/query",
             vec![("query", "sum(".into())],
