@@ -5,6 +5,7 @@
 
 use crate::storage::block::encoding::{crc32c, Dec};
 use crate::storage::block::index::{ChunkMeta, Toc, TOC_LEN};
+use crate::storage::block::index_reader::decode_series_body;
 use crate::storage::block::BlockError;
 
 /// Outcome of decoding a record whose length is only known once its header is read.
@@ -158,44 +159,7 @@ pub fn decode_series(buf: &[u8], at: u64, file: &str) -> Result<Decoded<(RawSeri
     if crc32c(body) != want {
         return Err(corrupt(file, body_at, "series entry checksum mismatch"));
     }
-    let mut b = Dec::new(body, body_at, file);
-    let nlabels = b.uvarint("label count")? as usize;
-    let mut label_refs = Vec::with_capacity(nlabels.min(body.len()));
-    for _ in 0..nlabels {
-        let n = b.uvarint_u32("label name ref")?;
-        let v = b.uvarint_u32("label value ref")?;
-        label_refs.push((n, v));
-    }
-    let nchunks = b.uvarint("chunk count")? as usize;
-    let mut chunks = Vec::with_capacity(nchunks.min(body.len()));
-    let mut prev: Option<ChunkMeta> = None;
-    for _ in 0..nchunks {
-        let meta = match prev {
-            None => {
-                let mint = b.varint("chunk mint")?;
-                let span = b.uvarint("chunk maxt delta")?;
-                let reference = b.uvarint("chunk ref")?;
-                ChunkMeta {
-                    min_time: mint,
-                    max_time: mint.wrapping_add(span as i64),
-                    reference,
-                }
-            }
-            Some(p) => {
-                let gap = b.uvarint("chunk mint delta")?;
-                let mint = p.max_time.wrapping_add(gap as i64);
-                let span = b.uvarint("chunk maxt delta")?;
-                let dref = b.varint("chunk ref delta")?;
-                ChunkMeta {
-                    min_time: mint,
-                    max_time: mint.wrapping_add(span as i64),
-                    reference: p.reference.wrapping_add(dref as u64),
-                }
-            }
-        };
-        chunks.push(meta);
-        prev = Some(meta);
-    }
+    let (label_refs, chunks) = decode_series_body(body, body_at, file)?;
     Ok(Decoded::Done((
         RawSeries { label_refs, chunks },
         total as usize,
