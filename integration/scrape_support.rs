@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{free_port, require_binary, wait_until, ChildGuard, TestNode};
+use crate::support::{free_port, require_binary, ChildGuard, TestNode};
 
 /// What one path answers.
 #[derive(Clone)]
@@ -197,19 +197,7 @@ while True:
 }
 
 async fn wait_http(url: &str) {
-    let u = url.to_string();
-    let up = wait_until(Duration::from_secs(20), || {
-        let u = u.clone();
-        async move {
-            TestNode::client()
-                .get(&u)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
-    })
-    .await;
-    assert!(up, "{url} did not come up");
+    crate::support::wait_http_ok(url, Duration::from_secs(20)).await;
 }
 
 /// Every series (name and labels) a Prometheus-compatible API holds, as sorted strings.

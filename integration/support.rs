@@ -53,7 +53,12 @@ pub async fn start_node_in(data_dir: &Path, extra: &str) -> TestNode {
         &dir.path().join("data").display().to_string(),
         &data_dir.display().to_string(),
     );
-    let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
+    boot(dir, &yaml, None).await
+}
+
+/// Starts a node from config text; `dir` holds its files and lives as long as the node.
+async fn boot(dir: tempfile::TempDir, yaml: &str, token: Option<String>) -> TestNode {
+    let config = Config::from_yaml_str(yaml, "test.yml").expect("test config is valid");
     let listeners = Listeners::bind(&config).expect("bind");
     let opts = StartOptions {
         fault_injection: true,
@@ -68,7 +73,7 @@ pub async fn start_node_in(data_dir: &Path, extra: &str) -> TestNode {
         handle,
         base,
         dir,
-        token: None,
+        token,
     }
 }
 
@@ -93,23 +98,7 @@ async fn start_node_inner(with_token: bool, extra: &str, roles: Option<&[&str]>)
             1,
         );
     }
-    let config = Config::from_yaml_str(&yaml, "test.yml").expect("test config is valid");
-    let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions {
-        fault_injection: true,
-        http_workers: 1,
-        ..Default::default()
-    };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts)
-        .await
-        .expect("node starts");
-    let base = format!("http://{}", handle.web_addr);
-    TestNode {
-        handle,
-        base,
-        dir,
-        token,
-    }
+    boot(dir, &yaml, token).await
 }
 
 impl TestNode {
@@ -250,19 +239,7 @@ pub async fn start_prometheus(extra_config: &str) -> RealPrometheus {
         name: "prometheus",
     };
     let base = format!("http://127.0.0.1:{port}");
-    let ready_url = format!("{base}/-/ready");
-    let ready = wait_until(Duration::from_secs(30), || {
-        let u = ready_url.clone();
-        async move {
-            TestNode::client()
-                .get(&u)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
-    })
-    .await;
-    assert!(ready, "prometheus did not become ready on {base}");
+    wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(30)).await;
     RealPrometheus { guard, base, dir }
 }
 
@@ -290,4 +267,20 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Waits until `url` answers 2xx; fails the test naming the URL otherwise.
+pub async fn wait_http_ok(url: &str, timeout: Duration) {
+    let up = wait_until(timeout, || {
+        let u = url.to_string();
+        async move {
+            TestNode::client()
+                .get(&u)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    assert!(up, "{url} did not come up");
 }
