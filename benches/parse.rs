@@ -1,37 +1,11 @@
-//! Parse throughput of a 10k-line exposition body in both formats: streaming entries
-//! (borrowed names and values) and collecting full label sets.
+//! Parse throughput of a 10k-line exposition body in both formats (the body
+//! `strata tools bench scrape` measures): streaming entries (borrowed names and values),
+//! collecting full label sets, and the steady state of a scrape loop, where every series text
+//! is known from the previous body and only values are read.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use strata::cli::bench_scrape::parse_body as body;
 use strata::scrape::parser::{parse, Entry, Format, Parser};
-
-/// A node-exporter-like body: families of 20 series with HELP/TYPE, 3 labels each,
-/// about 10,000 lines in all. Returns the body and its sample count.
-fn body(format: Format) -> (String, u64) {
-    let mut s = String::new();
-    let mut samples = 0;
-    let mut lines = 0;
-    let mut family = 0;
-    while lines < 10_000 {
-        let name = format!("node_family_{family}_total");
-        s.push_str(&format!(
-            "# HELP {name} Family number {family} of the benchmark body.\n# TYPE {name} counter\n"
-        ));
-        lines += 2;
-        for i in 0..20 {
-            let value = (family * 1000 + i) as f64 * 1.5;
-            s.push_str(&format!(
-                "{name}{{cpu=\"{i}\",mode=\"user\",instance=\"host-{family}:9100\"}} {value}\n"
-            ));
-            samples += 1;
-            lines += 1;
-        }
-        family += 1;
-    }
-    if format == Format::OpenMetrics {
-        s.push_str("# EOF\n");
-    }
-    (s, samples)
-}
 
 fn bench(c: &mut Criterion) {
     for (label, format) in [
@@ -47,6 +21,34 @@ fn bench(c: &mut Criterion) {
                 for e in Parser::new(black_box(text.as_bytes()), format) {
                     if let Ok(Entry::Sample(s)) = e {
                         n += s.labels.len() as u64;
+                    }
+                }
+                n
+            })
+        });
+        let mut known: Vec<Vec<u8>> = Vec::new();
+        let mut p = Parser::new(text.as_bytes(), format);
+        while let Ok(Some(e)) = p.next_entry() {
+            if let (Entry::Sample(_), Some(series)) = (e, p.last_series()) {
+                known.push(series.to_vec());
+            }
+        }
+        group.bench_function("known_series", |b| {
+            b.iter(|| {
+                let mut p = Parser::new(black_box(text.as_bytes()), format);
+                let (mut n, mut next) = (0u64, 0usize);
+                loop {
+                    if let Some(series) = known.get(next) {
+                        if let Ok(Some((v, _))) = p.next_known(series) {
+                            n += v.to_bits() & 1;
+                            next += 1;
+                            continue;
+                        }
+                    }
+                    match p.next_entry() {
+                        Ok(Some(Entry::Sample(_))) => next += 1,
+                        Ok(Some(_)) => {}
+                        _ => break,
                     }
                 }
                 n

@@ -1,8 +1,11 @@
 //! Steady-state cost of one scrape's append: a 1k-series body parsed, matched against the
 //! target's scrape cache, appended to the head and committed (WAL included), as a scrape loop
-//! does every interval. Throughput is in samples.
+//! does every interval. Throughput is in samples. `100_targets_steady` scrapes 100 such
+//! targets in turn (the shape of `strata tools bench scrape`), so the head and the caches
+//! are larger than the CPU caches, as in a real scraper.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use strata::cli::bench_scrape::target_body;
 use strata::config::Config;
 use strata::scrape::append::{AppendCtx, ScrapeCache};
 use strata::scrape::parser::Format;
@@ -58,6 +61,35 @@ fn bench(c: &mut Criterion) {
                 .expect("append");
             app.commit().expect("commit");
             stats
+        })
+    });
+    group.finish();
+
+    let targets: Vec<(Labels, String, ScrapeCache)> = (0..100)
+        .map(|i| {
+            let labels =
+                Labels::from_pairs([("job", "bench".to_string()), ("instance", format!("t{i}"))]);
+            (labels, target_body(i, 1000), ScrapeCache::default())
+        })
+        .collect();
+    let mut targets = targets;
+    let mut group = c.benchmark_group("scrape_append");
+    group.throughput(Throughput::Elements(100 * 1000));
+    group.sample_size(10);
+    group.bench_function("100_targets_steady", |b| {
+        b.iter(|| {
+            t += 1000;
+            for (labels, body, cache) in targets.iter_mut() {
+                let ctx = AppendCtx {
+                    cfg: &cfg,
+                    target_labels: labels,
+                };
+                let mut app = db.appender();
+                cache
+                    .append(&mut app, &ctx, body.as_bytes(), Format::PrometheusText, t)
+                    .expect("append");
+                app.commit().expect("commit");
+            }
         })
     });
     group.finish();

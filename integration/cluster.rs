@@ -30,11 +30,10 @@ fn free_udp_port() -> u16 {
 fn write_config(
     dir: &Path,
     id: &str,
-    web: u16,
-    gossip: u16,
-    rpc: u16,
+    (web, gossip, rpc): (u16, u16, u16),
     seeds: &[u16],
     roles: &[&str],
+    scrape_targets: &[String],
 ) -> std::path::PathBuf {
     let token = dir.join("admin-token");
     std::fs::write(&token, ADMIN_TOKEN).expect("token");
@@ -47,19 +46,26 @@ fn write_config(
         bucket = dir.join("bucket").display(),
         token = token.display(),
     );
+    let targets: Vec<String> = scrape_targets.iter().map(|t| format!("'{t}'")).collect();
+    let yaml = format!(
+        "{yaml}scrape_configs:\n  - job_name: strata\n    scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    );
     let path = dir.join(format!("{id}.yml"));
     std::fs::write(&path, yaml).expect("write config");
     path
 }
 
+/// Starts a node; its log goes to `<config>.log` so a failure can show it.
 fn spawn(config: &Path) -> ChildGuard {
+    let log = std::fs::File::create(config.with_extension("log")).expect("node log file");
     let child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["node", "--config"])
         .arg(config)
         .arg("--log.level=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start strata node");
     ChildGuard {
@@ -145,21 +151,58 @@ async fn query_ok(base: &str) -> bool {
     }
 }
 
+/// The sorted scrape URLs of the active targets a node lists (`local`: only its own share).
+async fn listed_target_urls(port: u16, local: bool) -> Option<Vec<String>> {
+    let mut req = TestNode::client().get(format!("http://127.0.0.1:{port}/api/v1/targets"));
+    if local {
+        req = req.header(strata::http::targets_cluster::LOCAL_ONLY, "test");
+    }
+    let v = req.send().await.ok()?.json::<Value>().await.ok()?;
+    let mut urls: Vec<String> = v["data"]["activeTargets"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t["scrapeUrl"].as_str().map(String::from))
+        .collect();
+    urls.sort();
+    Some(urls)
+}
+
 #[actix_rt::test]
 async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singletons() {
     let dir = tempfile::tempdir().unwrap();
     let gossip: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+    // All ports are picked up front and must differ: a port handed back by one `free_port`
+    // can come out of the next one.
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 7 {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    let webs: Vec<u16> = ports[..3].to_vec();
+    // Every node has the same scrape config: the three nodes' /metrics and one dead target,
+    // spread over the ScraperShippers two replicas each.
+    let mut scrape_targets: Vec<String> = webs.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    scrape_targets.push(format!("127.0.0.1:{}", ports[6]));
     let mut nodes: Vec<ClusterNode> = Vec::new();
     for i in 0..3 {
         let id = format!("n{}", i + 1);
-        let (web, rpc) = (free_port(), free_port());
+        let (web, rpc) = (webs[i], ports[3 + i]);
         let seeds: Vec<u16> = gossip.iter().copied().filter(|p| *p != gossip[i]).collect();
         let roles: &[&str] = if i == 0 {
             &["query_planner", "scraper_shipper", "compactor"]
         } else {
             &["query_planner", "scraper_shipper"]
         };
-        let config = write_config(dir.path(), &id, web, gossip[i], rpc, &seeds, roles);
+        let config = write_config(
+            dir.path(),
+            &id,
+            (web, gossip[i], rpc),
+            &seeds,
+            roles,
+            &scrape_targets,
+        );
         nodes.push(ClusterNode {
             id,
             web,
@@ -179,7 +222,8 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
             }
         })
         .await;
-        assert!(ready, "{} never became ready", n.id);
+        let log = std::fs::read_to_string(dir.path().join(format!("{}.log", n.id)));
+        assert!(ready, "{} never became ready; its log:\n{log:?}", n.id);
     }
 
     // Membership converges: every node sees all three alive.
@@ -207,6 +251,35 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
         wait_until(Duration::from_secs(15), || query_ok(&lb)).await,
         "queries through haproxy never worked"
     );
+
+    // Each node scrapes only its share of the targets, yet every node (and so haproxy) lists
+    // all of them, each once although two replicas scrape it.
+    let mut want: Vec<String> = scrape_targets
+        .iter()
+        .map(|t| format!("http://{t}/metrics"))
+        .collect();
+    want.sort();
+    let sharded = wait_until(Duration::from_secs(20), || async {
+        let mut scraped = 0;
+        for n in &nodes {
+            scraped += listed_target_urls(n.web, true).await.map_or(0, |u| u.len());
+        }
+        scraped == 2 * want.len()
+    })
+    .await;
+    assert!(sharded, "the targets were not spread two replicas each");
+    for n in &nodes {
+        let listed = wait_until(Duration::from_secs(20), || async {
+            listed_target_urls(n.web, false).await.as_ref() == Some(&want)
+        })
+        .await;
+        assert!(
+            listed,
+            "{} does not list every target once: {:?}",
+            n.id,
+            listed_target_urls(n.web, false).await
+        );
+    }
 
     // Move the compactor from n1 to n2 through haproxy (whichever node answers).
     let client = TestNode::client();

@@ -491,6 +491,26 @@ async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
         assert_eq!(body["errorType"], etype);
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
+    // The texts Debian's Prometheus 2.42 gives for the same queries.
+    for (query, want) in [
+        ("sum(", "1:5: parse error: unclosed left parenthesis"),
+        (
+            "no_such_function(up)",
+            "1:1: parse error: unknown function with name \"no_such_function\"",
+        ),
+        (
+            "rate(up)",
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
+        ),
+        ("up[5m", "1:6: parse error: unclosed left bracket"),
+    ] {
+        let body = api(&node.base, "/api/v1/query", &[("query", query.into())]).await;
+        assert_eq!(
+            body["error"],
+            format!("invalid parameter \"query\": {want}"),
+            "{query}"
+        );
+    }
     assert_eq!(node.status("/-/healthy").await, 200);
     let ok = api(&node.base, "/api/v1/query", &[("query", "1+1".into())]).await;
     assert_eq!(ok["data"]["result"][1], "2");

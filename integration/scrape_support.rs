@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::support::{free_port, require_binary, ChildGuard, TestNode};
@@ -76,16 +76,11 @@ impl BodyServer {
 
 async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Body>>>) {
     let mut buf = Vec::with_capacity(4096);
-    let mut tmp = [0u8; 4096];
     loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match sock.read(&mut tmp).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            }
+        let Some(head_end) =
+            strata::cli::bench_scrape::read_request_head(&mut sock, &mut buf).await
+        else {
+            return;
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         buf.drain(..head_end);

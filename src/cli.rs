@@ -1,9 +1,10 @@
 //! `strata tools ...`: offline tools over TSDB directories and buckets, and the whole-system
 //! benchmarks. Argument parsing (clap) and the thin glue to the library functions that do the
 //! work; every tool exits non-zero with a message naming what is wrong. The bucket tools and
-//! the shipping benchmark live in the submodules below.
+//! the shipping, query and scrape benchmarks live in the submodules below.
 
 pub mod bench_query;
+pub mod bench_scrape;
 pub mod bench_ship;
 pub mod bucket;
 
@@ -115,6 +116,9 @@ pub enum BenchCommand {
     Ship(bench_ship::ShipBenchArgs),
     /// PromQL latency side by side with Prometheus 2.42 on the same promtool-made blocks.
     Query(bench_query::QueryBenchArgs),
+    /// Parse throughput, and scraping CPU side by side with Prometheus 2.42 on the same
+    /// in-process targets.
+    Scrape(bench_scrape::ScrapeBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
@@ -162,6 +166,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Query(args),
         } => bench_query::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Scrape(args),
+        } => bench_scrape::run(args, &mut out)?,
         ToolCommand::Tsdb {
             cmd:
                 TsdbCommand::Import {

@@ -12,6 +12,12 @@ use strata::config::{Config, Overrides};
 use strata::logging::{self, LogFormat};
 use strata::node::{self, Listeners, StartOptions};
 
+/// Queries and scrapes allocate many short-lived label strings and sample buffers across
+/// threads; mimalloc's thread-local free lists handle that pattern far better than glibc's
+/// arenas (profiles showed malloc/free at about a third of query CPU).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "strata", version, about = "Prometheus at scale in one binary")]
 struct Cli {

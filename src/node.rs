@@ -166,6 +166,8 @@ pub struct NodeState {
     pub config_path: Option<std::path::PathBuf>,
     pub cluster: Arc<ClusterService>,
     pub bucket: Arc<dyn ObjectStore>,
+    /// When the node started (`/api/v1/status/runtimeinfo`).
+    pub started_at: std::time::SystemTime,
 }
 
 impl NodeState {
@@ -467,6 +469,7 @@ pub async fn start(
         bucket: bucket.clone(),
         scrape: scrape.clone(),
         config_path: opts.config_path.clone(),
+        started_at: std::time::SystemTime::now(),
     });
     let reloader = crate::scrape::reload::Reloader {
         path: opts.config_path.clone(),

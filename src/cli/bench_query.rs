@@ -106,10 +106,10 @@ fn queries(interval_s: i64) -> Vec<BenchQuery> {
 }
 
 /// Kills and reaps a server when dropped, so an error on the way never leaves one running.
-struct Server {
-    child: Child,
-    name: &'static str,
-    base: String,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) name: &'static str,
+    pub(super) base: String,
 }
 
 impl Drop for Server {
@@ -119,7 +119,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
     port.map(|a| a.port())
         .map_err(|e| CliError::Failed(format!("cannot pick a free port: {e}")))

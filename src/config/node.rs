@@ -211,6 +211,10 @@ pub struct ClusterConfig {
     pub key_file: Option<PathBuf>,
     #[serde(default = "default_replica_label")]
     pub replica_label: String,
+    /// How many live ScraperShippers scrape each target (each under its own replica label);
+    /// the query side deduplicates them.
+    #[serde(default = "default_scrape_replication")]
+    pub scrape_replication: usize,
     /// Keep at least N live nodes with the role; `all` (stored as `usize::MAX`) means every
     /// live node.
     #[serde(
@@ -269,6 +273,10 @@ fn default_replica_label() -> String {
     "replica".to_string()
 }
 
+fn default_scrape_replication() -> usize {
+    2
+}
+
 fn default_role_policy() -> BTreeMap<Role, usize> {
     BTreeMap::from([(Role::Compactor, 1), (Role::RuleEvaluator, 2)])
 }
@@ -279,6 +287,7 @@ impl Default for ClusterConfig {
             join: Vec::new(),
             key_file: None,
             replica_label: default_replica_label(),
+            scrape_replication: default_scrape_replication(),
             role_policy: default_role_policy(),
         }
     }

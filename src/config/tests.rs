@@ -46,6 +46,7 @@ fn defaults_of_every_section() {
     assert_eq!(c.node.rpc_listen.to_string(), "127.0.0.1:7947");
     assert_eq!(c.node.advertise, None);
     assert_eq!(c.cluster.replica_label, "replica");
+    assert_eq!(c.cluster.scrape_replication, 2);
     assert_eq!(c.cluster.role_policy.get(&Role::Compactor), Some(&1));
     assert_eq!(c.cluster.role_policy.get(&Role::RuleEvaluator), Some(&2));
     assert_eq!(c.bucket.s3.region, "us-east-1");
@@ -244,6 +245,7 @@ fn validation_rules() {
         ("node: {roles: [compactor, compactor]}\n", "node.roles[1]", "listed twice"),
         ("node: {web_listen: '127.0.0.1:9000', rpc_listen: '127.0.0.1:9000'}\n", "node.rpc_listen", "same address"),
         ("cluster: {replica_label: 'a-b'}\n", "cluster.replica_label", "not a valid label name"),
+        ("cluster: {scrape_replication: 0}\n", "cluster.scrape_replication", "at least 1"),
         ("cluster: {role_policy: {chef: 1}}\n", "cluster.role_policy", "unknown variant `chef`"),
         ("bucket: {type: s3}\n", "bucket.s3.endpoint", "required when bucket.type is s3"),
         ("bucket: {type: s3, s3: {endpoint: 'http://s3:9000'}}\n", "bucket.s3.bucket", "required when bucket.type is s3"),

@@ -228,6 +228,12 @@ impl Config {
                 format!("{:?} is not a valid label name", c.replica_label),
             ));
         }
+        if c.scrape_replication == 0 {
+            return Err(ConfigError::invalid(
+                "cluster.scrape_replication",
+                "must be at least 1",
+            ));
+        }
         if c.key_file
             .as_ref()
             .is_some_and(|p| p.as_os_str().is_empty())

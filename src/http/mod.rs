@@ -9,7 +9,9 @@ pub mod params;
 pub mod query;
 pub mod remote_write;
 pub mod status;
+pub mod status_api;
 pub mod targets;
+pub mod targets_cluster;
 
 use actix_web::{web, App, HttpServer};
 
@@ -45,6 +47,7 @@ pub fn serve(
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
             .configure(status::routes)
+            .configure(status_api::routes)
             .configure(admin::routes)
             .configure(cluster::routes)
             .configure(query::routes)

@@ -251,9 +251,12 @@ pub fn check_nesting(q: &str) -> Result<(), String> {
 
 /// Prometheus's exact bytes (timestamps as `1700000045.500`, values as strings).
 fn value_response(v: QueryValue) -> HttpResponse {
+    let body = crate::promql::json::format_success_body(&v);
+    // A large result takes a while to free; the answer need not wait for that.
+    crate::promql::eval::drop_in_background(Box::new(v));
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(crate::promql::json::format_success_body(&v))
+        .body(body)
 }
 
 async fn instant(svc: Arc<QueryService>, params: Params) -> ApiResult {
@@ -469,8 +472,8 @@ fn unescape_utf8_label(s: &str) -> Option<String> {
 
 async fn metadata(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     query_service(&state)?;
-    // Metric metadata comes from this node's scrapes.
-    super::targets::metadata(&req, &state)
+    // Metric metadata comes from the scrapes of the cluster's ScraperShippers.
+    super::targets::metadata(&req, &state).await
 }
 
 fn format_query(params: Params) -> ApiResult {

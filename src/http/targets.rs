@@ -1,14 +1,15 @@
 //! The scrape side of the HTTP API: `GET /api/v1/targets` in Prometheus 2.42's JSON shape
-//! (`state=active|dropped|any`), `/api/v1/metadata` from what targets exposed, and
+//! (`state=active|dropped|any`, `scrapePool=<job>`), `/api/v1/metadata` from what targets exposed, and
 //! `POST|PUT /-/reload`, which re-reads the config file and restarts only changed scrape jobs.
+//! The targets list covers the cluster (see `targets_cluster`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::error::{success, ApiError, ApiResult};
+use super::error::{success, success_with_annotations, ApiError, ApiResult};
 use crate::node::NodeState;
 use crate::scrape::manager::TargetView;
 use crate::scrape::scrape_loop::Health;
@@ -21,35 +22,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/-/reload", web::put().to(reload));
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActiveTarget {
-    discovered_labels: BTreeMap<String, String>,
-    labels: BTreeMap<String, String>,
-    scrape_pool: String,
-    scrape_url: String,
-    global_url: String,
-    last_error: String,
-    last_scrape: String,
-    last_scrape_duration: f64,
-    health: Health,
-    scrape_interval: String,
-    scrape_timeout: String,
+pub(super) struct ActiveTarget {
+    pub(super) discovered_labels: BTreeMap<String, String>,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) scrape_pool: String,
+    pub(super) scrape_url: String,
+    pub(super) global_url: String,
+    pub(super) last_error: String,
+    pub(super) last_scrape: String,
+    pub(super) last_scrape_duration: f64,
+    pub(super) health: Health,
+    pub(super) scrape_interval: String,
+    pub(super) scrape_timeout: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DroppedTarget {
-    discovered_labels: BTreeMap<String, String>,
+pub(super) struct DroppedTarget {
+    pub(super) discovered_labels: BTreeMap<String, String>,
 }
 
 /// `activeTargets`/`droppedTargets` are `null` when the `state` filter leaves them out, as
 /// in Prometheus.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TargetDiscovery {
-    active_targets: Option<Vec<ActiveTarget>>,
-    dropped_targets: Option<Vec<DroppedTarget>>,
+pub(super) struct TargetDiscovery {
+    pub(super) active_targets: Option<Vec<ActiveTarget>>,
+    pub(super) dropped_targets: Option<Vec<DroppedTarget>>,
 }
 
 fn label_map(l: &Labels) -> BTreeMap<String, String> {
@@ -147,8 +148,19 @@ async fn targets(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
         .map(|(_, v)| v.to_ascii_lowercase())
         .unwrap_or_default();
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-    let snap = state.scrape.snapshot();
-    Ok(success(&discovery(&snap, &filter, &hostname)))
+    let mut snap = state.scrape.snapshot();
+    if let Some((_, pool)) = pairs.iter().find(|(k, _)| k == "scrapePool") {
+        if !pool.is_empty() {
+            snap.active.retain(|t| t.pool == *pool);
+            snap.dropped.retain(|(job, _)| job == pool);
+        }
+    }
+    let mut data = discovery(&snap, &filter, &hostname);
+    if super::targets_cluster::wants_local_only(&req) {
+        return Ok(success(&data));
+    }
+    let warnings = super::targets_cluster::merge_peers(&state, &req, &mut data).await;
+    Ok(success_with_annotations(&data, &warnings, &[]))
 }
 
 async fn reload(state: web::Data<NodeState>) -> HttpResponse {
@@ -173,17 +185,19 @@ async fn reload(state: web::Data<NodeState>) -> HttpResponse {
     }
 }
 
-#[derive(Serialize)]
-struct MetadataEntry {
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct MetadataEntry {
     #[serde(rename = "type")]
-    metric_type: &'static str,
+    metric_type: String,
     help: String,
     unit: String,
 }
 
-/// `/api/v1/metadata`: metric families the targets exposed; `metric` filters by name,
-/// `limit` caps the number of metrics.
-pub fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
+type MetadataByFamily = BTreeMap<String, Vec<MetadataEntry>>;
+
+/// `/api/v1/metadata`: metric families the targets of the cluster's ScraperShippers exposed;
+/// `metric` filters by name, `limit` caps the number of metrics.
+pub async fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
     let pairs = query_pairs(req);
     let metric = pairs
         .iter()
@@ -195,25 +209,41 @@ pub fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
             .map_err(|_| ApiError::bad_data(format!("invalid limit {v:?}")))?,
         None => -1,
     };
-    let mut out: BTreeMap<String, Vec<MetadataEntry>> = BTreeMap::new();
+    let mut out: MetadataByFamily = BTreeMap::new();
     for (family, list) in state.scrape.metadata() {
         if metric.as_ref().is_some_and(|m| *m != family) {
             continue;
         }
-        if limit >= 0 && out.len() as i64 >= limit {
-            break;
-        }
         let entries = list
             .into_iter()
             .map(|m| MetadataEntry {
-                metric_type: m.metric_type.as_str(),
+                metric_type: m.metric_type.as_str().to_string(),
                 help: m.help,
                 unit: m.unit,
             })
             .collect();
         out.insert(family, entries);
     }
-    Ok(success(&out))
+    let mut warnings = Vec::new();
+    if !super::targets_cluster::wants_local_only(req) {
+        let (remote, w) =
+            super::targets_cluster::ask_scrapers::<MetadataByFamily>(state, req).await;
+        warnings = w;
+        for map in remote {
+            for (family, entries) in map {
+                let list = out.entry(family).or_default();
+                for e in entries {
+                    if !list.contains(&e) {
+                        list.push(e);
+                    }
+                }
+            }
+        }
+    }
+    if limit >= 0 {
+        out = out.into_iter().take(limit as usize).collect();
+    }
+    Ok(success_with_annotations(&out, &warnings, &[]))
 }
 
 #[cfg(test)]

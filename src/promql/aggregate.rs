@@ -156,6 +156,35 @@ fn group(
     groups
 }
 
+/// Like `group`, keeping only the values, for the aggregations that need nothing else. The
+/// group label sets come from the evaluator's per-query cache, so every step shares them:
+/// nothing is rebuilt per step, and the operators above see the same label sets again.
+fn group_values(
+    ev: &mut Evaluator,
+    node: usize,
+    elems: Vec<Elem>,
+    modifier: Option<&LabelModifier>,
+) -> Vec<(Arc<Labels>, bool, Vec<f64>)> {
+    let mut index: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut groups: Vec<(Arc<Labels>, bool, Vec<f64>)> = Vec::new();
+    for e in elems {
+        let key = ev.memo_hash(node, &e.labels, |l| group_hash(l, modifier));
+        match index.get(&key) {
+            Some(&i) => {
+                let g = &mut groups[i];
+                g.1 |= e.drop_name;
+                g.2.push(e.v);
+            }
+            None => {
+                index.insert(key, groups.len());
+                let labels = ev.group_labels(node, key, || group_labels(&e.labels, modifier));
+                groups.push((labels, e.drop_name, vec![e.v]));
+            }
+        }
+    }
+    groups
+}
+
 pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> Result<Val> {
     let op = a.op.id();
     let param = match &a.param {
@@ -196,9 +225,41 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
         }
         _ => {}
     }
-    let input = ev.eval_vector(&a.expr, t)?;
     let modifier = a.modifier.as_ref();
-    let groups = group(ev, a as *const AggregateExpr as usize, input, modifier);
+    let node = a as *const AggregateExpr as usize;
+    if !matches!(
+        op,
+        T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_COUNT_VALUES
+    ) {
+        // Only values and grouping labels matter here: when the grouping cannot see a name,
+        // the input's names need not be dropped first (nor its output's, which has none).
+        let names_ignored = !ev.opts.delayed_name_removal
+            && match modifier {
+                None => true,
+                Some(LabelModifier::Include(names)) => !names
+                    .labels
+                    .iter()
+                    .any(|n| crate::promql::engine::NAME_LIKE_LABELS.contains(&n.as_str())),
+                Some(LabelModifier::Exclude(_)) => false,
+            };
+        let input = if names_ignored {
+            ev.eval_vector_names_ignored(&a.expr, t)?
+        } else {
+            ev.eval_vector(&a.expr, t)?
+        };
+        let mut out = Vec::new();
+        for (labels, drop_name, values) in group_values(ev, node, input, modifier) {
+            let v = simple_agg(op, values, num_param.unwrap_or(f64::NAN))?;
+            out.push(Elem {
+                labels,
+                v,
+                drop_name: drop_name && !names_ignored,
+            });
+        }
+        return Ok(Val::Vector(out));
+    }
+    let input = ev.eval_vector(&a.expr, t)?;
+    let groups = group(ev, node, input, modifier);
     let mut out = Vec::new();
     match op {
         T_TOPK | T_BOTTOMK => {
@@ -289,17 +350,11 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> R
                 })
                 .collect();
         }
-        _ => {
-            for (labels, elems) in groups {
-                let drop_name = elems.iter().any(|e| e.drop_name);
-                let values: Vec<f64> = elems.iter().map(|e| e.v).collect();
-                let v = simple_agg(op, values, num_param.unwrap_or(f64::NAN))?;
-                out.push(Elem {
-                    labels: Arc::new(labels),
-                    v,
-                    drop_name,
-                });
-            }
+        other => {
+            return Err(PromqlError::exec(format!(
+                "unknown aggregation operator {}",
+                promql_parser::parser::token::TokenType::new(other)
+            )))
         }
     }
     Ok(Val::Vector(out))

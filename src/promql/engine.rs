@@ -2,7 +2,7 @@
 //! (after the token-based pre-pass), fetch every selector's series once, evaluate the
 //! expression at each step, apply delayed `__name__` removal and assemble the result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -174,6 +174,9 @@ impl Engine {
         // Output series in first-seen order, found by label set; a series that already has a
         // point at this step means the step's vector held the same label set twice.
         let mut index: FxHashMap<(Arc<Labels>, bool), usize> = FxHashMap::default();
+        // Most steps return the label sets of earlier steps (shared `Arc`s): found by address
+        // first, they need no hashing of their contents.
+        let mut by_ptr: FxHashMap<(usize, bool), usize> = FxHashMap::default();
         let mut series: Vec<(Arc<Labels>, bool, Vec<Sample>)> = Vec::new();
         let mut total_points = 0usize;
         let mut t = start_ms;
@@ -195,13 +198,22 @@ impl Engine {
             };
             total_points += elems.len();
             for e in elems {
-                let key = (e.labels, e.drop_name);
-                let i = match index.get(&key) {
+                let ptr = (Arc::as_ptr(&e.labels) as usize, e.drop_name);
+                let i = match by_ptr.get(&ptr) {
                     Some(&i) => i,
                     None => {
-                        index.insert(key.clone(), series.len());
-                        series.push((key.0, key.1, Vec::new()));
-                        series.len() - 1
+                        let key = (e.labels, e.drop_name);
+                        match index.get(&key) {
+                            Some(&i) => i,
+                            None => {
+                                // Only the label set kept in `series` is known by address:
+                                // it lives to the end, so its address cannot be reused.
+                                by_ptr.insert(ptr, series.len());
+                                index.insert(key.clone(), series.len());
+                                series.push((key.0, key.1, Vec::new()));
+                                series.len() - 1
+                            }
+                        }
                     }
                 };
                 let points = &mut series[i].2;
@@ -244,8 +256,8 @@ impl Engine {
 
 /// Runs the pre-pass and the parser; errors are Prometheus `bad_data`.
 pub fn parse_query(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
-    let rewritten = preprocess::rewrite(query, step_ms, range_ms).map_err(PromqlError::Parse)?;
-    let expr = parser::parse(&rewritten).map_err(PromqlError::Parse)?;
+    let rewritten = preprocess::rewrite(query, step_ms, range_ms).map_err(PromqlError::parse)?;
+    let expr = parser::parse(&rewritten).map_err(|e| PromqlError::from_parser(query, &e))?;
     preprocess::validate(&expr).map_err(PromqlError::Execution)?;
     Ok(expr)
 }
@@ -264,7 +276,6 @@ pub(crate) fn drop_name_labels(l: &Labels) -> Labels {
 }
 
 fn finish_vector(elems: Vec<Elem>, t: i64) -> Result<Vec<VectorSample>> {
-    let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(elems.len());
     for e in elems {
         let labels = if e.drop_name {
@@ -272,12 +283,15 @@ fn finish_vector(elems: Vec<Elem>, t: i64) -> Result<Vec<VectorSample>> {
         } else {
             Arc::unwrap_or_clone(e.labels)
         };
-        if !seen.insert(labels.clone()) {
-            return Err(PromqlError::exec(
-                "vector cannot contain metrics with the same labelset",
-            ));
-        }
         out.push(VectorSample { labels, t, v: e.v });
+    }
+    // Checked on references once all are built, so no label set is copied for it.
+    let mut seen: rustc_hash::FxHashSet<&Labels> = Default::default();
+    seen.reserve(out.len());
+    if !out.iter().all(|s| seen.insert(&s.labels)) {
+        return Err(PromqlError::exec(
+            "vector cannot contain metrics with the same labelset",
+        ));
     }
     Ok(out)
 }

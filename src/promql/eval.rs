@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
@@ -16,7 +17,10 @@ use crate::promql::fetch::{at_ms, check_deadline, dur_ms, offset_ms, selector_ke
 use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::value::{Elem, MSeries, QueryValue, Val, Value};
 use crate::promql::{aggregate, binary, functions};
+
+mod batch;
 use crate::storage::model::{is_stale_nan, Labels, Sample};
+use batch::Batch;
 
 /// How many series a selector walks between deadline/cancellation checks.
 const DEADLINE_CHECK_EVERY: usize = 1024;
@@ -46,6 +50,9 @@ pub(crate) struct Evaluator<'a> {
     /// Grouping and matching hashes by (label set address, aggregation or operator node):
     /// the series entering an operator are mostly the same label sets at every step.
     hash_memo: FxHashMap<(usize, usize), (Arc<Labels>, u64)>,
+    /// Output label sets of aggregations by (aggregation node, group hash), shared by all
+    /// steps (see `group_labels`).
+    group_labels: FxHashMap<(usize, u64), Arc<Labels>>,
     /// An `@` applied to every selector and subquery outside subqueries that has none (the
     /// test harness's step-invariance check).
     pin: Option<i64>,
@@ -79,6 +86,7 @@ impl<'a> Evaluator<'a> {
             name_cache: FxHashMap::default(),
             batches: FxHashMap::default(),
             hash_memo: FxHashMap::default(),
+            group_labels: FxHashMap::default(),
             pin: None,
             sub_depth: 0,
         }
@@ -97,6 +105,15 @@ impl<'a> Evaluator<'a> {
         self.output_points = n;
     }
 
+    /// The series fetched for the query (read directly by `start_timestamps`).
+    pub(crate) fn fetched(&self) -> &Fetched {
+        &self.data
+    }
+
+    pub(crate) fn check_deadline_now(&self) -> Result<()> {
+        check_deadline(self.deadline, self.cancel, "query execution")
+    }
+
     /// Evaluates the whole expression at `t` (one step of a query).
     pub fn eval_top(&mut self, expr: &Expr, t: i64) -> Result<Val> {
         check_deadline(self.deadline, self.cancel, "query execution")?;
@@ -112,7 +129,19 @@ impl<'a> Evaluator<'a> {
         self.infos.insert(format!("PromQL info: {msg}"));
     }
 
-    pub fn into_result(self, value: Value) -> QueryValue {
+    pub fn into_result(mut self, value: Value) -> QueryValue {
+        // The fetched series and the per-query caches are freed off the answer's path:
+        // dropping every label string and sample vector of a query takes a sizeable share
+        // of a short one, and nothing needs to wait for it.
+        drop_in_background(Box::new((
+            std::mem::take(&mut self.data),
+            std::mem::take(&mut self.sub_cache),
+            std::mem::take(&mut self.cursors),
+            std::mem::take(&mut self.name_cache),
+            std::mem::take(&mut self.batches),
+            std::mem::take(&mut self.hash_memo),
+            std::mem::take(&mut self.group_labels),
+        )));
         QueryValue {
             value,
             warnings: self.warnings.into_iter().collect(),
@@ -187,6 +216,51 @@ impl<'a> Evaluator<'a> {
                 other.type_name()
             ))),
         }
+    }
+
+    /// `eval_vector` for an aggregation whose grouping cannot see name-like labels (`by`
+    /// without any of them): names due to be dropped stay in place, as the grouping ignores
+    /// them, and only the duplicate check of `drop_names_now` is made, on the same hashes it
+    /// uses, computed without building the label sets it would build.
+    pub fn eval_vector_names_ignored(&mut self, expr: &Expr, t: i64) -> Result<Vec<Elem>> {
+        if self.opts.delayed_name_removal {
+            return self.eval_vector(expr, t);
+        }
+        let elems = match self.eval_node(expr, t)? {
+            Val::Vector(v) => v,
+            other => {
+                return Err(PromqlError::exec(format!(
+                    "expected instant vector, got {}",
+                    other.type_name()
+                )))
+            }
+        };
+        if !elems.iter().any(|e| e.drop_name) {
+            return Ok(elems);
+        }
+        let node = expr as *const Expr as usize;
+        let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
+        seen.reserve(elems.len());
+        for e in &elems {
+            let names = crate::promql::engine::NAME_LIKE_LABELS;
+            let hash = if e.drop_name {
+                // Node + 1 keeps this memo apart from the full-label one (nodes are larger
+                // than one byte, so it names no other node).
+                self.memo_hash(node + 1, &e.labels, |l| {
+                    crate::promql::value::hash_labels_where(l, |n| !names.contains(&n))
+                })
+            } else {
+                self.memo_hash(node, &e.labels, |l| {
+                    crate::promql::value::hash_labels_where(l, |_| true)
+                })
+            };
+            if seen.insert(hash, ()).is_some() {
+                return Err(PromqlError::exec(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+        }
+        Ok(elems)
     }
 
     /// Evaluates an expression that must give a scalar.
@@ -370,6 +444,23 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Drops `garbage` on a long-lived background thread (inline if that thread cannot start).
+pub(crate) fn drop_in_background(garbage: Box<dyn Send>) {
+    static FREER: OnceLock<Option<Sender<Box<dyn Send>>>> = OnceLock::new();
+    let freer = FREER.get_or_init(|| {
+        let (tx, rx) = channel::<Box<dyn Send>>();
+        std::thread::Builder::new()
+            .name("strata-query-free".to_string())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = freer {
+        // A closed channel hands the value back, and it is dropped here instead.
+        let _ = tx.send(garbage);
+    }
+}
+
 /// `samples.partition_point(|p| p.t <= x)` (samples sorted by time), searched from `hint`,
 /// the answer for an earlier `x`. Consecutive steps of a range query move forward by a few
 /// samples, so galloping from the last position touches a cache line or two instead of
@@ -519,8 +610,9 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(elems.len());
         let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
         seen.reserve(elems.len());
+        let single_step = self.single_step();
         for mut e in elems {
-            if Arc::strong_count(&e.labels) == 1 {
+            if single_step || Arc::strong_count(&e.labels) == 1 {
                 // Made for this step: never seen again, so not worth caching (see `memo_hash`).
                 if e.drop_name {
                     e.labels = Arc::new(crate::promql::engine::drop_name_labels(&e.labels));
@@ -563,6 +655,31 @@ impl Evaluator<'_> {
 }
 
 impl Evaluator<'_> {
+    /// The output labels of group `hash` of aggregation `node`, built by `make` the first
+    /// time: every step then yields the same label set, which spares its allocation and lets
+    /// the operators above find their memoised hashes for it.
+    pub(crate) fn group_labels(
+        &mut self,
+        node: usize,
+        hash: u64,
+        make: impl FnOnce() -> Labels,
+    ) -> Arc<Labels> {
+        if self.group_labels.len() > NAME_CACHE_LIMIT {
+            self.group_labels.clear();
+        }
+        Arc::clone(
+            self.group_labels
+                .entry((node, hash))
+                .or_insert_with(|| Arc::new(make())),
+        )
+    }
+
+    /// An instant query outside subqueries evaluates every node once: remembering anything
+    /// per label set would only cost.
+    fn single_step(&self) -> bool {
+        self.step == 0 && self.sub_depth == 0
+    }
+
     /// `f(labels)`, remembered for this query by the label set's address and `node` (the
     /// memo holds the label set, so the address cannot be reused while remembered).
     pub(crate) fn memo_hash(
@@ -573,7 +690,7 @@ impl Evaluator<'_> {
     ) -> u64 {
         // A label set nothing else holds was made for this step (by an operator below):
         // it cannot come back at a later step, so remembering it would only cost.
-        if Arc::strong_count(labels) == 1 {
+        if Arc::strong_count(labels) == 1 || self.single_step() {
             return f(labels);
         }
         let key = (Arc::as_ptr(labels) as usize, node);
@@ -586,115 +703,6 @@ impl Evaluator<'_> {
         let h = f(labels);
         self.hash_memo.insert(key, (Arc::clone(labels), h));
         h
-    }
-}
-
-/// The steps of one batched range function (see `batched_range_function`).
-struct Batch {
-    /// Output per step; taken when that step is evaluated.
-    per_step: Vec<Option<Vec<Elem>>>,
-    /// Samples the step's range selector holds, for the sample limit.
-    samples: Vec<usize>,
-}
-
-/// Most output elements a batch may hold at once; larger queries take the step-by-step path.
-const BATCH_LIMIT: usize = 8_000_000;
-
-impl Evaluator<'_> {
-    /// `f` over `ms` at step `t` of a range query, computed for every step on the first call,
-    /// series by series: each series' windows are found by walking it once from left to right
-    /// instead of searching all series again at every step (as Prometheus evaluates range
-    /// functions). `None` where this does not apply (instant queries, inside subqueries, a
-    /// `t` off the step grid, results too large to hold); the caller then evaluates the step
-    /// itself. Results, their order and the sample accounting are those of the step path.
-    pub(crate) fn batched_range_function(
-        &mut self,
-        node: usize,
-        ms: &MatrixSelector,
-        t: i64,
-        f: &dyn Fn(&[Sample], crate::promql::range_functions::Window) -> Option<f64>,
-        keep_name: bool,
-    ) -> Result<Option<Vec<Elem>>> {
-        if self.step <= 0 || self.start >= self.end || self.sub_depth != 0 {
-            return Ok(None);
-        }
-        if t < self.start || t > self.end || (t - self.start) % self.step != 0 {
-            return Ok(None);
-        }
-        let k = ((t - self.start) / self.step) as usize;
-        if !self.batches.contains_key(&node) {
-            let Some(batch) = self.compute_batch(ms, f, keep_name)? else {
-                return Ok(None);
-            };
-            self.batches.insert(node, batch);
-        }
-        let Some(batch) = self.batches.get_mut(&node) else {
-            return Ok(None);
-        };
-        let Some(out) = batch.per_step.get_mut(k).and_then(Option::take) else {
-            return Ok(None);
-        };
-        let n = batch.samples.get(k).copied().unwrap_or(0);
-        self.add_samples(n)?;
-        Ok(Some(out))
-    }
-
-    fn compute_batch(
-        &self,
-        ms: &MatrixSelector,
-        f: &dyn Fn(&[Sample], crate::promql::range_functions::Window) -> Option<f64>,
-        keep_name: bool,
-    ) -> Result<Option<Batch>> {
-        let steps = ((self.end - self.start) / self.step + 1) as usize;
-        let empty = Vec::new();
-        let list = self.data.get(&selector_key(&ms.vs)).unwrap_or(&empty);
-        if list.len().saturating_mul(steps) > BATCH_LIMIT {
-            return Ok(None);
-        }
-        let range = dur_ms(ms.range);
-        let off = offset_ms(&ms.vs.offset);
-        let at = self.at_of(&ms.vs.at);
-        let mut per_step: Vec<Vec<Elem>> = (0..steps).map(|_| Vec::new()).collect();
-        let mut samples = vec![0usize; steps];
-        let mut live: Vec<Sample> = Vec::new();
-        for (i, s) in list.iter().enumerate() {
-            if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
-                check_deadline(self.deadline, self.cancel, "query execution")?;
-            }
-            let (mut lo, mut hi) = (0, 0);
-            for (k, (out, held)) in per_step.iter_mut().zip(samples.iter_mut()).enumerate() {
-                let base = at.unwrap_or(self.start + k as i64 * self.step) - off;
-                lo = seek_after(&s.samples, lo, base - range);
-                hi = seek_after(&s.samples, hi.max(lo), base);
-                let Some(window) = s.samples.get(lo..hi) else {
-                    continue;
-                };
-                // Stale markers are not part of a range (as in `matrix_selector`).
-                let points = if window.iter().any(|p| is_stale_nan(p.v)) {
-                    live.clear();
-                    live.extend(window.iter().filter(|p| !is_stale_nan(p.v)));
-                    &live[..]
-                } else {
-                    window
-                };
-                if points.is_empty() {
-                    continue;
-                }
-                *held += points.len();
-                let w = crate::promql::range_functions::Window { end: base, range };
-                if let Some(v) = f(points, w) {
-                    out.push(Elem {
-                        labels: Arc::clone(&s.labels),
-                        v,
-                        drop_name: !keep_name,
-                    });
-                }
-            }
-        }
-        Ok(Some(Batch {
-            per_step: per_step.into_iter().map(Some).collect(),
-            samples,
-        }))
     }
 }
 

@@ -1,9 +1,10 @@
 //! Data loading for one query: finds every selector of the expression, computes the union
 //! time range each one needs (offsets, `@`, ranges, subqueries, lookback), selects its series
-//! once from the `Queryable` and decodes the chunks of that window with `SeriesIterator`.
+//! once from the `Queryable` and decodes the chunks of that window with `SeriesIterator`
+//! (plus the samples' start timestamps where a function reads them, see `start_timestamps`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,9 +14,10 @@ use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::preprocess::{selector_mode, RangeMode, MODIFIER_LABEL};
+use crate::promql::start_timestamps::{uses_start_timestamps, StartTimes};
 use crate::storage::chunkenc::SeriesIterator;
 use crate::storage::model::{
-    Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, METRIC_NAME,
+    Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, Series, METRIC_NAME,
 };
 
 /// Prometheus chunk encodings of native histogram chunks.
@@ -27,10 +29,28 @@ const ENC_FLOAT_HISTOGRAM: u8 = 3;
 pub(crate) struct SeriesData {
     pub labels: Arc<Labels>,
     pub samples: Vec<Sample>,
+    /// The samples' start timestamps (0 = none), only when a function reads them and the
+    /// source has some: a column beside the samples, so that they cost nothing otherwise.
+    pub start_ts: Option<Vec<i64>>,
 }
 
 /// Series per selector key (see `selector_key`).
-pub(crate) type Fetched = HashMap<String, Vec<SeriesData>>;
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    by_key: HashMap<String, Vec<SeriesData>>,
+    /// Some series carries start timestamps: only then do functions look for them.
+    start_ts: bool,
+}
+
+impl Fetched {
+    pub fn get(&self, key: &str) -> Option<&Vec<SeriesData>> {
+        self.by_key.get(key)
+    }
+
+    pub fn has_start_timestamps(&self) -> bool {
+        self.start_ts
+    }
+}
 
 /// The identity of a selector's series set: its matchers without offset, `@` or range.
 pub(crate) fn selector_key(vs: &VectorSelector) -> String {
@@ -81,6 +101,8 @@ struct Need {
     maxt: i64,
     /// The function every use of this selector feeds, if it is always the same one.
     func: Option<String>,
+    /// Some use reads the samples' start timestamps.
+    start_ts: bool,
 }
 
 struct Walk<'a> {
@@ -92,6 +114,8 @@ struct Walk<'a> {
     needs: &'a mut HashMap<String, Need>,
     /// The function whose argument is being walked, if the argument is a bare range selector.
     func: Option<String>,
+    /// The argument being walked is a selector whose start timestamps its function reads.
+    start_ts: bool,
 }
 
 impl Walk<'_> {
@@ -123,7 +147,9 @@ impl Walk<'_> {
             mint,
             maxt,
             func: func.clone(),
+            start_ts: false,
         });
+        need.start_ts |= self.start_ts;
         need.mint = need.mint.min(mint);
         need.maxt = need.maxt.max(maxt);
         if need.func != func {
@@ -168,8 +194,10 @@ impl Walk<'_> {
                 for a in &c.args.args {
                     let direct = matches!(a.as_ref(), Expr::MatrixSelector(_));
                     self.func = direct.then(|| c.func.name.to_string());
+                    self.start_ts = uses_start_timestamps(c.func.name, a);
                     self.walk(a, s, e);
                     self.func = None;
+                    self.start_ts = false;
                 }
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
@@ -203,8 +231,7 @@ pub(crate) fn matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
                 PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
             };
             set.push(
-                Matcher::new(op, m.name.clone(), m.value.clone())
-                    .map_err(|e| PromqlError::Parse(e.to_string()))?,
+                Matcher::new(op, m.name.clone(), m.value.clone()).map_err(PromqlError::parse)?,
             );
         }
         if let Some(name) = &vs.name {
@@ -242,6 +269,71 @@ fn expected_samples(chunks: &[crate::storage::model::EncodedChunk]) -> usize {
         .sum()
 }
 
+/// Below this many samples (as the chunk headers declare) a batch decodes on the calling
+/// thread: handing work to the pool costs more than it saves.
+const PARALLEL_MIN_SAMPLES: usize = 32_768;
+
+/// The samples of one series within `[mint, maxt]`.
+fn decode_window(
+    labels: &Labels,
+    chunks: Vec<crate::storage::model::EncodedChunk>,
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<Sample>> {
+    let mut samples = Vec::with_capacity(expected_samples(&chunks));
+    let mut it = SeriesIterator::new(chunks);
+    let corrupt = |e: crate::storage::chunkenc::ChunkError| {
+        PromqlError::Storage(format!("reading series {labels}: {e}"))
+    };
+    let mut cur = it.seek(mint).map_err(corrupt)?;
+    while let Some(s) = cur {
+        if s.t > maxt {
+            break;
+        }
+        samples.push(s);
+        cur = it.next().map_err(corrupt)?;
+    }
+    Ok(samples)
+}
+
+/// Decodes a selection, in label order. Chunk decoding is the largest single cost of a query
+/// over many series, so a big batch is spread over the rayon pool — but only when the chunk
+/// headers prove it stays within the loaded-samples limit; otherwise series are decoded one
+/// by one and the limit stops the query as soon as it is crossed.
+fn decode_batch(
+    batch: Vec<Series>,
+    mint: i64,
+    maxt: i64,
+    loaded: &AtomicUsize,
+    opts: &EngineOptions,
+) -> Result<Vec<(Labels, Vec<Sample>)>> {
+    let bound: usize = batch.iter().map(|s| expected_samples(&s.chunks)).sum();
+    if bound >= PARALLEL_MIN_SAMPLES
+        && loaded.load(Ordering::Relaxed) + bound <= opts.max_loaded_samples
+    {
+        use rayon::prelude::*;
+        let out: Vec<(Labels, Vec<Sample>)> = batch
+            .into_par_iter()
+            .map(|s| decode_window(&s.labels, s.chunks, mint, maxt).map(|v| (s.labels, v)))
+            .collect::<Result<_>>()?;
+        let n: usize = out.iter().map(|(_, v)| v.len()).sum();
+        if loaded.fetch_add(n, Ordering::Relaxed) + n > opts.max_loaded_samples {
+            return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for s in batch {
+        let samples = decode_window(&s.labels, s.chunks, mint, maxt)?;
+        let n = samples.len();
+        if loaded.fetch_add(n, Ordering::Relaxed) + n > opts.max_loaded_samples {
+            return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
+        }
+        out.push((s.labels, samples));
+    }
+    Ok(out)
+}
+
 /// Selects and decodes the series of every selector in `expr`, once per distinct selector.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch_all(
@@ -263,72 +355,94 @@ pub(crate) fn fetch_all(
         lookback: dur_ms(opts.lookback_delta),
         needs: &mut needs,
         func: None,
+        start_ts: false,
     };
     w.walk(expr, start, end);
-    let mut out = Fetched::new();
     // Everything a query reads is decoded up front, so this bounds its memory.
-    let mut loaded = 0usize;
-    for (key, need) in needs {
+    let loaded = AtomicUsize::new(0);
+    let fetch = |(key, need): (String, Need)| {
         check_deadline(deadline, cancel, "query preparation")?;
-        let sets = matcher_sets(&need.vs)?;
-        // Sources answer sorted and unique, so one matcher set needs no map; several (`or`
-        // inside braces) may select a series twice, and the first selection wins.
-        let several = sets.len() > 1;
-        let mut seen: std::collections::HashSet<Labels> = Default::default();
-        let mut found: Vec<(Labels, Vec<Sample>)> = Vec::new();
-        for set in &sets {
-            let hints = SelectHints {
-                func: need.func.clone(),
-                ..SelectHints::default()
-            };
-            for series in q.select(set, need.mint, need.maxt, &hints)? {
-                if several && !seen.insert(series.labels.clone()) {
-                    continue;
-                }
-                if series
-                    .chunks
-                    .iter()
-                    .any(|c| c.encoding == ENC_HISTOGRAM || c.encoding == ENC_FLOAT_HISTOGRAM)
-                {
-                    return Err(PromqlError::exec(format!(
-                        "{} (series {})",
-                        crate::promql::histogram::NATIVE_HISTOGRAMS_UNSUPPORTED,
-                        series.labels
-                    )));
-                }
-                let mut samples = Vec::with_capacity(expected_samples(&series.chunks));
-                let mut it = SeriesIterator::new(series.chunks);
-                let corrupt = |e: crate::storage::chunkenc::ChunkError| {
-                    PromqlError::Storage(format!("reading series {}: {e}", series.labels))
-                };
-                let mut cur = it.seek(need.mint).map_err(corrupt)?;
-                while let Some(s) = cur {
-                    if s.t > need.maxt {
-                        break;
-                    }
-                    samples.push(s);
-                    cur = it.next().map_err(corrupt)?;
-                }
-                loaded += samples.len();
-                if loaded > opts.max_loaded_samples {
-                    return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
-                }
-                found.push((series.labels, samples));
-            }
-        }
-        if !found.windows(2).all(|w| w[0].0 < w[1].0) {
-            // Stable, so among equal label sets the first selected stays first and is kept.
-            found.sort_by(|a, b| a.0.cmp(&b.0));
-            found.dedup_by(|later, earlier| later.0 == earlier.0);
-        }
-        let list = found
-            .into_iter()
-            .map(|(labels, samples)| SeriesData {
-                labels: Arc::new(labels),
-                samples,
-            })
-            .collect();
-        out.insert(key, list);
+        fetch_need(q, &need, opts, &loaded).map(|(list, st)| (key, list, st))
+    };
+    // Distinct selectors (the two sides of a join, say) are independent reads.
+    let needs: Vec<(String, Need)> = needs.into_iter().collect();
+    let results: Vec<(String, Vec<SeriesData>, bool)> = if needs.len() > 1 {
+        use rayon::prelude::*;
+        needs.into_par_iter().map(fetch).collect::<Result<_>>()?
+    } else {
+        needs.into_iter().map(fetch).collect::<Result<_>>()?
+    };
+    let mut out = Fetched::default();
+    for (key, list, start_ts) in results {
+        out.start_ts |= start_ts;
+        out.by_key.insert(key, list);
     }
     Ok(out)
+}
+
+/// Selects and decodes one selector's series; the flag says whether any carries start
+/// timestamps.
+fn fetch_need(
+    q: &dyn Queryable,
+    need: &Need,
+    opts: &EngineOptions,
+    loaded: &AtomicUsize,
+) -> Result<(Vec<SeriesData>, bool)> {
+    let sets = matcher_sets(&need.vs)?;
+    // Sources answer sorted and unique, so one matcher set needs no map; several (`or`
+    // inside braces) may select a series twice, and the first selection wins.
+    let several = sets.len() > 1;
+    let mut seen: std::collections::HashSet<Labels> = Default::default();
+    let mut found: Vec<(Labels, Vec<Sample>, Option<Vec<i64>>)> = Vec::new();
+    let mut any_start_ts = false;
+    for set in &sets {
+        let hints = SelectHints {
+            func: need.func.clone(),
+            ..SelectHints::default()
+        };
+        // Sources without start timestamps answer with an empty list: nothing per series.
+        let starts = if need.start_ts {
+            let list = q.select_start_timestamps(set, need.mint, need.maxt)?;
+            (!list.is_empty()).then(|| StartTimes::new(list))
+        } else {
+            None
+        };
+        let mut batch: Vec<Series> = Vec::new();
+        for series in q.select(set, need.mint, need.maxt, &hints)? {
+            if several && !seen.insert(series.labels.clone()) {
+                continue;
+            }
+            if series
+                .chunks
+                .iter()
+                .any(|c| c.encoding == ENC_HISTOGRAM || c.encoding == ENC_FLOAT_HISTOGRAM)
+            {
+                return Err(PromqlError::exec(format!(
+                    "{} (series {})",
+                    crate::promql::histogram::NATIVE_HISTOGRAMS_UNSUPPORTED,
+                    series.labels
+                )));
+            }
+            batch.push(series);
+        }
+        for (labels, samples) in decode_batch(batch, need.mint, need.maxt, loaded, opts)? {
+            let start_ts = starts.as_ref().and_then(|st| st.aligned(&labels, &samples));
+            any_start_ts |= start_ts.is_some();
+            found.push((labels, samples, start_ts));
+        }
+    }
+    if !found.windows(2).all(|w| w[0].0 < w[1].0) {
+        // Stable, so among equal label sets the first selected stays first and is kept.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.dedup_by(|later, earlier| later.0 == earlier.0);
+    }
+    let list = found
+        .into_iter()
+        .map(|(labels, samples, start_ts)| SeriesData {
+            labels: Arc::new(labels),
+            samples,
+            start_ts,
+        })
+        .collect();
+    Ok((list, any_start_ts))
 }

@@ -13,7 +13,7 @@ use crate::promql::fetch::{dur_ms, offset_ms};
 use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::range_functions::{self as rf, Window};
 use crate::promql::value::{Elem, Val};
-use crate::promql::{histogram, labelfns};
+use crate::promql::{histogram, labelfns, start_timestamps};
 use crate::storage::model::{Label, Labels, Sample, METRIC_NAME};
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)` plus Prometheus's `+Inf`/`-Inf`/`NaN`.
@@ -374,6 +374,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             Ok(Val::Vector(Vec::new()))
         }
         "info" => crate::promql::info::eval_info(ev, c, t),
+        "start_timestamp" => start_timestamps::start_timestamp(ev, c, t),
         _ => eval_range_function(ev, c, t),
     }
 }
@@ -406,6 +407,14 @@ fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         let mode = selector_mode(&ms.vs);
         if mode != RangeMode::Plain {
             return eval_extended(ev, name, ms, t, mode);
+        }
+    }
+    if let Expr::MatrixSelector(ms) = marg {
+        // Queries over sources without start timestamps never take this path.
+        if ev.fetched().has_start_timestamps()
+            && start_timestamps::uses_start_timestamps(name, marg)
+        {
+            return start_timestamps::eval_range_function(ev, name, ms, t);
         }
     }
     let keep_name = matches!(name, "last_over_time" | "first_over_time");

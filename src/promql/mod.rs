@@ -22,6 +22,7 @@ pub mod json;
 pub mod labelfns;
 pub mod preprocess;
 pub mod range_functions;
+pub mod start_timestamps;
 pub mod testlang;
 pub mod testlang_parse;
 pub mod value;

@@ -1,6 +1,8 @@
 //! Functions over range vectors: `rate`/`increase`/`delta` with Prometheus's extrapolation,
 //! `irate`/`idelta`, `deriv`/`predict_linear` (least squares), `changes`, `resets`,
-//! `double_exponential_smoothing` and every `*_over_time` function.
+//! `double_exponential_smoothing` and every `*_over_time` function, plus the start-timestamp
+//! aware variants of `rate`/`increase`/`irate`/`resets` (start times aligned with the
+//! points, 0 = unknown), kept separate so the common case pays nothing for them.
 
 use crate::promql::aggregate::{mean, quantile, KahanSum};
 use crate::promql::error::{PromqlError, Result};
@@ -83,6 +85,115 @@ pub(crate) fn instant_value(points: &[Sample], is_rate: bool) -> Option<f64> {
         v /= interval as f64 / 1000.0;
     }
     Some(v)
+}
+
+/// Whether the start time of the current sample shows that the counter restarted after the
+/// previous sample.
+pub(crate) fn start_ts_reset(prev_st: i64, prev_t: i64, cur_st: i64, cur_t: i64) -> bool {
+    // Unknown, invalid (after the sample) or OTel's "start unknown" (equal to it): no evidence.
+    if cur_st == 0 || cur_st >= cur_t {
+        return false;
+    }
+    if cur_st != prev_t {
+        return cur_st > prev_t;
+    }
+    // Starting exactly at the previous sample marks a delta sample, but also a cumulative
+    // series whose first sample had no (or an invalid) start time: only a known, valid
+    // previous start time makes this a restart.
+    prev_st != 0 && prev_st < prev_t
+}
+
+/// A start time before the previous sample that is not the previous start time: the two
+/// samples claim overlapping intervals, which points at bad data.
+pub(crate) fn start_ts_overlap(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
+    cur_st != 0 && cur_st < prev_t && cur_st != prev_st
+}
+
+/// `rate` / `increase` with start times `sts` (aligned with `points`): a start time after
+/// the previous sample counts as a reset, and when the first sample's start time lies inside
+/// the window the counter is taken to be 0 there instead of extrapolating to the left (so a
+/// single sample can be enough). Also says whether some start times overlap.
+pub(crate) fn rate_with_start_ts(
+    points: &[Sample],
+    sts: &[i64],
+    w: Window,
+    is_rate: bool,
+) -> (Option<f64>, bool) {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return (None, false);
+    };
+    let st = |i: usize| sts.get(i).copied().unwrap_or(0);
+    let mut result = last.v - first.v;
+    let mut overlap = false;
+    for (i, pair) in points.windows(2).enumerate() {
+        let (prev, cur) = (pair[0], pair[1]);
+        overlap |= start_ts_overlap(st(i), prev.t, st(i + 1));
+        if cur.v < prev.v || start_ts_reset(st(i), prev.t, st(i + 1), cur.t) {
+            result += prev.v;
+        }
+    }
+    let range_start = w.end - w.range;
+    let gaps = (points.len() - 1) as f64;
+    let mut sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg_between = if gaps > 0.0 { sampled / gaps } else { 0.0 };
+    let threshold = avg_between * 1.1;
+    let first_st = st(0);
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    if first_st != 0 && first_st > range_start && first_st < first.t {
+        to_start = 0.0;
+        sampled = (last.t - first_st) as f64 / 1000.0;
+        result += first.v;
+    } else if points.len() < 2 {
+        return (None, overlap);
+    } else {
+        if to_start >= threshold {
+            to_start = avg_between / 2.0;
+        }
+        if result > 0.0 && first.v >= 0.0 {
+            to_start = to_start.min(sampled * (first.v / result));
+        }
+    }
+    let mut to_end = (w.end - last.t) as f64 / 1000.0;
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if is_rate {
+        factor /= w.range as f64 / 1000.0;
+    }
+    (Some(result * factor), overlap)
+}
+
+/// `irate` with start times: a restart shown by the last sample's start time counts as a
+/// reset just like a drop in value.
+pub(crate) fn irate_with_start_ts(points: &[Sample], sts: &[i64]) -> Option<f64> {
+    let n = points.len();
+    if n < 2 {
+        return None;
+    }
+    let (prev, last) = (points[n - 2], points[n - 1]);
+    let st = |i: usize| sts.get(i).copied().unwrap_or(0);
+    let interval = last.t - prev.t;
+    if interval == 0 {
+        return None;
+    }
+    let reset = last.v < prev.v || start_ts_reset(st(n - 2), prev.t, st(n - 1), last.t);
+    let v = if reset { last.v } else { last.v - prev.v };
+    Some(v / (interval as f64 / 1000.0))
+}
+
+/// `resets` counting restarts shown by start times as well as drops in value.
+pub(crate) fn resets_with_start_ts(points: &[Sample], sts: &[i64]) -> f64 {
+    let st = |i: usize| sts.get(i).copied().unwrap_or(0);
+    points
+        .windows(2)
+        .enumerate()
+        .filter(|(i, w)| w[1].v < w[0].v || start_ts_reset(st(*i), w[0].t, st(i + 1), w[1].t))
+        .count() as f64
 }
 
 /// Least-squares slope and intercept (at `intercept_t`) with Kahan-compensated sums.
@@ -270,6 +381,50 @@ mod tests {
             false,
         );
         assert!((r.unwrap_or(0.0) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn start_times_mark_resets() {
+        // Start after the previous sample: restarted in between.
+        assert!(start_ts_reset(0, 60_000, 90_000, 120_000));
+        // Unknown, equal to the sample (start unknown) or after it (invalid): no reset.
+        assert!(!start_ts_reset(0, 60_000, 0, 120_000));
+        assert!(!start_ts_reset(0, 60_000, 120_000, 120_000));
+        assert!(!start_ts_reset(0, 60_000, 130_000, 120_000));
+        // At the previous sample: a delta sample only if the previous start was known.
+        assert!(!start_ts_reset(0, 60_000, 60_000, 120_000));
+        assert!(start_ts_reset(1, 60_000, 60_000, 120_000));
+        assert!(!start_ts_reset(70_000, 60_000, 60_000, 120_000));
+        assert!(start_ts_overlap(0, 60_000, 30_000));
+        assert!(!start_ts_overlap(30_000, 60_000, 30_000));
+        assert!(!start_ts_overlap(0, 60_000, 60_000));
+    }
+
+    #[test]
+    fn start_time_inside_the_window_replaces_left_extrapolation() {
+        let w = Window {
+            end: 360_000,
+            range: 300_000,
+        };
+        // One sample of 3 whose count began 150s earlier, inside the window: increase 3.
+        let p = pts(&[(240_000, 3.0)]);
+        assert_eq!(
+            rate_with_start_ts(&p, &[90_000], w, false),
+            (Some(3.0), false)
+        );
+        // The start time on the window's (open) left edge does not count.
+        assert_eq!(rate_with_start_ts(&p, &[60_000], w, false), (None, false));
+        // Delta samples (each starting at the previous one) add up; overlaps are reported.
+        let p = pts(&[(120_000, 60.0), (180_000, 60.0), (240_000, 60.0)]);
+        let w = Window {
+            end: 240_000,
+            range: 180_000,
+        };
+        let (v, overlap) = rate_with_start_ts(&p, &[60_000, 120_000, 180_000], w, false);
+        assert!((v.unwrap_or(0.0) - 180.0).abs() < 1e-9 && !overlap);
+        assert!(rate_with_start_ts(&p, &[60_000, 100_000, 180_000], w, false).1);
+        assert_eq!(irate_with_start_ts(&p, &[0, 120_000, 180_000]), Some(1.0));
+        assert_eq!(resets_with_start_ts(&p, &[60_000, 120_000, 180_000]), 2.0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Runner for Prometheus's PromQL test files: an in-memory `Queryable` (series stored as
-//! XOR chunks) and the execution/checking of `load`/`clear`/`eval` commands with the upstream
+//! XOR chunks, plus the start timestamps `metric@st` lines give) and the execution/checking of `load`/`clear`/`eval` commands with the upstream
 //! harness's comparison rules, including its two extra checks for instant evals (the same
 //! query as a range query over t±1m must agree at t; with every selector pinned to `@ t` the
 //! query must give the same answer at -10t, 0, t/5, t and 10t).
@@ -23,7 +23,8 @@ use crate::promql::testlang_parse::{
 use crate::promql::value::{QueryValue, Value};
 use crate::storage::chunkenc::XorAppender;
 use crate::storage::model::{
-    is_stale_nan, matches_all, Labels, Matcher, QueryResult, Queryable, Sample, SelectHints, Series,
+    is_stale_nan, matches_all, Labels, Matcher, QueryResult, Queryable, Sample, SelectHints,
+    Series, SeriesStartTimestamps,
 };
 
 /// Samples per encoded chunk, as in Prometheus's head.
@@ -33,6 +34,8 @@ const CHUNK_SAMPLES: usize = 120;
 #[derive(Debug, Default)]
 pub struct MemStorage {
     series: BTreeMap<Labels, Vec<Sample>>,
+    /// Start timestamps by series and sample time, for the samples that have one.
+    starts: BTreeMap<Labels, BTreeMap<i64, i64>>,
 }
 
 impl MemStorage {
@@ -42,10 +45,16 @@ impl MemStorage {
 
     pub fn clear(&mut self) {
         self.series.clear();
+        self.starts.clear();
     }
 
-    /// Adds samples to a series (replacing samples at equal timestamps).
+    /// Adds samples to a series (replacing samples at equal timestamps, start time included).
     pub fn add(&mut self, labels: Labels, samples: &[Sample]) {
+        if let Some(st) = self.starts.get_mut(&labels) {
+            for p in samples {
+                st.remove(&p.t);
+            }
+        }
         let s = self.series.entry(labels).or_default();
         for p in samples {
             match s.binary_search_by_key(&p.t, |x| x.t) {
@@ -53,6 +62,17 @@ impl MemStorage {
                 Err(i) => s.insert(i, *p),
             }
         }
+    }
+
+    /// Records start timestamps as `(sample time, start time)` pairs; a start time of 0
+    /// means none (as in Prometheus) and is not stored.
+    pub fn add_start_timestamps(&mut self, labels: &Labels, points: &[(i64, i64)]) {
+        let mut kept = points.iter().copied().filter(|&(_, st)| st != 0).peekable();
+        if kept.peek().is_none() {
+            return;
+        }
+        let st = self.starts.entry(labels.clone()).or_default();
+        st.extend(kept);
     }
 }
 
@@ -90,6 +110,29 @@ impl Queryable for MemStorage {
                 labels: labels.clone(),
                 chunks,
             });
+        }
+        Ok(out)
+    }
+
+    fn select_start_timestamps(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> QueryResult<Vec<SeriesStartTimestamps>> {
+        let mut out = Vec::new();
+        for (labels, starts) in &self.starts {
+            if !matches_all(matchers, labels) {
+                continue;
+            }
+            let points: Vec<(i64, i64)> =
+                starts.range(mint..=maxt).map(|(&t, &st)| (t, st)).collect();
+            if !points.is_empty() {
+                out.push(SeriesStartTimestamps {
+                    labels: labels.clone(),
+                    points,
+                });
+            }
         }
         Ok(out)
     }
@@ -242,15 +285,21 @@ fn nhcb_base(name: &str) -> &str {
 fn load(st: &mut MemStorage, hs: &mut HistState, step: i64, nhcb: bool, series: &[SeriesLine]) {
     for s in series {
         let mut samples = Vec::new();
+        let mut starts = Vec::new();
         let mut hist = false;
         for (i, v) in s.values.iter().enumerate() {
+            let t = i as i64 * step;
             match v {
-                SeqValue::Float(f) => samples.push(Sample {
-                    t: i as i64 * step,
-                    v: *f,
-                }),
+                SeqValue::Float(f) => samples.push(Sample { t, v: *f }),
                 SeqValue::Histogram(_) => hist = true,
-                SeqValue::Missing => {}
+                SeqValue::Missing => continue,
+            }
+            let offset = s
+                .start_offsets
+                .as_ref()
+                .and_then(|o| o.get(i).copied().flatten());
+            if let (Some(off), SeqValue::Float(_)) = (offset, v) {
+                starts.push((t, t + off));
             }
         }
         let name = s.labels.metric_name().unwrap_or("").to_string();
@@ -264,6 +313,7 @@ fn load(st: &mut MemStorage, hs: &mut HistState, step: i64, nhcb: bool, series: 
             hs.names.insert(nhcb_base(&name).to_string());
         }
         st.add(s.labels.clone(), &samples);
+        st.add_start_timestamps(&s.labels, &starts);
     }
 }
 

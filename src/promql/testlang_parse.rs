@@ -1,7 +1,7 @@
 //! Parser of Prometheus's PromQL test-file language (`load`, `clear`, `eval`, `expect ...`):
 //! turns a file into commands with line numbers, expands value sequences (`1+2x3`, `_x2`,
-//! `stale`) and parses series descriptions. Native histogram literals (`{{...}}`) are
-//! recognised but kept opaque.
+//! `stale`) and parses series descriptions, including the per-sample start-time offsets of
+//! `metric@st` lines. Native histogram literals (`{{...}}`) are recognised but kept opaque.
 
 use crate::promql::json::parse_prom_duration;
 use crate::storage::model::{stale_nan, Label, Labels};
@@ -35,6 +35,9 @@ pub enum SeqValue {
 pub struct SeriesLine {
     pub labels: Labels,
     pub values: Vec<SeqValue>,
+    /// From a `metric@st` line just before a load line: one entry per value, the start time
+    /// of that sample as an offset in milliseconds from its timestamp (`None`: no start time).
+    pub start_offsets: Option<Vec<Option<i64>>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +190,70 @@ pub fn parse_values(line: usize, s: &str) -> Result<Vec<SeqValue>> {
             return err(line, format!("bad value {tok:?}"));
         }
         rest = rest[end..].trim_start();
+    }
+    Ok(out)
+}
+
+/// A signed duration with a single unit (`-30s`, `+1m`, `59999ms`, `0`) at the start of `s`;
+/// returns milliseconds and the rest. The unit stops before `x`, the repeat separator.
+fn duration_prefix(s: &str) -> Option<(i64, &str)> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
+    if digits == 0 {
+        return None;
+    }
+    let unit_end = body[digits..]
+        .find(|c: char| !c.is_ascii_alphabetic() || c == 'x')
+        .map_or(body.len(), |i| digits + i);
+    let ms = parse_prom_duration(&body[..unit_end])?;
+    Some((if neg { -ms } else { ms }, &body[unit_end..]))
+}
+
+/// One item of a start-offset sequence: `_`, `_xN` (N missing), `<d>`, `<d>xN` (N+1 times
+/// `d`) or `<d>+<e>xN` / `<d>-<e>xN` (N+1 offsets stepping by `e`).
+fn start_offset_item(item: &str, out: &mut Vec<Option<i64>>) -> Option<()> {
+    if item == "_" {
+        out.push(None);
+        return Some(());
+    }
+    if let Some(n) = item.strip_prefix("_x") {
+        let n: usize = n.parse().ok().filter(|&n| n > 0)?;
+        out.extend(std::iter::repeat_n(None, n));
+        return Some(());
+    }
+    let (base, rest) = duration_prefix(item)?;
+    if rest.is_empty() {
+        out.push(Some(base));
+        return Some(());
+    }
+    let (step, rest) = match rest.as_bytes().first()? {
+        b'x' => (0, rest),
+        b'+' => duration_prefix(&rest[1..])?,
+        b'-' => duration_prefix(&rest[1..]).map(|(d, r)| (-d, r))?,
+        _ => return None,
+    };
+    let times: usize = rest.strip_prefix('x')?.parse().ok()?;
+    let mut offset = base;
+    for _ in 0..=times {
+        out.push(Some(offset));
+        offset += step;
+    }
+    Some(())
+}
+
+/// Parses the offsets of a `metric@st` line (everything after `@st`).
+fn parse_start_offsets(line: usize, s: &str) -> Result<Vec<Option<i64>>> {
+    let mut out = Vec::new();
+    for item in s.split_whitespace() {
+        if start_offset_item(item, &mut out).is_none() {
+            return err(line, format!("bad start-time offset {item:?}"));
+        }
     }
     Ok(out)
 }
@@ -414,7 +481,11 @@ fn finish_eval(cmd: &mut EvalCmd, body: &[(usize, &str)]) -> Result<()> {
         }
         let (labels, rest) = parse_series_desc(ln, l)?;
         let values = parse_values(ln, &rest)?;
-        series.push(SeriesLine { labels, values });
+        series.push(SeriesLine {
+            labels,
+            values,
+            start_offsets: None,
+        });
     }
     cmd.expected = match (scalar, string) {
         (_, Some(s)) => Expected::String(s),
@@ -457,19 +528,46 @@ pub fn parse_test_file(text: &str) -> Result<Vec<Command>> {
             let step = dur(ln, step_s)?;
             let mut series = Vec::new();
             let mut has_histograms = false;
+            // A `metric@st` line waiting for the series line it annotates.
+            let mut pending: Option<(usize, Labels, Vec<Option<i64>>)> = None;
             for &(bl, b) in &body {
                 if b.contains("{{") {
                     has_histograms = true;
                 }
                 let (labels, rest) = parse_series_desc(bl, b)?;
-                if rest.trim_start().starts_with('@') {
-                    // Start-timestamp annotation lines (`metric@st ...`) are not supported.
+                if let Some(seq) = rest.strip_prefix("@st") {
+                    if let Some((pl, ..)) = pending {
+                        return err(pl, "@st line has no following sample line");
+                    }
+                    pending = Some((bl, labels, parse_start_offsets(bl, seq)?));
                     continue;
                 }
+                let values = parse_values(bl, &rest)?;
+                let start_offsets = match pending.take() {
+                    None => None,
+                    Some((pl, st_labels, _)) if st_labels != labels => {
+                        return err(pl, "@st metric does not match the following sample line");
+                    }
+                    Some((pl, _, offs)) if offs.len() != values.len() => {
+                        return err(
+                            pl,
+                            format!(
+                                "@st line has {} values but the sample line has {}",
+                                offs.len(),
+                                values.len()
+                            ),
+                        );
+                    }
+                    Some((_, _, offs)) => Some(offs),
+                };
                 series.push(SeriesLine {
                     labels,
-                    values: parse_values(bl, &rest)?,
+                    values,
+                    start_offsets,
                 });
+            }
+            if let Some((pl, ..)) = pending {
+                return err(pl, "@st line has no following sample line");
             }
             cmds.push(Command::Load {
                 line: ln,
@@ -500,6 +598,31 @@ mod tests {
         assert_eq!(v[2], SeqValue::Float(5.0));
         assert_eq!(v[3], SeqValue::Missing);
         assert_eq!(v[9], SeqValue::Float(-2.0));
+    }
+
+    #[test]
+    fn parses_start_offset_lines() {
+        let text = "load 1m\n  m@st _ -30s-1mx2 +1m 0 _x2\n  m _ 1 2 3 4 5 6 7\n";
+        let cmds = parse_test_file(text).unwrap();
+        let Command::Load { series, .. } = &cmds[0] else {
+            panic!("not a load");
+        };
+        assert_eq!(series.len(), 1);
+        let offs = series[0].start_offsets.clone().unwrap();
+        let want = [
+            None,
+            Some(-30_000),
+            Some(-90_000),
+            Some(-150_000),
+            Some(60_000),
+            Some(0),
+            None,
+            None,
+        ];
+        assert_eq!(offs, want);
+        assert!(parse_test_file("load 1m\n  m@st _ 1m\n  m 1\n").is_err());
+        assert!(parse_test_file("load 1m\n  m@st 1m\n  n 1\n").is_err());
+        assert!(parse_test_file("load 1m\n  m@st 1m\n").is_err());
     }
 
     #[test]

@@ -78,8 +78,12 @@ pub fn merge_sources(parts: Vec<Vec<Series>>) -> Vec<Series> {
 }
 
 /// Sorts chunks by time range (stable) and removes exact duplicates.
-fn normalize_chunks(chunks: &mut Vec<EncodedChunk>) {
-    if chunks.len() < 2 {
+pub(crate) fn normalize_chunks(chunks: &mut Vec<EncodedChunk>) {
+    // Strictly increasing ranges (the usual case) are sorted and cannot hold a duplicate.
+    let ordered = chunks
+        .windows(2)
+        .all(|w| (w[0].min_time, w[0].max_time) < (w[1].min_time, w[1].max_time));
+    if ordered {
         return;
     }
     chunks.sort_by(|a, b| {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use super::dedup::{dedup_replicas, merge_sources};
+use super::dedup::{dedup_replicas, merge_sources, normalize_chunks};
 use super::storeapi::{
     self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, METHOD_LABEL_NAMES,
     METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET,
@@ -162,6 +162,99 @@ impl ClusterQueryable {
 /// A remote source's series and warnings.
 type RemoteAnswer = (Vec<Series>, Vec<String>);
 
+/// One source's answer to a select: local series still lack the source's external labels
+/// (remote ones carry them already, so theirs are empty here).
+#[derive(Default)]
+struct Part {
+    series: Vec<Series>,
+    warnings: Vec<String>,
+    external: Labels,
+}
+
+/// The labels a series has after being labelled with `external` and losing the replica
+/// labels, or `None` when that is its own label set (the usual case, so nothing is copied).
+fn dedup_key(labels: &Labels, external: &Labels, replica: &[String]) -> Option<Labels> {
+    let is_replica = |name: &str| replica.iter().any(|r| r == name);
+    let has_replica = labels.iter().any(|l| is_replica(&l.name));
+    let added: Vec<_> = external
+        .iter()
+        .filter(|l| !is_replica(&l.name) && labels.get(&l.name).is_none())
+        .cloned()
+        .collect();
+    if !has_replica && added.is_empty() {
+        return None;
+    }
+    let mut pairs: Vec<_> = labels
+        .iter()
+        .filter(|l| !is_replica(&l.name))
+        .cloned()
+        .collect();
+    pairs.extend(added);
+    Some(Labels::new(pairs))
+}
+
+/// Deduplication when it has nothing to merge: if no two series of all parts share their
+/// labels once labelled and stripped of the replica labels, every dedup group holds one
+/// replica, and the answer is each series under those labels with its chunks untouched
+/// (exactly what `label_series`, `merge_sources` and `dedup_replicas` would give, without
+/// rebuilding and re-sorting every label set twice). Otherwise the parts come back unchanged.
+#[allow(clippy::type_complexity)]
+fn dedup_distinct(
+    parts: Vec<(Vec<Series>, Labels)>,
+    replica: &[String],
+) -> Result<Vec<Series>, Vec<(Vec<Series>, Labels)>> {
+    let mut keys: Vec<Vec<Option<Labels>>> = parts
+        .iter()
+        .map(|(series, ext)| {
+            series
+                .iter()
+                .map(|s| dedup_key(&s.labels, ext, replica))
+                .collect()
+        })
+        .collect();
+    let mut order: Vec<(usize, usize)> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(p, (series, _))| (0..series.len()).map(move |i| (p, i)))
+        .collect();
+    {
+        let key = |&(p, i): &(usize, usize)| -> Option<&Labels> {
+            keys.get(p)?
+                .get(i)?
+                .as_ref()
+                .or_else(|| parts.get(p).and_then(|(s, _)| s.get(i)).map(|s| &s.labels))
+        };
+        order.sort_by(|a, b| key(a).cmp(&key(b)));
+        if order.windows(2).any(|w| key(&w[0]) == key(&w[1])) {
+            return Err(parts);
+        }
+    }
+    let mut slots: Vec<Vec<Option<Series>>> = parts
+        .into_iter()
+        .map(|(series, _)| series.into_iter().map(Some).collect())
+        .collect();
+    let mut out = Vec::with_capacity(order.len());
+    for (p, i) in order {
+        let Some(mut s) = slots
+            .get_mut(p)
+            .and_then(|v| v.get_mut(i))
+            .and_then(Option::take)
+        else {
+            continue;
+        };
+        if let Some(k) = keys
+            .get_mut(p)
+            .and_then(|v| v.get_mut(i))
+            .and_then(Option::take)
+        {
+            s.labels = k;
+        }
+        normalize_chunks(&mut s.chunks);
+        out.push(s);
+    }
+    Ok(out)
+}
+
 async fn remote_series(
     client: Arc<TransportClient>,
     src: RemoteSource,
@@ -229,36 +322,64 @@ impl Queryable for ClusterQueryable {
             limit: hints.limit,
         };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
+        // Local series stay without their external labels for now: when deduplication drops
+        // the replica labels again and no two series collide, they are never needed.
         let answers = self.gather(
             "series",
             |l| {
                 if !storeapi::store_matches(&l.external_labels, matchers) {
-                    return Ok((Vec::new(), Vec::new()));
+                    return Ok(Part::default());
                 }
-                let series = label_series(
-                    l.queryable.select(matchers, mint, maxt, hints)?,
-                    &l.external_labels,
-                );
-                Ok((
+                let series = l.queryable.select(matchers, mint, maxt, hints)?;
+                let warnings = l
+                    .queryable
+                    .take_warnings()
+                    .into_iter()
+                    .map(|w| format!("{}: {w}", l.name))
+                    .collect();
+                Ok(Part {
                     series,
-                    l.queryable
-                        .take_warnings()
-                        .into_iter()
-                        .map(|w| format!("{}: {w}", l.name))
-                        .collect(),
-                ))
+                    warnings,
+                    external: l.external_labels.clone(),
+                })
             },
-            |client, src| remote_series(client, src, body.clone()),
+            |client, src| {
+                let answer = remote_series(client, src, body.clone());
+                async move {
+                    let (series, warnings) = answer.await?;
+                    Ok(Part {
+                        series,
+                        warnings,
+                        external: Labels::empty(),
+                    })
+                }
+            },
         )?;
         let mut parts = Vec::with_capacity(answers.len());
         let mut skipped = Vec::new();
-        for (series, warnings) in answers {
-            parts.push(series);
-            skipped.extend(warnings);
+        for p in answers {
+            parts.push((p.series, p.external));
+            skipped.extend(p.warnings);
         }
         self.incomplete(skipped)?;
-        let merged = merge_sources(parts);
-        if !self.opts.dedup || self.opts.replica_labels.is_empty() {
+        let dedup = self.opts.dedup && !self.opts.replica_labels.is_empty();
+        if dedup {
+            match dedup_distinct(parts, &self.opts.replica_labels) {
+                Ok(mut out) => {
+                    if hints.limit > 0 {
+                        out.truncate(hints.limit);
+                    }
+                    return Ok(out);
+                }
+                Err(back) => parts = back,
+            }
+        }
+        let labelled = parts
+            .into_iter()
+            .map(|(series, external)| label_series(series, &external))
+            .collect();
+        let merged = merge_sources(labelled);
+        if !dedup {
             return Ok(merged);
         }
         let counter = hints

@@ -110,16 +110,23 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
 
 /// Adds the labels of `external` that a series lacks (Thanos's rule: the series' own label wins).
 pub fn with_external_labels(labels: &Labels, external: &Labels) -> Labels {
-    if external.is_empty() {
-        return labels.clone();
+    add_external_labels(labels.clone(), external)
+}
+
+/// `with_external_labels` on an owned label set: the common case (nothing missing) moves the
+/// set through untouched, and otherwise the strings it has are reused rather than copied.
+fn add_external_labels(labels: Labels, external: &Labels) -> Labels {
+    let missing: Vec<_> = external
+        .iter()
+        .filter(|l| labels.get(&l.name).is_none())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return labels;
     }
-    let mut out = labels.clone();
-    for l in external.iter() {
-        if out.get(&l.name).is_none() {
-            out = out.with(&l.name, &l.value);
-        }
-    }
-    out
+    let mut pairs = labels.into_vec();
+    pairs.extend(missing);
+    Labels::new(pairs)
 }
 
 /// Labels every series with the source's external labels; keeps the result sorted.
@@ -128,9 +135,12 @@ pub fn label_series(mut series: Vec<Series>, external: &Labels) -> Vec<Series> {
         return series;
     }
     for s in series.iter_mut() {
-        s.labels = with_external_labels(&s.labels, external);
+        s.labels = add_external_labels(std::mem::take(&mut s.labels), external);
     }
-    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    // Adding the same labels rarely changes the order; checking is linear, sorting is not.
+    if !series.windows(2).all(|w| w[0].labels <= w[1].labels) {
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    }
     series
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
@@ -15,7 +16,8 @@ use super::parser::{Entry, Format, Metadata, ParseError, Parser, SampleEntry};
 use super::relabel::{process_builder, LabelsBuilder};
 use super::target::Target;
 use crate::config::ScrapeConfig;
-use crate::storage::head::{HeadAppender, HeadError};
+use crate::storage::head::series::{prefetch, MemSeries};
+use crate::storage::head::{HeadAppender, HeadError, Result as HeadResult};
 use crate::storage::model::{stale_nan, Label, Labels, METRIC_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub type Result<T> = std::result::Result<T, AppendError>;
 
 /// What the cache knows about one exposed series.
 enum Slot {
-    /// Metric relabeling dropped it.
+    /// Metric relabeling dropped it (or, with `seen == 0`, a free entry).
     Dropped {
         seen: u64,
     },
@@ -64,10 +66,44 @@ enum Slot {
 
 struct Kept {
     series_ref: u64,
+    /// The head's series of `series_ref`: appends skip the ref lookup, and the next ones
+    /// can be prefetched.
+    series: Option<Arc<MemSeries>>,
     labels: Labels,
     seen: u64,
     /// Only series without an explicit timestamp get staleness markers (as in Prometheus).
     track_staleness: bool,
+}
+
+impl Kept {
+    fn append(&mut self, app: &mut HeadAppender<'_>, t: i64, v: f64) -> HeadResult<()> {
+        let r = match &self.series {
+            Some(s) => app.append_to(s, &self.labels, t, v),
+            None => app.append(self.series_ref, &self.labels, t, v),
+        };
+        let new_ref = r?;
+        if new_ref != self.series_ref || self.series.is_none() {
+            self.series_ref = new_ref;
+            self.series = app.series(new_ref);
+        }
+        Ok(())
+    }
+}
+
+impl Slot {
+    fn seen(&self) -> u64 {
+        match self {
+            Slot::Dropped { seen } => *seen,
+            Slot::Kept(k) => k.seen,
+        }
+    }
+}
+
+/// One cache entry: its slot and where it was in the last body.
+struct CacheEntry {
+    slot: Slot,
+    /// Index in `ScrapeCache::order` (valid only when that order entry points back here).
+    pos: u32,
 }
 
 /// Counts of one append, for the report series.
@@ -84,18 +120,82 @@ pub struct AppendStats {
     pub out_of_bounds: u64,
 }
 
+/// The series texts of the last good body in body order, each with its cache entry: a
+/// target exposes its series in the same order scrape after scrape, so the next body's
+/// lines are first compared byte for byte against the text expected at that position.
+/// A match skips label parsing, key building, hashing and the map lookup, and reads both
+/// texts sequentially instead of chasing one key allocation per sample.
+#[derive(Default)]
+struct Order {
+    /// Concatenated series texts.
+    text: Vec<u8>,
+    /// (end of the series text in `text`, entry index), in body order.
+    lines: Vec<(u32, u32)>,
+    /// The format the texts were read in (the fast path is only valid within one format).
+    format: Option<Format>,
+    /// The append that wrote it (every entry it names was seen then).
+    iter: u64,
+}
+
+impl Order {
+    fn series(&self, i: usize) -> Option<(&[u8], u32)> {
+        let &(end, entry) = self.lines.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => self.lines[i - 1].0,
+        };
+        Some((self.text.get(start as usize..end as usize)?, entry))
+    }
+
+    fn push(&mut self, series: &[u8], entry: u32) {
+        if self.text.len() + series.len() > u32::MAX as usize {
+            // Past 4 GiB of series text the offsets would wrap; such lines take the slow path.
+            return;
+        }
+        self.text.extend_from_slice(series);
+        self.lines.push((self.text.len() as u32, entry));
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+
+    /// Keeps the first `n` lines.
+    fn truncate(&mut self, n: usize) {
+        if n < self.lines.len() {
+            let end = match n {
+                0 => 0,
+                _ => self.lines[n - 1].0,
+            };
+            self.text.truncate(end as usize);
+            self.lines.truncate(n);
+        }
+    }
+}
+
 /// Per-target state that lives across scrapes.
 #[derive(Default)]
 pub struct ScrapeCache {
-    /// XXH3 rather than Fx: the keys are long and alike (same name, similar labels), which
-    /// made Fx's weak mixing probe and compare many keys per lookup.
-    slots: HashMap<Box<[u8]>, Slot, Xxh3DefaultBuilder>,
+    /// Canonical series key → index in `entries`. XXH3 rather than Fx: the keys are long and
+    /// alike (same name, similar labels), which made Fx's weak mixing probe and compare many
+    /// keys per lookup.
+    index: HashMap<Box<[u8]>, u32, Xxh3DefaultBuilder>,
+    entries: Vec<CacheEntry>,
+    /// Indexes of free `entries`.
+    free: Vec<u32>,
+    order: Order,
+    /// The order being built when a body departs from `order` (kept for its capacity).
+    next_order: Order,
     /// Bumped for every append, failed scrapes included.
     iter: u64,
     key: Vec<u8>,
     /// The metadata of the target's metric families, updated in place.
     pub metadata: BTreeMap<String, Metadata>,
 }
+
+/// How many lines ahead the fast path prefetches head series.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Cache entries unseen for this many scrapes are forgotten.
 const CACHE_KEEP_ITERS: u64 = 10;
@@ -105,6 +205,14 @@ pub struct AppendCtx<'a> {
     pub cfg: &'a ScrapeConfig,
     /// The target's labels without `__` ones.
     pub target_labels: &'a Labels,
+}
+
+/// How this body's sequence of series texts relates to the last one's.
+enum Build {
+    /// So far exactly the first `cursor` lines of `order`: nothing to write.
+    Same,
+    /// Departed: the sequence is being written to `next_order`.
+    Diverged,
 }
 
 impl ScrapeCache {
@@ -121,8 +229,35 @@ impl ScrapeCache {
         self.iter += 1;
         let iter = self.iter;
         let mut stats = AppendStats::default();
+        if self.order.format != Some(format) {
+            self.order.clear();
+            self.order.format = Some(format);
+        }
+        self.next_order.clear();
+        let mut build = Build::Same;
+        // Next expected line of `order`.
+        let mut cursor = 0usize;
         let mut parser = Parser::new(body, format);
-        while let Some(entry) = parser.next_entry()? {
+        loop {
+            if let Some((series, entry)) = self.order.series(cursor) {
+                if let Some((value, timestamp)) = parser.next_known(series)? {
+                    cursor += 1;
+                    self.prefetch(cursor + PREFETCH_AHEAD);
+                    if let Build::Diverged = build {
+                        self.next_order.push(series, entry);
+                    }
+                    stats.total += 1;
+                    let ts = sample_time(ctx.cfg, timestamp, t);
+                    let slot = &mut self.entries[entry as usize].slot;
+                    if let Some(res) = append_cached(app, slot, iter, ts, value) {
+                        count(&mut stats, res, ctx.cfg)?;
+                    }
+                    continue;
+                }
+            }
+            let Some(entry) = parser.next_entry()? else {
+                break;
+            };
             let s = match entry {
                 Entry::Sample(s) => s,
                 Entry::Help { family, help } => {
@@ -150,64 +285,120 @@ impl ScrapeCache {
                 }
             };
             stats.total += 1;
-            let st = match (ctx.cfg.honor_timestamps, s.timestamp) {
-                (true, Some(ts)) => Some(ts),
-                _ => None,
-            };
-            let ts = st.unwrap_or(t);
+            let ts = sample_time(ctx.cfg, s.timestamp, t);
             series_key(&mut self.key, &s);
-            let res = match self.slots.get_mut(self.key.as_slice()) {
-                Some(Slot::Dropped { seen }) => {
-                    *seen = iter;
-                    continue;
+            let (entry, res) = match self.index.get(self.key.as_slice()) {
+                Some(&e) => {
+                    let slot = &mut self.entries[e as usize].slot;
+                    (Some(e), append_cached(app, slot, iter, ts, s.value))
                 }
-                Some(Slot::Kept(k)) => {
-                    k.seen = iter;
-                    let r = app.append(k.series_ref, &k.labels, ts, s.value);
-                    if let Ok(new_ref) = r {
-                        k.series_ref = new_ref;
+                None => match mutate_sample_labels(&s, ctx) {
+                    None => (Some(self.insert(Slot::Dropped { seen: iter })), None),
+                    Some(labels) => {
+                        if labels.get(METRIC_NAME).is_none() {
+                            return Err(AppendError::NoMetricName(s.line));
+                        }
+                        check_label_limits(&labels, ctx.cfg)?;
+                        let r = app.append(0, &labels, ts, s.value);
+                        let mut e = None;
+                        if let Ok(series_ref) = r {
+                            stats.series_added += 1;
+                            e = Some(self.insert(Slot::Kept(Kept {
+                                series_ref,
+                                series: app.series(series_ref),
+                                labels,
+                                seen: iter,
+                                track_staleness: s.timestamp.is_none() || !ctx.cfg.honor_timestamps,
+                            })));
+                        }
+                        (e, Some(r.map(|_| ())))
                     }
-                    r.map(|_| ())
-                }
-                None => {
-                    let Some(labels) = mutate_sample_labels(&s, ctx) else {
-                        self.slots
-                            .insert(self.key.as_slice().into(), Slot::Dropped { seen: iter });
-                        continue;
-                    };
-                    if labels.get(METRIC_NAME).is_none() {
-                        return Err(AppendError::NoMetricName(s.line));
-                    }
-                    check_label_limits(&labels, ctx.cfg)?;
-                    let r = app.append(0, &labels, ts, s.value);
-                    if let Ok(series_ref) = r {
-                        stats.series_added += 1;
-                        let kept = Kept {
-                            series_ref,
-                            labels,
-                            seen: iter,
-                            track_staleness: st.is_none(),
-                        };
-                        self.slots
-                            .insert(self.key.as_slice().into(), Slot::Kept(kept));
-                    }
-                    r.map(|_| ())
-                }
+                },
             };
-            match res {
-                Ok(()) => stats.added += 1,
-                Err(HeadError::OutOfOrder) => stats.out_of_order += 1,
-                Err(HeadError::DuplicateTimestamp) => stats.duplicates += 1,
-                Err(HeadError::OutOfBounds) => stats.out_of_bounds += 1,
-                Err(e) => return Err(AppendError::Storage(e)),
+            if let (Some(e), Some(series)) = (entry, parser.last_series()) {
+                if let Build::Same = build {
+                    // Copy the common prefix, then write every line from here on.
+                    let end = match cursor {
+                        0 => 0,
+                        _ => self.order.lines[cursor - 1].0 as usize,
+                    };
+                    self.next_order
+                        .text
+                        .extend_from_slice(&self.order.text[..end]);
+                    self.next_order
+                        .lines
+                        .extend_from_slice(&self.order.lines[..cursor]);
+                    build = Build::Diverged;
+                }
+                self.next_order.push(series, e);
+                // Resynchronise: the line after this one in the last body comes next.
+                let pos = self.entries[e as usize].pos as usize;
+                if self.order.lines.get(pos).is_some_and(|l| l.1 == e) {
+                    cursor = pos + 1;
+                }
             }
-            let limit = ctx.cfg.sample_limit;
-            if limit > 0 && stats.added > limit {
-                return Err(AppendError::SampleLimit(limit));
+            if let Some(res) = res {
+                count(&mut stats, res, ctx.cfg)?;
+            }
+        }
+        self.order.iter = iter;
+        match build {
+            Build::Same => self.order.truncate(cursor),
+            Build::Diverged => {
+                std::mem::swap(&mut self.order.text, &mut self.next_order.text);
+                std::mem::swap(&mut self.order.lines, &mut self.next_order.lines);
+                for (pos, &(_, e)) in self.order.lines.iter().enumerate() {
+                    self.entries[e as usize].pos = pos as u32;
+                }
+                self.next_order.clear();
             }
         }
         self.mark_stale(app, t)?;
         Ok(stats)
+    }
+
+    /// Starts loading the head series of line `i` of the last body, which will likely be
+    /// appended to shortly.
+    fn prefetch(&self, i: usize) {
+        // The cache entries, too, are cold by the next scrape: load them further ahead.
+        if let Some(&(_, e)) = self.order.lines.get(i + 2 * PREFETCH_AHEAD) {
+            if let Some(entry) = self.entries.get(e as usize) {
+                prefetch(entry);
+            }
+        }
+        let Some(&(_, e)) = self.order.lines.get(i) else {
+            return;
+        };
+        if let Some(CacheEntry {
+            slot: Slot::Kept(Kept {
+                series: Some(s), ..
+            }),
+            ..
+        }) = self.entries.get(e as usize)
+        {
+            MemSeries::prefetch_header(s);
+        }
+    }
+
+    fn insert(&mut self, slot: Slot) -> u32 {
+        let e = match self.free.pop() {
+            Some(e) => {
+                self.entries[e as usize] = CacheEntry {
+                    slot,
+                    pos: u32::MAX,
+                };
+                e
+            }
+            None => {
+                self.entries.push(CacheEntry {
+                    slot,
+                    pos: u32::MAX,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(self.key.as_slice().into(), e);
+        e
     }
 
     /// A failed scrape: every series of the previous scrape goes stale at `t`.
@@ -238,27 +429,88 @@ impl ScrapeCache {
     /// forgets entries unseen for long.
     fn mark_stale(&mut self, app: &mut HeadAppender<'_>, t: i64) -> Result<()> {
         let iter = self.iter;
-        for slot in self.slots.values_mut() {
-            let Slot::Kept(k) = slot else { continue };
+        let mut expired = false;
+        for e in self.entries.iter_mut() {
+            let seen = e.slot.seen();
+            // `seen == 0`: a free entry.
+            expired |= seen != 0 && seen + CACHE_KEEP_ITERS <= iter;
+            let Slot::Kept(k) = &mut e.slot else { continue };
             if !k.track_staleness || k.seen + 1 != iter {
                 continue;
             }
-            match app.append(k.series_ref, &k.labels, t, stale_nan()) {
-                Ok(r) => k.series_ref = r,
+            match k.append(app, t, stale_nan()) {
+                Ok(()) => {}
                 Err(HeadError::Wal(e)) => return Err(AppendError::Storage(HeadError::Wal(e))),
                 // An out-of-order marker (a newer sample exists) is simply not needed.
                 Err(_) => {}
             }
         }
-        self.slots.retain(|_, s| {
-            let seen = match s {
-                Slot::Dropped { seen } => *seen,
-                Slot::Kept(k) => k.seen,
-            };
-            seen + CACHE_KEEP_ITERS > iter
-        });
+        if expired {
+            let (entries, free) = (&mut self.entries, &mut self.free);
+            self.index.retain(|_, &mut e| {
+                let keep = entries[e as usize].slot.seen() + CACHE_KEEP_ITERS > iter;
+                if !keep {
+                    entries[e as usize].slot = Slot::Dropped { seen: 0 };
+                    free.push(e);
+                }
+                keep
+            });
+            // Freed entries get reused for other series, so an order that may name them is
+            // forgotten; one written by this append names only entries seen now.
+            if self.order.iter != iter {
+                self.order.clear();
+            }
+        }
         Ok(())
     }
+}
+
+/// The time a sample is stored at: its own with `honor_timestamps`, else the scrape's.
+fn sample_time(cfg: &ScrapeConfig, timestamp: Option<i64>, t: i64) -> i64 {
+    match (cfg.honor_timestamps, timestamp) {
+        (true, Some(ts)) => ts,
+        _ => t,
+    }
+}
+
+/// Appends a sample of a cached series; `None` when relabeling dropped the series.
+fn append_cached(
+    app: &mut HeadAppender<'_>,
+    slot: &mut Slot,
+    iter: u64,
+    ts: i64,
+    v: f64,
+) -> Option<std::result::Result<(), HeadError>> {
+    match slot {
+        Slot::Dropped { seen } => {
+            *seen = iter;
+            None
+        }
+        Slot::Kept(k) => {
+            k.seen = iter;
+            Some(k.append(app, ts, v))
+        }
+    }
+}
+
+/// Counts one append's outcome and enforces `sample_limit`.
+fn count(
+    stats: &mut AppendStats,
+    res: std::result::Result<(), HeadError>,
+    cfg: &ScrapeConfig,
+) -> Result<()> {
+    match res {
+        Ok(()) => stats.added += 1,
+        Err(HeadError::OutOfOrder) => stats.out_of_order += 1,
+        Err(HeadError::DuplicateTimestamp) => stats.duplicates += 1,
+        Err(HeadError::OutOfBounds) => stats.out_of_bounds += 1,
+        Err(e) => return Err(AppendError::Storage(e)),
+    }
+    let limit = cfg.sample_limit;
+    if limit > 0 && stats.added > limit {
+        return Err(AppendError::SampleLimit(limit));
+    }
+    Ok(())
 }
 
 /// The exposed series as bytes: the cache key.

@@ -203,3 +203,104 @@ fn report_series_carry_the_target_labels() {
     assert_eq!(r[0].1, 1.0);
     assert_eq!(r[3].1, 2.0);
 }
+
+/// Every series of the Db with its samples (values as bits, so NaNs compare).
+fn dump(db: &Db) -> Vec<(String, Vec<(i64, u64)>)> {
+    let m = [Matcher::new(
+        crate::storage::model::MatchOp::RegexMatch,
+        METRIC_NAME,
+        ".+",
+    )
+    .expect("matcher")];
+    let series = db
+        .select(&m, i64::MIN, i64::MAX, &SelectHints::default())
+        .expect("select");
+    series
+        .into_iter()
+        .map(|s| {
+            let samples = s
+                .chunks
+                .iter()
+                .flat_map(|c| decode_chunk(c).expect("chunk"))
+                .map(|x| (x.t, x.v.to_bits()))
+                .collect();
+            (s.labels.to_string(), samples)
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    /// The in-order fast path stores exactly what the plain lookup path stores, across
+    /// reorderings, insertions, removals, duplicates, relabel drops, limits and failures.
+    #[test]
+    fn fast_path_stores_what_the_lookup_path_stores(
+        scrapes in proptest::collection::vec(
+            proptest::collection::vec(0usize..14, 0..16), 1..14),
+        sample_limit in proptest::prelude::prop_oneof![proptest::strategy::Just(0u64), 5u64..12],
+    ) {
+        const LINES: [&str; 14] = [
+            "a 1\n", "a 2\n", "b{x=\"1\"} 3\n", "b{x=\"1\",} 4\n", "b{x=\"2\"}\t5\n",
+            "c{x=\"y\\\"z\"} 6\n", "drop_me{x=\"1\"} 7\n", "d{x=\"multi\nline\"} 8\n",
+            "e 9 1000\n", "f{x=\"1\"} NaN\n", "g{x=\"1\"}  10\n", "# HELP a help\n",
+            "h{x=\"1\"} bad\n", "i{x=\"1\"} 11\n",
+        ];
+        let c = cfg(&format!(
+            "    sample_limit: {sample_limit}\n    metric_relabel_configs: [{{source_labels: [__name__], regex: 'drop_.*', action: drop}}]\n"
+        ));
+        let ((_d1, fast_db), (_d2, slow_db)) = (db(), db());
+        let (mut fast, mut slow) = (ScrapeCache::default(), ScrapeCache::default());
+        for (i, lines) in scrapes.iter().enumerate() {
+            let body: String = lines.iter().map(|&l| LINES[l]).collect();
+            let t = 10_000 + i as i64 * 1000;
+            // Forgetting the order before every scrape leaves only the lookup path.
+            slow.order.clear();
+            let mut stats = Vec::new();
+            for (db, cache) in [(&fast_db, &mut fast), (&slow_db, &mut slow)] {
+                let r = scrape(db, cache, &c, &body, t);
+                if r.is_err() {
+                    let mut app = db.appender();
+                    cache.append_failed(&mut app, t).expect("stale markers");
+                    app.commit().expect("commit");
+                }
+                stats.push(r.map_err(|e| e.to_string()));
+            }
+            proptest::prop_assert_eq!(&stats[0], &stats[1], "scrape {} {:?}", i, body);
+        }
+        proptest::prop_assert_eq!(dump(&fast_db), dump(&slow_db));
+    }
+}
+
+#[test]
+fn reordered_and_shrinking_bodies_keep_every_value() {
+    let (_d, db) = db();
+    let mut cache = ScrapeCache::default();
+    let c = cfg("");
+    scrape(&db, &mut cache, &c, "a 1\nb 2\nc 3\n", 1000).expect("scrape 1");
+    scrape(&db, &mut cache, &c, "c 4\nb 5\na 6\n", 2000).expect("scrape 2");
+    scrape(&db, &mut cache, &c, "c 7\nz 8\na 9\n", 3000).expect("scrape 3");
+    scrape(&db, &mut cache, &c, "c 10\nz 11\na 12\n", 4000).expect("scrape 4");
+    let vals = |n: &str| -> Vec<f64> { read(&db, n)[0].1.iter().map(|x| x.1).collect() };
+    assert_eq!(vals("a"), [1.0, 6.0, 9.0, 12.0]);
+    assert_eq!(vals("c"), [3.0, 4.0, 7.0, 10.0]);
+    assert_eq!(vals("z"), [8.0, 11.0]);
+    let b = vals("b");
+    assert_eq!(b[..2], [2.0, 5.0]);
+    assert!(is_stale_nan(b[2]));
+}
+
+#[test]
+fn churning_series_do_not_switch_off_the_in_order_path() {
+    let (_d, db) = db();
+    let mut cache = ScrapeCache::default();
+    let c = cfg("");
+    for i in 0..(CACHE_KEEP_ITERS as i64 + 5) {
+        let body = format!("a 1\nb 2\nonce{{i=\"{i}\"}} 3\n");
+        scrape(&db, &mut cache, &c, &body, 1000 * (i + 1)).expect("scrape");
+        // Entries of long-gone series expire every scrape from here on; the order written
+        // by this scrape still stands.
+        assert_eq!(cache.order.lines.len(), 3, "scrape {i}");
+    }
+    assert_eq!(read(&db, "a")[0].1.len(), CACHE_KEEP_ITERS as usize + 5);
+}

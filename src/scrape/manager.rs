@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use super::file_sd::FileSdState;
 use super::parser::Metadata;
 use super::scrape_loop::{build_client, LoopShared, ScrapeLoop, TargetStatus};
-use super::shard::{target_key, ShardView, SCRAPE_REPLICATION};
+use super::shard::{target_key, ShardView};
 use super::target::{jitter_seed, static_groups, targets_from_group, Target, TargetGroup};
 use crate::config::{Config, ScrapeConfig};
 use crate::storage::db::Db;
+use crate::storage::model::Labels;
 
 /// How often file_sd files are checked for changes.
 const FILE_SD_POLL: Duration = Duration::from_secs(1);
@@ -49,6 +50,8 @@ struct Inner {
     runtime: Option<Handle>,
     /// Bumped by every `start`, so a stale stop (an old role incarnation) is ignored.
     generation: u64,
+    /// Cancelled when this generation stops; every loop's `shutdown` is a child.
+    lifetime: CancellationToken,
     pools: BTreeMap<String, Pool>,
     shard: ShardView,
 }
@@ -57,7 +60,13 @@ pub struct ScrapeManager {
     db: Arc<Db>,
     jitter_seed: u64,
     inner: Mutex<Inner>,
+    /// Whether the last (re)load of the config worked, and when the config in use was loaded
+    /// (`/api/v1/status/runtimeinfo`).
+    reload_status: Mutex<(bool, SystemTime)>,
 }
+
+/// One active target's labels and the metric families it exposed with their metadata.
+pub type TargetMetadata = (Labels, Vec<(String, Metadata)>);
 
 /// One target as `/api/v1/targets` shows it.
 #[derive(Clone, Debug)]
@@ -97,9 +106,11 @@ impl ScrapeManager {
                 config,
                 runtime: None,
                 generation: 0,
+                lifetime: CancellationToken::new(),
                 pools: BTreeMap::new(),
                 shard,
             }),
+            reload_status: Mutex::new((true, SystemTime::now())),
         })
     }
 
@@ -110,6 +121,8 @@ impl ScrapeManager {
         for (_, pool) in std::mem::take(&mut inner.pools) {
             stop_pool(pool, false);
         }
+        inner.lifetime.cancel();
+        inner.lifetime = CancellationToken::new();
         inner.generation += 1;
         inner.runtime = Some(runtime);
         let config = inner.config.clone();
@@ -132,6 +145,7 @@ impl ScrapeManager {
         for (_, pool) in std::mem::take(&mut inner.pools) {
             stop_pool(pool, false);
         }
+        inner.lifetime.cancel();
         inner.runtime = None;
     }
 
@@ -147,6 +161,7 @@ impl ScrapeManager {
     /// Applies a new config: unchanged jobs keep running untouched, changed jobs restart,
     /// removed jobs stop and their targets go stale, new jobs start.
     pub fn apply_config(self: &Arc<Self>, config: Arc<Config>) -> ReloadReport {
+        *self.reload_status.lock() = (true, SystemTime::now());
         let mut inner = self.inner.lock();
         let mut report = ReloadReport::default();
         inner.config = config.clone();
@@ -236,7 +251,13 @@ impl ScrapeManager {
         actix_rt::spawn(async move {
             loop {
                 let Some(mgr) = this.upgrade() else { return };
-                let me = mgr.inner.lock().shard.me.clone();
+                let (me, replication) = {
+                    let inner = mgr.inner.lock();
+                    (
+                        inner.shard.me.clone(),
+                        inner.config.cluster.scrape_replication,
+                    )
+                };
                 let mut live = live_peers();
                 if !live.is_empty() {
                     live.push(me.clone());
@@ -245,7 +266,7 @@ impl ScrapeManager {
                 }
                 mgr.set_shard_view(ShardView {
                     live,
-                    replication: SCRAPE_REPLICATION,
+                    replication,
                     me,
                 });
                 drop(mgr);
@@ -324,6 +345,7 @@ impl ScrapeManager {
             return;
         };
         let shard = inner.shard.clone();
+        let lifetime = inner.lifetime.clone();
         let Some(pool) = inner.pools.get_mut(job) else {
             return;
         };
@@ -364,7 +386,10 @@ impl ScrapeManager {
                 continue;
             }
             let target = Arc::new(t);
-            let shared = LoopShared::default();
+            let shared = LoopShared {
+                shutdown: lifetime.child_token(),
+                ..LoopShared::default()
+            };
             shared.forced_error.lock().clone_from(&forced);
             if let Some(client) = pool.client.clone() {
                 let (interval, timeout) = target.interval_and_timeout(&pool.cfg);
@@ -420,6 +445,54 @@ impl ScrapeManager {
             out.active.extend(active);
             out.dropped
                 .extend(pool.dropped.iter().map(|t| (job.clone(), t.clone())));
+        }
+        out
+    }
+
+    /// A reload that failed: the running config stays, its load time too.
+    pub fn record_failed_reload(&self) {
+        self.reload_status.lock().0 = false;
+    }
+
+    /// (last reload worked, when the config in use was loaded).
+    pub fn reload_status(&self) -> (bool, SystemTime) {
+        *self.reload_status.lock()
+    }
+
+    /// The job names of the config in use, sorted.
+    pub fn pool_names(&self) -> Vec<String> {
+        let inner = self.inner.lock();
+        let mut names: Vec<String> = inner
+            .config
+            .scrape_configs
+            .iter()
+            .map(|c| c.job_name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every active target (pools in name order, targets by URL) with the metadata it exposed.
+    pub fn target_metadata(&self) -> Vec<TargetMetadata> {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        for pool in inner.pools.values() {
+            let mut targets: Vec<(String, TargetMetadata)> = pool
+                .loops
+                .values()
+                .map(|r| {
+                    let list = r
+                        .shared
+                        .metadata
+                        .lock()
+                        .iter()
+                        .map(|(family, m)| (family.clone(), m.clone()))
+                        .collect();
+                    (r.target.url(), (r.target.series_labels(), list))
+                })
+                .collect();
+            targets.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(&b.1 .0)));
+            out.extend(targets.into_iter().map(|(_, t)| t));
         }
         out
     }

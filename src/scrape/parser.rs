@@ -160,6 +160,7 @@ impl<'a> Parser<'a> {
         if self.done {
             return Ok(None);
         }
+        self.cur.series = None;
         let res = match self.format {
             Format::PrometheusText => text::next_entry(&mut self.cur),
             Format::OpenMetrics => openmetrics::next_entry(&mut self.cur),
@@ -174,6 +175,49 @@ impl<'a> Parser<'a> {
             }
         }
         res
+    }
+
+    /// The series text of the sample `next_entry` just returned: its bytes from the metric
+    /// name up to the value (blanks, and OpenMetrics' single space, included). `None` when
+    /// the last entry was not a sample or its series text spans lines.
+    pub fn last_series(&self) -> Option<&'a [u8]> {
+        let (start, end) = self.cur.series?;
+        self.cur.buf.get(start..end)
+    }
+
+    /// When the next line starts with `series`, a series text `last_series` returned for an
+    /// earlier body of the same format, parses only the value and timestamp after it:
+    /// the label pairs were checked when `series` was first read, and the same bytes followed
+    /// by a value parse the same way. `Ok(None)` (nothing consumed) when the line is anything
+    /// else; then `next_entry` reads it.
+    pub fn next_known(&mut self, series: &[u8]) -> Result<Option<(f64, Option<i64>)>> {
+        if self.done || series.is_empty() {
+            return Ok(None);
+        }
+        let rest = self.cur.rest();
+        if !rest.starts_with(series) {
+            return Ok(None);
+        }
+        let next = rest.get(series.len()).copied();
+        let fits = match self.format {
+            Format::PrometheusText => text::value_may_start(next),
+            Format::OpenMetrics => openmetrics::value_may_start(next),
+        };
+        if !fits {
+            return Ok(None);
+        }
+        self.cur.advance(series.len());
+        let res = match self.format {
+            Format::PrometheusText => text::sample_value(&mut self.cur, series),
+            Format::OpenMetrics => openmetrics::sample_value(&mut self.cur, series),
+        };
+        match res {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -190,6 +234,15 @@ impl<'a> Iterator for Parser<'a> {
             }
         }
     }
+}
+
+/// The metric name a series text starts with (names are ASCII).
+fn name_of(series: &[u8]) -> &str {
+    let n = series
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
+        .unwrap_or(series.len());
+    std::str::from_utf8(&series[..n]).unwrap_or("")
 }
 
 fn check_duplicates(s: &SampleEntry<'_>) -> Result<()> {
@@ -335,6 +388,11 @@ fn media_type(ct: &str) -> std::result::Result<String, String> {
 /// Inf/Infinity/NaN in any case (a sign only on infinities), no hex, no `_`, and an
 /// out-of-range number is an error rather than an infinity.
 pub fn parse_go_float(s: &str) -> Option<f64> {
+    // Most values are small integers: below 10^15 they convert exactly, so the digits can be
+    // summed directly instead of going through the general decimal parser.
+    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
+    }
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     let negative = s.starts_with('-');
     if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {

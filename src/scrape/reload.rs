@@ -31,9 +31,12 @@ impl Reloader {
         let next = match &self.path {
             None => current,
             Some(path) => {
-                let loaded = Config::load(path).map_err(|e| ReloadError::Load {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
+                let loaded = Config::load(path).map_err(|e| {
+                    self.manager.record_failed_reload();
+                    ReloadError::Load {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    }
                 })?;
                 Arc::new(merge_scrape_sections(&current, loaded))
             }

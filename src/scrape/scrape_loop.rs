@@ -46,7 +46,7 @@ pub enum ScrapeError {
 
 pub type Result<T> = std::result::Result<T, ScrapeError>;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -73,6 +73,9 @@ pub struct LoopShared {
     pub cancel: CancellationToken,
     /// Set before `cancel` when the target went away: its series then go stale.
     pub stale_on_stop: Arc<AtomicBool>,
+    /// Cancelled when the whole manager stops (role stop, node shutdown): a loop waiting to
+    /// write end-of-run staleness markers then gives up, as Prometheus does on shutdown.
+    pub shutdown: CancellationToken,
     /// Fails every scrape with this error without fetching (the pool's target_limit).
     pub forced_error: Arc<Mutex<Option<String>>>,
 }
@@ -150,8 +153,31 @@ impl ScrapeLoop {
             }
         }
         if self.shared.stale_on_stop.load(Ordering::Acquire) && st.last_t > 0 {
-            self.end_of_run(&mut st);
+            if let Some(t) = self.wait_before_staleness(&mut ticker).await {
+                self.end_of_run(&mut st, t);
+            }
         }
+    }
+
+    /// Like Prometheus, a removed target's markers are written only after just over two
+    /// intervals (the target may come back under a reload), stamped with the time the next
+    /// scrape would have run. `None` when the manager shuts down meanwhile: a restart or
+    /// another node carries the series on, so no markers.
+    async fn wait_before_staleness(&self, ticker: &mut tokio::time::Interval) -> Option<i64> {
+        let shutdown = &self.shared.shutdown;
+        let stale_t = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = ticker.tick() => now_ms(),
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = ticker.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(self.interval / 10) => {}
+        }
+        Some(stale_t)
     }
 
     /// One scrape. A successful body, its staleness markers and the report series go to
@@ -228,9 +254,9 @@ impl ScrapeLoop {
         }
     }
 
-    /// The target went away: its series and report series end now.
-    fn end_of_run(&self, st: &mut LoopState) {
-        let t = now_ms().max(st.last_t + 1);
+    /// The target went away: its series and report series end at `stale_t`.
+    fn end_of_run(&self, st: &mut LoopState, stale_t: i64) {
+        let t = stale_t.max(st.last_t + 1);
         let mut app = self.db.appender();
         if let Err(e) = st.cache.append_end_of_run(&mut app, t) {
             tracing::warn!(target = %st.url, error = %e, "end-of-run staleness failed");

@@ -5,10 +5,6 @@
 use crate::cluster::ownership::owners;
 use crate::cluster::NodeId;
 
-/// How many ScraperShippers scrape each target (HA pairs, deduplicated at query time by the
-/// replica label).
-pub const SCRAPE_REPLICATION: usize = 2;
-
 /// The cluster view the sharding uses; `live` empty means "alone".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardView {

@@ -55,6 +55,13 @@ impl Labels {
     /// Builds a label set from any pairs: sorts, drops empty values, and keeps the last
     /// value when a name repeats.
     pub fn new(mut pairs: Vec<Label>) -> Self {
+        // Label sets read from an index or a peer are already canonical; keeping their
+        // vector saves a sort and a second allocation per series on the query path.
+        let canonical = pairs.windows(2).all(|w| w[0].name < w[1].name)
+            && pairs.iter().all(|l| !l.value.is_empty());
+        if canonical {
+            return Labels(pairs);
+        }
         pairs.retain(|l| !l.value.is_empty());
         pairs.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(pairs.len());
@@ -319,6 +326,15 @@ pub struct Series {
     pub chunks: Vec<EncodedChunk>,
 }
 
+/// The start timestamps of one series' samples (see `Queryable::select_start_timestamps`):
+/// `(sample time, start time)` pairs in time order. A start time is when the count a cumulative
+/// sample reports began, or the start of the interval a delta sample covers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesStartTimestamps {
+    pub labels: Labels,
+    pub points: Vec<(i64, i64)>,
+}
+
 /// Hints a query passes down to storage.
 #[derive(Clone, Debug, Default)]
 pub struct SelectHints {
@@ -372,6 +388,19 @@ pub trait Queryable: Send + Sync {
         mint: i64,
         maxt: i64,
     ) -> QueryResult<Vec<String>>;
+
+    /// Start timestamps of the samples `select` would return in `[mint, maxt]`, sorted by
+    /// labels, listing only series (and samples) that have one. They live beside the chunks
+    /// rather than in `Sample` so that sources which do not record them (the default) cost
+    /// nothing, and the engine asks only for selectors whose functions use them.
+    fn select_start_timestamps(
+        &self,
+        _matchers: &[Matcher],
+        _mint: i64,
+        _maxt: i64,
+    ) -> QueryResult<Vec<SeriesStartTimestamps>> {
+        Ok(Vec::new())
+    }
 
     /// Problems that did not fail a call but left its answer incomplete (a corrupt block that
     /// was skipped, say), collected since the last call. Sources without such cases have none.

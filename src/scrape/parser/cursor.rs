@@ -8,6 +8,9 @@ pub(super) struct Cursor<'a> {
     pub pos: usize,
     /// 1-based line of `pos`.
     pub line: usize,
+    /// Byte range of the last sample's series text (name and labels up to its value), set
+    /// by the sample parsers when it lies on one line.
+    pub series: Option<(usize, usize)>,
 }
 
 impl<'a> Cursor<'a> {
@@ -16,6 +19,7 @@ impl<'a> Cursor<'a> {
             buf,
             pos: 0,
             line: 1,
+            series: None,
         }
     }
 

@@ -104,17 +104,54 @@ fn meta<'a>(cur: &mut Cursor<'a>) -> Result<Option<Entry<'a>>> {
 
 fn sample<'a>(cur: &mut Cursor<'a>, name: &'a str) -> Result<SampleEntry<'a>> {
     let line = cur.line;
+    let start = cur.pos - name.len();
     let mut labels = Vec::new();
     if cur.eat(b'{') {
         label_pairs(cur, &mut labels)?;
     }
+    // The series text includes the space before the value; OpenMetrics label values never
+    // hold raw newlines, so it is always on one line.
+    if cur.peek() == Some(b' ') {
+        cur.series = Some((start, cur.pos + 1));
+    }
     let value = float_token(cur, "expected value after metric", "value")?;
+    let timestamp = sample_rest(cur, name.as_bytes())?;
+    Ok(SampleEntry {
+        name,
+        labels,
+        value,
+        timestamp,
+        line,
+    })
+}
+
+/// Can a sample's value start with `b`, right after a series text that ended with its
+/// space? Anything else means the line's series text is not the remembered one.
+pub(super) fn value_may_start(b: Option<u8>) -> bool {
+    matches!(b, Some(b) if b != b' ' && b != b'\n' && b.is_ascii())
+}
+
+/// The value, optional timestamp, exemplar and end of line of a sample, from its value on
+/// (the space before the value already consumed).
+pub(super) fn sample_value(cur: &mut Cursor<'_>, series: &[u8]) -> Result<(f64, Option<i64>)> {
+    let raw = cur.take_while(|b| b != b' ' && b != b'\n' && b.is_ascii());
+    if raw.is_empty() || matches!(cur.peek(), Some(b) if !b.is_ascii()) {
+        return Err(cur.expected("expected value after metric"));
+    }
+    let value = parse_go_float(raw).ok_or_else(|| cur.error(format!("invalid value {raw:?}")))?;
+    Ok((value, sample_rest(cur, series)?))
+}
+
+/// What follows a sample's value: optional timestamp and exemplar, then the newline.
+/// `series` starts with the metric name.
+fn sample_rest(cur: &mut Cursor<'_>, series: &[u8]) -> Result<Option<i64>> {
     let mut timestamp = None;
     if !cur.starts_with(b" # {") && cur.eat(b' ') {
         timestamp = Some(seconds_to_ms(cur, "timestamp")?);
     }
     if cur.starts_with(b" # {") {
         // Only counters and histogram buckets may carry exemplars (Prometheus 2.42).
+        let name = super::name_of(series);
         if !(name.ends_with("_total") || name.ends_with("_bucket")) {
             return Err(cur.error(format!("metric name {name} does not support exemplars")));
         }
@@ -132,13 +169,7 @@ fn sample<'a>(cur: &mut Cursor<'a>, name: &'a str) -> Result<SampleEntry<'a>> {
         };
         return Err(cur.expected(what));
     }
-    Ok(SampleEntry {
-        name,
-        labels,
-        value,
-        timestamp,
-        line,
-    })
+    Ok(timestamp)
 }
 
 /// ` <value>`: a single space, then a number up to the next space or newline.

@@ -1,5 +1,6 @@
 //! Parser tests: both formats' grammar and errors, value and timestamp forms, metadata,
-//! content negotiation, and a property test that no input makes the parser panic.
+//! content negotiation, a property test that no input makes the parser panic, and one that
+//! the known-series fast path (`next_known`) reads every body exactly as `next_entry` does.
 
 use super::*;
 use proptest::prelude::*;
@@ -573,4 +574,112 @@ proptest! {
             prop_assert_eq!(got, v.as_str());
         }
     }
+
+    #[test]
+    fn known_series_fast_path_reads_like_the_full_parser(
+        om in any::<bool>(),
+        first in proptest::collection::vec(line_strategy(), 0..12),
+        second in proptest::collection::vec(line_strategy(), 0..12),
+    ) {
+        let format = if om { Format::OpenMetrics } else { Format::PrometheusText };
+        let body = |lines: &[String]| {
+            let mut b = lines.concat();
+            if om { b.push_str("# EOF\n"); }
+            b
+        };
+        let (first, second) = (body(&first), body(&second));
+        // Series texts of the first body, with the labels they stand for.
+        let mut known: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut p = Parser::new(first.as_bytes(), format);
+        while let Ok(Some(e)) = p.next_entry() {
+            if let (Entry::Sample(s), Some(series)) = (e, p.last_series()) {
+                known.push((series.to_vec(), s.to_labels().to_string()));
+            }
+        }
+        prop_assert_eq!(events(second.as_bytes(), format, &[]), events(second.as_bytes(), format, &known));
+    }
+}
+
+/// A line built from fragments that recur across bodies with different separators, values
+/// and suffixes, valid or not in either format.
+fn line_strategy() -> impl Strategy<Value = String> {
+    let series = prop::sample::select(vec![
+        "a",
+        "a{x=\"1\"}",
+        "a{x=\"1\",}",
+        "a{x=\"1\",y=\"2\"}",
+        "a {x=\"1\"}",
+        "b_total{x=\"q\\\"r\"}",
+        "b_total{x=\"line\nbreak\"}",
+        "c{x=\"1\",x=\"2\"}",
+        "c{__name__=\"z\"}",
+        "d{}",
+        "a{x=\"1\"",
+        "e\u{e9}",
+        "a{x=\"\u{e9}\"}",
+    ]);
+    let sep = prop::sample::select(vec![" ", "  ", "\t", "", " \t"]);
+    let value = prop::sample::select(vec![
+        "1",
+        "2.5",
+        "NaN",
+        "+Inf",
+        "x",
+        "{",
+        "",
+        "1 123",
+        "1 1.5",
+        "1  7 ",
+        "3 # {t=\"x\"} 1",
+        "4 # {t=\"x\"} 1 2",
+        "\u{e9}",
+        "\u{0}",
+    ]);
+    let tail = prop::sample::select(vec![
+        "\n",
+        "\n",
+        "\n",
+        "",
+        "\n\n",
+        "\n# HELP a h\n",
+        "\n# TYPE a counter\n",
+    ]);
+    (series, sep, value, tail).prop_map(|(s, sep, v, t)| format!("{s}{sep}{v}{t}"))
+}
+
+/// Everything a parse yields, as comparable text; `known` series texts are tried first at
+/// every line, the way the scrape cache does.
+fn events(body: &[u8], format: Format, known: &[(Vec<u8>, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut p = Parser::new(body, format);
+    'lines: loop {
+        for (series, labels) in known {
+            match p.next_known(series) {
+                Ok(Some((v, ts))) => {
+                    out.push(format!("{labels} {:x} {ts:?}", v.to_bits()));
+                    continue 'lines;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    out.push(format!("error {e}"));
+                    break 'lines;
+                }
+            }
+        }
+        match p.next_entry() {
+            Ok(Some(Entry::Sample(s))) => out.push(format!(
+                "{} {:x} {:?}",
+                s.to_labels(),
+                s.value.to_bits(),
+                s.timestamp
+            )),
+            Ok(Some(e)) => out.push(format!("{e:?}")),
+            Ok(None) => break,
+            Err(e) => {
+                out.push(format!("error {e}"));
+                break;
+            }
+        }
+    }
+    out
 }

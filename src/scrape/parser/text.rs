@@ -102,26 +102,55 @@ fn comment<'a>(cur: &mut Cursor<'a>) -> Result<Option<Entry<'a>>> {
 
 fn sample<'a>(cur: &mut Cursor<'a>, name: &'a str) -> Result<SampleEntry<'a>> {
     let line = cur.line;
+    let start = cur.pos - name.len();
     cur.skip_blanks();
     let mut labels = Vec::new();
     if cur.eat(b'{') {
         label_pairs(cur, &mut labels)?;
         cur.skip_blanks();
     }
+    // A series text spanning lines (newlines in label values) is not offered for reuse, so
+    // the fast path never has to count lines.
+    cur.series = (cur.line == line).then_some((start, cur.pos));
+    let (value, timestamp) = sample_value(cur, name.as_bytes())?;
+    Ok(SampleEntry {
+        name,
+        labels,
+        value,
+        timestamp,
+        line,
+    })
+}
+
+/// Can a sample's value start with `b`, right after a series text that ended with blanks
+/// or `}`? Anything else means the line's series text is not the remembered one.
+pub(super) fn value_may_start(b: Option<u8>) -> bool {
+    !matches!(b, None | Some(b' ' | b'\t' | b'{' | b'\n' | 0))
+}
+
+/// The value, optional timestamp and end of line of a sample, from its value on. `series`
+/// starts with the metric name, which only error messages need.
+pub(super) fn sample_value(cur: &mut Cursor<'_>, series: &[u8]) -> Result<(f64, Option<i64>)> {
+    let name = || super::name_of(series);
     // Prometheus's generated lexer never lets a NUL byte into a value token.
     let raw_value = cur.take_while(|b| !matches!(b, b'{' | b' ' | b'\t' | b'\n' | 0));
     if raw_value.is_empty() {
         return Err(cur.expected("expected value after metric"));
     }
-    let value = parse_go_float(raw_value)
-        .ok_or_else(|| cur.error(format!("invalid value {raw_value:?} for metric {name:?}")))?;
+    let value = parse_go_float(raw_value).ok_or_else(|| {
+        cur.error(format!(
+            "invalid value {raw_value:?} for metric {:?}",
+            name()
+        ))
+    })?;
     cur.skip_blanks();
     let mut timestamp = None;
     if matches!(cur.peek(), Some(b) if b.is_ascii_digit()) {
         let digits = cur.take_while(|b| b.is_ascii_digit());
         let ts: i64 = digits.parse().map_err(|_| {
             cur.error(format!(
-                "timestamp {digits:?} out of range for metric {name:?}"
+                "timestamp {digits:?} out of range for metric {:?}",
+                name()
             ))
         })?;
         timestamp = Some(ts);
@@ -132,13 +161,7 @@ fn sample<'a>(cur: &mut Cursor<'a>, name: &'a str) -> Result<SampleEntry<'a>> {
     } else if !eat_eol(cur) {
         return Err(cur.expected("expected timestamp or new record"));
     }
-    Ok(SampleEntry {
-        name,
-        labels,
-        value,
-        timestamp,
-        line,
-    })
+    Ok((value, timestamp))
 }
 
 /// A newline, or the end of the body (which stands for the newline Prometheus appends).

@@ -13,7 +13,17 @@ use crate::storage::model::{Labels, Series};
 /// timestamps. Series are joined through a hash map rather than by sorting all entries: a
 /// query over many blocks sees the same series in each of them, and sorting blocks × series
 /// label sets cost more than everything else such a query does.
-pub fn merge_series(parts: Vec<Vec<Series>>) -> Vec<Series> {
+pub fn merge_series(mut parts: Vec<Vec<Series>>) -> Vec<Series> {
+    // A query within one block (the head empty) has nothing to join: its answer is already
+    // sorted and unique, and indexing its label sets would only copy them.
+    parts.retain(|p| !p.is_empty());
+    if parts.len() <= 1 {
+        let only = parts.pop().unwrap_or_default();
+        if only.windows(2).all(|w| w[0].labels < w[1].labels) {
+            return only;
+        }
+        parts.push(only);
+    }
     let first = parts.first().map_or(0, Vec::len);
     let mut out: Vec<Series> = Vec::with_capacity(first);
     let mut index: FxHashMap<Labels, usize> = FxHashMap::default();

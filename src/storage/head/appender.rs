@@ -45,6 +45,9 @@ pub(super) struct Buffers {
     wal_buf: Vec<u8>,
 }
 
+/// How many samples ahead a commit prefetches series state.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Pooled buffers beyond this many are freed.
 const POOL_MAX: usize = 32;
 
@@ -148,6 +151,33 @@ impl<'a> HeadAppender<'a> {
                 Err(HeadError::DuplicateTimestamp)
             }
         }
+    }
+
+    /// Like `append` for a series the caller keeps from `series`: skips the ref lookup.
+    /// Returns the series ref, which differs from `series.series_ref` when the series was
+    /// truncated away meanwhile and came back under a new ref (then `series` is stale).
+    pub fn append_to(
+        &mut self,
+        series: &Arc<MemSeries>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<u64> {
+        if series.is_removed() {
+            return self.append(0, labels, t, v);
+        }
+        let r = series.series_ref;
+        if !self.by_ref.contains_key(&r) && t >= self.min_valid {
+            let i = self.pending.len() as u32;
+            self.by_ref.insert(r, i);
+            self.pending.push(Pending::new(series.clone(), t));
+        }
+        self.append(r, labels, t, v)
+    }
+
+    /// The head's series for a ref `append` returned, to keep for `append_to`.
+    pub fn series(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
+        self.head.get_by_ref(series_ref)
     }
 
     /// The batch slot of series `series_ref` (0 = unknown), joining the batch if needed;
@@ -279,7 +309,11 @@ impl<'a> HeadAppender<'a> {
         let range = head.chunk_range();
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         let mut appended = 0u64;
-        for &(i, t, v) in &self.samples {
+        for (j, &(i, t, v)) in self.samples.iter().enumerate() {
+            // Each sample's series state is likely out of cache; start loading a few ahead.
+            if let Some(&(ahead, _, _)) = self.samples.get(j + PREFETCH_AHEAD) {
+                self.pending[ahead as usize].series.prefetch_data();
+            }
             let p = &self.pending[i as usize];
             match p.series.append_checked(t, v, range) {
                 Check::Append => {

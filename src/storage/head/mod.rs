@@ -3,6 +3,7 @@
 //! the WAL before touching memory, WAL replay, and truncation once data is persisted to blocks.
 
 mod appender;
+mod cardinality;
 mod labels;
 mod postings;
 mod query;
@@ -17,6 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
 
 pub use appender::HeadAppender;
+pub use cardinality::{HeadCardinality, Stat};
 use postings::Postings;
 use refmap::RefStripe;
 use series::{Check, MemSeries};

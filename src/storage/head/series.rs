@@ -3,6 +3,7 @@
 //! hard cap, cut at chunk-range boundaries, XOR payload never above 1024 bytes).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -72,6 +73,48 @@ impl MemSeries {
 
     pub fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
+    }
+
+    /// Starts loading what an appender reads first (reference count, ref, last time), so a
+    /// caller that knows which series comes next can overlap the cache miss with its work:
+    /// with a head larger than the CPU caches, that miss is most of an append's cost.
+    pub fn prefetch_header(this: &Arc<MemSeries>) {
+        // The reference counts sit just before the value; the compiler places the small
+        // fields after `data`, so each is asked for by address.
+        prefetch_lines(Arc::as_ptr(this).cast::<u8>().wrapping_sub(16), 1);
+        prefetch_lines(std::ptr::addr_of!(this.series_ref).cast(), 1);
+        prefetch_lines(std::ptr::addr_of!(this.last_t).cast(), 1);
+        prefetch_lines(std::ptr::addr_of!(this.removed).cast(), 1);
+    }
+
+    /// Starts loading the lock and chunk state a commit writes.
+    pub fn prefetch_data(&self) {
+        let start = std::ptr::addr_of!(self.data).cast::<u8>();
+        prefetch_lines(start, std::mem::size_of::<Mutex<SeriesData>>());
+    }
+}
+
+/// Hints the CPU to load the cache lines of `x`, for callers that know what they will
+/// touch next.
+pub fn prefetch<T>(x: &T) {
+    prefetch_lines((x as *const T).cast(), std::mem::size_of::<T>());
+}
+
+/// Hints the CPU to load the cache lines of `len` bytes at `start` (a no-op where there is
+/// no prefetch instruction).
+fn prefetch_lines(start: *const u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        let p = start.wrapping_add(off);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint: it never faults and has no effect on memory
+        // whatever the address, and SSE is part of the x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+        off += 64;
     }
 }
 
