@@ -139,7 +139,13 @@ fn log_file(p: &Path) -> Result<std::fs::File> {
     })
 }
 
-fn spawn(name: &'static str, cmd: &mut Command, log: &Path, base: String) -> Result<Server> {
+/// Starts `cmd` with its stderr in `log`, killed when the returned handle drops.
+pub(super) fn spawn(
+    name: &'static str,
+    cmd: &mut Command,
+    log: &Path,
+    base: String,
+) -> Result<Server> {
     let err = log_file(log)?;
     let child = cmd
         .stdin(Stdio::null())

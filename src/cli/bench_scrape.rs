@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use clap::Args;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::bench_query::{free_port, Server};
+use super::bench_query::{free_port, spawn, Server};
 use super::{CliError, Result};
 use crate::scrape::parser::{Entry, Format, Parser};
 
@@ -342,20 +342,6 @@ fn write_file(p: &Path, text: &str) -> Result<()> {
         path: p.display().to_string(),
         source,
     })
-}
-
-fn spawn(name: &'static str, cmd: &mut Command, log: &Path, base: String) -> Result<Server> {
-    let err = std::fs::File::create(log).map_err(|source| CliError::Open {
-        path: log.display().to_string(),
-        source,
-    })?;
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .map_err(|e| CliError::Failed(format!("cannot start {name}: {e}")))?;
-    Ok(Server { child, name, base })
 }
 
 fn start_prometheus(opts: &CpuOptions, scrape: &str) -> Result<Server> {
