@@ -257,3 +257,47 @@ fn extreme_times_do_not_overflow() {
         .unwrap_err();
     assert!(err.to_string().contains("11,000 points"), "{err}");
 }
+
+/// 400 series × 120 samples: more than the engine decodes on the calling thread, so the
+/// pooled decoding and the parallel fetch of two selectors run, and must agree with the
+/// data; a budget below the real count still stops the query.
+#[test]
+fn large_selections_decode_in_parallel_within_the_budget() {
+    let mut st = MemStorage::new();
+    for s in 0..400 {
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| Sample {
+                t: i * 15_000,
+                v: s as f64,
+            })
+            .collect();
+        st.add(
+            Labels::from_pairs([("__name__", "big"), ("s", &format!("{s:03}"))]),
+            &samples,
+        );
+    }
+    let end = 119 * 15_000;
+    let e = Engine::new(EngineOptions::default());
+    let r = e
+        .instant(&st, "sum(count_over_time(big[1h]))", end)
+        .expect("query");
+    let Value::Vector(v) = &r.value else {
+        panic!("expected a vector, got {:?}", r.value)
+    };
+    assert_eq!(v[0].v, 48_000.0);
+    let r = e
+        .instant(&st, "sum(big) - sum(big offset 1m)", end)
+        .expect("query");
+    let Value::Vector(v) = &r.value else {
+        panic!("expected a vector, got {:?}", r.value)
+    };
+    assert_eq!(v[0].v, 0.0);
+    let tight = Engine::new(EngineOptions {
+        max_loaded_samples: 40_000,
+        ..EngineOptions::default()
+    });
+    let err = tight
+        .instant(&st, "sum(count_over_time(big[1h]))", end)
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -444,11 +444,16 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Drops `garbage` on a long-lived background thread (inline if that thread cannot start).
+/// Query results waiting for the background freer; beyond this the caller frees inline, so
+/// a burst of queries can never pile up unfreed memory.
+const FREE_QUEUE: usize = 16;
+
+/// Drops `garbage` on a long-lived background thread, or inline when that thread cannot
+/// start or is already `FREE_QUEUE` results behind.
 pub(crate) fn drop_in_background(garbage: Box<dyn Send>) {
-    static FREER: OnceLock<Option<Sender<Box<dyn Send>>>> = OnceLock::new();
+    static FREER: OnceLock<Option<SyncSender<Box<dyn Send>>>> = OnceLock::new();
     let freer = FREER.get_or_init(|| {
-        let (tx, rx) = channel::<Box<dyn Send>>();
+        let (tx, rx) = sync_channel::<Box<dyn Send>>(FREE_QUEUE);
         std::thread::Builder::new()
             .name("strata-query-free".to_string())
             .spawn(move || rx.into_iter().for_each(drop))
@@ -456,8 +461,8 @@ pub(crate) fn drop_in_background(garbage: Box<dyn Send>) {
             .map(|_| tx)
     });
     if let Some(tx) = freer {
-        // A closed channel hands the value back, and it is dropped here instead.
-        let _ = tx.send(garbage);
+        // A full or closed channel hands the value back, and it is dropped here instead.
+        let _ = tx.try_send(garbage);
     }
 }
 

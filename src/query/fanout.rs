@@ -21,6 +21,7 @@ use super::storeapi::{
     METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET,
 };
 use crate::cluster::transport::{Request, TransportClient};
+use crate::storage::db::merge_strings;
 use crate::storage::model::{
     Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series,
 };
@@ -297,13 +298,6 @@ async fn remote_strings(
         .await
         .map_err(|e| e.to_string())?;
     storeapi::decode(&bytes).map_err(|e| e.to_string())
-}
-
-fn merge_strings(parts: Vec<Vec<String>>) -> Vec<String> {
-    let mut all: Vec<String> = parts.into_iter().flatten().collect();
-    all.sort();
-    all.dedup();
-    all
 }
 
 impl Queryable for ClusterQueryable {

@@ -7,6 +7,7 @@
 pub mod bench;
 mod blocks;
 mod merge;
+pub(crate) use merge::merge_strings;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -317,7 +318,8 @@ impl Queryable for Db {
         hints: &SelectHints,
     ) -> QueryResult<Vec<Series>> {
         // Blocks are independent: reading their indexes and chunks is spread over the rayon
-        // pool, which halves a query over many blocks on two cores.
+        // pool, which halves a query over many blocks on two cores. The head is always one of
+        // the sources, so this needs at least two blocks.
         use rayon::prelude::*;
         let sources = self.sources(mint, maxt);
         let parts = if sources.len() > 2 {
