@@ -31,7 +31,7 @@ fn template() -> &'static PathBuf {
             .iter()
             .flat_map(|l| {
                 l.iter()
-                    .flat_map(|x| [x.name.clone(), x.value.clone()])
+                    .flat_map(|x| [x.name.to_string(), x.value.to_string()])
                     .collect::<Vec<_>>()
             })
             .collect();

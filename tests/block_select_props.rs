@@ -54,7 +54,7 @@ proptest! {
     fn select_agrees_with_brute_force(sets in prop::collection::btree_set(label_set(), 1..25), ms in prop::collection::vec(matcher(), 0..3)) {
         let dir = tempfile::tempdir().unwrap();
         let sets: Vec<Labels> = sets.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
-        let symbols: Vec<String> = sets.iter().flat_map(|l| l.iter().flat_map(|x| [x.name.clone(), x.value.clone()]).collect::<Vec<_>>()).collect();
+        let symbols: Vec<String> = sets.iter().flat_map(|l| l.iter().flat_map(|x| [x.name.to_string(), x.value.to_string()]).collect::<Vec<_>>()).collect();
         let mut w = BlockWriter::create(dir.path(), symbols).unwrap();
         for (i, l) in sets.iter().enumerate() {
             let mut a = XorAppender::new();
@@ -68,7 +68,7 @@ proptest! {
         let got = b.select(&ms, i64::MIN, i64::MAX, &SelectHints::default()).unwrap();
         let got: Vec<&Labels> = got.iter().map(|s| &s.labels).collect();
         prop_assert_eq!(&got, &want);
-        let names: BTreeSet<String> = want.iter().flat_map(|l| l.iter().map(|x| x.name.clone())).collect();
+        let names: BTreeSet<String> = want.iter().flat_map(|l| l.iter().map(|x| x.name.to_string())).collect();
         if !ms.is_empty() {
             prop_assert_eq!(b.label_names(&ms, 0, 100).unwrap(), names.into_iter().collect::<Vec<_>>());
         }

@@ -27,7 +27,7 @@ fn block(parent: &Path, data: &[(Labels, Vec<(i64, f64)>)]) -> PathBuf {
         .iter()
         .flat_map(|(l, _)| {
             l.iter()
-                .flat_map(|x| [x.name.clone(), x.value.clone()])
+                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -55,7 +55,7 @@ fn finish(labels: Labels) -> Option<BTreeMap<String, String>> {
     let mut out: BTreeMap<String, String> = labels
         .iter()
         .filter(|l| !l.name.starts_with("__"))
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     out.entry("instance".into()).or_insert(address);
     Some(out)

@@ -106,7 +106,7 @@ fn write_block(parent: &Path, series: &mut [(Labels, Vec<(i64, f64)>)]) -> Block
         .iter()
         .flat_map(|(l, _)| {
             l.iter()
-                .flat_map(|x| [x.name.clone(), x.value.clone()])
+                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -362,7 +362,7 @@ fn promtool_reads_multi_segment_blocks() {
         .iter()
         .flat_map(|(l, _)| {
             l.iter()
-                .flat_map(|x| [x.name.clone(), x.value.clone()])
+                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
                 .collect::<Vec<_>>()
         })
         .collect();

@@ -314,7 +314,12 @@ async fn range(svc: Arc<QueryService>, params: Params) -> ApiResult {
 fn labels_json(l: &Labels) -> serde_json::Value {
     let map: serde_json::Map<String, serde_json::Value> = l
         .iter()
-        .map(|lb| (lb.name.clone(), serde_json::Value::String(lb.value.clone())))
+        .map(|lb| {
+            (
+                lb.name.to_string(),
+                serde_json::Value::String(lb.value.to_string()),
+            )
+        })
         .collect();
     serde_json::Value::Object(map)
 }

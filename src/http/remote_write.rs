@@ -117,8 +117,8 @@ pub fn encode(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<u8> {
                 labels: l
                     .iter()
                     .map(|l| ProtoLabel {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name.to_string(),
+                        value: l.value.to_string(),
                     })
                     .collect(),
                 samples: s

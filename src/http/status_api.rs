@@ -226,7 +226,7 @@ async fn targets_metadata(req: HttpRequest, state: web::Data<NodeState>) -> ApiR
         }
         let target: std::collections::BTreeMap<String, String> = labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         for (family, m) in families {
             if metric.is_some_and(|want| want != family) {

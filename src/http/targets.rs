@@ -55,7 +55,7 @@ pub(super) struct TargetDiscovery {
 
 fn label_map(l: &Labels) -> BTreeMap<String, String> {
     l.iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect()
 }
 

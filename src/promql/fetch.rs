@@ -431,7 +431,7 @@ fn fetch_need(
             found.push((labels, samples, start_ts));
         }
     }
-    if !found.windows(2).all(|w| w[0].0 < w[1].0) {
+    if several && !found.windows(2).all(|w| w[0].0 < w[1].0) {
         // Stable, so among equal label sets the first selected stays first and is kept.
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.dedup_by(|later, earlier| later.0 == earlier.0);

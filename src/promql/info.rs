@@ -122,7 +122,7 @@ pub(crate) fn eval_info(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
                     if e.labels.get(&l.name).is_some() {
                         continue;
                     }
-                    if let Some(prev) = added.get(&l.name) {
+                    if let Some(prev) = added.get(l.name.as_str()) {
                         if *prev != l.value {
                             return Err(PromqlError::exec(format!(
                                 "conflicting label: {} has values {:?} and {:?} in different info metrics",
@@ -130,7 +130,7 @@ pub(crate) fn eval_info(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
                             )));
                         }
                     }
-                    added.insert(l.name.clone(), l.value.clone());
+                    added.insert(l.name.to_string(), l.value.to_string());
                 }
             }
         }

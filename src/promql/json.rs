@@ -18,7 +18,7 @@ fn ts_json(t: i64) -> Json {
 fn metric_json(l: &Labels) -> Json {
     let mut m = Map::new();
     for lb in l.iter() {
-        m.insert(lb.name.clone(), Json::String(lb.value.clone()));
+        m.insert(lb.name.to_string(), Json::String(lb.value.to_string()));
     }
     Json::Object(m)
 }

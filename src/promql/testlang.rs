@@ -147,7 +147,7 @@ impl Queryable for MemStorage {
             .series
             .keys()
             .filter(|l| matches_all(matchers, l))
-            .flat_map(|l| l.iter().map(|x| x.name.clone()).collect::<Vec<_>>())
+            .flat_map(|l| l.iter().map(|x| x.name.to_string()).collect::<Vec<_>>())
             .collect();
         names.sort();
         names.dedup();

@@ -213,6 +213,18 @@ fn dedup_distinct(
                 .collect()
         })
         .collect();
+    // One source whose series keep their labels (no replica label, no external label to
+    // add): its answer is sorted and unique already, as every source's is.
+    if let [(series, _)] = parts.as_slice() {
+        if keys.iter().flatten().all(Option::is_none) && !series.is_empty() {
+            let mut parts = parts;
+            let mut out = parts.pop().map(|(s, _)| s).unwrap_or_default();
+            for s in out.iter_mut() {
+                normalize_chunks(&mut s.chunks);
+            }
+            return Ok(out);
+        }
+    }
     let mut order: Vec<(usize, usize)> = parts
         .iter()
         .enumerate()
@@ -400,7 +412,7 @@ impl Queryable for ClusterQueryable {
             "label names",
             |l| {
                 let mut names = l.queryable.label_names(matchers, mint, maxt)?;
-                names.extend(l.external_labels.iter().map(|x| x.name.clone()));
+                names.extend(l.external_labels.iter().map(|x| x.name.to_string()));
                 Ok(names)
             },
             |client, src| remote_strings(client, src, METHOD_LABEL_NAMES, body.clone()),

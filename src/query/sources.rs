@@ -225,7 +225,7 @@ impl SourceSet {
                                         .label_names(&matchers, r.min_time, r.max_time)
                                         .map_err(|e| e.to_string())?,
                                 );
-                                all.extend(s.external_labels.iter().map(|l| l.name.clone()));
+                                all.extend(s.external_labels.iter().map(|l| l.name.to_string()));
                             }
                             Some(name) => all.extend(
                                 local_label_values(s, name, &matchers, r.min_time, r.max_time)

@@ -560,7 +560,7 @@ pub fn mutate_labels(exposed: &Labels, target: &Labels, honor: bool) -> Labels {
         // Shorter names first, then each gets `exported_` prefixes until it is unused.
         conflicts.sort_by_key(|l| l.name.len());
         for i in 0..conflicts.len() {
-            let mut name = conflicts[i].name.clone();
+            let mut name = conflicts[i].name.to_string();
             loop {
                 name = format!("exported_{name}");
                 let taken = exposed.get(&name).is_some()
@@ -570,7 +570,7 @@ pub fn mutate_labels(exposed: &Labels, target: &Labels, honor: bool) -> Labels {
                     break;
                 }
             }
-            conflicts[i].name = name;
+            conflicts[i].name = name.into();
         }
         out.extend(conflicts);
     }
@@ -591,15 +591,15 @@ fn check_label_limits(labels: &Labels, cfg: &ScrapeConfig) -> Result<()> {
         if nl > 0 && l.name.len() as u64 > nl {
             return Err(AppendError::LabelNameLength {
                 metric: metric(),
-                name: l.name.clone(),
+                name: l.name.to_string(),
                 limit: nl,
             });
         }
         if vl > 0 && l.value.len() as u64 > vl {
             return Err(AppendError::LabelValueLength {
                 metric: metric(),
-                name: l.name.clone(),
-                value: l.value.clone(),
+                name: l.name.to_string(),
+                value: l.value.to_string(),
                 limit: vl,
             });
         }

@@ -23,7 +23,7 @@ impl LabelsBuilder {
     pub fn new(labels: &Labels) -> Self {
         let map = labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         LabelsBuilder { map }
     }

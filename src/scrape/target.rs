@@ -277,8 +277,8 @@ impl Target {
             if let Some(k) = l.name.strip_prefix(PARAM_LABEL_PREFIX) {
                 let entry = params.entry(k.to_string()).or_default();
                 match entry.first_mut() {
-                    Some(first) => *first = l.value.clone(),
-                    None => entry.push(l.value.clone()),
+                    Some(first) => *first = l.value.to_string(),
+                    None => entry.push(l.value.to_string()),
                 }
             }
         }

@@ -89,7 +89,7 @@ impl XorAppender {
             first.get_or_insert(s.t);
         }
         let num = st.total;
-        let end_bit = st.br.pos;
+        let end_bit = st.br.pos();
         let mut stream: Vec<u8>;
         let count: u8;
         if end_bit % 8 == 0 {
@@ -273,9 +273,7 @@ impl XorState {
             .ok_or(ChunkError::TooShort { len: data.len() })?;
         let total = u16::from_be_bytes([header[0], header[1]]) as usize;
         Ok(XorState {
-            br: BitReader {
-                pos: HEADER_LEN * 8,
-            },
+            br: BitReader::at_byte(HEADER_LEN),
             total,
             read: 0,
             t: 0,
@@ -287,14 +285,19 @@ impl XorState {
         })
     }
 
+    // Errors are rare; keeping their construction out of line keeps `next` small enough to
+    // inline into the iterators.
+    #[cold]
+    #[inline(never)]
     fn truncated(&self, what: &'static str) -> ChunkError {
         ChunkError::Truncated {
             what,
             sample: self.read,
-            bit: self.br.pos,
+            bit: self.br.pos(),
         }
     }
 
+    #[inline]
     pub(crate) fn next(&mut self, data: &[u8]) -> Result<Option<Sample>> {
         if self.read >= self.total {
             return Ok(None);
@@ -322,36 +325,35 @@ impl XorState {
                 raw.map_err(|()| self.corrupt("timestamp delta varint overflows 64 bits"))?;
             self.t = self.t.wrapping_add(self.t_delta as i64);
         } else {
-            let mut prefix = 0u8;
-            for _ in 0..4 {
-                let bit = self
-                    .br
-                    .read_bit(data)
-                    .ok_or_else(|| self.truncated("timestamp prefix"))?;
-                prefix <<= 1;
-                if !bit {
-                    break;
-                }
-                prefix |= 1;
-            }
-            let size = match prefix {
-                0b0 => 0,
-                0b10 => 14,
-                0b110 => 17,
-                0b1110 => 20,
-                _ => 64,
-            };
+            // One peek holds the prefix (1-4 bits) and any delta-of-delta of up to 20 bits.
+            let w = self.br.peek(data);
+            // Tables rather than a match: the match compiled to an indirect jump that
+            // mispredicted on every change of bucket.
+            const PREFIX_LEN: [u32; 5] = [1, 2, 3, 4, 4];
+            const DOD_BITS: [u32; 5] = [0, 14, 17, 20, 64];
+            let ones = w.leading_ones().min(4) as usize;
+            let (prefix_len, size) = (PREFIX_LEN[ones], DOD_BITS[ones]);
             let dod = if size == 0 {
+                if !self.br.skip(data, 1) {
+                    return Err(self.truncated("timestamp prefix"));
+                }
                 0
-            } else {
-                let mut bits = self
-                    .br
-                    .read_bits(data, size)
-                    .ok_or_else(|| self.truncated("timestamp dod"))?;
-                if size < 64 && bits > (1u64 << (size - 1)) {
+            } else if size < 64 {
+                let mut bits = (w << prefix_len) >> (64 - size);
+                if !self.br.skip(data, prefix_len + size) {
+                    return Err(self.truncated("timestamp dod"));
+                }
+                if bits > (1u64 << (size - 1)) {
                     bits = bits.wrapping_sub(1u64 << size);
                 }
                 bits as i64
+            } else {
+                if !self.br.skip(data, prefix_len) {
+                    return Err(self.truncated("timestamp prefix"));
+                }
+                self.br
+                    .read_bits(data, 64)
+                    .ok_or_else(|| self.truncated("timestamp dod"))? as i64
             };
             self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
             self.t = self.t.wrapping_add(self.t_delta as i64);
@@ -362,27 +364,21 @@ impl XorState {
     }
 
     fn read_value(&mut self, data: &[u8]) -> Result<()> {
-        let changed = self
-            .br
-            .read_bit(data)
-            .ok_or_else(|| self.truncated("value control bit"))?;
-        if !changed {
+        // Control bits and a new window's 5 + 6 header bits come from one peek.
+        let w = self.br.peek(data);
+        if w >> 63 == 0 {
+            if !self.br.skip(data, 1) {
+                return Err(self.truncated("value control bit"));
+            }
             return Ok(());
         }
-        let new_window = self
-            .br
-            .read_bit(data)
-            .ok_or_else(|| self.truncated("value window bit"))?;
         let sig: u32;
-        if new_window {
-            let leading = self
-                .br
-                .read_bits(data, 5)
-                .ok_or_else(|| self.truncated("leading zeros"))? as u32;
-            let mut mbits =
-                self.br
-                    .read_bits(data, 6)
-                    .ok_or_else(|| self.truncated("significant bits"))? as u32;
+        if (w >> 62) & 1 == 1 {
+            let leading = ((w >> 57) & 0x1f) as u32;
+            let mut mbits = ((w >> 51) & 0x3f) as u32;
+            if !self.br.skip(data, 13) {
+                return Err(self.truncated("value window"));
+            }
             if mbits == 0 {
                 mbits = 64;
             }
@@ -396,6 +392,9 @@ impl XorState {
             self.has_window = true;
             sig = mbits;
         } else {
+            if !self.br.skip(data, 2) {
+                return Err(self.truncated("value control bits"));
+            }
             sig = 64 - self.leading as u32 - self.trailing as u32;
         }
         let bits = self
@@ -407,6 +406,8 @@ impl XorState {
         Ok(())
     }
 
+    #[cold]
+    #[inline(never)]
     fn corrupt(&self, reason: &str) -> ChunkError {
         ChunkError::Corrupt {
             sample: self.read,

@@ -25,8 +25,13 @@ pub struct IndexReader {
     name: String,
     version: u8,
     toc: Toc,
-    /// Absolute offsets of each symbol's uvarint-string, in symbol order.
-    symbols: Vec<u32>,
+    /// Absolute offsets of each symbol's uvarint-string, in symbol order: v1 series refer to
+    /// symbols by these offsets. Empty for v2, which refers to them by position.
+    symbol_entries: Vec<u32>,
+    /// Each symbol's string bytes as (absolute offset, length), checked to be UTF-8 at open,
+    /// so that decoding a series' labels is a table lookup rather than a varint decode and a
+    /// UTF-8 validation per label.
+    symbols: Vec<(u32, u32)>,
     /// label name -> (value, postings list offset), values sorted.
     postings: BTreeMap<String, Vec<(String, u64)>>,
 }
@@ -42,6 +47,7 @@ impl IndexReader {
             name,
             version: 0,
             toc: Toc::default(),
+            symbol_entries: Vec::new(),
             symbols: Vec::new(),
             postings: BTreeMap::new(),
         };
@@ -107,13 +113,20 @@ impl IndexReader {
     fn read_symbols(&mut self) -> Result<()> {
         let mut d = framed(&self.map, self.toc.symbols, &self.name, "symbol table")?;
         let count = d.be_u32("symbol count")? as usize;
-        let mut offs = Vec::with_capacity(count.min(d.remaining()));
+        let mut entries = Vec::new();
+        let mut spans = Vec::with_capacity(count.min(d.remaining()));
         for _ in 0..count {
             let at = u32::try_from(d.offset()).map_err(|_| d.err("symbol table beyond 4 GiB"))?;
-            d.uvarint_str("symbol")?;
-            offs.push(at);
+            let sym = d.uvarint_str("symbol")?;
+            let end = u32::try_from(d.offset()).map_err(|_| d.err("symbol table beyond 4 GiB"))?;
+            let len = sym.len() as u32;
+            spans.push((end - len, len));
+            if self.version != INDEX_FORMAT_V2 {
+                entries.push(at);
+            }
         }
-        self.symbols = offs;
+        self.symbol_entries = entries;
+        self.symbols = spans;
         Ok(())
     }
 
@@ -165,27 +178,32 @@ impl IndexReader {
 
     /// The string of a symbol reference (a position in v2, a byte offset in v1).
     pub fn symbol(&self, reference: u32) -> Result<&str> {
-        let off = if self.version == INDEX_FORMAT_V2 {
-            self.symbols.get(reference as usize).copied()
+        let pos = if self.version == INDEX_FORMAT_V2 {
+            Some(reference as usize)
         } else {
-            self.symbols
-                .binary_search(&reference)
-                .ok()
-                .map(|_| reference)
+            self.symbol_entries.binary_search(&reference).ok()
         };
-        let Some(off) = off else {
+        let Some(&(off, len)) = pos.and_then(|p| self.symbols.get(p)) else {
             return Err(self.corrupt(0, format!("unknown symbol reference {reference}")));
         };
-        let mut d = Dec::new(&self.map[off as usize..], off as u64, &self.name);
-        d.uvarint_str("symbol")
+        self.symbol_str(off, len)
+    }
+
+    fn symbol_str(&self, off: u32, len: u32) -> Result<&str> {
+        let bytes = self
+            .map
+            .get(off as usize..off as usize + len as usize)
+            .ok_or_else(|| self.corrupt(off as u64, "symbol beyond the index"))?;
+        // SAFETY: `read_symbols` checked these exact bytes to be UTF-8, and the mapped index
+        // is immutable while the block is open (the same premise the mmap itself rests on).
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     /// Every symbol of the symbol table, in order.
     pub fn symbols(&self) -> Result<Vec<String>> {
         let mut out = Vec::with_capacity(self.symbols.len());
-        for &off in &self.symbols {
-            let mut d = Dec::new(&self.map[off as usize..], off as u64, &self.name);
-            out.push(d.uvarint_str("symbol")?.to_string());
+        for &(off, len) in &self.symbols {
+            out.push(self.symbol_str(off, len)?.to_string());
         }
         Ok(out)
     }

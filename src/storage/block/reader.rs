@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::chunks::ChunkReader;
@@ -19,6 +20,10 @@ use crate::storage::chunkenc::{decode_chunk, XorAppender, ENCODING_XOR};
 use crate::storage::model::{
     matches_all, EncodedChunk, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series,
 };
+
+/// Below this many candidate series a block is read on the calling thread: splitting costs
+/// more than it saves.
+const PARALLEL_SELECT_MIN_SERIES: usize = 1024;
 
 pub struct BlockReader {
     dir: PathBuf,
@@ -168,6 +173,37 @@ impl BlockReader {
         Ok(app.to_encoded())
     }
 
+    /// Loads the series of `refs` that match and have chunks in `[mint, maxt]`. `selected`
+    /// counts series across concurrent calls so that `hints.limit` stops all of them.
+    fn load_refs(
+        &self,
+        refs: &[u32],
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        hints: &SelectHints,
+        selected: &AtomicUsize,
+    ) -> QueryResult<Vec<Series>> {
+        let mut out = Vec::new();
+        for &id in refs {
+            let Some(s) = self.load_series(id, mint, maxt, hints.labels_only)? else {
+                continue;
+            };
+            // Postings come from the index; re-check in case of a foreign, inconsistent index.
+            if !matches_all(matchers, &s.labels) {
+                continue;
+            }
+            if hints.limit > 0 && selected.fetch_add(1, Ordering::Relaxed) >= hints.limit {
+                return Err(QueryableError::Limit(format!(
+                    "more than {} series selected",
+                    hints.limit
+                )));
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
     /// A streaming cursor over the matching series, in label order.
     pub fn cursor(
         &self,
@@ -244,20 +280,28 @@ impl Queryable for BlockReader {
         maxt: i64,
         hints: &SelectHints,
     ) -> QueryResult<Vec<Series>> {
-        let mut cur = self.cursor(matchers, mint, maxt, hints.labels_only)?;
-        let mut out = Vec::new();
-        while let Some(s) = cur.next()? {
-            // Postings come from the index; re-check in case of a foreign, inconsistent index.
-            if !matches_all(matchers, &s.labels) {
-                continue;
-            }
-            if hints.limit > 0 && out.len() >= hints.limit {
-                return Err(QueryableError::Limit(format!(
-                    "more than {} series selected",
-                    hints.limit
-                )));
-            }
-            out.push(s);
+        if !self.overlaps(mint, maxt) {
+            return Ok(Vec::new());
+        }
+        let refs = self.series_refs(matchers)?;
+        // Decoding a series entry and reading its chunks dominates a query that stays within
+        // one block (the usual dashboard query over the last minutes), so a large selection
+        // is split into contiguous runs of references read on the rayon pool; concatenating
+        // the runs in order keeps the answer sorted.
+        let threads = rayon::current_num_threads();
+        if threads < 2 || refs.len() < PARALLEL_SELECT_MIN_SERIES {
+            return self.load_refs(&refs, matchers, mint, maxt, hints, &AtomicUsize::new(0));
+        }
+        use rayon::prelude::*;
+        let selected = AtomicUsize::new(0);
+        let run = refs.len().div_ceil(threads * 4);
+        let parts = refs
+            .par_chunks(run)
+            .map(|piece| self.load_refs(piece, matchers, mint, maxt, hints, &selected))
+            .collect::<QueryResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            out.extend(part);
         }
         Ok(out)
     }
@@ -271,7 +315,7 @@ impl Queryable for BlockReader {
         }
         let mut names: Vec<String> = Vec::new();
         for ls in self.matching_label_sets(matchers, mint, maxt)? {
-            names.extend(ls.iter().map(|l| l.name.clone()));
+            names.extend(ls.iter().map(|l| l.name.to_string()));
         }
         names.sort();
         names.dedup();

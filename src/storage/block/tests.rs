@@ -44,7 +44,7 @@ fn write(dir: &std::path::Path) -> BlockMeta {
     let data = series();
     let symbols = data.iter().flat_map(|(l, _)| {
         l.iter()
-            .flat_map(|x| [x.name.clone(), x.value.clone()])
+            .flat_map(|x| [x.name.to_string(), x.value.to_string()])
             .collect::<Vec<_>>()
     });
     let mut w = BlockWriter::create(dir, symbols.collect::<Vec<_>>()).unwrap();

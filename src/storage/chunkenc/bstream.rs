@@ -135,53 +135,112 @@ mod tests {
     }
 }
 
-/// Reads an MSB-first bit stream; every read is bounds-checked.
+/// Reads an MSB-first bit stream through a 64-bit buffer that is refilled a word at a time,
+/// so a sample costs a few shifts rather than a bounds-checked load per field. Every read is
+/// checked against the end of the payload.
 #[derive(Clone, Debug, Default)]
 pub(super) struct BitReader {
-    /// Absolute bit position within the payload.
-    pub(super) pos: usize,
+    /// Index of the first byte of the payload not yet in `buf`.
+    next: usize,
+    /// The upcoming bits, most significant first. `valid` of them are counted as read in;
+    /// the bits below are either the payload's true following bits or zero past its end,
+    /// which is what lets `peek` hand out the whole word.
+    buf: u64,
+    valid: u32,
 }
 
 impl BitReader {
-    pub(super) fn read_bit(&mut self, data: &[u8]) -> Option<bool> {
-        let byte = *data.get(self.pos >> 3)?;
-        let bit = (byte >> (7 - (self.pos & 7))) & 1;
-        self.pos += 1;
-        Some(bit == 1)
+    /// A reader positioned at byte `at` of the payload.
+    pub(super) fn at_byte(at: usize) -> Self {
+        BitReader {
+            next: at,
+            buf: 0,
+            valid: 0,
+        }
+    }
+
+    /// The absolute bit position of the next unread bit.
+    pub(super) fn pos(&self) -> usize {
+        self.next * 8 - self.valid as usize
+    }
+
+    /// Tops `buf` up to at least 57 counted bits, or to the end of the payload.
+    #[inline]
+    fn refill(&mut self, data: &[u8]) {
+        if self.valid > 56 {
+            return;
+        }
+        if let Some(bytes) = data.get(self.next..self.next + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes);
+            // ORing in bits that are already there is harmless: they are the same bits.
+            self.buf |= u64::from_be_bytes(word) >> self.valid;
+            let whole = (64 - self.valid) / 8;
+            self.next += whole as usize;
+            self.valid += whole * 8;
+            return;
+        }
+        while self.valid <= 56 {
+            let Some(&b) = data.get(self.next) else {
+                return;
+            };
+            self.buf |= (b as u64) << (56 - self.valid);
+            self.next += 1;
+            self.valid += 8;
+        }
+    }
+
+    /// The next 64 bits without consuming them; bits past the end of `data` read as zero.
+    /// At least 57 of them are real whenever the payload has that many left, which covers a
+    /// timestamp prefix with its delta-of-delta (24 bits) or a value header (13).
+    #[inline]
+    pub(super) fn peek(&mut self, data: &[u8]) -> u64 {
+        self.refill(data);
+        self.buf
+    }
+
+    /// Consumes `n` bits that `peek` showed; false when that runs past the end of `data`
+    /// (the cursor stays put, so an error can name where the short read began).
+    #[inline]
+    pub(super) fn skip(&mut self, data: &[u8], n: u32) -> bool {
+        if n > self.valid {
+            self.refill(data);
+            if n > self.valid {
+                return false;
+            }
+        }
+        self.buf = if n >= 64 { 0 } else { self.buf << n };
+        self.valid -= n;
+        true
     }
 
     pub(super) fn read_bits(&mut self, data: &[u8], n: u32) -> Option<u64> {
         if n == 0 {
             return Some(0);
         }
-        if n > 64 || self.pos + n as usize > data.len() * 8 {
+        if n > 56 {
+            if n > 64 {
+                return None;
+            }
+            let start = self.clone();
+            let hi = self.read_bits(data, n - 32);
+            let lo = hi.and_then(|_| self.read_bits(data, 32));
+            return match (hi, lo) {
+                (Some(hi), Some(lo)) => Some((hi << 32) | lo),
+                _ => {
+                    *self = start;
+                    None
+                }
+            };
+        }
+        self.refill(data);
+        if n > self.valid {
             return None;
         }
-        let idx = self.pos >> 3;
-        let off = (self.pos & 7) as u32;
-        // Fast path: a 9-byte window always covers off + n <= 7 + 64 bits.
-        if let Some(window) = data.get(idx..idx + 9) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&window[..8]);
-            let mut v = u64::from_be_bytes(word) << off;
-            if off > 0 {
-                v |= (window[8] as u64) >> (8 - off);
-            }
-            self.pos += n as usize;
-            return Some(v >> (64 - n));
-        }
-        let mut out: u64 = 0;
-        let mut remaining = n;
-        while remaining > 0 {
-            let byte = *data.get(self.pos >> 3)? as u32;
-            let avail = 8 - (self.pos & 7) as u32;
-            let take = avail.min(remaining);
-            let bits = (byte >> (avail - take)) & ((1u32 << take) - 1);
-            out = (out << take) | bits as u64;
-            remaining -= take;
-            self.pos += take as usize;
-        }
-        Some(out)
+        let v = self.buf >> (64 - n);
+        self.buf <<= n;
+        self.valid -= n;
+        Some(v)
     }
 
     /// Go `binary.ReadUvarint` over 8-bit reads; `None` on truncation, `Err` on overflow.

@@ -83,6 +83,23 @@ impl SeriesIterator {
 
     fn step(&mut self) -> Result<Option<Sample>> {
         loop {
+            // Hot path: one open chunk and no pending chunk due before its next sample.
+            if let [only] = self.active.as_mut_slice() {
+                if let Some(sample) = only.head {
+                    let due = self
+                        .pending
+                        .last()
+                        .is_some_and(|(_, c)| c.min_time <= sample.t);
+                    let ordered = self.cur.is_none_or(|prev| sample.t > prev.t);
+                    if !due && ordered {
+                        only.head = only.st.next(&only.data)?;
+                        if only.head.is_none() {
+                            self.active.clear();
+                        }
+                        return Ok(Some(sample));
+                    }
+                }
+            }
             self.open_due()?;
             // Common case: one chunk at a time, no overlap to resolve.
             if let [only] = self.active.as_mut_slice() {

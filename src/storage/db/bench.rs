@@ -58,7 +58,12 @@ pub fn write_promtool_series_file(path: &Path, n: usize) -> std::io::Result<()> 
     for labels in bench_labels(n) {
         let map: serde_json::Map<String, serde_json::Value> = labels
             .iter()
-            .map(|l| (l.name.clone(), serde_json::Value::String(l.value.clone())))
+            .map(|l| {
+                (
+                    l.name.to_string(),
+                    serde_json::Value::String(l.value.to_string()),
+                )
+            })
             .collect();
         out.push_str(&serde_json::Value::Object(map).to_string());
         out.push('\n');

@@ -14,15 +14,12 @@ use crate::storage::model::{Labels, Series};
 /// query over many blocks sees the same series in each of them, and sorting blocks × series
 /// label sets cost more than everything else such a query does.
 pub fn merge_series(mut parts: Vec<Vec<Series>>) -> Vec<Series> {
-    // A query within one block (the head empty) has nothing to join: its answer is already
-    // sorted and unique, and indexing its label sets would only copy them.
+    // A query within one block (the head empty) has nothing to join: every source answers
+    // sorted and unique (the `Queryable` contract; a block index orders its series by label
+    // set), and indexing or re-checking its label sets would only compare and copy them.
     parts.retain(|p| !p.is_empty());
     if parts.len() <= 1 {
-        let only = parts.pop().unwrap_or_default();
-        if only.windows(2).all(|w| w[0].labels < w[1].labels) {
-            return only;
-        }
-        parts.push(only);
+        return parts.pop().unwrap_or_default();
     }
     let first = parts.first().map_or(0, Vec::len);
     let mut out: Vec<Series> = Vec::with_capacity(first);

@@ -354,10 +354,10 @@ impl BucketBlock {
                 .select(&inner, i64::MIN, i64::MAX, true, &budget)
                 .await?;
             sets.iter()
-                .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
+                .flat_map(|s| s.labels.iter().map(|l| l.name.to_string()))
                 .collect()
         };
-        names.extend(self.ext_labels.iter().map(|l| l.name.clone()));
+        names.extend(self.ext_labels.iter().map(|l| l.name.to_string()));
         names.sort();
         names.dedup();
         Ok(names)

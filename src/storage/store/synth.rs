@@ -122,8 +122,8 @@ pub fn write_block(parent: &Path, spec: &SynthSpec) -> Result<BlockMeta> {
     let mut symbols = Vec::new();
     for (ls, _) in &all {
         for l in ls.iter() {
-            symbols.push(l.name.clone());
-            symbols.push(l.value.clone());
+            symbols.push(l.name.to_string());
+            symbols.push(l.value.to_string());
         }
     }
     symbols.sort();

@@ -159,8 +159,8 @@ pub fn import_openmetrics(
                 acc.max_t = acc.max_t.max(t);
                 if !acc.series.contains_key(&labels) {
                     for l in labels.iter() {
-                        acc.symbols.insert(l.name.clone());
-                        acc.symbols.insert(l.value.clone());
+                        acc.symbols.insert(l.name.to_string());
+                        acc.symbols.insert(l.value.to_string());
                     }
                     acc.series
                         .insert(labels.clone(), HeadChunkCutter::new(chunk_range));
