@@ -503,6 +503,17 @@ async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
             "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
         ),
         ("up[5m", "1:6: parse error: unclosed left bracket"),
+        ("up bar", "1:4: parse error: unexpected identifier \"bar\""),
+        ("up +", "1:5: parse error: unexpected end of input"),
+        (
+            "sum by (job) up",
+            "1:14: parse error: unexpected identifier \"up\" in aggregation",
+        ),
+        (
+            "up{job=}",
+            "1:8: parse error: unexpected \"}\" in label matching, expected string",
+        ),
+        ("up)", "1:4: parse error: unexpected right parenthesis ')'"),
     ] {
         let body = api(&node.base, "/api/v1/query", &[("query", query.into())]).await;
         assert_eq!(

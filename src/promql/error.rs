@@ -49,6 +49,12 @@ impl PromqlError {
     /// only errors whose place follows from the message get one (the end of the input for an
     /// unclosed construct, the call for an unknown function or a wrong argument count).
     pub(crate) fn from_parser(query: &str, msg: &str) -> Self {
+        if msg == crate::promql::syntax_error::INVALID_QUERY {
+            if let Some((offset, text)) = crate::promql::syntax_error::locate(query) {
+                let (line, col) = line_col(query, offset);
+                return PromqlError::Parse(format!("{line}:{col}: parse error: {text}"));
+            }
+        }
         let text = prometheus_wording(msg);
         match error_offset(query, msg) {
             Some(offset) => {
@@ -62,17 +68,31 @@ impl PromqlError {
 
 /// The crate names value types and quotes names differently from Prometheus.
 fn prometheus_wording(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("ParseFloatError. ") {
+        // Go's strconv wording, for a number literal the lexer accepted.
+        let literal = rest.split(" can't be parsed").next().unwrap_or(rest);
+        return format!(
+            "error parsing number: strconv.ParseFloat: parsing \"{literal}\": invalid syntax"
+        );
+    }
     let mut out = String::with_capacity(msg.len() + 16);
     let mut rest = msg;
-    // 'name' -> "name" (function names and tokens in the crate's messages).
+    // 'name' -> "name" (function names and tokens in the crate's messages); a single quoted
+    // character stays in single quotes, as Go prints a rune.
     while let Some(i) = rest.find('\'') {
         let Some(j) = rest[i + 1..].find('\'') else {
             break;
         };
+        let inner = &rest[i + 1..i + 1 + j];
+        let q = if inner.chars().count() == 1 {
+            '\''
+        } else {
+            '"'
+        };
         out.push_str(&rest[..i]);
-        out.push('"');
-        out.push_str(&rest[i + 1..i + 1 + j]);
-        out.push('"');
+        out.push(q);
+        out.push_str(inner);
+        out.push(q);
         rest = &rest[i + 2 + j..];
     }
     out.push_str(rest);
@@ -85,10 +105,175 @@ fn prometheus_wording(msg: &str) -> String {
         ("type vector", "type instant vector"),
         ("got matrix", "got range vector"),
         ("got vector", "got instant vector"),
+        ("in aggregation expression", "in aggregation parameter"),
+        (
+            "of type scalar or vector, got: string",
+            "of type scalar or instant vector, got \"string\"",
+        ),
     ] {
         out = out.replace(from, to);
     }
     out
+}
+
+/// `(offset, byte)` of every byte of `query` outside string literals.
+fn code_bytes(query: &str) -> Vec<(usize, u8)> {
+    let mut out = Vec::with_capacity(query.len());
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for (i, b) in query.bytes().enumerate() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' && q != b'`' {
+                escaped = true;
+            } else if b == q {
+                quote = None;
+            }
+            continue;
+        }
+        if matches!(b, b'"' | b'\'' | b'`') {
+            quote = Some(b);
+            continue;
+        }
+        out.push((i, b));
+    }
+    out
+}
+
+/// Where the lexer stopped, for its character-level errors (which Prometheus locates).
+fn lexer_error_offset(query: &str, msg: &str) -> Option<usize> {
+    let code = code_bytes(query);
+    if let Some(c) = msg.strip_prefix("unexpected character inside braces: '") {
+        let c = *c.as_bytes().first()?;
+        let mut depth = 0i32;
+        for &(i, b) in &code {
+            match b {
+                b'{' => depth += 1,
+                b'}' => depth -= 1,
+                _ if b == c && depth > 0 => return Some(i),
+                _ => {}
+            }
+        }
+        return None;
+    }
+    if let Some(c) = msg.strip_prefix("unexpected character after '!': '") {
+        let c = *c.as_bytes().first()?;
+        return code
+            .windows(2)
+            .find(|w| w[0].1 == b'!' && w[1].1 == c && w[1].0 == w[0].0 + 1)
+            .map(|w| w[0].0);
+    }
+    if msg.starts_with("unexpected right parenthesis") {
+        // Prometheus points just past the parenthesis that closes nothing.
+        let mut depth = 0i32;
+        for &(i, b) in &code {
+            match b {
+                b'(' => depth += 1,
+                b')' if depth == 0 => return Some(i + 1),
+                b')' => depth -= 1,
+                _ => {}
+            }
+        }
+        return None;
+    }
+    if msg.starts_with("ranges only allowed for vector selectors") {
+        // A range on a parenthesised or function expression: `...)[5m]`.
+        return code
+            .windows(2)
+            .find(|w| w[0].1 == b')' && w[1].1 == b'[')
+            .map(|w| w[1].0);
+    }
+    if msg.starts_with("vector selector must contain at least one non-empty matcher") {
+        // A selector without a metric name: a `{` that follows no identifier.
+        let mut prev: Option<u8> = None;
+        for &(i, b) in &code {
+            if b == b'{' && !prev.is_some_and(is_ident_byte) {
+                return Some(i);
+            }
+            if !b.is_ascii_whitespace() {
+                prev = Some(b);
+            }
+        }
+        return None;
+    }
+    if let Some(rest) = msg.strip_prefix("ParseFloatError. ") {
+        let literal = rest.split(" can't be parsed").next()?;
+        return call_free_token_offset(query, literal);
+    }
+    if msg.starts_with("unterminated quoted string") {
+        return unterminated_quote_offset(query);
+    }
+    let first = query.len() - query.trim_start().len();
+    if msg.starts_with("unary expression only allowed") {
+        return query[first..].starts_with(['-', '+']).then_some(first);
+    }
+    // Prometheus points at the start of the binary expression; without parentheses the
+    // query has one level, which starts where the query does.
+    let binary = msg.starts_with("binary expression must contain only")
+        || msg.contains("not allowed in binary scalar expression");
+    if binary && !code.iter().any(|&(_, b)| b == b'(') {
+        return Some(first);
+    }
+    None
+}
+
+/// Where the string literal that never closes opens.
+fn unterminated_quote_offset(query: &str) -> Option<usize> {
+    let mut open: Option<(usize, u8)> = None;
+    let mut escaped = false;
+    for (i, b) in query.bytes().enumerate() {
+        match open {
+            Some((_, q)) => {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' && q != b'`' {
+                    escaped = true;
+                } else if b == q {
+                    open = None;
+                }
+            }
+            None if matches!(b, b'"' | b'\'' | b'`') => open = Some((i, b)),
+            None => {}
+        }
+    }
+    open.map(|(i, _)| i)
+}
+
+/// The first occurrence of `token` that is a whole token (no identifier byte around it).
+fn call_free_token_offset(query: &str, token: &str) -> Option<usize> {
+    let bytes = query.as_bytes();
+    let mut from = 0;
+    while let Some(i) = query[from..].find(token).map(|i| i + from) {
+        let end = i + token.len();
+        let before_ok = i == 0 || !is_ident_byte(bytes[i - 1]);
+        let after_ok = end >= bytes.len() || !is_ident_byte(bytes[end]);
+        if before_ok && after_ok {
+            return Some(i);
+        }
+        from = end;
+    }
+    None
+}
+
+/// The first argument of the first parametric aggregation (`topk(k, ...)` and the like).
+fn aggregation_parameter_offset(query: &str) -> Option<usize> {
+    const PARAMETRIC: [&str; 6] = [
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "limitk",
+        "limit_ratio",
+    ];
+    let at = PARAMETRIC
+        .iter()
+        .filter_map(|name| call_offset(query, name).map(|i| (i, name.len())))
+        .min()?;
+    let open = at.0 + at.1 + query[at.0 + at.1..].find('(')?;
+    let arg = open + 1;
+    let skipped = query[arg..].len() - query[arg..].trim_start().len();
+    Some(arg + skipped)
 }
 
 /// Byte offset in `query` the error is about, where the message pins it down.
@@ -101,6 +286,12 @@ fn error_offset(query: &str, msg: &str) -> Option<usize> {
     ];
     if AT_END.iter().any(|p| msg.starts_with(p)) {
         return Some(query.len());
+    }
+    if let Some(offset) = lexer_error_offset(query, msg) {
+        return Some(offset);
+    }
+    if msg.contains("in aggregation expression, got") {
+        return aggregation_parameter_offset(query);
     }
     if let Some(rest) = msg.strip_prefix("expected type ") {
         // Prometheus points at the offending argument; the crate does not say which one,
@@ -265,8 +456,98 @@ mod tests {
             "1:6: parse error: unclosed left bracket"
         );
         assert_eq!(
-            text("foo bar", "invalid promql query"),
+            text(&"x + ".repeat(5000), "invalid promql query"),
             "parse error: invalid promql query"
         );
+    }
+
+    /// The parse error of `q` as the API reports it.
+    fn parsed(q: &str) -> String {
+        crate::promql::engine::parse_query(q, 60_000, 0)
+            .err()
+            .unwrap_or_else(|| panic!("{q} parses"))
+            .to_string()
+    }
+
+    // Every expected text below is what a live Prometheus 2.42 answered for the same query.
+    #[test]
+    fn syntax_errors_name_the_unexpected_token_like_prometheus() {
+        for (q, want) in [
+            ("foo bar", "1:5: parse error: unexpected identifier \"bar\""),
+            ("1 +", "1:4: parse error: unexpected end of input"),
+            ("foo and", "1:8: parse error: unexpected end of input"),
+            ("foo == bool", "1:12: parse error: unexpected end of input"),
+            ("[5m]", "1:1: parse error: unexpected \"[\""),
+            ("NaN(1)", "1:4: parse error: unexpected \"(\""),
+            ("offset 5m", "1:8: parse error: unexpected duration \"5m\""),
+            ("foo{__name__=\"a\"}{}", "1:18: parse error: unexpected \"{\""),
+            ("sum(foo) without (a) by (b)", "1:22: parse error: unexpected <by>"),
+            (
+                "sum by (a) foo",
+                "1:12: parse error: unexpected identifier \"foo\" in aggregation",
+            ),
+            (
+                "sum without() by() (foo)",
+                "1:15: parse error: unexpected <by> in aggregation",
+            ),
+            (
+                "sum(foo) by",
+                "1:12: parse error: unexpected end of input in grouping opts, expected \"(\"",
+            ),
+            (
+                "foo{a=}",
+                "1:7: parse error: unexpected \"}\" in label matching, expected string",
+            ),
+            (
+                "foo{a=\"b\" b=\"c\"}",
+                "1:11: parse error: unexpected identifier \"b\" in label matching, expected \",\" or \"}\"",
+            ),
+        ] {
+            assert_eq!(parsed(q), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn lexer_and_check_errors_are_worded_and_located_like_prometheus() {
+        for (q, want) in [
+            ("foo{a~\"b\"}", "1:6: parse error: unexpected character inside braces: '~'"),
+            ("foo !~ bar", "1:5: parse error: unexpected character after '!': '~'"),
+            ("foo)", "1:5: parse error: unexpected right parenthesis ')'"),
+            ("foo{a='b}", "1:7: parse error: unterminated quoted string"),
+            (
+                "{}",
+                "1:1: parse error: vector selector must contain at least one non-empty matcher",
+            ),
+            (
+                "max_over_time(rate(foo[5m])[5m])",
+                "1:28: parse error: ranges only allowed for vector selectors",
+            ),
+            (
+                "1e",
+                "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e\": invalid syntax",
+            ),
+            (
+                "topk(foo, bar)",
+                "1:6: parse error: expected type scalar in aggregation parameter, got instant vector",
+            ),
+            (
+                "count_values(1, foo)",
+                "1:14: parse error: expected type string in aggregation parameter, got scalar",
+            ),
+            (
+                "-\"a\"",
+                "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"string\"",
+            ),
+            (
+                "foo[5m] + 1",
+                "1:1: parse error: binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "1 and 2",
+                "1:1: parse error: set operator \"and\" not allowed in binary scalar expression",
+            ),
+        ] {
+            assert_eq!(parsed(q), want, "{q}");
+        }
     }
 }

@@ -23,6 +23,7 @@ pub mod labelfns;
 pub mod preprocess;
 pub mod range_functions;
 pub mod start_timestamps;
+pub(crate) mod syntax_error;
 pub mod testlang;
 pub mod testlang_parse;
 pub mod value;

@@ -23,7 +23,7 @@ use crate::storage::model::{
 
 /// Below this many candidate series a block is read on the calling thread: splitting costs
 /// more than it saves.
-const PARALLEL_SELECT_MIN_SERIES: usize = 1024;
+pub(super) const PARALLEL_SELECT_MIN_SERIES: usize = 1024;
 
 pub struct BlockReader {
     dir: PathBuf,

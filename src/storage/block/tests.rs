@@ -269,3 +269,69 @@ fn segments_are_cut_and_read_back() {
         assert_eq!(n, 15);
     }
 }
+
+#[test]
+fn large_selections_are_read_in_parallel_in_order_and_limited() {
+    // Well above PARALLEL_SELECT_MIN_SERIES, so the select is split over the rayon pool.
+    let n = 3 * super::reader::PARALLEL_SELECT_MIN_SERIES + 17;
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<String> = (0..n).map(|i| format!("i{i:05}")).collect();
+    let symbols: Vec<String> = values
+        .iter()
+        .cloned()
+        .chain(["__name__", "m", "instance", "parity", "even", "odd"].map(String::from))
+        .collect();
+    let mut w = BlockWriter::create(dir.path(), symbols).unwrap();
+    for (i, v) in values.iter().enumerate() {
+        let parity = if i % 2 == 0 { "even" } else { "odd" };
+        let labels = Labels::from_pairs([
+            ("__name__", "m"),
+            ("instance", v.as_str()),
+            ("parity", parity),
+        ]);
+        // Odd series end early, so a later window leaves them out.
+        let end = if i % 2 == 0 { 2000 } else { 900 };
+        w.add_series(&labels, &[chunk(0..end, 100, i as f64)])
+            .unwrap();
+    }
+    let meta = w
+        .finish(BlockMeta::new(ulid::Ulid::new(), 0, 2000))
+        .unwrap();
+    let b = BlockReader::open(&dir.path().join(meta.ulid.to_string())).unwrap();
+    let m = [Matcher::equal("__name__", "m")];
+
+    let all = b.select(&m, 0, 2000, &SelectHints::default()).unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.windows(2).all(|w| w[0].labels < w[1].labels));
+    assert_eq!(
+        all[n - 1].labels.get("instance"),
+        Some(values[n - 1].as_str())
+    );
+
+    let late = b.select(&m, 1000, 2000, &SelectHints::default()).unwrap();
+    assert_eq!(late.len(), n.div_ceil(2));
+    assert!(late.iter().all(|s| s.labels.get("parity") == Some("even")));
+
+    let odd = [
+        Matcher::equal("__name__", "m"),
+        Matcher::new(MatchOp::RegexMatch, "parity", "o.*").unwrap(),
+    ];
+    assert_eq!(
+        b.select(&odd, 0, 2000, &SelectHints::default())
+            .unwrap()
+            .len(),
+        n / 2
+    );
+
+    let limited = |limit| SelectHints {
+        limit,
+        ..SelectHints::default()
+    };
+    assert_eq!(b.select(&m, 0, 2000, &limited(n)).unwrap().len(), n);
+    let err = b.select(&m, 0, 2000, &limited(n - 1)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("more than {} series", n - 1)),
+        "{err}"
+    );
+}
