@@ -294,14 +294,17 @@ fn error_offset(query: &str, msg: &str) -> Option<usize> {
         return aggregation_parameter_offset(query);
     }
     if let Some(rest) = msg.strip_prefix("expected type ") {
-        // Prometheus points at the offending argument; the crate does not say which one,
-        // so only a call with a single argument is located.
+        // Prometheus points at the offending argument; the crate does not say which one.
         let name = rest
             .split("call to function '")
             .nth(1)?
             .split('\'')
             .next()?;
-        return single_argument_offset(query, call_offset(query, name)? + name.len());
+        let after_name = call_offset(query, name)? + name.len();
+        let want = rest.split(' ').next()?;
+        let got = rest.rsplit("got ").next()?.trim();
+        return single_argument_offset(query, after_name)
+            .or_else(|| offending_argument(query, name, after_name, want, got));
     }
     let name = if let Some(rest) = msg.strip_prefix("unknown function with name '") {
         rest.split('\'').next()
@@ -364,6 +367,86 @@ fn single_argument_offset(query: &str, after_name: usize) -> Option<usize> {
     let arg = open + 1;
     let skipped = query[arg..].len() - query[arg..].trim_start().len();
     Some(arg + skipped)
+}
+
+/// The argument of the call to `name` after `after_name` that has type `got` where `want`
+/// is expected: the first of type `got` which, replaced by a literal of type `want`, does not
+/// cause the inverse error (as an argument that rightly has type `got` would).
+fn offending_argument(
+    query: &str,
+    name: &str,
+    after_name: usize,
+    want: &str,
+    got: &str,
+) -> Option<usize> {
+    let probe = match want {
+        "scalar" => "1",
+        "vector" => "foo",
+        "matrix" => "foo[1m]",
+        "string" => "\"a\"",
+        _ => return None,
+    };
+    let inverse = format!("expected type {got} in call to function '{name}', got {want}");
+    for (start, end) in argument_spans(query, after_name)? {
+        let Ok(arg) = promql_parser::parser::parse(&query[start..end]) else {
+            continue;
+        };
+        let arg_type = match arg.value_type() {
+            promql_parser::parser::value::ValueType::Scalar => "scalar",
+            promql_parser::parser::value::ValueType::Vector => "vector",
+            promql_parser::parser::value::ValueType::Matrix => "matrix",
+            promql_parser::parser::value::ValueType::String => "string",
+        };
+        if arg_type != got {
+            continue;
+        }
+        let fixed = format!("{}{probe}{}", &query[..start], &query[end..]);
+        // An argument that rightly has type `got` turns the error into its inverse; the
+        // first one that does not is the culprit (later ones may keep the error alive).
+        if promql_parser::parser::parse(&fixed).err().as_deref() != Some(inverse.as_str()) {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// Byte ranges of the arguments (without surrounding blanks) of the call whose `(` follows
+/// `after_name`.
+fn argument_spans(query: &str, after_name: usize) -> Option<Vec<(usize, usize)>> {
+    let open = after_name + query[after_name..].find('(')?;
+    let mut spans = Vec::new();
+    let mut depth = 0usize;
+    let mut start = open + 1;
+    for (i, b) in code_bytes(query) {
+        if i < open {
+            continue;
+        }
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    spans.push((start, i));
+                    break;
+                }
+            }
+            b',' if depth == 1 => {
+                spans.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let trimmed = spans
+        .into_iter()
+        .map(|(s, e)| {
+            let text = &query[s..e];
+            let lead = text.len() - text.trim_start().len();
+            (s + lead, s + lead + text.trim().len())
+        })
+        .filter(|(s, e)| s < e)
+        .collect();
+    Some(trimmed)
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -439,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn types_are_named_like_prometheus_and_located_only_when_unambiguous() {
+    fn types_are_named_like_prometheus_and_the_offending_argument_located() {
         assert_eq!(
             text("rate(foo)", "expected type matrix in call to function 'rate', got vector"),
             "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
@@ -449,7 +532,7 @@ mod tests {
                 "clamp(a, b, c)",
                 "expected type scalar in call to function 'clamp', got vector"
             ),
-            "parse error: expected type scalar in call to function \"clamp\", got instant vector"
+            "1:10: parse error: expected type scalar in call to function \"clamp\", got instant vector"
         );
         assert_eq!(
             text("up[5m", "unexpected end of input inside brackets"),
@@ -482,6 +565,10 @@ mod tests {
             ("offset 5m", "1:8: parse error: unexpected duration \"5m\""),
             ("foo{__name__=\"a\"}{}", "1:18: parse error: unexpected \"{\""),
             ("sum(foo) without (a) by (b)", "1:22: parse error: unexpected <by>"),
+            (
+                "foo * on(a) group_left(b) group_right bar",
+                "1:27: parse error: unexpected <group_right>",
+            ),
             (
                 "sum by (a) foo",
                 "1:12: parse error: unexpected identifier \"foo\" in aggregation",
@@ -525,6 +612,14 @@ mod tests {
             (
                 "1e",
                 "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e\": invalid syntax",
+            ),
+            (
+                "histogram_quantile(foo, bar)",
+                "1:20: parse error: expected type scalar in call to function \"histogram_quantile\", got instant vector",
+            ),
+            (
+                "clamp(foo, bar, 1)",
+                "1:12: parse error: expected type scalar in call to function \"clamp\", got instant vector",
             ),
             (
                 "topk(foo, bar)",

@@ -100,7 +100,12 @@ fn viable(prefix: &str, toks: &[Tok]) -> bool {
     for middle in MIDDLES {
         for tail in TAILS {
             let candidate = format!("{prefix}{middle}{closers}{tail}");
-            if lexer(&candidate).is_err() {
+            // The completion must not glue onto the prefix's last token (`group_right` +
+            // `a` is another identifier): a token has to end where the prefix does.
+            let Some(toks) = tokens(&candidate) else {
+                continue;
+            };
+            if !toks.iter().any(|t| t.end == prefix.len()) {
                 continue;
             }
             match parse(&candidate) {
