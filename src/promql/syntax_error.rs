@@ -247,3 +247,57 @@ mod tests {
         assert_eq!(locate(&too_long), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    const VALID: [&str; 4] = [
+        "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m]))",
+        "histogram_quantile(0.9, sum without (instance) (rate(x_bucket[1m] offset 5m)))",
+        "a / on (job) group_left (team) b * 2 > bool 1",
+        "max_over_time(deriv(foo[5m:1m])[1h:]) or vector(1)",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        // Valid queries with a piece cut out make syntax errors of every kind.
+        #[test]
+        fn damaged_queries_get_a_position_inside_the_query(
+            which in 0..VALID.len(), from in 0usize..80, len in 1usize..6
+        ) {
+            let valid = VALID[which];
+            let from = from.min(valid.len() - 1);
+            let to = (from + len).min(valid.len());
+            let q = format!("{}{}", &valid[..from], &valid[to..]);
+            if let Err(e) = crate::promql::engine::parse_query(&q, 60_000, 0) {
+                let text = e.to_string();
+                if let Some((pos, _)) = text.split_once(": parse error") {
+                    let col: usize = pos.split_once(':').map_or(0, |(_, c)| c.parse().unwrap_or(0));
+                    prop_assert!(col >= 1 && col <= q.len() + 1, "{q}: {text}");
+                }
+            }
+        }
+
+        // Any text, valid or not, gets an answer or a located error, never a panic.
+        #[test]
+        fn any_query_text_is_answered_without_panicking(
+            q in "[a-z_(){}\\[\\]=~!,\"'` 0-9.:+*/^@%<>é\n-]{0,48}"
+        ) {
+            if let Err(e) = crate::promql::engine::parse_query(&q, 60_000, 0) {
+                let text = e.to_string();
+                prop_assert!(!text.is_empty());
+                // A position, when given, lies within the query (or just past its end).
+                if let Some((pos, _)) = text.split_once(": parse error") {
+                    if let Some((line, col)) = pos.split_once(':') {
+                        let line: usize = line.parse().unwrap_or(0);
+                        let col: usize = col.parse().unwrap_or(0);
+                        let lines: Vec<&str> = q.split('\n').collect();
+                        prop_assert!(line >= 1 && line <= lines.len(), "{text}");
+                        prop_assert!(col >= 1 && col <= lines[line - 1].len() + 1, "{text}");
+                    }
+                }
+            }
+        }
+    }
+}
