@@ -116,29 +116,35 @@ fn prometheus_wording(msg: &str) -> String {
     out
 }
 
-/// `(offset, byte)` of every byte of `query` outside string literals.
-fn code_bytes(query: &str) -> Vec<(usize, u8)> {
+/// `(offset, byte)` of every byte of `query` outside string literals, and where a string
+/// literal that never closes opens.
+fn scan_code(query: &str) -> (Vec<(usize, u8)>, Option<usize>) {
     let mut out = Vec::with_capacity(query.len());
-    let mut quote: Option<u8> = None;
+    let mut open: Option<(usize, u8)> = None;
     let mut escaped = false;
     for (i, b) in query.bytes().enumerate() {
-        if let Some(q) = quote {
+        if let Some((_, q)) = open {
+            // Backquoted (raw) strings have no escapes.
             if escaped {
                 escaped = false;
             } else if b == b'\\' && q != b'`' {
                 escaped = true;
             } else if b == q {
-                quote = None;
+                open = None;
             }
             continue;
         }
         if matches!(b, b'"' | b'\'' | b'`') {
-            quote = Some(b);
+            open = Some((i, b));
             continue;
         }
         out.push((i, b));
     }
-    out
+    (out, open.map(|(i, _)| i))
+}
+
+fn code_bytes(query: &str) -> Vec<(usize, u8)> {
+    scan_code(query).0
 }
 
 /// Where the lexer stopped, for its character-level errors (which Prometheus locates).
@@ -202,7 +208,7 @@ fn lexer_error_offset(query: &str, msg: &str) -> Option<usize> {
         return call_free_token_offset(query, literal);
     }
     if msg.starts_with("unterminated quoted string") {
-        return unterminated_quote_offset(query);
+        return scan_code(query).1;
     }
     let first = query.len() - query.trim_start().len();
     if msg.starts_with("unary expression only allowed") {
@@ -216,28 +222,6 @@ fn lexer_error_offset(query: &str, msg: &str) -> Option<usize> {
         return Some(first);
     }
     None
-}
-
-/// Where the string literal that never closes opens.
-fn unterminated_quote_offset(query: &str) -> Option<usize> {
-    let mut open: Option<(usize, u8)> = None;
-    let mut escaped = false;
-    for (i, b) in query.bytes().enumerate() {
-        match open {
-            Some((_, q)) => {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' && q != b'`' {
-                    escaped = true;
-                } else if b == q {
-                    open = None;
-                }
-            }
-            None if matches!(b, b'"' | b'\'' | b'`') => open = Some((i, b)),
-            None => {}
-        }
-    }
-    open.map(|(i, _)| i)
 }
 
 /// The first occurrence of `token` that is a whole token (no identifier byte around it).
@@ -336,37 +320,10 @@ fn call_offset(query: &str, name: &str) -> Option<usize> {
 /// The start of the argument of the call whose `(` follows `after_name`, when the call has
 /// exactly one argument.
 fn single_argument_offset(query: &str, after_name: usize) -> Option<usize> {
-    let open = after_name + query[after_name..].find('(')?;
-    let mut depth = 0usize;
-    let mut quote: Option<u8> = None;
-    let mut escaped = false;
-    for b in query.bytes().skip(open) {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == q {
-                quote = None;
-            }
-            continue;
-        }
-        match b {
-            b'"' | b'\'' | b'`' => quote = Some(b),
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    break;
-                }
-            }
-            b',' if depth == 1 => return None,
-            _ => {}
-        }
+    match argument_spans(query, after_name)?.as_slice() {
+        [(start, _)] => Some(*start),
+        _ => None,
     }
-    let arg = open + 1;
-    let skipped = query[arg..].len() - query[arg..].trim_start().len();
-    Some(arg + skipped)
 }
 
 /// The argument of the call to `name` after `after_name` that has type `got` where `want`
