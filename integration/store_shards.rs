@@ -85,6 +85,7 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     let nodes = [&n1, &n2, &n3];
 
     let total_blocks = metas.len() as u64;
+    let seen = std::sync::Mutex::new(Vec::new());
     let split = wait_until(Duration::from_secs(30), || async {
         let mut sum = 0;
         let mut each = Vec::new();
@@ -93,10 +94,17 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
             each.push(b);
             sum += b;
         }
-        sum == total_blocks && each.iter().filter(|b| **b > 0).count() >= 2
+        let done = sum == total_blocks && each.iter().filter(|b| **b > 0).count() >= 2;
+        *seen.lock().unwrap() = each;
+        done
     })
     .await;
-    assert!(split, "blocks were not split exactly once among the shards");
+    assert!(
+        split,
+        "blocks were not split exactly once among the shards: {total_blocks} blocks, last seen \
+         serving {:?}",
+        seen.lock().unwrap()
+    );
 
     let start_s = end_s - 8 * 3600;
     for n in nodes {

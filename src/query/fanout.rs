@@ -215,15 +215,12 @@ fn dedup_distinct(
         .collect();
     // One source whose series keep their labels (no replica label, no external label to
     // add): its answer is sorted and unique already, as every source's is.
-    if let [(series, _)] = parts.as_slice() {
-        if keys.iter().flatten().all(Option::is_none) && !series.is_empty() {
-            let mut parts = parts;
-            let mut out = parts.pop().map(|(s, _)| s).unwrap_or_default();
-            for s in out.iter_mut() {
-                normalize_chunks(&mut s.chunks);
-            }
-            return Ok(out);
+    if parts.len() == 1 && keys.iter().flatten().all(Option::is_none) {
+        let mut out = parts.into_iter().next().map(|(s, _)| s).unwrap_or_default();
+        for s in out.iter_mut() {
+            normalize_chunks(&mut s.chunks);
         }
+        return Ok(out);
     }
     let mut order: Vec<(usize, usize)> = parts
         .iter()
