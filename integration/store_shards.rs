@@ -89,20 +89,23 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     let split = wait_until(Duration::from_secs(30), || async {
         let mut sum = 0;
         let mut each = Vec::new();
+        let mut views = Vec::new();
         for n in nodes {
-            let b = blocks_serving(&n.get_json("/api/v1/admin/roles").await);
+            let v = n.get_json("/api/v1/admin/roles").await;
+            let b = blocks_serving(&v);
             each.push(b);
             sum += b;
+            views.push(v["data"]["roles"].to_string());
         }
         let done = sum == total_blocks && each.iter().filter(|b| **b > 0).count() >= 2;
-        *seen.lock().unwrap() = each;
+        *seen.lock().unwrap() = views;
         done
     })
     .await;
     assert!(
         split,
-        "blocks were not split exactly once among the shards: {total_blocks} blocks, last seen \
-         serving {:?}",
+        "blocks were not split exactly once among the shards: {total_blocks} blocks; the \
+         shards' roles when last asked: {:#?}",
         seen.lock().unwrap()
     );
 
