@@ -26,7 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: query_phases TSDB_DIR QUERY TIME_SECONDS [RUNS]".into());
     };
     let t_ms = (time.parse::<f64>()? * 1000.0) as i64;
-    let runs: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(50);
+    let runs: usize = args
+        .get(4)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50)
+        .max(1);
     let db = Db::open(Path::new(dir), DbOptions::default())?;
     let engine = Engine::default();
     let mut took = Vec::with_capacity(runs);

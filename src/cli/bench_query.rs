@@ -183,14 +183,15 @@ fn start_prometheus(bin: &Path, work: &Path) -> Result<Server> {
     )
 }
 
-fn start_strata(bin: &Path, work: &Path) -> Result<Server> {
+/// Starts a Strata node from `bin` in `work` (scraper and query roles, a filesystem bucket
+/// beside its data), with `extra` appended to its config: the benchmarks' one node set-up.
+pub(super) fn start_strata(bin: &Path, work: &Path, extra: &str) -> Result<Server> {
     let (web, gossip, rpc) = (free_port()?, free_port()?, free_port()?);
     let cfg = work.join("strata.yml");
     let yaml = format!(
         "global:\n  scrape_interval: 15s\nnode:\n  id: bench\n  web_listen: 127.0.0.1:{web}\n  \
          gossip_listen: 127.0.0.1:{gossip}\n  rpc_listen: 127.0.0.1:{rpc}\n  data_dir: {}\n  \
-         roles: [scraper_shipper, query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n\
-         tsdb:\n  retention: 100y\n",
+         roles: [scraper_shipper, query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n{extra}",
         work.join("strata").display(),
         work.join("strata-bucket").display()
     );
@@ -522,7 +523,7 @@ fn run_in(args: &QueryBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()>
         let client = reqwest::Client::new();
         let t0 = Instant::now();
         let mut prom = start_prometheus(&args.prometheus, work)?;
-        let mut strata = start_strata(&strata_bin, work)?;
+        let mut strata = start_strata(&strata_bin, work, "tsdb:\n  retention: 100y\n")?;
         wait_ready(&client, &mut prom).await?;
         wait_ready(&client, &mut strata).await?;
         eprintln!(

@@ -20,7 +20,7 @@ use clap::Args;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::bench_query::{free_port, spawn, Server};
+use super::bench_query::{free_port, spawn, start_strata, Server};
 use super::{CliError, Result};
 use crate::scrape::parser::{Entry, Format, Parser};
 
@@ -364,29 +364,6 @@ fn start_prometheus(opts: &CpuOptions, scrape: &str) -> Result<Server> {
     )
 }
 
-fn start_strata(opts: &CpuOptions, scrape: &str) -> Result<Server> {
-    let (web, gossip, rpc) = (free_port()?, free_port()?, free_port()?);
-    let cfg = opts.work.join("strata.yml");
-    let yaml = format!(
-        "global:\n  scrape_interval: 15s\nnode:\n  id: bench\n  web_listen: 127.0.0.1:{web}\n  \
-         gossip_listen: 127.0.0.1:{gossip}\n  rpc_listen: 127.0.0.1:{rpc}\n  data_dir: {}\n  \
-         roles: [scraper_shipper, query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n{scrape}",
-        opts.work.join("strata").display(),
-        opts.work.join("strata-bucket").display()
-    );
-    write_file(&cfg, &yaml)?;
-    let mut cmd = Command::new(&opts.strata);
-    cmd.arg("node")
-        .arg(format!("--config={}", cfg.display()))
-        .arg("--log.level=warn");
-    spawn(
-        "strata",
-        &mut cmd,
-        &opts.work.join("strata.log"),
-        format!("http://127.0.0.1:{web}"),
-    )
-}
-
 /// utime + stime of a process, in seconds.
 fn process_cpu(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
@@ -470,7 +447,7 @@ pub async fn cpu_comparison(opts: &CpuOptions) -> Result<CpuReport> {
         .collect();
     let server = BodyServer::start(bodies).await?;
     let scrape = scrape_config(&server.addr.to_string(), opts);
-    let mut strata = start_strata(opts, &scrape)?;
+    let mut strata = start_strata(&opts.strata, &opts.work, &scrape)?;
     let mut prom = start_prometheus(opts, &scrape)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
