@@ -256,14 +256,10 @@ impl Engine {
 
 /// Runs the pre-pass and the parser; errors are Prometheus `bad_data`.
 pub fn parse_query(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
-    let rewritten = preprocess::rewrite(query, step_ms, range_ms).map_err(|e| {
-        // The pre-pass meets an unclosed string before the parser does; it is located alike.
-        if e.starts_with("unterminated quoted string") {
-            PromqlError::from_parser(query, &e)
-        } else {
-            PromqlError::parse(e)
-        }
-    })?;
+    // The pre-pass meets some errors (an unclosed string) before the parser does; they are
+    // worded and located the same way.
+    let rewritten = preprocess::rewrite(query, step_ms, range_ms)
+        .map_err(|e| PromqlError::from_parser(query, &e))?;
     let expr = parser::parse(&rewritten).map_err(|e| PromqlError::from_parser(query, &e))?;
     preprocess::validate(&expr).map_err(PromqlError::Execution)?;
     Ok(expr)

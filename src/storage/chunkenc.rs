@@ -285,8 +285,7 @@ impl XorState {
         })
     }
 
-    // Errors are rare; keeping their construction out of line keeps `next` small enough to
-    // inline into the iterators.
+    // Errors are rare: their construction stays out of the decoding loop.
     #[cold]
     #[inline(never)]
     fn truncated(&self, what: &'static str) -> ChunkError {
@@ -327,8 +326,7 @@ impl XorState {
         } else {
             // One peek holds the prefix (1-4 bits) and any delta-of-delta of up to 20 bits.
             let w = self.br.peek(data);
-            // Tables rather than a match: the match compiled to an indirect jump that
-            // mispredicted on every change of bucket.
+            // The bucket is the number of leading ones (at most 4).
             const PREFIX_LEN: [u32; 5] = [1, 2, 3, 4, 4];
             const DOD_BITS: [u32; 5] = [0, 14, 17, 20, 64];
             let ones = w.leading_ones().min(4) as usize;
