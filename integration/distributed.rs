@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use strata::cluster::transport::{TransportClient, TransportConfig};
 use strata::http::remote_write;
-use strata::query::fanout::{ClusterQueryable, FanoutOptions, RemoteSource};
+use strata::query::fanout::{ClusterQueryable, FanoutOptions, FanoutRuntime, RemoteSource};
 use strata::storage::model::{Labels, Matcher, Queryable, SelectHints};
 
 use crate::support::{now_ms, remote_write as push, start_node_with_roles, wait_until, TestNode};
@@ -160,14 +160,20 @@ async fn a_dead_source_is_a_warning_with_partial_response_and_an_error_without()
         timeout: Duration::from_secs(2),
     };
     let matchers = [Matcher::equal("__name__", "up")];
+    let runtime = Arc::new(FanoutRuntime::start().expect("fan-out runtime"));
     let result = tokio::task::spawn_blocking({
         let (client, remote) = (client.clone(), remote.clone());
         move || {
-            let partial =
-                ClusterQueryable::new(Vec::new(), remote.clone(), client.clone(), opts(true));
+            let partial = ClusterQueryable::new(
+                Vec::new(),
+                remote.clone(),
+                client.clone(),
+                opts(true),
+                runtime.clone(),
+            );
             let ok = partial.select(&matchers, 0, 1000, &SelectHints::default());
             let warnings = partial.take_warnings();
-            let strict = ClusterQueryable::new(Vec::new(), remote, client, opts(false));
+            let strict = ClusterQueryable::new(Vec::new(), remote, client, opts(false), runtime);
             let err = strict.select(&matchers, 0, 1000, &SelectHints::default());
             (ok.map(|s| s.len()), warnings, err.is_err())
         }

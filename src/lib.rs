@@ -15,3 +15,4 @@ pub mod promql;
 pub mod query;
 pub mod scrape;
 pub mod storage;
+pub mod time;

@@ -1,7 +1,10 @@
-//! Wires one Strata node: binds nothing itself (listeners come in, so tests can use port 0),
-//! builds the metrics registry and the shared resources downstream-first, starts the supervisor
-//! with the configured roles and the HTTP server, and returns a handle. `main` and the tests
-//! call the same `start`. Must run inside an actix `System`.
+//! Wires one Strata node, and is the only module that does: it binds nothing itself (listeners
+//! come in, so tests can use port 0), and `start` tells the startup story in named steps,
+//! downstream-first — open storage (local TSDB, bucket, shipper, bucket store, scrape pools),
+//! join the cluster, start the roles under the supervisor, start query execution (sources,
+//! fan-out runtime, StoreAPI/RPC server), start HTTP with each area's own state — and returns a
+//! handle. Everything the node starts (threads and runtimes included) belongs to the node and
+//! stops with it. `main` and the tests call the same `start`. Must run inside an actix `System`.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -12,20 +15,22 @@ use actix_web::web;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::actors::membership::{ClusterService, ClusterSettings};
-use crate::actors::rpc::NodeRpc;
-use crate::actors::supervisor::{NodeSupervisor, StopAll};
-use crate::actors::{NodeRoleFactory, RoleContext, RunningRoles};
+use crate::actors::metrics::RoleMetrics;
+use crate::actors::supervisor::{NodeSupervisor, SetRoles, StopAll};
+use crate::actors::{NodeRoleFactory, RoleContext};
+use crate::cluster::lease::{Lease, COMPACTOR_LEASE, COMPACTOR_LEASE_TTL};
+use crate::cluster::running::RunningRoles;
+use crate::cluster::service::{ClusterService, ClusterSettings};
 use crate::cluster::transport::{TransportClient, TransportConfig, TransportServer};
 use crate::config::{Config, Role};
 use crate::http;
-use crate::http::query::QueryService;
-use crate::metrics::{BuildInfo, NodeMetrics};
-use crate::promql::{Engine, EngineOptions};
+use crate::metrics::BuildInfo;
+use crate::promql::{Engine, EngineOptions, Freer};
+use crate::query::fanout::FanoutRuntime;
+use crate::query::service::QueryService;
 use crate::query::sources::SourceSet;
-use crate::storage::bucket::config::{
-    open_bucket, BucketConfig as BucketSettings, BucketKind, FilesystemConfig, S3Config,
-};
+use crate::query::storeapi::rpc::NodeRpc;
+use crate::storage::bucket::config::open_bucket;
 use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
 use crate::storage::bucket::ObjectStore;
 use crate::storage::db::{Db, DbOptions};
@@ -53,7 +58,9 @@ pub enum NodeError {
         source: std::io::Error,
     },
     #[error("cannot join the cluster: {0}")]
-    Cluster(#[from] crate::actors::membership::ClusterError),
+    Cluster(#[from] crate::cluster::service::ClusterError),
+    #[error("cannot start the query fan-out runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("cannot start the RPC transport: {0}")]
     Transport(#[from] crate::cluster::transport::TransportError),
     #[error("cannot set up the bucket store: {0}")]
@@ -147,38 +154,6 @@ fn read_cluster_key(config: &Config) -> Result<Option<Vec<u8>>> {
     Ok(Some(key.as_bytes().to_vec()))
 }
 
-/// What HTTP handlers share: the node's identity, its supervisor and its metrics.
-pub struct NodeState {
-    pub node_id: String,
-    pub config: Arc<Config>,
-    pub supervisor: Addr<NodeSupervisor>,
-    pub running: Arc<RunningRoles>,
-    pub registry: Arc<Registry>,
-    pub build: BuildInfo,
-    pub flags: BTreeMap<String, String>,
-    pub admin_token: Option<String>,
-    pub fault_injection: bool,
-    pub db: Arc<Db>,
-    pub query: Arc<QueryService>,
-    /// The scrape pools, for `/api/v1/targets`, `/api/v1/metadata` and reloads.
-    pub scrape: Arc<crate::scrape::ScrapeManager>,
-    /// The config file `POST /-/reload` re-reads (`None`: the embedded default).
-    pub config_path: Option<std::path::PathBuf>,
-    pub cluster: Arc<ClusterService>,
-    pub bucket: Arc<dyn ObjectStore>,
-    /// When the node started (`/api/v1/status/runtimeinfo`).
-    pub started_at: std::time::SystemTime,
-}
-
-impl NodeState {
-    /// The local TSDB when this node's scraper_shipper role takes samples in.
-    pub fn db_for_ingest(&self) -> Option<Arc<Db>> {
-        self.running
-            .contains(Role::ScraperShipper)
-            .then(|| self.db.clone())
-    }
-}
-
 /// Start-time options that are not part of the config file.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
@@ -260,89 +235,37 @@ async fn open_db(config: &Config, dir: &std::path::Path) -> Result<Arc<Db>> {
     Ok(Arc::new(db))
 }
 
-/// The bucket section of the config in the shape the bucket layer takes. S3 keys come from the
-/// config or, when absent there, from the usual AWS environment variables.
-pub fn bucket_config(cfg: &crate::config::BucketConfig) -> BucketSettings {
-    use crate::config::BucketType;
-    let secret = |s: &crate::config::Secret| (!s.is_empty()).then(|| s.expose().to_string());
-    match cfg.bucket_type {
-        BucketType::Filesystem => BucketSettings {
-            kind: BucketKind::Filesystem,
-            filesystem: Some(FilesystemConfig {
-                dir: cfg.filesystem.dir.clone(),
-            }),
-            s3: None,
-            retry: Default::default(),
-        },
-        BucketType::S3 => {
-            let s3 = S3Config {
-                endpoint: cfg.s3.endpoint.clone(),
-                bucket: cfg.s3.bucket.clone(),
-                region: cfg.s3.region.clone(),
-                path_style: cfg.s3.path_style,
-                access_key: secret(&cfg.s3.access_key),
-                secret_key: secret(&cfg.s3.secret_key),
-                request_timeout_secs: 300,
-                multipart_threshold_bytes: None,
-            };
-            BucketSettings {
-                kind: BucketKind::S3,
-                filesystem: None,
-                s3: Some(s3),
-                retry: Default::default(),
-            }
-        }
-    }
+/// What `open_storage` opens: the node's local TSDB, the bucket, and what reads and writes them.
+struct Storage {
+    db: Arc<Db>,
+    bucket: Arc<dyn ObjectStore>,
+    shipper: Arc<Shipper>,
+    store: Arc<BucketStore>,
+    scrape: Arc<crate::scrape::ScrapeManager>,
 }
 
-/// The external labels blocks are shipped with: the configured ones plus this node's replica
-/// label, so that replicas of the same targets stay distinct streams the query side dedups.
-pub fn shipping_labels(config: &Config) -> std::collections::BTreeMap<String, String> {
-    let mut labels = config.global.external_labels.clone();
-    labels
-        .entry(config.cluster.replica_label.clone())
-        .or_insert_with(|| config.node.id.clone());
-    labels
-}
-
-/// Starts a node on the given listeners; the node stops when `shutdown` is cancelled.
-pub async fn start(
-    config: Config,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-    opts: StartOptions,
-) -> Result<NodeHandle> {
-    let config = Arc::new(config);
-    let admin_token = read_admin_token(&config)?;
+/// The local TSDB (replayed), the bucket, the shipper of local blocks, the bucket store a
+/// StoreShard serves from, and the scrape pools. Nothing runs yet.
+async fn open_storage(config: &Arc<Config>, registry: &mut Registry) -> Result<Storage> {
     let tsdb_dir = config.node.tsdb_dir();
     std::fs::create_dir_all(&tsdb_dir).map_err(|source| NodeError::DataDir {
         path: tsdb_dir.display().to_string(),
         source,
     })?;
-    let db = open_db(&config, &tsdb_dir).await?;
-    let web_addr = listeners
-        .web
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            what: "web",
-            addr: config.node.web_listen.to_string(),
-            source,
-        })?;
-
-    let build = BuildInfo::current();
-    let mut registry = Registry::default();
-    let metrics = Arc::new(NodeMetrics::register(&mut registry, &build));
-
-    let bucket = open_bucket(&bucket_config(&config.bucket), &mut registry)?;
+    let db = open_db(config, &tsdb_dir).await?;
+    let bucket = open_bucket(
+        &crate::storage::bucket::config::from_config(&config.bucket),
+        registry,
+    )?;
     let shipper = Arc::new(Shipper::new(
         ShipperConfig {
-            tsdb_dir: tsdb_dir.clone(),
-            external_labels: shipping_labels(&config),
+            tsdb_dir,
+            external_labels: config.shipping_labels(),
             source: "sidecar".to_string(),
             upload_compacted: false,
         },
         bucket.clone(),
-        &mut registry,
+        registry,
     ));
     let scrape = crate::scrape::ScrapeManager::new(db.clone(), config.clone());
     let store = Arc::new(BucketStore::new(
@@ -352,57 +275,114 @@ pub async fn start(
             config.node.id.clone(),
         ),
     )?);
-    let cluster_slot = Arc::new(std::sync::OnceLock::new());
-    let role_ctx = Arc::new(RoleContext {
-        config: config.clone(),
-        db: db.clone(),
-        bucket: bucket.clone(),
+    Ok(Storage {
+        db,
+        bucket,
         shipper,
-        scrape: scrape.clone(),
-        store: store.clone(),
-        cluster: cluster_slot.clone(),
-    });
-    let factory = Arc::new(NodeRoleFactory { ctx: role_ctx });
-    let running = Arc::new(RunningRoles::default());
-    let supervisor =
-        NodeSupervisor::new(&config.node.roles, factory, metrics, running.clone()).start();
+        store,
+        scrape,
+    })
+}
 
-    let advertise = resolve_advertise(&config)?;
-    let gossip_addr = listeners
-        .gossip
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            what: "gossip",
-            addr: config.node.gossip_listen.to_string(),
+/// The addresses the node serves on, as bound.
+struct Bound {
+    web: SocketAddr,
+    rpc: SocketAddr,
+    gossip: SocketAddr,
+}
+
+fn bound_addrs(config: &Config, listeners: &Listeners) -> Result<Bound> {
+    let addr = |what: &'static str, configured: String, got: std::io::Result<SocketAddr>| {
+        got.map_err(|source| NodeError::Bind {
+            what,
+            addr: configured,
             source,
-        })?;
-    let rpc_addr = listeners
-        .rpc
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            what: "rpc",
-            addr: config.node.rpc_listen.to_string(),
-            source,
-        })?;
-    let gossip_advertise = advertise.unwrap_or_else(|| reachable(gossip_addr, None));
-    let key = read_cluster_key(&config)?;
-    let cluster = ClusterService::start(
-        ClusterSettings {
-            node_id: config.node.id.clone(),
-            http_addr: reachable(web_addr, advertise),
-            rpc_addr: reachable(rpc_addr, advertise),
-            gossip: listeners.gossip,
-            advertise: Some(gossip_advertise),
-            seeds: config.cluster.join.clone(),
-            key: key.clone(),
-            roles: config.node.roles.clone(),
-            policy: config.cluster.role_policy.clone(),
-            grace: REASSIGN_GRACE,
-        },
-        supervisor.clone(),
+        })
+    };
+    Ok(Bound {
+        web: addr(
+            "web",
+            config.node.web_listen.to_string(),
+            listeners.web.local_addr(),
+        )?,
+        rpc: addr(
+            "rpc",
+            config.node.rpc_listen.to_string(),
+            listeners.rpc.local_addr(),
+        )?,
+        gossip: addr(
+            "gossip",
+            config.node.gossip_listen.to_string(),
+            listeners.gossip.local_addr(),
+        )?,
+    })
+}
+
+/// Joins (or forms) the cluster: membership, the role assignment and the role policy.
+async fn start_cluster(
+    config: &Config,
+    gossip: UdpSocket,
+    bound: &Bound,
+    key: Option<Vec<u8>>,
+) -> Result<Arc<ClusterService>> {
+    let advertise = resolve_advertise(config)?;
+    let gossip_advertise = advertise.unwrap_or_else(|| reachable(bound.gossip, None));
+    Ok(ClusterService::start(ClusterSettings {
+        node_id: config.node.id.clone(),
+        http_addr: reachable(bound.web, advertise),
+        rpc_addr: reachable(bound.rpc, advertise),
+        gossip,
+        advertise: Some(gossip_advertise),
+        seeds: config.cluster.join.clone(),
+        key,
+        roles: config.node.roles.clone(),
+        policy: config.cluster.role_policy.clone(),
+        grace: REASSIGN_GRACE,
+    })
+    .await?)
+}
+
+/// Starts the supervisor with the configured roles, keeps it reconciled to the roles the
+/// cluster assigns this node, and shards scrape targets over the live ScraperShippers.
+fn start_roles(
+    config: &Arc<Config>,
+    storage: &Storage,
+    cluster: &Arc<ClusterService>,
+    metrics: Arc<RoleMetrics>,
+    shutdown: &CancellationToken,
+) -> (Addr<NodeSupervisor>, Arc<RunningRoles>) {
+    let ctx = Arc::new(RoleContext {
+        config: config.clone(),
+        db: storage.db.clone(),
+        bucket: storage.bucket.clone(),
+        shipper: storage.shipper.clone(),
+        scrape: storage.scrape.clone(),
+        store: storage.store.clone(),
+        cluster: cluster.clone(),
+    });
+    let running = Arc::new(RunningRoles::default());
+    let supervisor = NodeSupervisor::new(
+        &config.node.roles,
+        Arc::new(NodeRoleFactory { ctx }),
+        metrics,
+        running.clone(),
     )
-    .await?;
-    // Scrape targets are sharded over the live ScraperShippers (this node counts itself in).
+    .start();
+    let mut assigned = cluster.local_roles();
+    let sup = supervisor.clone();
+    let stop = shutdown.clone();
+    actix_rt::spawn(async move {
+        loop {
+            let roles = assigned.borrow_and_update().clone();
+            if let Err(e) = sup.send(SetRoles(roles)).await {
+                tracing::error!(error = %e, "supervisor did not take the new roles");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = assigned.changed() => if changed.is_err() { return },
+            }
+        }
+    });
     let peers = cluster.clone();
     let live_scrapers = move || {
         peers
@@ -411,25 +391,38 @@ pub async fn start(
             .map(|m| m.node_id)
             .collect()
     };
-    scrape.follow_membership(
+    storage.scrape.follow_membership(
         live_scrapers,
         std::time::Duration::from_secs(2),
         shutdown.clone(),
     );
-    let _ = cluster_slot.set(cluster.clone());
+    (supervisor, running)
+}
+
+/// Query execution: the sources a query reads, the fan-out runtime, the engine with its
+/// freeing thread, and the StoreAPI/RPC server that answers peers from the same sources.
+fn start_query(
+    config: &Config,
+    storage: &Storage,
+    cluster: &Arc<ClusterService>,
+    running: &Arc<RunningRoles>,
+    rpc_listener: TcpListener,
+    key: Option<Vec<u8>>,
+) -> Result<(Arc<QueryService>, TransportServer)> {
     let transport_cfg = TransportConfig {
         cluster_key: key,
         ..TransportConfig::default()
     };
     let sources = Arc::new(SourceSet {
-        store,
-        db: db.clone(),
+        store: storage.store.clone(),
+        db: storage.db.clone(),
         running: running.clone(),
-        external_labels: Labels::from_pairs(shipping_labels(&config)),
+        external_labels: Labels::from_pairs(config.shipping_labels()),
         cluster: cluster.clone(),
+        runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
     });
     let rpc = TransportServer::start(
-        listeners.rpc,
+        rpc_listener,
         Arc::new(NodeRpc {
             cluster: cluster.clone(),
             sources: sources.clone(),
@@ -445,49 +438,144 @@ pub async fn start(
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     let query = Arc::new(QueryService::new(
-        Engine::new(EngineOptions::default()),
+        Engine::new(EngineOptions::default()).with_freer(Freer::spawn()),
         sources,
         client,
         vec![config.cluster.replica_label.clone()],
         MAX_CONCURRENT_QUERIES,
         global_labels,
     ));
+    Ok((query, rpc))
+}
 
-    let state = web::Data::new(NodeState {
-        node_id: config.node.id.clone(),
-        config: config.clone(),
-        supervisor: supervisor.clone(),
+/// What `start_http` serves from.
+struct HttpParts {
+    config: Arc<Config>,
+    storage: Storage,
+    cluster: Arc<ClusterService>,
+    supervisor: Addr<NodeSupervisor>,
+    running: Arc<RunningRoles>,
+    query: Arc<QueryService>,
+    registry: Registry,
+    build: BuildInfo,
+    admin_token: Option<String>,
+}
+
+/// Starts the HTTP server, giving each API area only its own state.
+fn start_http(
+    parts: HttpParts,
+    web: TcpListener,
+    opts: StartOptions,
+) -> Result<actix_web::dev::Server> {
+    let HttpParts {
+        config,
+        storage,
+        cluster,
+        supervisor,
         running,
-        registry: Arc::new(registry),
-        build,
-        flags: opts.flags,
-        admin_token,
-        fault_injection: opts.fault_injection,
-        db: db.clone(),
         query,
+        registry,
+        build,
+        admin_token,
+    } = parts;
+    let router = Arc::new(http::Router {
+        node_id: config.node.id.clone(),
+        running,
         cluster: cluster.clone(),
-        bucket: bucket.clone(),
-        scrape: scrape.clone(),
-        config_path: opts.config_path.clone(),
-        started_at: std::time::SystemTime::now(),
     });
-    let reloader = crate::scrape::reload::Reloader {
-        path: opts.config_path.clone(),
-        manager: scrape,
+    let states = http::HttpStates {
+        query: web::Data::new(http::QueryState {
+            router: router.clone(),
+            service: query,
+        }),
+        targets: web::Data::new(http::TargetsState {
+            router: router.clone(),
+            scrape: storage.scrape.clone(),
+            config_path: opts.config_path.clone(),
+        }),
+        status: web::Data::new(http::StatusState {
+            router: router.clone(),
+            supervisor: supervisor.clone(),
+            registry: Arc::new(registry),
+            store: storage.store.clone(),
+            build,
+            flags: opts.flags,
+            db: storage.db.clone(),
+            scrape: storage.scrape.clone(),
+            config: config.clone(),
+            started_at: std::time::SystemTime::now(),
+        }),
+        admin: web::Data::new(http::AdminState {
+            node_id: config.node.id.clone(),
+            token: admin_token,
+            fault_injection: opts.fault_injection,
+            supervisor,
+            cluster,
+            compactor_lease: Lease::new(
+                storage.bucket.clone(),
+                COMPACTOR_LEASE,
+                &config.node.id,
+                COMPACTOR_LEASE_TTL,
+            ),
+        }),
+        ingest: web::Data::new(http::IngestState {
+            router,
+            db: storage.db.clone(),
+        }),
     };
     let workers = if opts.http_workers == 0 {
         2
     } else {
         opts.http_workers
     };
-    let server = http::serve(listeners.web, state, workers)?;
+    Ok(http::serve(web, states, workers)?)
+}
+
+/// Starts a node on the given listeners; the node stops when `shutdown` is cancelled.
+pub async fn start(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    opts: StartOptions,
+) -> Result<NodeHandle> {
+    let config = Arc::new(config);
+    let admin_token = read_admin_token(&config)?;
+    let key = read_cluster_key(&config)?;
+    let bound = bound_addrs(&config, &listeners)?;
+    let Listeners { web, gossip, rpc } = listeners;
+    let build = BuildInfo::current();
+    let mut registry = Registry::default();
+    crate::metrics::register_build_info(&mut registry, &build);
+    let metrics = Arc::new(RoleMetrics::register(&mut registry));
+
+    let storage = open_storage(&config, &mut registry).await?;
+    let cluster = start_cluster(&config, gossip, &bound, key.clone()).await?;
+    let (supervisor, running) = start_roles(&config, &storage, &cluster, metrics, &shutdown);
+    let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
+    let db = storage.db.clone();
+    let reloader = crate::scrape::reload::Reloader {
+        path: opts.config_path.clone(),
+        manager: storage.scrape.clone(),
+    };
+    let parts = HttpParts {
+        config: config.clone(),
+        storage,
+        cluster: cluster.clone(),
+        supervisor: supervisor.clone(),
+        running,
+        query,
+        registry,
+        build,
+        admin_token,
+    };
+    let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();
     actix_rt::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    tracing::info!(node = %config.node.id, %web_addr, roles = ?config.node.roles, "node started");
+    tracing::info!(node = %config.node.id, web_addr = %bound.web, roles = ?config.node.roles, "node started");
 
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let sup = supervisor.clone();
@@ -496,9 +584,13 @@ pub async fn start(
     actix_rt::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: stopping HTTP, then roles in reverse order");
+        // Stopping the server drops the handlers' state, and with it the query service's
+        // engine (its freeing thread ends) and, once the RPC server below is gone too, the
+        // fan-out runtime.
         server_handle.stop(true).await;
         leaving.leave().await;
         rpc.shutdown();
+        drop(rpc);
         if sup.send(StopAll).await.is_err() {
             tracing::warn!("supervisor was already gone at shutdown");
         }
@@ -512,7 +604,7 @@ pub async fn start(
     });
 
     Ok(NodeHandle {
-        web_addr,
+        web_addr: bound.web,
         supervisor,
         cluster,
         shutdown,

@@ -1,7 +1,11 @@
 //! The Compactor role: one active per bucket. Holding the role is not enough to act — the role
 //! must also hold the bucket lease `strata/leases/compactor.json`, renewed while held, so two
 //! nodes that both believe they are the compactor (a gossip partition, a node coming back) can
-//! never both write. Compaction, downsampling and retention run only while the lease is held.
+//! never both write.
+//!
+//! What it does today: it takes, renews and releases that lease and reports whether it is the
+//! active compactor — nothing more. It does not yet compact, downsample, apply retention or
+//! delete anything in the bucket; those will run here, only while the lease is held.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,12 +15,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::future::LocalBoxFuture;
 
-use super::lease::{Lease, LeaseState};
 use super::role::{RoleActor, RoleWorker};
 use super::RoleContext;
+use crate::cluster::lease::{Lease, LeaseState, COMPACTOR_LEASE, COMPACTOR_LEASE_TTL};
 
-pub const COMPACTOR_LEASE: &str = "compactor";
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
@@ -38,7 +40,7 @@ impl Compactor {
             ctx.bucket.clone(),
             COMPACTOR_LEASE,
             &ctx.config.node.id,
-            LEASE_TTL,
+            COMPACTOR_LEASE_TTL,
         );
         Compactor {
             ctx,
@@ -98,7 +100,7 @@ impl RoleWorker for Compactor {
     fn detail(&self) -> serde_json::Value {
         let s = self.state.borrow();
         serde_json::json!({
-            "active": may_act(s.lease.as_ref(), super::lease::now_ms()),
+            "active": may_act(s.lease.as_ref(), crate::cluster::lease::now_ms()),
             "lease": s.lease,
             "lease_error": s.last_error,
             "node": self.ctx.config.node.id,

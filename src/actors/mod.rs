@@ -1,14 +1,14 @@
 //! The node's actors: the supervisor that keeps the assigned roles running, the common role
 //! actor shell, and one module per role with that role's behaviour. `NodeRoleFactory` builds a
-//! role's worker from the resources the node shares with its roles (`RoleContext`).
+//! role's worker from the resources the node shares with its roles (`RoleContext`). Cluster
+//! services (membership, leases, the role policy) live in `crate::cluster`; the actors only use
+//! them.
 
 pub mod compactor;
-pub mod lease;
-pub mod membership;
-pub mod policy;
+pub mod metrics;
+pub mod panics;
 pub mod query_planner;
 pub mod role;
-pub mod rpc;
 pub mod rule_evaluator;
 pub mod scraper_shipper;
 pub mod store_shard;
@@ -16,27 +16,13 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
+use crate::cluster::service::ClusterService;
 use crate::config::{Config, Role};
 use crate::storage::bucket::shipper::Shipper;
 use crate::storage::bucket::ObjectStore;
 use crate::storage::db::Db;
 use role::RoleWorker;
 use supervisor::RoleFactory;
-
-/// The roles running on this node right now, as the supervisor last published them; HTTP
-/// handlers read it to decide whether this node can serve a request itself.
-#[derive(Default)]
-pub struct RunningRoles(parking_lot::RwLock<std::collections::BTreeSet<Role>>);
-
-impl RunningRoles {
-    pub fn contains(&self, role: Role) -> bool {
-        self.0.read().contains(&role)
-    }
-
-    pub fn set(&self, roles: std::collections::BTreeSet<Role>) {
-        *self.0.write() = roles;
-    }
-}
 
 /// What the node hands to every role it runs: the configuration and the shared storage.
 pub struct RoleContext {
@@ -50,8 +36,8 @@ pub struct RoleContext {
     pub scrape: Arc<crate::scrape::ScrapeManager>,
     /// The bucket blocks a StoreShard serves (synced only while the role runs).
     pub store: Arc<crate::storage::store::BucketStore>,
-    /// Membership, set once the node has joined (roles start before that).
-    pub cluster: Arc<std::sync::OnceLock<Arc<membership::ClusterService>>>,
+    /// Membership and the role assignment (the node joins before any role starts).
+    pub cluster: Arc<ClusterService>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

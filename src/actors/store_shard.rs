@@ -37,14 +37,12 @@ impl StoreShard {
 fn live_shards(ctx: &RoleContext) -> Vec<String> {
     let mut ids: BTreeSet<String> = BTreeSet::new();
     ids.insert(ctx.config.node.id.clone());
-    if let Some(cluster) = ctx.cluster.get() {
-        ids.extend(
-            cluster
-                .live_peers_with_role(Role::StoreShard)
-                .into_iter()
-                .map(|m| m.node_id),
-        );
-    }
+    ids.extend(
+        ctx.cluster
+            .live_peers_with_role(Role::StoreShard)
+            .into_iter()
+            .map(|m| m.node_id),
+    );
     ids.into_iter().collect()
 }
 

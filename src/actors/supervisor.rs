@@ -3,21 +3,22 @@
 //! a dead mailbox or a reported failure, and restarts the role with exponential backoff. The
 //! decision of what to do is the pure function `plan`; the actor only carries it out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use futures::future::join_all;
 
+use super::metrics::RoleMetrics;
+use super::panics::PanicLog;
 use super::role::{
     rfc3339, InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker,
     Shutdown,
 };
-use super::RunningRoles;
+use crate::cluster::running::RunningRoles;
 use crate::config::Role;
-use crate::metrics::NodeMetrics;
 
 /// How often liveness is checked and restarts that are due are carried out.
 const TICK: Duration = Duration::from_millis(200);
@@ -91,39 +92,6 @@ pub fn backoff(failures: u32) -> Duration {
     BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
 }
 
-/// Panic messages by thread, so a role that died of a panic reports why.
-fn panic_registry() -> &'static Mutex<HashMap<ThreadId, String>> {
-    static REG: OnceLock<Mutex<HashMap<ThreadId, String>>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Installs (once) a panic hook that remembers each thread's last panic message, then
-/// defers to the default hook so the panic is still printed.
-pub fn install_panic_hook() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "panic".to_string()
-            };
-            if let Ok(mut reg) = panic_registry().lock() {
-                reg.insert(std::thread::current().id(), msg);
-            }
-            default(info);
-        }));
-    });
-}
-
-fn take_panic_message(thread: Option<ThreadId>) -> Option<String> {
-    let id = thread?;
-    panic_registry().lock().ok()?.remove(&id)
-}
-
 struct Slot {
     state: RoleState,
     arbiter: Option<Arbiter>,
@@ -165,20 +133,21 @@ pub struct NodeSupervisor {
     desired: BTreeSet<Role>,
     slots: BTreeMap<Role, Slot>,
     factory: Arc<dyn RoleFactory>,
-    metrics: Arc<NodeMetrics>,
+    metrics: Arc<RoleMetrics>,
     running: Arc<RunningRoles>,
     next_incarnation: u64,
     shutting_down: bool,
+    /// Why role threads died, for their status.
+    panics: Arc<PanicLog>,
 }
 
 impl NodeSupervisor {
     pub fn new(
         roles: &[Role],
         factory: Arc<dyn RoleFactory>,
-        metrics: Arc<NodeMetrics>,
+        metrics: Arc<RoleMetrics>,
         running: Arc<RunningRoles>,
     ) -> Self {
-        install_panic_hook();
         NodeSupervisor {
             desired: roles.iter().copied().collect(),
             slots: BTreeMap::new(),
@@ -187,6 +156,7 @@ impl NodeSupervisor {
             running,
             next_incarnation: 1,
             shutting_down: false,
+            panics: PanicLog::new(),
         }
     }
 
@@ -202,13 +172,16 @@ impl NodeSupervisor {
         let arbiter = Arbiter::new();
         let thread = Arc::new(Mutex::new(None));
         let thread_in = thread.clone();
+        let panics = self.panics.clone();
         let factory = self.factory.clone();
         let failures = ctx.address().recipient::<RoleFailed>();
         let started_at = SystemTime::now();
         let err = last_error.clone();
         let addr = RoleActor::start_in_arbiter(&arbiter.handle(), move |_ctx| {
+            let id = std::thread::current().id();
+            panics.watch(id);
             if let Ok(mut t) = thread_in.lock() {
-                *t = Some(std::thread::current().id());
+                *t = Some(id);
             }
             RoleActor {
                 role,
@@ -244,7 +217,12 @@ impl NodeSupervisor {
             if slot.state != RoleState::Running || !dead {
                 continue;
             }
-            let panic_msg = take_panic_message(slot.thread.lock().ok().and_then(|t| *t));
+            let panic_msg = slot
+                .thread
+                .lock()
+                .ok()
+                .and_then(|t| *t)
+                .and_then(|id| self.panics.take(id));
             let reason = match (panic_msg, slot.failed_reason.take()) {
                 (Some(msg), _) => format!("panic: {msg}"),
                 (None, Some(reported)) => reported,

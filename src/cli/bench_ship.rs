@@ -162,8 +162,11 @@ fn run_in(args: &ShipBenchArgs, cfg: &Config, dir: &Path, out: &mut dyn Write) -
     let rt = super::bucket::runtime()?;
     rt.block_on(async {
         let mut registry = Registry::default();
-        let store = open_bucket(&crate::node::bucket_config(&cfg.bucket), &mut registry)?;
-        let mut labels = crate::node::shipping_labels(cfg);
+        let store = open_bucket(
+            &crate::storage::bucket::config::from_config(&cfg.bucket),
+            &mut registry,
+        )?;
+        let mut labels = cfg.shipping_labels();
         labels.insert("bench".into(), "ship".into());
         let shipper = Shipper::new(
             ShipperConfig {

@@ -1,6 +1,6 @@
 //! `strata tools bucket upload|ls|inspect|verify`: opens the bucket named by the config's
 //! `bucket:` section (the embedded filesystem bucket without `--config`) through
-//! `node::bucket_config` + `open_bucket`, runs the library tools of `storage::bucket::tools`
+//! `storage::bucket::config::from_config` + `open_bucket`, runs the library tools of `storage::bucket::tools`
 //! on a tokio runtime of its own, and prints progress to stderr on long runs. Also owns the
 //! content check `verify` plugs in: every block's index and chunk segments are streamed to a
 //! temporary directory and parsed with `BlockReader`, down to every sample.
@@ -73,7 +73,7 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 }
 
 fn open_store(cfg: &Config) -> Result<DynStore> {
-    let settings = crate::node::bucket_config(&cfg.bucket);
+    let settings = crate::storage::bucket::config::from_config(&cfg.bucket);
     open_bucket(&settings, &mut Registry::default()).map_err(CliError::Bucket)
 }
 

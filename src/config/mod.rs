@@ -179,6 +179,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The external labels blocks are shipped with: the configured ones plus this node's
+    /// replica label, so that replicas of the same targets stay distinct streams the query side
+    /// dedups.
+    pub fn shipping_labels(&self) -> std::collections::BTreeMap<String, String> {
+        let mut labels = self.global.external_labels.clone();
+        labels
+            .entry(self.cluster.replica_label.clone())
+            .or_insert_with(|| self.node.id.clone());
+        labels
+    }
+
     /// All defaults and no scrape jobs: what a file with only Strata's or only Prometheus's
     /// sections starts from.
     fn bare() -> Self {

@@ -6,10 +6,10 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::error::{success, ApiError, ApiResult, ErrorType};
+use super::AdminState;
 use crate::actors::role::InjectFault;
 use crate::actors::supervisor::{FaultRole, GetRoles};
 use crate::config::Role;
-use crate::node::NodeState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/admin/roles", web::get().to(get_roles))
@@ -21,8 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time when a token is configured.
-pub fn authorize(req: &HttpRequest, state: &NodeState) -> Result<(), ApiError> {
-    let Some(expected) = state.admin_token.as_deref() else {
+pub fn authorize(req: &HttpRequest, state: &AdminState) -> Result<(), ApiError> {
+    let Some(expected) = state.token.as_deref() else {
         return Ok(());
     };
     let given = req
@@ -44,7 +44,7 @@ pub fn authorize(req: &HttpRequest, state: &NodeState) -> Result<(), ApiError> {
     }
 }
 
-async fn get_roles(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+async fn get_roles(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
     authorize(&req, &state)?;
     let roles = state
         .supervisor
@@ -81,7 +81,7 @@ pub fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
         .collect()
 }
 
-async fn put_roles(req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
+async fn put_roles(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes) -> ApiResult {
     authorize(&req, &state)?;
     let parsed: RolesBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
@@ -106,7 +106,7 @@ struct FaultBody {
 
 async fn inject_fault(
     req: HttpRequest,
-    state: web::Data<NodeState>,
+    state: web::Data<AdminState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult {

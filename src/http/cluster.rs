@@ -8,10 +8,8 @@ use serde_json::json;
 
 use super::admin::{authorize, parse_roles, RolesBody};
 use super::error::{success, ApiError, ApiResult};
-use crate::actors::compactor::{COMPACTOR_LEASE, LEASE_TTL};
-use crate::actors::lease::Lease;
+use super::AdminState;
 use crate::config::Role;
-use crate::node::NodeState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/admin/cluster", web::get().to(cluster))
@@ -21,7 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
     authorize(&req, &state)?;
     let members: Vec<serde_json::Value> = state
         .cluster
@@ -48,17 +46,9 @@ async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
         .into_iter()
         .map(|(node, (version, roles))| (node, json!({"version": version, "roles": roles})))
         .collect();
-    let lease = Lease::new(
-        state.bucket.clone(),
-        COMPACTOR_LEASE,
-        &state.node_id,
-        LEASE_TTL,
-    );
-    let holder = match lease.read().await {
-        Ok(Some(r)) if r.expires_at_ms > crate::actors::lease::now_ms() => {
-            json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms})
-        }
-        Ok(_) => json!(null),
+    let holder = match state.compactor_lease.holder().await {
+        Ok(Some(r)) => json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms}),
+        Ok(None) => json!(null),
         Err(e) => json!({"error": e.to_string()}),
     };
     let assigned: Vec<String> = state
@@ -84,7 +74,7 @@ async fn cluster(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
 
 async fn put_node_roles(
     req: HttpRequest,
-    state: web::Data<NodeState>,
+    state: web::Data<AdminState>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ApiResult {

@@ -6,6 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::promql::{ErrorKind, PromqlError};
+use crate::query::service::QueryError;
+
 /// Prometheus's `errorType` values, plus `unauthorized` for the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorType {
@@ -107,6 +110,34 @@ impl ResponseError for ApiError {
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
 
+/// PromQL errors by kind: a query that does not parse is a bad `query` parameter in
+/// Prometheus's words; the others keep their text under their API error type.
+impl From<PromqlError> for ApiError {
+    fn from(e: PromqlError) -> Self {
+        let kind = match e.kind() {
+            ErrorKind::Parse => {
+                return ApiError::bad_data(format!("invalid parameter \"query\": {e}"))
+            }
+            ErrorKind::BadData => ErrorType::BadData,
+            ErrorKind::Execution => ErrorType::Execution,
+            ErrorKind::Timeout => ErrorType::Timeout,
+            ErrorKind::Canceled => ErrorType::Canceled,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Promql(e) => e.into(),
+            QueryError::Storage(e) => ApiError::new(ErrorType::Execution, e.to_string()),
+            QueryError::ShuttingDown => ApiError::unavailable(e.to_string()),
+            QueryError::Worker(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct SuccessBody<'a, T: Serialize> {
     status: &'static str,
@@ -168,6 +199,27 @@ mod tests {
         assert_eq!(
             resp.headers().get("WWW-Authenticate").map(|h| h.as_bytes()),
             Some(&b"Bearer"[..])
+        );
+    }
+
+    #[test]
+    fn promql_errors_map_by_kind() {
+        let e = ApiError::from(PromqlError::Parse("1:5: parse error: unexpected".into()));
+        assert_eq!(e.kind, ErrorType::BadData);
+        assert_eq!(
+            e.message,
+            "invalid parameter \"query\": 1:5: parse error: unexpected"
+        );
+        let e = ApiError::from(PromqlError::Timeout("query execution".into()));
+        assert_eq!(e.kind, ErrorType::Timeout);
+        assert_eq!(e.message, "query timed out in query execution");
+        let e = ApiError::from(QueryError::from(PromqlError::Canceled("x".into())));
+        assert_eq!(e.kind, ErrorType::Canceled);
+        let e = ApiError::from(PromqlError::Storage("disk".into()));
+        assert_eq!(e.kind, ErrorType::Execution);
+        assert_eq!(
+            ApiError::from(QueryError::ShuttingDown).kind,
+            ErrorType::Unavailable
         );
     }
 

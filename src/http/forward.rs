@@ -9,9 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::error::{ApiError, ApiResult};
+use super::Router;
 use crate::cluster::ownership::owners;
 use crate::config::Role;
-use crate::node::NodeState;
 
 pub const SERVED_BY: &str = "X-Strata-Served-By";
 const FORWARDED: &str = "X-Strata-Forwarded-By";
@@ -19,25 +19,25 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `None` when this node runs `role` itself; otherwise the forwarded answer (or why not).
 pub async fn forward_unless_local(
-    state: &NodeState,
+    router: &Router,
     req: &HttpRequest,
     body: &[u8],
     role: Role,
 ) -> Option<ApiResult> {
-    if state.running.contains(role) {
+    if router.runs(role) {
         return None;
     }
-    Some(forward(state, req, body, role).await)
+    Some(forward(router, req, body, role).await)
 }
 
-async fn forward(state: &NodeState, req: &HttpRequest, body: &[u8], role: Role) -> ApiResult {
+async fn forward(router: &Router, req: &HttpRequest, body: &[u8], role: Role) -> ApiResult {
     if req.headers().contains_key(FORWARDED) {
         return Err(ApiError::unavailable(format!(
             "role {role} is not running on node {} either",
-            state.node_id
+            router.node_id
         )));
     }
-    let peers = state.cluster.live_peers_with_role(role);
+    let peers = router.cluster.live_peers_with_role(role);
     let ids: Vec<String> = peers.iter().map(|p| p.node_id.clone()).collect();
     let key = req
         .connection_info()
@@ -69,7 +69,7 @@ async fn forward(state: &NodeState, req: &HttpRequest, body: &[u8], role: Role) 
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let mut out = client
         .request(method, &url)
-        .header(FORWARDED, state.node_id.as_str())
+        .header(FORWARDED, router.node_id.as_str())
         .body(body.to_vec());
     for name in [
         "content-type",

@@ -1,5 +1,7 @@
 //! The node's HTTP surface (actix-web): the Prometheus HTTP API, Strata's admin API, health and
-//! `/metrics`. Routes live in one submodule per area; errors become responses in `error`.
+//! `/metrics`. Routes live in one submodule per area, and each area's handlers get only that
+//! area's state (`QueryState`, `TargetsState`, `StatusState`, `AdminState`, `IngestState`),
+//! built by the node; errors become responses in `error`.
 
 pub mod admin;
 pub mod cluster;
@@ -13,9 +15,106 @@ pub mod status_api;
 pub mod targets;
 pub mod targets_cluster;
 
-use actix_web::{web, App, HttpServer};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use crate::node::NodeState;
+use actix::Addr;
+use actix_web::{web, App, HttpServer};
+use prometheus_client::registry::Registry;
+
+use crate::actors::supervisor::NodeSupervisor;
+use crate::cluster::lease::Lease;
+use crate::cluster::running::RunningRoles;
+use crate::cluster::service::ClusterService;
+use crate::config::{Config, Role};
+use crate::metrics::BuildInfo;
+use crate::query::service::QueryService;
+use crate::scrape::ScrapeManager;
+use crate::storage::db::Db;
+use crate::storage::store::BucketStore;
+
+/// Which roles run on this node and where the others run: what every area needs to decide
+/// whether to serve a request itself or forward it, and to ask its peers.
+pub struct Router {
+    pub node_id: String,
+    pub running: Arc<RunningRoles>,
+    pub cluster: Arc<ClusterService>,
+}
+
+impl Router {
+    pub fn runs(&self, role: Role) -> bool {
+        self.running.contains(role)
+    }
+}
+
+/// The query API: `/api/v1/query`, `query_range`, `series`, labels, `/federate`.
+pub struct QueryState {
+    pub router: Arc<Router>,
+    pub service: Arc<QueryService>,
+}
+
+/// The scrape side: targets, metadata, reload.
+pub struct TargetsState {
+    pub router: Arc<Router>,
+    pub scrape: Arc<ScrapeManager>,
+    /// The config file `POST /-/reload` re-reads (`None`: the embedded default).
+    pub config_path: Option<PathBuf>,
+}
+
+/// Health, readiness, `/metrics` and the `status/*` endpoints.
+pub struct StatusState {
+    pub router: Arc<Router>,
+    pub supervisor: Addr<NodeSupervisor>,
+    pub registry: Arc<Registry>,
+    /// The bucket blocks this node's StoreShard serves (its figures go to `/metrics`).
+    pub store: Arc<BucketStore>,
+    pub build: BuildInfo,
+    pub flags: BTreeMap<String, String>,
+    pub db: Arc<Db>,
+    pub scrape: Arc<ScrapeManager>,
+    pub config: Arc<Config>,
+    /// When the node started (`/api/v1/status/runtimeinfo`).
+    pub started_at: SystemTime,
+}
+
+/// The admin API (`/api/v1/admin/...`): roles, the cluster, the fault switch.
+pub struct AdminState {
+    pub node_id: String,
+    /// The bearer token every admin route requires (`None`: no token configured).
+    pub token: Option<String>,
+    pub fault_injection: bool,
+    pub supervisor: Addr<NodeSupervisor>,
+    pub cluster: Arc<ClusterService>,
+    /// The compactor's bucket lease, read to show who holds it.
+    pub compactor_lease: Lease,
+}
+
+/// Samples pushed to the node (`/api/v1/write`).
+pub struct IngestState {
+    pub router: Arc<Router>,
+    pub db: Arc<Db>,
+}
+
+impl IngestState {
+    /// The local TSDB when this node's scraper_shipper role takes samples in.
+    pub fn db_for_ingest(&self) -> Option<Arc<Db>> {
+        self.router
+            .runs(Role::ScraperShipper)
+            .then(|| self.db.clone())
+    }
+}
+
+/// Every area's state, as the node built it.
+#[derive(Clone)]
+pub struct HttpStates {
+    pub query: web::Data<QueryState>,
+    pub targets: web::Data<TargetsState>,
+    pub status: web::Data<StatusState>,
+    pub admin: web::Data<AdminState>,
+    pub ingest: web::Data<IngestState>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -30,21 +129,25 @@ pub enum HttpError {
 /// (or spawned) and is stopped through its handle.
 pub fn serve(
     listener: std::net::TcpListener,
-    state: web::Data<NodeState>,
+    states: HttpStates,
     workers: usize,
 ) -> Result<actix_web::dev::Server, HttpError> {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let node_id = state.node_id.clone();
+    let node_id = states.admin.node_id.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
                     .add((forward::SERVED_BY, node_id.clone())),
             )
-            .app_data(state.clone())
+            .app_data(states.query.clone())
+            .app_data(states.targets.clone())
+            .app_data(states.status.clone())
+            .app_data(states.admin.clone())
+            .app_data(states.ingest.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
             .configure(status::routes)
             .configure(status_api::routes)

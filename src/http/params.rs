@@ -6,6 +6,7 @@ use actix_web::HttpRequest;
 
 use super::error::ApiError;
 use crate::promql::json::{parse_duration_or_seconds, parse_time, MAX_TIME_MS, MIN_TIME_MS};
+use crate::query::service::QueryOptions;
 use crate::storage::model::Matcher;
 
 /// All parameters of a request in order, query string first, then a form body.
@@ -100,6 +101,51 @@ impl Params {
             out.extend(sets);
         }
         Ok(out)
+    }
+}
+
+impl Params {
+    /// A boolean parameter (`true|1|false|0`), `default` when absent.
+    fn flag(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(invalid(
+                name,
+                format!("cannot parse {other:?} to a boolean"),
+            )),
+        }
+    }
+
+    /// Thanos's per-request parameters: `dedup` (default true), `replicaLabels[]` and
+    /// `partial_response` (default true, as Thanos's querier).
+    pub fn fanout_options(&self) -> Result<QueryOptions, ApiError> {
+        let replica_labels = self
+            .get_all("replicaLabels[]")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(QueryOptions {
+            dedup: self.flag("dedup", true)?,
+            replica_labels,
+            partial_response: self.flag("partial_response", true)?,
+            timeout: None,
+        })
+    }
+
+    /// The options of an instant or range query: `timeout` (a positive duration tightens the
+    /// engine's), then the fan-out parameters.
+    pub fn query_options(&self) -> Result<QueryOptions, ApiError> {
+        let timeout = self
+            .duration("timeout")?
+            .filter(|ms| *ms > 0)
+            .map(|ms| std::time::Duration::from_millis(ms as u64));
+        Ok(QueryOptions {
+            timeout,
+            ..self.fanout_options()?
+        })
     }
 }
 

@@ -9,8 +9,8 @@ use prost::Message;
 
 use super::error::{ApiError, ApiResult, ErrorType};
 use super::forward::forward_unless_local;
+use super::IngestState;
 use crate::config::Role;
-use crate::node::NodeState;
 use crate::storage::db::Db;
 use crate::storage::head::HeadError;
 use crate::storage::model::{Label, Labels};
@@ -138,8 +138,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/write", web::post().to(write));
 }
 
-async fn write(req: HttpRequest, state: web::Data<NodeState>, body: web::Bytes) -> ApiResult {
-    if let Some(forwarded) = forward_unless_local(&state, &req, &body, Role::ScraperShipper).await {
+async fn write(req: HttpRequest, state: web::Data<IngestState>, body: web::Bytes) -> ApiResult {
+    if let Some(forwarded) =
+        forward_unless_local(&state.router, &req, &body, Role::ScraperShipper).await
+    {
         return forwarded;
     }
     let db = state.db_for_ingest().ok_or_else(|| {

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 
 use super::error::{success, ApiError, ApiResult};
+use super::StatusState;
 use crate::actors::supervisor::IsReady;
 use crate::metrics::{encode_registry, OPENMETRICS_CONTENT_TYPE};
-use crate::node::NodeState;
 use crate::storage::store::StoreStats;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,7 +25,7 @@ async fn healthy() -> HttpResponse {
 }
 
 /// Ready only when every role assigned to this node runs: this is what a load balancer probes.
-async fn ready(state: web::Data<NodeState>) -> HttpResponse {
+async fn ready(state: web::Data<StatusState>) -> HttpResponse {
     let ready = state.supervisor.send(IsReady).await.unwrap_or(false);
     if ready {
         HttpResponse::Ok()
@@ -38,10 +38,10 @@ async fn ready(state: web::Data<NodeState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<NodeState>) -> ApiResult {
+async fn metrics(state: web::Data<StatusState>) -> ApiResult {
     let mut text = encode_registry(&state.registry)
         .map_err(|e| ApiError::internal(format!("encoding metrics: {e}")))?;
-    let extra = store_metrics_text(&state.query.sources.store.stats());
+    let extra = store_metrics_text(&state.store.stats());
     match text.rfind("# EOF") {
         Some(at) => text.insert_str(at, &extra),
         None => text.push_str(&extra),
@@ -156,10 +156,10 @@ pub fn store_metrics_text(s: &StoreStats) -> String {
     out
 }
 
-async fn buildinfo(state: web::Data<NodeState>) -> HttpResponse {
+async fn buildinfo(state: web::Data<StatusState>) -> HttpResponse {
     success(&state.build)
 }
 
-async fn flags(state: web::Data<NodeState>) -> HttpResponse {
+async fn flags(state: web::Data<StatusState>) -> HttpResponse {
     success(&state.flags)
 }

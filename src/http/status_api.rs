@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest};
 use serde::Serialize;
 
 use super::error::{success, success_with_annotations, ApiError, ApiResult};
-use crate::node::NodeState;
+use super::StatusState;
 use crate::storage::head::Stat;
 use crate::storage::model::matches_all;
 
@@ -68,7 +68,7 @@ fn thread_count() -> u64 {
         .unwrap_or(0)
 }
 
-async fn runtimeinfo(state: web::Data<NodeState>) -> ApiResult {
+async fn runtimeinfo(state: web::Data<StatusState>) -> ApiResult {
     let (reload_ok, loaded_at) = state.scrape.reload_status();
     // Prometheus reports the config load time in whole seconds.
     let loaded_secs = loaded_at
@@ -130,7 +130,7 @@ fn stats_json(stats: Vec<Stat>) -> Vec<StatJson> {
 }
 
 /// The local head's figures: a pass over every series, so it runs off the HTTP workers.
-async fn tsdb(state: web::Data<NodeState>) -> ApiResult {
+async fn tsdb(state: web::Data<StatusState>) -> ApiResult {
     let db = state.db.clone();
     let c = web::block(move || db.head().cardinality(TSDB_STATS_TOP))
         .await
@@ -157,7 +157,7 @@ struct ConfigYaml {
 
 /// The config in use (the scrape part as last reloaded); `Secret` fields serialise as
 /// `<secret>`, so credentials never leave the node.
-async fn config(state: web::Data<NodeState>) -> ApiResult {
+async fn config(state: web::Data<StatusState>) -> ApiResult {
     let cfg = state.scrape.config();
     let yaml = serde_norway::to_string(cfg.as_ref())
         .map_err(|e| ApiError::internal(format!("rendering the config: {e}")))?;
@@ -170,7 +170,7 @@ struct ScrapePools {
     scrape_pools: Vec<String>,
 }
 
-async fn scrape_pools(state: web::Data<NodeState>) -> ApiResult {
+async fn scrape_pools(state: web::Data<StatusState>) -> ApiResult {
     Ok(success(&ScrapePools {
         scrape_pools: state.scrape.pool_names(),
     }))
@@ -190,7 +190,7 @@ struct TargetMetadataJson {
 /// `match_target` selects targets by their labels, `metric` picks one family (then entries
 /// carry no `metric` field), `limit` stops before the next target once that many entries
 /// were found — Prometheus's rules.
-async fn targets_metadata(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+async fn targets_metadata(req: HttpRequest, state: web::Data<StatusState>) -> ApiResult {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect();
@@ -245,7 +245,8 @@ async fn targets_metadata(req: HttpRequest, state: web::Data<NodeState>) -> ApiR
     if !super::targets_cluster::wants_local_only(&req) {
         // HA replicas report the same target's metadata; it is listed once.
         let (remote, w) =
-            super::targets_cluster::ask_scrapers::<Vec<TargetMetadataJson>>(&state, &req).await;
+            super::targets_cluster::ask_scrapers::<Vec<TargetMetadataJson>>(&state.router, &req)
+                .await;
         warnings = w;
         let mut seen: std::collections::HashSet<TargetMetadataJson> = out.iter().cloned().collect();
         for entry in remote.into_iter().flatten() {

@@ -10,7 +10,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::error::{success, success_with_annotations, ApiError, ApiResult};
-use crate::node::NodeState;
+use super::TargetsState;
+use crate::config::Role;
 use crate::scrape::manager::TargetView;
 use crate::scrape::scrape_loop::Health;
 use crate::scrape::TargetsSnapshot;
@@ -18,6 +19,7 @@ use crate::storage::model::Labels;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/targets", web::get().to(targets))
+        .route("/api/v1/metadata", web::get().to(metadata))
         .route("/-/reload", web::post().to(reload))
         .route("/-/reload", web::put().to(reload));
 }
@@ -140,7 +142,7 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn targets(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
+async fn targets(req: HttpRequest, state: web::Data<TargetsState>) -> ApiResult {
     let pairs = query_pairs(&req);
     let filter = pairs
         .iter()
@@ -159,11 +161,11 @@ async fn targets(req: HttpRequest, state: web::Data<NodeState>) -> ApiResult {
     if super::targets_cluster::wants_local_only(&req) {
         return Ok(success(&data));
     }
-    let warnings = super::targets_cluster::merge_peers(&state, &req, &mut data).await;
+    let warnings = super::targets_cluster::merge_peers(&state.router, &req, &mut data).await;
     Ok(success_with_annotations(&data, &warnings, &[]))
 }
 
-async fn reload(state: web::Data<NodeState>) -> HttpResponse {
+async fn reload(state: web::Data<TargetsState>) -> HttpResponse {
     let reloader = crate::scrape::reload::Reloader {
         path: state.config_path.clone(),
         manager: state.scrape.clone(),
@@ -197,7 +199,14 @@ type MetadataByFamily = BTreeMap<String, Vec<MetadataEntry>>;
 
 /// `/api/v1/metadata`: metric families the targets of the cluster's ScraperShippers exposed;
 /// `metric` filters by name, `limit` caps the number of metrics.
-pub async fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
+async fn metadata(req: HttpRequest, state: web::Data<TargetsState>) -> ApiResult {
+    // Served where queries are served, like the rest of the query API.
+    if !state.router.runs(Role::QueryPlanner) {
+        return Err(ApiError::unavailable(
+            "no query_planner role serves queries on this node",
+        ));
+    }
+    let req = &req;
     let pairs = query_pairs(req);
     let metric = pairs
         .iter()
@@ -227,7 +236,7 @@ pub async fn metadata(req: &HttpRequest, state: &NodeState) -> ApiResult {
     let mut warnings = Vec::new();
     if !super::targets_cluster::wants_local_only(req) {
         let (remote, w) =
-            super::targets_cluster::ask_scrapers::<MetadataByFamily>(state, req).await;
+            super::targets_cluster::ask_scrapers::<MetadataByFamily>(&state.router, req).await;
         warnings = w;
         for map in remote {
             for (family, entries) in map {

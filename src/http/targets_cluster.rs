@@ -13,8 +13,8 @@ use actix_web::HttpRequest;
 use serde::de::DeserializeOwned;
 
 use super::targets::{ActiveTarget, DroppedTarget, TargetDiscovery};
+use super::Router;
 use crate::config::Role;
-use crate::node::NodeState;
 use crate::scrape::scrape_loop::Health;
 
 /// Set on the requests to peers: answer for this node only (no further fan-out).
@@ -35,10 +35,10 @@ struct PeerAnswer<T> {
 /// ScraperShipper role for itself. Peers that do not answer are left out; the warnings name
 /// them.
 pub(super) async fn ask_scrapers<T: DeserializeOwned>(
-    state: &NodeState,
+    router: &Router,
     req: &HttpRequest,
 ) -> (Vec<T>, Vec<String>) {
-    let peers = state.cluster.live_peers_with_role(Role::ScraperShipper);
+    let peers = router.cluster.live_peers_with_role(Role::ScraperShipper);
     if peers.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -53,7 +53,7 @@ pub(super) async fn ask_scrapers<T: DeserializeOwned>(
     let asks = peers.iter().map(|p| {
         let send = client
             .get(format!("http://{}{path_and_query}", p.http_addr))
-            .header(LOCAL_ONLY, state.node_id.as_str())
+            .header(LOCAL_ONLY, router.node_id.as_str())
             .send();
         async move {
             let answer: PeerAnswer<T> = send.await?.error_for_status()?.json().await?;
@@ -77,11 +77,11 @@ pub(super) async fn ask_scrapers<T: DeserializeOwned>(
 
 /// Adds the targets of every live ScraperShipper peer to `local`; returns the warnings.
 pub(super) async fn merge_peers(
-    state: &NodeState,
+    router: &Router,
     req: &HttpRequest,
     local: &mut TargetDiscovery,
 ) -> Vec<String> {
-    let (remote, warnings) = ask_scrapers::<TargetDiscovery>(state, req).await;
+    let (remote, warnings) = ask_scrapers::<TargetDiscovery>(router, req).await;
     if !remote.is_empty() {
         merge(local, remote);
     }

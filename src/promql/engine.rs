@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
 use crate::promql::fetch;
+use crate::promql::freer::Freer;
 use crate::promql::preprocess;
 use crate::promql::value::{Elem, QueryValue, RangeSeries, Val, Value, VectorSample};
 use crate::storage::model::{Labels, Queryable, Sample};
@@ -54,17 +55,94 @@ impl Default for EngineOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
     pub opts: EngineOptions,
+    /// Where each query's data is dropped once its answer is built (inline by default).
+    freer: Freer,
 }
 
-/// Most steps a range query may have (Prometheus's API limit).
-const MAX_POINTS: i64 = 11_000;
+/// Most points per series a range query may have: Prometheus refuses more than this, so a
+/// query of exactly 11,000 steps is allowed.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Deeper nesting than this is refused before parsing, so no recursive pass can exhaust the
+/// stack of a query worker (a stack overflow aborts the process; a panic would not).
+pub const MAX_NESTING: usize = 256;
+
+/// The checks on a range query's parameters, in Prometheus's order and words; the one place
+/// they are made (the engine runs them, and the HTTP API calls them before it reads further
+/// parameters, as Prometheus does).
+pub fn check_range_params(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<()> {
+    if end_ms < start_ms {
+        return Err(PromqlError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    if step_ms <= 0 {
+        return Err(PromqlError::BadData("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
+    }
+    let (start, end) = (fetch::clamp_time(start_ms), fetch::clamp_time(end_ms));
+    let step = step_ms.min(fetch::TIME_BOUND);
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(PromqlError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses queries nested deeper than `MAX_NESTING` brackets (outside string literals).
+pub fn check_nesting(q: &str) -> Result<()> {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in q.chars() {
+        if let Some(qc) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && qc != '`' {
+                escaped = true;
+            } else if c == qc {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_NESTING {
+        return Err(PromqlError::Parse(format!(
+            "query nests {max} levels of brackets, more than the {MAX_NESTING} allowed"
+        )));
+    }
+    Ok(())
+}
 
 /// Label names removed together with `__name__` (Prometheus 3 type-and-unit metadata).
 pub(crate) const NAME_LIKE_LABELS: [&str; 3] = ["__name__", "__type__", "__unit__"];
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        Engine { opts }
+        Engine {
+            opts,
+            freer: Freer::default(),
+        }
+    }
+
+    /// The same engine, dropping each query's data through `freer`.
+    pub fn with_freer(mut self, freer: Freer) -> Self {
+        self.freer = freer;
+        self
+    }
+
+    /// Drops a finished answer through the engine's freer.
+    pub fn free(&self, garbage: Box<dyn Send>) {
+        self.freer.free(garbage);
     }
 
     /// Evaluates `query` at `t_ms`.
@@ -144,22 +222,10 @@ impl Engine {
         step_ms: i64,
         cancel: Option<&AtomicBool>,
     ) -> Result<QueryValue> {
-        if step_ms <= 0 {
-            return Err(PromqlError::BadData("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
-        }
-        if end_ms < start_ms {
-            return Err(PromqlError::BadData(
-                "end timestamp must not be before start time".into(),
-            ));
-        }
+        // Prometheus's API limits, applied here so every caller gets them.
+        check_range_params(start_ms, end_ms, step_ms)?;
         let (start_ms, end_ms) = (fetch::clamp_time(start_ms), fetch::clamp_time(end_ms));
         let step_ms = step_ms.min(fetch::TIME_BOUND);
-        if (end_ms - start_ms) / step_ms >= MAX_POINTS {
-            // Prometheus's API limit, applied here so every caller gets it.
-            return Err(PromqlError::BadData(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-            ));
-        }
         let expr = parse_query(query, step_ms, end_ms - start_ms)?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
@@ -250,12 +316,14 @@ impl Engine {
         )?;
         let mut ev = Evaluator::new(&self.opts, data, start, end, step, deadline, cancel);
         ev.set_pin(pin);
+        ev.set_freer(self.freer.clone());
         Ok(ev)
     }
 }
 
 /// Runs the pre-pass and the parser; errors are Prometheus `bad_data`.
 pub fn parse_query(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
+    check_nesting(query)?;
     // The pre-pass meets some errors (an unclosed string) before the parser does; they are
     // worded and located the same way.
     let rewritten = preprocess::rewrite(query, step_ms, range_ms)

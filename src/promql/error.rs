@@ -24,14 +24,40 @@ pub enum PromqlError {
     Storage(String),
 }
 
+/// What kind of failure a `PromqlError` is: what a caller (the HTTP API's error mapping, the
+/// rule evaluator) decides on, instead of matching message texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The query text does not parse; the API reports it as a bad `query` parameter.
+    Parse,
+    /// Invalid request parameters (Prometheus `bad_data`).
+    BadData,
+    /// Evaluation or storage failed (Prometheus `execution`).
+    Execution,
+    /// The query ran past its deadline (Prometheus `timeout`).
+    Timeout,
+    /// The caller canceled the query (Prometheus `canceled`).
+    Canceled,
+}
+
 impl PromqlError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PromqlError::Parse(_) => ErrorKind::Parse,
+            PromqlError::BadData(_) => ErrorKind::BadData,
+            PromqlError::Execution(_) | PromqlError::Storage(_) => ErrorKind::Execution,
+            PromqlError::Timeout(_) => ErrorKind::Timeout,
+            PromqlError::Canceled(_) => ErrorKind::Canceled,
+        }
+    }
+
     /// The `errorType` string of the Prometheus HTTP API.
     pub fn error_type(&self) -> &'static str {
-        match self {
-            PromqlError::Parse(_) | PromqlError::BadData(_) => "bad_data",
-            PromqlError::Execution(_) | PromqlError::Storage(_) => "execution",
-            PromqlError::Timeout(_) => "timeout",
-            PromqlError::Canceled(_) => "canceled",
+        match self.kind() {
+            ErrorKind::Parse | ErrorKind::BadData => "bad_data",
+            ErrorKind::Execution => "execution",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Canceled => "canceled",
         }
     }
 

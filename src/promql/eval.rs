@@ -4,8 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
@@ -19,6 +18,7 @@ use crate::promql::value::{Elem, MSeries, QueryValue, Val, Value};
 use crate::promql::{aggregate, binary, functions};
 
 mod batch;
+use super::freer::Freer;
 use crate::storage::model::{is_stale_nan, Labels, Sample};
 use batch::Batch;
 
@@ -57,6 +57,8 @@ pub(crate) struct Evaluator<'a> {
     /// test harness's step-invariance check).
     pin: Option<i64>,
     sub_depth: usize,
+    /// Where the query's data goes once the answer is built.
+    freer: Freer,
 }
 
 impl<'a> Evaluator<'a> {
@@ -89,7 +91,12 @@ impl<'a> Evaluator<'a> {
             group_labels: FxHashMap::default(),
             pin: None,
             sub_depth: 0,
+            freer: Freer::default(),
         }
+    }
+
+    pub fn set_freer(&mut self, freer: Freer) {
+        self.freer = freer;
     }
 
     pub fn set_pin(&mut self, pin: Option<i64>) {
@@ -133,7 +140,7 @@ impl<'a> Evaluator<'a> {
         // The fetched series and the per-query caches are freed off the answer's path:
         // dropping every label string and sample vector of a query takes a sizeable share
         // of a short one, and nothing needs to wait for it.
-        drop_in_background(Box::new((
+        self.freer.free(Box::new((
             std::mem::take(&mut self.data),
             std::mem::take(&mut self.sub_cache),
             std::mem::take(&mut self.cursors),
@@ -441,28 +448,6 @@ impl<'a> Evaluator<'a> {
         }
         self.add_samples(n)?;
         Ok(acc)
-    }
-}
-
-/// Query results waiting for the background freer; beyond this the caller frees inline, so
-/// a burst of queries can never pile up unfreed memory.
-const FREE_QUEUE: usize = 16;
-
-/// Drops `garbage` on a long-lived background thread, or inline when that thread cannot
-/// start or is already `FREE_QUEUE` results behind.
-pub(crate) fn drop_in_background(garbage: Box<dyn Send>) {
-    static FREER: OnceLock<Option<SyncSender<Box<dyn Send>>>> = OnceLock::new();
-    let freer = FREER.get_or_init(|| {
-        let (tx, rx) = sync_channel::<Box<dyn Send>>(FREE_QUEUE);
-        std::thread::Builder::new()
-            .name("strata-query-free".to_string())
-            .spawn(move || rx.into_iter().for_each(drop))
-            .ok()
-            .map(|_| tx)
-    });
-    if let Some(tx) = freer {
-        // A full or closed channel hands the value back, and it is dropped here instead.
-        let _ = tx.try_send(garbage);
     }
 }
 

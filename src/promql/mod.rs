@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fetch;
+pub mod freer;
 pub mod functions;
 pub mod histogram;
 pub mod info;
@@ -28,8 +29,9 @@ pub mod testlang;
 pub mod testlang_parse;
 pub mod value;
 
-pub use engine::{Engine, EngineOptions};
-pub use error::{PromqlError, Result};
+pub use engine::{check_range_params, Engine, EngineOptions, MAX_POINTS_PER_SERIES};
+pub use error::{ErrorKind, PromqlError, Result};
+pub use freer::Freer;
 pub use json::{
     format_error_body, format_success_body, format_value, format_value_bytes,
     parse_duration_or_seconds, parse_time,

@@ -6,10 +6,10 @@
 //! failed or slow source becomes a warning; without, the query fails.
 //!
 //! `Queryable` is synchronous (the engine runs on the blocking pool), so remote calls run on a
-//! small dedicated runtime that lives for the whole process.
+//! small dedicated runtime (`FanoutRuntime`) that the node owns and that stops with it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -52,19 +52,41 @@ pub struct RemoteSource {
     pub rpc_addr: SocketAddr,
 }
 
-/// The runtime remote StoreAPI calls run on; created once, never dropped (dropping a runtime
-/// inside the actix System is not allowed).
-pub fn fanout_runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
+/// The runtime remote StoreAPI calls and bucket reads run on while a blocking-pool thread waits
+/// for them. One per node, owned through the node's query sources: when the last holder drops
+/// it, its threads stop (`shutdown_background`, because a runtime may not block while being
+/// dropped inside the actix System).
+pub struct FanoutRuntime(Option<tokio::runtime::Runtime>);
+
+impl FanoutRuntime {
+    /// Two worker threads: the calls only wait on the network and the bucket.
+    pub fn start() -> std::io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("strata-fanout")
             .enable_all()
-            .build()
-            .ok()
-    })
-    .as_ref()
+            .build()?;
+        Ok(FanoutRuntime(Some(rt)))
+    }
+
+    /// Runs `f` to completion on this runtime, blocking the calling (non-async) thread.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> QueryResult<F::Output> {
+        Ok(self.runtime()?.handle().block_on(f))
+    }
+
+    fn runtime(&self) -> QueryResult<&tokio::runtime::Runtime> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| QueryableError::Storage("the fan-out runtime has stopped".into()))
+    }
+}
+
+impl Drop for FanoutRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 pub struct ClusterQueryable {
@@ -72,6 +94,7 @@ pub struct ClusterQueryable {
     pub remote: Vec<RemoteSource>,
     pub client: Arc<TransportClient>,
     pub opts: FanoutOptions,
+    runtime: Arc<FanoutRuntime>,
     warnings: Mutex<Vec<String>>,
 }
 
@@ -81,12 +104,14 @@ impl ClusterQueryable {
         remote: Vec<RemoteSource>,
         client: Arc<TransportClient>,
         opts: FanoutOptions,
+        runtime: Arc<FanoutRuntime>,
     ) -> Self {
         ClusterQueryable {
             local,
             remote,
             client,
             opts,
+            runtime,
             warnings: Mutex::new(Vec::new()),
         }
     }
@@ -118,8 +143,7 @@ impl ClusterQueryable {
         R: Fn(Arc<TransportClient>, RemoteSource) -> F,
         F: std::future::Future<Output = Result<T, String>> + Send + 'static,
     {
-        let rt = fanout_runtime()
-            .ok_or_else(|| QueryableError::Storage("the fan-out runtime could not start".into()))?;
+        let rt = self.runtime.runtime()?;
         let timeout = self.opts.timeout;
         let handles: Vec<(String, tokio::task::JoinHandle<Result<T, String>>)> = self
             .remote

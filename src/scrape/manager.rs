@@ -97,7 +97,7 @@ pub struct ReloadReport {
 
 impl ScrapeManager {
     pub fn new(db: Arc<Db>, config: Arc<Config>) -> Arc<Self> {
-        let seed = jitter_seed(&config.node.id, &crate::node::shipping_labels(&config));
+        let seed = jitter_seed(&config.node.id, &config.shipping_labels());
         let shard = ShardView::alone(config.node.id.clone());
         Arc::new(ScrapeManager {
             db,

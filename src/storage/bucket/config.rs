@@ -132,6 +132,38 @@ fn default_request_timeout() -> u64 {
 /// Builds the configured backend as `Retry(Metrics(backend))`: metrics see every attempt (so
 /// transient failures are visible), retries wrap them. Metrics are registered into `registry`
 /// with the `strata_bucket_` prefix.
+/// The config file's `bucket:` section in the shape the bucket layer takes. S3 keys come from
+/// the config or, when absent there, from the usual AWS environment variables.
+pub fn from_config(cfg: &crate::config::BucketConfig) -> BucketConfig {
+    use crate::config::BucketType;
+    let secret = |s: &crate::config::Secret| (!s.is_empty()).then(|| s.expose().to_string());
+    match cfg.bucket_type {
+        BucketType::Filesystem => BucketConfig {
+            kind: BucketKind::Filesystem,
+            filesystem: Some(FilesystemConfig {
+                dir: cfg.filesystem.dir.clone(),
+            }),
+            s3: None,
+            retry: Default::default(),
+        },
+        BucketType::S3 => BucketConfig {
+            kind: BucketKind::S3,
+            filesystem: None,
+            s3: Some(S3Config {
+                endpoint: cfg.s3.endpoint.clone(),
+                bucket: cfg.s3.bucket.clone(),
+                region: cfg.s3.region.clone(),
+                path_style: cfg.s3.path_style,
+                access_key: secret(&cfg.s3.access_key),
+                secret_key: secret(&cfg.s3.secret_key),
+                request_timeout_secs: 300,
+                multipart_threshold_bytes: None,
+            }),
+            retry: Default::default(),
+        },
+    }
+}
+
 pub fn open_bucket(cfg: &BucketConfig, registry: &mut Registry) -> Result<Arc<dyn ObjectStore>> {
     let inner: Arc<dyn ObjectStore> = match cfg.kind {
         BucketKind::Filesystem => {

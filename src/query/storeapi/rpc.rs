@@ -1,19 +1,19 @@
 //! What this node answers on the RPC transport: requests are addressed to a role (or to the
 //! node's `cluster` service) and a method. Today: the role-assignment map for peers that missed
-//! gossip, and this node's view of the members; role APIs (the StoreShard's series stream) plug
+//! gossip, this node's view of the members, and the StoreAPI (`server`); further role APIs plug
 //! in here.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::membership::ClusterService;
+use super::{server, STORE_TARGET};
+use crate::cluster::service::ClusterService;
 use crate::cluster::transport::{
     role_not_here, single_response, RemoteError, RemoteErrorKind, Request, ResponseStream,
     RpcHandler,
 };
 use crate::query::sources::SourceSet;
-use crate::query::storeapi::STORE_TARGET;
 
 pub struct NodeRpc {
     pub cluster: Arc<ClusterService>,
@@ -45,7 +45,7 @@ impl RpcHandler for NodeRpc {
                 })?;
                 Ok(single_response(body))
             }
-            (STORE_TARGET, _) => self.sources.serve(req).await,
+            (STORE_TARGET, _) => server::serve(&self.sources, req).await,
             ("cluster", other) => Err(RemoteError {
                 kind: RemoteErrorKind::NotFound,
                 message: format!("unknown cluster method {other:?}"),

@@ -2,7 +2,12 @@
 //! shipped data) or a StoreShard (bucket blocks) for, carried over the RPC transport as bincode.
 //! Series come back as a stream of batches of raw XOR chunks, so a large answer never sits in
 //! one frame; every source labels its series with its external labels, like Thanos stores do,
-//! so the querier can tell replicas apart and deduplicate them.
+//! so the querier can tell replicas apart and deduplicate them. This module holds the wire
+//! types; `server` answers them from this node's sources and `rpc` dispatches every request the
+//! node's transport receives.
+
+pub mod rpc;
+pub mod server;
 
 use std::collections::BTreeMap;
 

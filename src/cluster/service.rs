@@ -1,20 +1,20 @@
 //! The node's place in the cluster: SWIM membership (foca over UDP, `crate::cluster`), the
 //! cluster-wide role assignment (a versioned map node → roles, spread by gossip, highest version
 //! wins) and the role policy. Every node folds assignment updates in; when its own entry
-//! changes it tells its supervisor and re-announces its roles in its gossip identity. One node —
-//! the smallest live id — applies the role policy when holders die.
+//! changes it publishes the new roles on a watch channel (the node forwards them to its
+//! supervisor, so this layer knows nothing of actors) and re-announces them in its gossip
+//! identity. One node — the smallest live id — applies the role policy when holders die.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::policy::{apply_policy, policy_leader};
-use super::supervisor::{NodeSupervisor, SetRoles};
 use crate::cluster::membership::{
     GossipBind, Member, Membership, MembershipConfig, MembershipError, MembershipEvent,
     MembershipHandle, NodeMeta, MAX_BROADCAST_BYTES,
@@ -33,8 +33,6 @@ pub enum ClusterError {
     Membership(#[from] MembershipError),
     #[error("role assignment: {0}")]
     Roles(String),
-    #[error("the supervisor is not answering: {0}")]
-    Supervisor(String),
     #[error("invalid roles for {node}: {reason}")]
     InvalidRoles { node: String, reason: String },
 }
@@ -60,7 +58,8 @@ pub struct ClusterService {
     handle: MembershipHandle,
     me: String,
     assignments: Mutex<RoleAssignments>,
-    supervisor: Addr<NodeSupervisor>,
+    /// This node's assigned roles, as last decided by the assignment map.
+    local_roles: watch::Sender<Vec<Role>>,
     policy: BTreeMap<Role, usize>,
     grace: Duration,
     down_since: Mutex<HashMap<String, Instant>>,
@@ -84,10 +83,7 @@ fn tagged(tag: u8, body: Vec<u8>) -> Vec<u8> {
 
 impl ClusterService {
     /// Joins (or forms) the cluster and starts the gossip, event and policy loops.
-    pub async fn start(
-        settings: ClusterSettings,
-        supervisor: Addr<NodeSupervisor>,
-    ) -> Result<Arc<Self>> {
+    pub async fn start(settings: ClusterSettings) -> Result<Arc<Self>> {
         let meta = NodeMeta {
             node_id: settings.node_id.clone(),
             http_addr: settings.http_addr,
@@ -95,7 +91,7 @@ impl ClusterService {
             gossip_addr: settings.advertise.unwrap_or(settings.http_addr),
             roles: role_names(&settings.roles),
             role_epoch: 1,
-            started_at_ms: crate::actors::lease::now_ms(),
+            started_at_ms: super::lease::now_ms(),
         };
         let mut cfg = MembershipConfig::new(GossipBind::Socket(settings.gossip));
         cfg.advertise = settings.advertise;
@@ -108,11 +104,12 @@ impl ClusterService {
             role_names(&settings.roles),
             &settings.node_id,
         );
+        let (local_roles, _) = watch::channel(settings.roles.clone());
         let svc = Arc::new(ClusterService {
             handle,
             me: settings.node_id,
             assignments: Mutex::new(assignments),
-            supervisor,
+            local_roles,
             policy: settings.policy,
             grace: settings.grace,
             down_since: Mutex::new(HashMap::new()),
@@ -124,7 +121,7 @@ impl ClusterService {
 
     fn spawn_loops(self: Arc<Self>) {
         let svc = self.clone();
-        actix_rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             let mut rx = svc.handle.subscribe_broadcasts();
             loop {
                 match rx.recv().await {
@@ -137,7 +134,7 @@ impl ClusterService {
             }
         });
         let svc = self.clone();
-        actix_rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             let mut rx = svc.handle.subscribe();
             loop {
                 match rx.recv().await {
@@ -150,7 +147,7 @@ impl ClusterService {
             }
         });
         let svc = self;
-        actix_rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(POLICY_TICK);
             loop {
                 tick.tick().await;
@@ -227,7 +224,13 @@ impl ClusterService {
         }
     }
 
-    /// Tells the supervisor this node's assigned roles and re-announces them in gossip.
+    /// This node's assigned roles: the current value, then every change (the node's supervisor
+    /// reconciles to them).
+    pub fn local_roles(&self) -> watch::Receiver<Vec<Role>> {
+        self.local_roles.subscribe()
+    }
+
+    /// Publishes this node's assigned roles and re-announces them in gossip.
     async fn apply_local(&self) {
         let (roles, epoch) = {
             let a = self.assignments.lock();
@@ -236,9 +239,7 @@ impl ClusterService {
                 a.get(&self.me).map(|e| e.version).unwrap_or(0),
             )
         };
-        if let Err(e) = self.supervisor.send(SetRoles(roles.clone())).await {
-            tracing::error!(error = %e, "supervisor did not take the new roles");
-        }
+        self.local_roles.send_replace(roles.clone());
         let mut meta = self.handle.local_meta();
         meta.roles = role_names(&roles);
         meta.role_epoch = epoch;

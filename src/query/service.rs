@@ -1,0 +1,362 @@
+//! Query execution for every caller: the HTTP API, and next the rule evaluator and the UI. The
+//! `QueryService` owns the engine, the sources a query reads (through the cluster fan-out with
+//! HA dedup), the concurrency limit and the per-query options, so every caller runs queries the
+//! same way and gets the same guards:
+//!
+//! - at most `max_concurrent` instant/range queries evaluate at once (Prometheus's
+//!   `--query.max-concurrency`); the rest wait for a slot;
+//! - queries run on the blocking pool, never on an async worker;
+//! - the engine refuses deep nesting and more than 11,000 points per series, and enforces the
+//!   timeout (the smaller of the engine's and the request's) and the sample limits;
+//! - `dedup`, `replicaLabels[]` and `partial_response` (Thanos's parameters) arrive typed in
+//!   `QueryOptions`; warnings of a partial answer travel with the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fanout::{ClusterQueryable, FanoutOptions};
+use super::sources::SourceSet;
+use crate::cluster::transport::TransportClient;
+use crate::promql::{Engine, ErrorKind, PromqlError, QueryValue, Value};
+use crate::storage::model::{Labels, Matcher, Queryable, QueryableError, SelectHints};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The engine refused or failed the query; its kind decides the API's error type.
+    #[error(transparent)]
+    Promql(#[from] PromqlError),
+    /// Reading series or labels failed.
+    #[error("{0}")]
+    Storage(#[from] QueryableError),
+    /// The service is stopping and takes no more queries.
+    #[error("query service is shutting down")]
+    ShuttingDown,
+    /// The worker thread running the query failed (a panic).
+    #[error("query worker failed: {0}")]
+    Worker(String),
+}
+
+pub type Result<T> = std::result::Result<T, QueryError>;
+
+impl QueryError {
+    /// The engine's error kind; storage and worker failures count as execution errors.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            QueryError::Promql(e) => Some(e.kind()),
+            QueryError::Storage(_) => Some(ErrorKind::Execution),
+            QueryError::ShuttingDown | QueryError::Worker(_) => None,
+        }
+    }
+}
+
+/// Per-query options: Thanos's query parameters and the request's own timeout.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// Deduplicate HA replicas (default true).
+    pub dedup: bool,
+    /// Replica labels to deduplicate by; empty means the service's configured ones.
+    pub replica_labels: Vec<String>,
+    /// Answer with a warning when a source fails, instead of failing (default true, as
+    /// Thanos's querier).
+    pub partial_response: bool,
+    /// A tighter timeout than the engine's (`timeout` parameter); `None` keeps the engine's.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            dedup: true,
+            replica_labels: Vec::new(),
+            partial_response: true,
+            timeout: None,
+        }
+    }
+}
+
+/// A query's answer for the label and series APIs: the values plus partial-answer warnings.
+#[derive(Debug, Default)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub warnings: Vec<String>,
+}
+
+/// What a node needs to run queries.
+pub struct QueryService {
+    engine: Engine,
+    sources: Arc<SourceSet>,
+    client: Arc<TransportClient>,
+    /// Replica labels deduplicated by default (`replicaLabels[]` overrides per request).
+    replica_labels: Vec<String>,
+    concurrency: tokio::sync::Semaphore,
+    /// The node's `global.external_labels`, added by federation.
+    external_labels: Labels,
+}
+
+impl QueryService {
+    pub fn new(
+        engine: Engine,
+        sources: Arc<SourceSet>,
+        client: Arc<TransportClient>,
+        replica_labels: Vec<String>,
+        max_concurrent: usize,
+        external_labels: Labels,
+    ) -> Self {
+        QueryService {
+            engine,
+            sources,
+            client,
+            replica_labels,
+            concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            external_labels,
+        }
+    }
+
+    /// The node's `global.external_labels`.
+    pub fn external_labels(&self) -> &Labels {
+        &self.external_labels
+    }
+
+    /// The cluster-wide queryable for one query with these options.
+    pub fn queryable(&self, opts: &QueryOptions) -> Arc<ClusterQueryable> {
+        let replica_labels = if opts.replica_labels.is_empty() {
+            self.replica_labels.clone()
+        } else {
+            opts.replica_labels.clone()
+        };
+        let fanout = FanoutOptions {
+            dedup: opts.dedup,
+            replica_labels,
+            partial_response: opts.partial_response,
+            timeout: self.engine.opts.timeout,
+        };
+        Arc::new(ClusterQueryable::new(
+            self.sources.local(),
+            self.sources.remote(),
+            self.client.clone(),
+            fanout,
+            self.sources.runtime.clone(),
+        ))
+    }
+
+    fn engine_for(&self, opts: &QueryOptions) -> Engine {
+        let mut engine = self.engine.clone();
+        if let Some(t) = opts.timeout.filter(|t| !t.is_zero()) {
+            engine.opts.timeout = engine.opts.timeout.min(t);
+        }
+        engine
+    }
+
+    /// Evaluates `query` at `t_ms` over the cluster.
+    pub async fn instant(&self, query: &str, t_ms: i64, opts: &QueryOptions) -> Result<QueryValue> {
+        let engine = self.engine_for(opts);
+        let q = self.queryable(opts);
+        let query = query.to_string();
+        let mut v = self
+            .run_query({
+                let q = q.clone();
+                move || engine.instant(q.as_ref(), &query, t_ms)
+            })
+            .await?;
+        v.warnings.extend(q.take_warnings());
+        Ok(v)
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms` over the cluster.
+    pub async fn range(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryValue> {
+        let engine = self.engine_for(opts);
+        let q = self.queryable(opts);
+        let query = query.to_string();
+        let mut v = self
+            .run_query({
+                let q = q.clone();
+                move || engine.range(q.as_ref(), &query, start_ms, end_ms, step_ms)
+            })
+            .await?;
+        v.warnings.extend(q.take_warnings());
+        Ok(v)
+    }
+
+    /// Runs `f` on the blocking pool once a concurrency slot is free.
+    async fn run_query<F>(&self, f: F) -> Result<QueryValue>
+    where
+        F: FnOnce() -> std::result::Result<QueryValue, PromqlError> + Send + 'static,
+    {
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .map_err(|_| QueryError::ShuttingDown)?;
+        Ok(blocking(move || f().map_err(QueryError::from)).await?)
+    }
+
+    /// Hands a finished answer to the engine's background freer (a large result takes a
+    /// while to free; the answer need not wait for that).
+    pub fn free_later(&self, v: QueryValue) {
+        self.engine.free(Box::new(v));
+    }
+
+    /// The label sets of the series matching any of `sets` in the time range, sorted, unique.
+    pub async fn series(
+        &self,
+        sets: Vec<Vec<Matcher>>,
+        start_ms: i64,
+        end_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Listing<Labels>> {
+        let q = self.queryable(opts);
+        let partial = q.clone();
+        let items = blocking(move || {
+            let mut all: Vec<Labels> = Vec::new();
+            let hints = SelectHints {
+                labels_only: true,
+                ..Default::default()
+            };
+            for set in &sets {
+                all.extend(
+                    q.select(set, start_ms, end_ms, &hints)?
+                        .into_iter()
+                        .map(|s| s.labels),
+                );
+            }
+            all.sort();
+            all.dedup();
+            Ok(all)
+        })
+        .await?;
+        Ok(Listing {
+            items,
+            warnings: partial.take_warnings(),
+        })
+    }
+
+    /// Label names of the series matching any of `sets` (all series without sets).
+    pub async fn label_names(
+        &self,
+        sets: Vec<Vec<Matcher>>,
+        start_ms: i64,
+        end_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Listing<String>> {
+        let q = self.queryable(opts);
+        let partial = q.clone();
+        let items = blocking(move || {
+            merged_strings(q.as_ref(), &sets, |q, m| q.label_names(m, start_ms, end_ms))
+        })
+        .await?;
+        Ok(Listing {
+            items,
+            warnings: partial.take_warnings(),
+        })
+    }
+
+    /// Values of label `name` in the series matching any of `sets` (all series without sets).
+    pub async fn label_values(
+        &self,
+        name: String,
+        sets: Vec<Vec<Matcher>>,
+        start_ms: i64,
+        end_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Listing<String>> {
+        let q = self.queryable(opts);
+        let partial = q.clone();
+        let items = blocking(move || {
+            merged_strings(q.as_ref(), &sets, |q, m| {
+                q.label_values(&name, m, start_ms, end_ms)
+            })
+        })
+        .await?;
+        Ok(Listing {
+            items,
+            warnings: partial.take_warnings(),
+        })
+    }
+
+    /// The latest sample at `t_ms` of every series matching any of `sets` (federation), as
+    /// (labels, value, timestamp).
+    pub async fn latest_samples(
+        &self,
+        sets: Vec<Vec<Matcher>>,
+        t_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Vec<(Labels, f64, i64)>> {
+        let engine = self.engine_for(opts);
+        let q = self.queryable(opts);
+        blocking(move || {
+            let mut samples: Vec<(Labels, f64, i64)> = Vec::new();
+            for set in &sets {
+                let selector = selector_text(set);
+                let v = engine.instant(q.as_ref(), &selector, t_ms)?;
+                if let Value::Vector(vs) = v.value {
+                    samples.extend(vs.into_iter().map(|s| (s.labels, s.v, s.t)));
+                }
+            }
+            Ok(samples)
+        })
+        .await
+    }
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| QueryError::Worker(e.to_string()))?
+}
+
+/// Runs a per-matcher-set lookup over all sets (or once with none) and merges the answers.
+fn merged_strings(
+    q: &dyn Queryable,
+    sets: &[Vec<Matcher>],
+    f: impl Fn(&dyn Queryable, &[Matcher]) -> std::result::Result<Vec<String>, QueryableError>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if sets.is_empty() {
+        out = f(q, &[])?;
+    }
+    for set in sets {
+        out.extend(f(q, set)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A selector that selects exactly the series a matcher set matches.
+fn selector_text(set: &[Matcher]) -> String {
+    let parts: Vec<String> = set.iter().map(|m| m.to_string()).collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::model::MatchOp;
+
+    #[test]
+    fn selector_text_selects_the_matcher_set() {
+        let set = vec![
+            Matcher::new(MatchOp::Equal, "__name__", "up").unwrap(),
+            Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap(),
+        ];
+        let text = selector_text(&set);
+        let parsed = crate::promql::parse_series_selector(&text).unwrap();
+        assert_eq!(parsed, vec![set]);
+    }
+
+    #[test]
+    fn storage_errors_count_as_execution_errors() {
+        let e = QueryError::from(QueryableError::Storage("boom".into()));
+        assert_eq!(e.kind(), Some(ErrorKind::Execution));
+        assert_eq!(QueryError::ShuttingDown.kind(), None);
+    }
+}
