@@ -1,8 +1,7 @@
 //! The distributed query path of the QueryPlanner: the StoreAPI between nodes, the sources a
-//! query reads, fan-out over them, merging of series from several sources, and HA replica
-//! deduplication.
+//! query reads, and fan-out over them, merging series from several sources and deduplicating
+//! HA replicas with the pure core in `storage::dedup`.
 
-pub mod dedup;
 pub mod fanout;
 pub mod sources;
 pub mod storeapi;

@@ -182,7 +182,7 @@ impl SourceSet {
                             warnings.extend(s.queryable.take_warnings());
                         }
                     }
-                    Ok::<_, String>((super::dedup::merge_sources(parts), warnings))
+                    Ok::<_, String>((crate::storage::dedup::merge_sources(parts), warnings))
                 })
                 .await
                 .map_err(|e| internal(e.to_string()))?
