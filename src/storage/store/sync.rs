@@ -1,10 +1,10 @@
 //! Bucket sync for the store gateway: one listing of the bucket yields every block directory,
 //! its `meta.json`, its chunk segments and its deletion mark. Metas are immutable, so each is
 //! fetched once and kept; blocks without `meta.json` (partial or in-flight uploads) are skipped,
-//! and blocks whose `deletion-mark.json` is older than the configured delay are dropped. The
-//! ownership decision ("which of these blocks do I serve") is a pure function over the result.
+//! and blocks whose `deletion-mark.json` is older than the configured delay are dropped. Which
+//! of these blocks this node serves is decided by the caller (`BucketStore::sync`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt};
@@ -12,7 +12,6 @@ use serde::Deserialize;
 use ulid::Ulid;
 
 use super::{Result, StoreError};
-use crate::cluster::{ownership, NodeId};
 use crate::storage::block::BlockMeta;
 use crate::storage::bucket::ObjectStore;
 
@@ -244,21 +243,6 @@ async fn fetch_mark(store: &dyn ObjectStore, ulid: Ulid) -> Option<i64> {
     }
 }
 
-/// The blocks among `blocks` that `node` serves: those whose rendezvous owners (over the live
-/// StoreShards, with `replication` copies) include `node`. The hashed item is the ULID string.
-pub fn owned_blocks<'a>(
-    blocks: impl IntoIterator<Item = &'a Ulid>,
-    node: &str,
-    live_shards: &[NodeId],
-    replication: usize,
-) -> BTreeSet<Ulid> {
-    blocks
-        .into_iter()
-        .filter(|u| ownership::is_owner(u.to_string().as_bytes(), node, live_shards, replication))
-        .copied()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,31 +324,5 @@ mod tests {
             .unwrap();
         assert!(st.blocks.is_empty());
         assert_eq!(st.invalid.len(), 2);
-    }
-
-    #[test]
-    fn ownership_partitions_blocks() {
-        let blocks: Vec<Ulid> = (0..300).map(|_| Ulid::new()).collect();
-        let shards: Vec<NodeId> = vec!["s1".into(), "s2".into(), "s3".into()];
-        let mut seen = BTreeMap::new();
-        for n in &shards {
-            for u in owned_blocks(&blocks, n, &shards, 1) {
-                *seen.entry(u).or_insert(0) += 1;
-            }
-        }
-        assert_eq!(seen.len(), blocks.len());
-        assert!(seen.values().all(|&c| c == 1));
-        // Replication 2: each block served by exactly two shards.
-        let mut count = 0;
-        for n in &shards {
-            count += owned_blocks(&blocks, n, &shards, 2).len();
-        }
-        assert_eq!(count, 2 * blocks.len());
-        // A shard leaves: its blocks move, the others' stay put.
-        let before = owned_blocks(&blocks, "s1", &shards, 1);
-        let after = owned_blocks(&blocks, "s1", &shards[..2], 1);
-        assert!(before.is_subset(&after));
-        let after3 = owned_blocks(&blocks, "s3", &shards[..2], 1);
-        assert!(after3.is_empty());
     }
 }
