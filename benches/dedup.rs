@@ -4,7 +4,7 @@
 //! input sample (decode + penalty merge + re-encode).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use strata::query::dedup::{dedup_replicas, encode_chunks};
+use strata::storage::dedup::{dedup_replicas, encode_chunks};
 use strata::storage::model::{Labels, Sample, Series};
 
 const SERIES: usize = 1000;

@@ -155,7 +155,7 @@ fn main() -> anyhow::Result<()> {
     cfg.idle_timeout = std::time::Duration::ZERO;
     let store = BucketStore::new(bucket, cfg)?;
     let t = Instant::now();
-    let report = rt.block_on(store.sync(&["bench".to_string()]))?;
+    let report = rt.block_on(store.sync(&|_| true))?;
     let ready = t.elapsed();
     let rss_ready = rss();
     println!(
@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         Arc::new(FilesystemStore::new(&dir)?),
         StoreConfig::new(&cache_dir, "bench"),
     )?;
-    rt.block_on(store2.sync(&["bench".to_string()]))?;
+    rt.block_on(store2.sync(&|_| true))?;
     println!("restart with cached headers ready in {:.2?}", t.elapsed());
     drop(store2);
 

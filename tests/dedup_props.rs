@@ -1,11 +1,11 @@
-//! Property and table tests of HA replica deduplication (`strata::query::dedup`): identical
+//! Property and table tests of HA replica deduplication (`strata::storage::dedup`): identical
 //! replicas, a replica outage filled from the other, counters with scrape offsets and value
 //! skew (no false reset across a switch, a real reset still shown), determinism, series
 //! without replica labels, more than two replicas, staleness markers and source merging.
 
 use proptest::prelude::*;
-use strata::query::dedup::{dedup_replicas, encode_chunks, merge_sources, MAX_SAMPLES_PER_CHUNK};
 use strata::storage::chunkenc::SeriesIterator;
+use strata::storage::dedup::{dedup_replicas, encode_chunks, merge_sources, MAX_SAMPLES_PER_CHUNK};
 use strata::storage::model::{is_stale_nan, stale_nan, Labels, Sample, Series};
 
 const INTERVAL: i64 = 15_000;

@@ -10,10 +10,12 @@ use std::time::Duration;
 use actix::Context;
 use futures::future::LocalBoxFuture;
 use tokio_util::sync::CancellationToken;
+use ulid::Ulid;
 
 use super::role::{RoleActor, RoleWorker};
 use super::scraper_shipper::maintenance_interval;
 use super::RoleContext;
+use crate::cluster::ownership;
 use crate::config::Role;
 
 /// How often the live StoreShard set is re-read from membership.
@@ -46,15 +48,24 @@ fn live_shards(ctx: &RoleContext) -> Vec<String> {
     ids.into_iter().collect()
 }
 
+/// Whether StoreShard `me` serves `block` among the `live` StoreShards: rendezvous hashing of
+/// the block's ULID string, one StoreShard per block.
+fn serves_block(me: &str, live: &[String], block: &Ulid) -> bool {
+    ownership::is_owner(block.to_string().as_bytes(), me, live, 1)
+}
+
 impl RoleWorker for StoreShard {
     fn started(&mut self, _ctx: &mut Context<RoleActor>) {
         let (tx, rx) = tokio::sync::watch::channel(live_shards(&self.ctx));
         let interval = maintenance_interval(self.ctx.config.tsdb.block_duration.as_millis())
             .max(Duration::from_secs(5));
-        self.ctx
-            .store
-            .clone()
-            .spawn_sync_loop(interval, rx, self.stop.clone());
+        let me = self.ctx.config.node.id.clone();
+        self.ctx.store.clone().spawn_sync_loop(
+            interval,
+            rx,
+            move |live: &Vec<String>, block: &Ulid| serves_block(&me, live, block),
+            self.stop.clone(),
+        );
         let ctx = self.ctx.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move {

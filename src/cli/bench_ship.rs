@@ -16,9 +16,9 @@ use ulid::Ulid;
 use super::bucket::BucketArgs;
 use super::{CliError, Result};
 use crate::config::Config;
+use crate::storage::bucket::blocks::{self, META_FILE};
+use crate::storage::bucket::open_bucket;
 use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
-use crate::storage::bucket::upload::META_FILE;
-use crate::storage::bucket::{open_bucket, DynStore};
 use crate::storage::db::bench::cpu_seconds;
 
 #[derive(Args, Debug, Clone)]
@@ -107,14 +107,6 @@ fn make_block(tsdb: &Path, min_time: i64, bytes: u64, state: &mut u64) -> Result
     Ok(ulid)
 }
 
-async fn delete_block(store: &DynStore, ulid: Ulid) -> Result<()> {
-    store.delete(&format!("{ulid}/{META_FILE}")).await?;
-    for o in store.list(&format!("{ulid}/"), None).await?.objects {
-        store.delete(&o.key).await?;
-    }
-    Ok(())
-}
-
 pub fn run(args: ShipBenchArgs, out: &mut dyn Write) -> Result<()> {
     let cfg = match &args.bucket.config {
         Some(p) => Config::load(p).map_err(|e| CliError::Config(e.to_string()))?,
@@ -194,7 +186,7 @@ fn run_in(args: &ShipBenchArgs, cfg: &Config, dir: &Path, out: &mut dyn Write) -
         let shipped = report.uploaded.len();
         if !args.keep {
             for u in &ids {
-                delete_block(&store, *u).await?;
+                blocks::delete_block(store.as_ref(), *u).await?;
             }
         }
         if !report.failed.is_empty() || shipped != ids.len() {

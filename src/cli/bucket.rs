@@ -19,8 +19,9 @@ use ulid::Ulid;
 use super::{CliError, Result};
 use crate::config::Config;
 use crate::storage::block::BlockReader;
+use crate::storage::bucket::blocks::{self, META_FILE};
 use crate::storage::bucket::tools::{self as btools, BlockContentCheck};
-use crate::storage::bucket::upload::{UploadEvent, META_FILE};
+use crate::storage::bucket::upload::UploadEvent;
 use crate::storage::bucket::{open_bucket, validate_key, DynStore, ObjectStore};
 use crate::storage::chunkenc::SeriesIterator;
 
@@ -207,7 +208,7 @@ async fn upload(
 }
 
 async fn verify(store: &dyn ObjectStore, files_only: bool, out: &mut dyn Write) -> Result<()> {
-    let total = btools::list_block_ids(store).await?.len();
+    let total = blocks::list_blocks(store).await?.len();
     let check = DownloadAndParse::new(total);
     let content: Option<&dyn BlockContentCheck> = if files_only { None } else { Some(&check) };
     let report = btools::bucket_verify(store, out, content).await?;
@@ -284,7 +285,7 @@ async fn download_and_parse(
         if rel == META_FILE {
             continue;
         }
-        let key = format!("{ulid}/{rel}");
+        let key = blocks::object_key(ulid, rel);
         // A rel_path like `../x` must never make us write outside the scratch dir.
         validate_key(&key).map_err(|e| e.to_string())?;
         store

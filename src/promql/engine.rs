@@ -407,6 +407,53 @@ fn finish_matrix(series: Vec<(Arc<Labels>, bool, Vec<Sample>)>) -> Result<Vec<Ra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::model::{Matcher, QueryResult, SelectHints, Series};
+
+    /// A source with no series.
+    struct Empty;
+    impl Queryable for Empty {
+        fn select(&self, _: &[Matcher], _: i64, _: i64, _: &SelectHints) -> QueryResult<Vec<Series>> {
+            Ok(Vec::new())
+        }
+        fn label_names(&self, _: &[Matcher], _: i64, _: i64) -> QueryResult<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn label_values(&self, _: &str, _: &[Matcher], _: i64, _: i64) -> QueryResult<Vec<String>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn exactly_eleven_thousand_points_are_allowed_and_one_more_is_not() {
+        let engine = Engine::default();
+        let step = 15_000;
+        let end = MAX_POINTS_PER_SERIES * step;
+        let v = engine
+            .range(&Empty, "1", 0, end, step)
+            .expect("11,000 steps (11,001 points with both ends) are Prometheus's limit, allowed");
+        let Value::Matrix(m) = v.value else {
+            panic!("a range query answers a matrix")
+        };
+        assert_eq!(m[0].points.len() as i64, MAX_POINTS_PER_SERIES + 1);
+        let err = engine.range(&Empty, "1", 0, end + step, step).unwrap_err();
+        assert_eq!(err.kind(), crate::promql::ErrorKind::BadData);
+        assert!(err.to_string().starts_with("exceeded maximum resolution of 11,000 points"));
+        assert!(check_range_params(0, end, step).is_ok());
+        assert!(check_range_params(0, end + step, step).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_but_strings_do_not_count() {
+        let deep = format!("{}1{}", "(".repeat(300), ")".repeat(300));
+        assert_eq!(check_nesting(&deep).unwrap_err().kind(), crate::promql::ErrorKind::Parse);
+        assert!(parse_query(&deep, 0, 0).is_err(), "every parse is guarded");
+        assert!(check_nesting(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).is_ok());
+        assert!(check_nesting(&format!(
+            "label_replace(up, \"a\", \"{}\", \"b\", \"c\")",
+            "(".repeat(400)
+        ))
+        .is_ok());
+    }
 
     #[test]
     fn string_escapes_reach_the_ast() {

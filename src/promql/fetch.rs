@@ -15,7 +15,7 @@ use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::preprocess::{selector_mode, RangeMode, MODIFIER_LABEL};
 use crate::promql::start_timestamps::{uses_start_timestamps, StartTimes};
-use crate::storage::chunkenc::SeriesIterator;
+use crate::storage::chunkenc::{declared_samples, SeriesIterator};
 use crate::storage::model::{
     Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, Series, METRIC_NAME,
 };
@@ -258,15 +258,10 @@ pub(crate) fn check_deadline(
     Ok(())
 }
 
-/// The sample count XOR chunks declare in their 2-byte header (an upper bound of what the
-/// window takes), so a long window is decoded into one allocation instead of many doublings.
+/// The sample count the chunks declare in their headers (an upper bound of what the window
+/// takes), so a long window is decoded into one allocation instead of many doublings.
 fn expected_samples(chunks: &[crate::storage::model::EncodedChunk]) -> usize {
-    chunks
-        .iter()
-        .filter(|c| c.encoding == crate::storage::chunkenc::ENCODING_XOR)
-        .filter_map(|c| c.data.get(..2))
-        .map(|h| u16::from_be_bytes([h[0], h[1]]) as usize)
-        .sum()
+    chunks.iter().map(declared_samples).sum()
 }
 
 /// Below this many samples (as the chunk headers declare) a batch decodes on the calling

@@ -15,13 +15,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use super::dedup::{dedup_replicas, merge_sources, normalize_chunks};
 use super::storeapi::{
     self, label_series, LabelsRequest, SeriesFrame, SeriesRequest, METHOD_LABEL_NAMES,
     METHOD_LABEL_VALUES, METHOD_SERIES, STORE_TARGET,
 };
 use crate::cluster::transport::{Request, TransportClient};
 use crate::storage::db::merge_strings;
+use crate::storage::dedup::{dedup_replicas, merge_sources, normalize_chunks};
 use crate::storage::model::{
     Labels, Matcher, QueryResult, Queryable, QueryableError, SelectHints, Series,
 };

@@ -268,10 +268,7 @@ pub(crate) struct XorState {
 
 impl XorState {
     pub(crate) fn new(data: &[u8]) -> Result<Self> {
-        let header = data
-            .get(..HEADER_LEN)
-            .ok_or(ChunkError::TooShort { len: data.len() })?;
-        let total = u16::from_be_bytes([header[0], header[1]]) as usize;
+        let total = header_count(data).ok_or(ChunkError::TooShort { len: data.len() })?;
         Ok(XorState {
             br: BitReader::at_byte(HEADER_LEN),
             total,
@@ -480,6 +477,24 @@ impl<'a> XorIterator<'a> {
         }
         Ok(None)
     }
+}
+
+/// The sample count in the 2-byte big-endian header of a XOR payload, `None` when the payload
+/// is shorter than the header.
+fn header_count(data: &[u8]) -> Option<usize> {
+    let header = data.get(..HEADER_LEN)?;
+    Some(u16::from_be_bytes([header[0], header[1]]) as usize)
+}
+
+/// The number of samples a chunk declares in its header, without decoding it: the XOR sample
+/// count, or 0 for other encodings and for payloads too short to hold a header. The header is
+/// untrusted input, so use this only to size buffers (it bounds what decoding can yield,
+/// since a XOR chunk never holds more samples than it declares).
+pub fn declared_samples(chunk: &EncodedChunk) -> usize {
+    if chunk.encoding != ENCODING_XOR {
+        return 0;
+    }
+    header_count(&chunk.data).unwrap_or(0)
 }
 
 /// Decodes every sample of a XOR payload.

@@ -4,6 +4,7 @@ pub mod bucket;
 pub mod chunkenc;
 pub mod compact;
 pub mod db;
+pub mod dedup;
 pub mod head;
 pub mod model;
 pub mod store;

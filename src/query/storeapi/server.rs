@@ -43,7 +43,7 @@ pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, 
                         warnings.extend(s.queryable.take_warnings());
                     }
                 }
-                Ok::<_, String>((crate::query::dedup::merge_sources(parts), warnings))
+                Ok::<_, String>((crate::storage::dedup::merge_sources(parts), warnings))
             })
             .await
             .map_err(|e| internal(e.to_string()))?

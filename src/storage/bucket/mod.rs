@@ -1,8 +1,10 @@
 //! Object storage: the one `ObjectStore` trait every bucket backend implements (embedded
 //! filesystem, S3, in-memory for tests), the shared error type, key validation and S3-identical
 //! delimiter grouping, plus `open_bucket`, which composes a backend with the retry and metrics
-//! decorators. Block shipping and the bucket tools live in the submodules below.
+//! decorators. The block catalogue (`blocks`: layout, metas, marks, upload and delete order),
+//! block shipping and the bucket tools live in the submodules below.
 
+pub mod blocks;
 pub mod config;
 pub mod filesystem;
 pub mod memory;

@@ -1,8 +1,9 @@
 //! Block shipper (the Thanos sidecar's `shipper`): finds finished local TSDB blocks, uploads
 //! the ones not yet in the bucket through `upload::upload_block`, and records them in
 //! `<tsdb_dir>/thanos.shipper.json` (`{"version":1,"uploaded":[...]}`, written atomically).
-//! A missing or corrupt state file is never trusted: the bucket (`<ULID>/meta.json` exists)
-//! decides. Also owns the local-retention decision (delete only shipped + old blocks).
+//! A missing or corrupt state file is never trusted: the bucket decides (a block is there when
+//! its `meta.json` is, `blocks::block_exists`). Also owns the local-retention decision (delete
+//! only shipped + old blocks).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,8 +17,9 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
+use super::blocks::{self, BlocksError, META_FILE};
 use super::filesystem::write_file_atomic_blocking;
-use super::upload::{read_local_block, upload_block, LocalBlock, UploadError, META_FILE};
+use super::upload::{read_local_block, upload_block, LocalBlock, UploadError};
 use super::{BucketError, ObjectStore};
 
 pub const STATE_FILE: &str = "thanos.shipper.json";
@@ -374,8 +376,7 @@ impl Shipper {
         block: &LocalBlock,
         labels: &BTreeMap<String, String>,
     ) -> std::result::Result<bool, UploadError> {
-        let meta_key = format!("{}/{META_FILE}", block.ulid);
-        if self.store.exists(&meta_key).await? {
+        if blocks::block_exists(self.store.as_ref(), block.ulid).await? {
             return Ok(false);
         }
         let staging = self
@@ -415,19 +416,20 @@ async fn bucket_blocks_with_labels(
     labels: &BTreeMap<String, String>,
 ) -> std::result::Result<Vec<(Ulid, i64, i64)>, BucketError> {
     let mut out = Vec::new();
-    for prefix in store.list("", Some("/")).await?.common_prefixes {
-        let Ok(ulid) = Ulid::from_string(prefix.trim_end_matches('/')) else {
+    for dir in blocks::list_blocks(store).await?.into_values() {
+        if dir.is_partial() {
             continue;
+        }
+        let meta = match blocks::read_meta_json(store, dir.ulid).await {
+            Ok(Some(meta)) => meta,
+            Ok(None) => continue,
+            Err(BlocksError::Bucket(e)) => return Err(e),
+            Err(BlocksError::Invalid { .. }) => {
+                tracing::warn!(block = %dir.ulid, "unparseable meta.json in bucket; ignored for overlap check");
+                continue;
+            }
         };
-        let raw = match store.get(&format!("{ulid}/{META_FILE}")).await {
-            Ok(raw) => raw,
-            Err(BucketError::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&raw) else {
-            tracing::warn!(block = %ulid, "unparseable meta.json in bucket; ignored for overlap check");
-            continue;
-        };
+        let ulid = dir.ulid;
         let same_labels = meta
             .pointer("/thanos/labels")
             .and_then(|l| serde_json::from_value::<BTreeMap<String, String>>(l.clone()).ok())

@@ -1,7 +1,9 @@
 //! Bucket tools behind the CLI (`strata tools bucket ...`): `bucket_ls` (table of blocks),
 //! `bucket_inspect` (one block's meta and objects), `bucket_verify` (every file in
 //! `thanos.files` exists with its size, plus pluggable content checks) and `upload_dir`
-//! (manual upload of a TSDB dir through the shipper's code path).
+//! (manual upload of a TSDB dir through the shipper's code path). What is a block, a partial
+//! upload or a meta.json comes from the block catalogue (`blocks`); the tools show metas as
+//! the JSON that is stored, unknown fields included.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,8 +13,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 use ulid::Ulid;
 
+use super::blocks::{self, BlockDir, BlocksError};
 use super::shipper::scan_blocks;
-use super::upload::{upload_block, UploadError, UploadEvent, META_FILE};
+use super::upload::{upload_block, UploadError, UploadEvent};
 use super::{BucketError, ListEntry, ObjectStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,27 +84,22 @@ impl BlockSummary {
     }
 }
 
+/// The stored meta.json of `ulid` as JSON; `None` for a partial upload.
 async fn fetch_meta(store: &dyn ObjectStore, ulid: Ulid) -> Result<Option<Value>> {
-    match store.get(&format!("{ulid}/{META_FILE}")).await {
-        Ok(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| ToolError::InvalidMeta {
-                ulid,
-                reason: e.to_string(),
-            }),
-        Err(BucketError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    blocks::read_meta_json(store, ulid)
+        .await
+        .map_err(|e| match e {
+            BlocksError::Bucket(e) => ToolError::Bucket(e),
+            BlocksError::Invalid { ulid, reason, .. } => ToolError::InvalidMeta { ulid, reason },
+        })
 }
 
-/// Block directories at the bucket root (common prefixes that parse as ULIDs).
-pub async fn list_block_ids(store: &dyn ObjectStore) -> Result<Vec<Ulid>> {
-    let root = store.list("", Some("/")).await?;
-    Ok(root
-        .common_prefixes
-        .iter()
-        .filter_map(|p| Ulid::from_string(p.trim_end_matches('/')).ok())
-        .collect())
+/// The meta.json of a listed block directory; `None` for a partial upload.
+async fn dir_meta(store: &dyn ObjectStore, dir: &BlockDir) -> Result<Option<Value>> {
+    if dir.is_partial() {
+        return Ok(None);
+    }
+    fetch_meta(store, dir.ulid).await
 }
 
 fn fmt_time(ms: i64) -> String {
@@ -127,10 +125,10 @@ fn fmt_labels(labels: &BTreeMap<String, String>) -> String {
 pub async fn bucket_ls(store: &dyn ObjectStore, out: &mut dyn Write) -> Result<Vec<BlockSummary>> {
     let mut rows = Vec::new();
     let mut partial = Vec::new();
-    for ulid in list_block_ids(store).await? {
-        match fetch_meta(store, ulid).await? {
-            Some(meta) => rows.push(BlockSummary::from_meta(ulid, &meta)),
-            None => partial.push(ulid),
+    for dir in blocks::list_blocks(store).await?.values() {
+        match dir_meta(store, dir).await? {
+            Some(meta) => rows.push(BlockSummary::from_meta(dir.ulid, &meta)),
+            None => partial.push(dir.ulid),
         }
     }
     rows.sort_by_key(|r| (r.min_time, r.ulid));
@@ -191,7 +189,7 @@ impl std::fmt::Display for BlockInspection {
 
 pub async fn bucket_inspect(store: &dyn ObjectStore, ulid: Ulid) -> Result<BlockInspection> {
     let meta = fetch_meta(store, ulid).await?;
-    let objects = store.list(&format!("{ulid}/"), None).await?.objects;
+    let objects = store.list(&blocks::block_prefix(ulid), None).await?.objects;
     if meta.is_none() && objects.is_empty() {
         return Err(BucketError::NotFound {
             key: format!("{ulid}/"),
@@ -232,8 +230,9 @@ pub async fn bucket_verify(
     content_check: Option<&dyn BlockContentCheck>,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    for ulid in list_block_ids(store).await? {
-        let meta = match fetch_meta(store, ulid).await {
+    for dir in blocks::list_blocks(store).await?.values() {
+        let ulid = dir.ulid;
+        let meta = match dir_meta(store, dir).await {
             Ok(Some(m)) => m,
             Ok(None) => {
                 writeln!(out, "{ulid}: partial upload (no meta.json)")?;
@@ -249,7 +248,7 @@ pub async fn bucket_verify(
             Err(e) => return Err(e),
         };
         report.blocks_checked += 1;
-        let mut problems = verify_files(store, ulid, &meta).await?;
+        let mut problems = verify_files(dir, &meta);
         if let Some(check) = content_check {
             if let Err(p) = check.check(store, ulid, &meta).await {
                 problems.push(format!("content: {p}"));
@@ -270,30 +269,30 @@ pub async fn bucket_verify(
     Ok(report)
 }
 
-async fn verify_files(store: &dyn ObjectStore, ulid: Ulid, meta: &Value) -> Result<Vec<String>> {
+/// Compares `thanos.files` with the objects the listing found in the block's directory.
+fn verify_files(dir: &BlockDir, meta: &Value) -> Vec<String> {
+    let ulid = dir.ulid;
     let mut problems = Vec::new();
     if meta.get("ulid").and_then(Value::as_str) != Some(ulid.to_string().as_str()) {
         problems.push("meta.json ulid does not match its directory".to_string());
     }
     let Some(files) = meta.pointer("/thanos/files").and_then(Value::as_array) else {
         problems.push("meta.json has no thanos.files list".to_string());
-        return Ok(problems);
+        return problems;
     };
-    let listed: BTreeMap<String, u64> = store
-        .list(&format!("{ulid}/"), None)
-        .await?
+    let listed: BTreeMap<&str, u64> = dir
         .objects
-        .into_iter()
-        .map(|o| (o.key, o.size))
+        .iter()
+        .map(|o| (o.key.as_str(), o.size))
         .collect();
     for f in files {
         let Some(rel) = f.get("rel_path").and_then(Value::as_str) else {
             problems.push(format!("thanos.files entry without rel_path: {f}"));
             continue;
         };
-        let key = format!("{ulid}/{rel}");
+        let key = blocks::object_key(ulid, rel);
         match (
-            listed.get(&key),
+            listed.get(key.as_str()),
             f.get("size_bytes").and_then(Value::as_u64),
         ) {
             (None, _) => problems.push(format!("missing file {rel}")),
@@ -303,7 +302,7 @@ async fn verify_files(store: &dyn ObjectStore, ulid: Ulid, meta: &Value) -> Resu
             _ => {}
         }
     }
-    Ok(problems)
+    problems
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -335,7 +334,7 @@ pub async fn upload_dir(
     }
     blocks.sort_by_key(|b| (b.min_time, b.ulid));
     for block in blocks {
-        if store.exists(&format!("{}/{META_FILE}", block.ulid)).await? {
+        if blocks::block_exists(store, block.ulid).await? {
             report.already_present.push(block.ulid);
             continue;
         }

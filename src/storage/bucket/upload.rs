@@ -1,8 +1,8 @@
-//! Uploading one local TSDB block to the bucket in Thanos order: `chunks/*`, `index`,
-//! `tombstones`, then `meta.json` LAST with the `thanos` section injected (a directory
-//! without `meta.json` is a partial upload to every reader). `meta.json` is handled as a
-//! `serde_json::Value` so fields we do not know survive. Shared by the shipper and the
-//! `upload_dir` tool so both take the same code path.
+//! Uploading one local TSDB block to the bucket: reads the local directory (`meta.json`,
+//! `chunks/*`, `index`, `tombstones`), injects the `thanos` section into the meta and hands
+//! the files to the block catalogue's `blocks::upload`, which sends them in Thanos order with
+//! `meta.json` last. `meta.json` is handled as a `serde_json::Value` so fields we do not know
+//! survive. Shared by the shipper and the `upload_dir` tool so both take the same code path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +12,8 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use ulid::Ulid;
 
+use super::blocks::{self, BlockFile, CHUNKS_DIR, INDEX_FILE, META_FILE, TOMBSTONES_FILE};
 use super::{BucketError, ObjectStore};
-
-pub const META_FILE: &str = "meta.json";
-pub const INDEX_FILE: &str = "index";
-pub const CHUNKS_DIR: &str = "chunks";
-pub const TOMBSTONES_FILE: &str = "tombstones";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -57,13 +53,6 @@ pub struct LocalBlock {
     pub level: u64,
     /// `None` when `stats.numSamples` is absent.
     pub num_samples: Option<u64>,
-}
-
-/// One file of a block, relative to the block dir, `/`-separated.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BlockFile {
-    pub rel_path: String,
-    pub size: u64,
 }
 
 /// Parses `<dir>/meta.json`; the dir name must be the block's ULID and match `meta.ulid`.
@@ -244,9 +233,10 @@ pub struct UploadedBlock {
     pub bytes: u64,
 }
 
-/// Uploads a block: data files first, then `meta.json` with the `thanos` section. If any data
-/// file fails, `meta.json` is not written, so the block stays invisible and a later attempt
-/// re-uploads it completely (puts overwrite).
+/// Uploads a block: data files first, then `meta.json` with the `thanos` section (stamped
+/// with the time the data files were in), through `blocks::upload`. If any data file fails,
+/// `meta.json` is not written, so the block stays invisible and a later attempt re-uploads it
+/// completely (puts overwrite).
 pub async fn upload_block(
     store: &dyn ObjectStore,
     block: &LocalBlock,
@@ -258,31 +248,31 @@ pub async fn upload_block(
         return Err(UploadError::EmptyExternalLabels { ulid: block.ulid });
     }
     let files = gather_files(&block.dir)?;
-    let mut meta = block.meta.clone();
-    let mut bytes = 0u64;
-    for f in &files {
-        let key = format!("{}/{}", block.ulid, f.rel_path);
-        let path = block.dir.join(&f.rel_path);
-        let n = store.put_file(&key, &path).await?;
-        bytes += n;
-        progress(&UploadEvent::FileUploaded {
-            ulid: block.ulid,
-            rel_path: f.rel_path.clone(),
-            size: n,
-        });
-    }
-    inject_thanos(&mut meta, labels, source, &files, SystemTime::now());
-    let body = serde_json::to_vec_pretty(&meta).map_err(|e| UploadError::InvalidMeta {
-        path: block.dir.join(META_FILE),
-        reason: format!("cannot serialise: {e}"),
-    })?;
-    bytes += body.len() as u64;
-    store
-        .put_bytes(&format!("{}/{META_FILE}", block.ulid), Bytes::from(body))
-        .await?;
-    progress(&UploadEvent::MetaUploaded { ulid: block.ulid });
+    let ulid = block.ulid;
+    let meta = || {
+        let mut meta = block.meta.clone();
+        inject_thanos(&mut meta, labels, source, &files, SystemTime::now());
+        serde_json::to_vec_pretty(&meta)
+            .map(Bytes::from)
+            .map_err(|e| UploadError::InvalidMeta {
+                path: block.dir.join(META_FILE),
+                reason: format!("cannot serialise: {e}"),
+            })
+    };
+    let mut sent = |rel_path: &str, size: u64| {
+        progress(&if rel_path == META_FILE {
+            UploadEvent::MetaUploaded { ulid }
+        } else {
+            UploadEvent::FileUploaded {
+                ulid,
+                rel_path: rel_path.to_string(),
+                size,
+            }
+        })
+    };
+    let bytes = blocks::upload(store, ulid, &block.dir, &files, meta, &mut sent).await?;
     Ok(UploadedBlock {
-        ulid: block.ulid,
+        ulid,
         files: files.len() + 1,
         bytes,
     })

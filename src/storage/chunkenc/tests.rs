@@ -110,6 +110,36 @@ fn from_bytes_continues_identically() {
 }
 
 #[test]
+fn declared_samples_reads_the_header_only() {
+    let a = enc(&[(1, 1.0), (2, 2.0), (3, 3.0)]);
+    let chunk = a.to_encoded().unwrap();
+    assert_eq!(declared_samples(&chunk), 3);
+    // The header alone decides, even when the body is cut off.
+    let cut = EncodedChunk {
+        data: Arc::from(&a.bytes()[..2]),
+        ..chunk.clone()
+    };
+    assert_eq!(declared_samples(&cut), 3);
+    for (encoding, data) in [
+        (ENCODING_XOR, &[7u8][..]),
+        (ENCODING_XOR, &[][..]),
+        (2, a.bytes()),
+    ] {
+        let c = EncodedChunk {
+            encoding,
+            data: Arc::from(data),
+            ..chunk.clone()
+        };
+        assert_eq!(
+            declared_samples(&c),
+            0,
+            "encoding {encoding}, {} bytes",
+            data.len()
+        );
+    }
+}
+
+#[test]
 fn errors_not_panics() {
     assert!(matches!(
         XorIterator::new(&[1]),

@@ -18,13 +18,14 @@ use super::decode::{
 };
 use super::index_header::{build_header, IndexHeader};
 use super::ranges::{fetch_ranges, merge_ranges};
-use super::sync::{SegmentObject, SyncedBlock};
+use super::sync::SyncedBlock;
 use super::{QueryBudget, Result, StoreCounters, StoreError};
 use crate::storage::block::chunks::SEGMENT_HEADER_LEN;
 use crate::storage::block::encoding::Dec;
 use crate::storage::block::index::{ChunkMeta, TOC_LEN};
 use crate::storage::block::postings::{intersect, subtract, union};
 use crate::storage::block::{BlockError, BlockMeta};
+use crate::storage::bucket::blocks::SegmentObject;
 use crate::storage::bucket::DynStore;
 use crate::storage::model::{matches_all, EncodedChunk, Label, Labels, MatchOp, Matcher, Series};
 

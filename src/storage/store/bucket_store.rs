@@ -1,7 +1,8 @@
 //! `BucketStore`: the set of served `BucketBlock`s, kept in step with the bucket and with the
-//! live StoreShards by `sync`, and the query entry points that fan a request out over the
-//! blocks, merge series with identical labels, enforce per-query limits, and turn a failing
-//! block into a warning (logged and counted) instead of a failed query.
+//! caller's ownership decision ("does this node serve block X?") by `sync`, and the query
+//! entry points that fan a request out over the blocks, merge series with identical labels,
+//! enforce per-query limits, and turn a failing block into a warning (logged and counted)
+//! instead of a failed query.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +18,8 @@ use ulid::Ulid;
 use super::bucket_block::BucketBlock;
 use super::cache::{ByteLru, CacheStats};
 use super::index_header::header_path;
-use super::sync::{owned_blocks, MetaSyncer};
+use super::sync::MetaSyncer;
 use super::{QueryBudget, QueryLimits, Result, StoreConfig, StoreCounters, StoreError};
-use crate::cluster::NodeId;
 use crate::storage::bucket::DynStore;
 use crate::storage::model::{EncodedChunk, Labels, Matcher, Series};
 
@@ -139,9 +139,10 @@ impl BucketStore {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// One sync pass: lists the bucket, keeps the blocks this node owns among `live_shards`,
-    /// prepares new ones (index headers) and releases the ones no longer owned.
-    pub async fn sync(&self, live_shards: &[NodeId]) -> Result<SyncReport> {
+    /// One sync pass: lists the bucket, keeps the loadable blocks in the time window that
+    /// `owns` says this node serves, prepares new ones (index headers) and releases the ones no
+    /// longer owned.
+    pub async fn sync(&self, owns: &(dyn Fn(&Ulid) -> bool + Sync)) -> Result<SyncReport> {
         self.counters.inc(&self.counters.syncs);
         let state = {
             let mut syncer = self.syncer.lock().await;
@@ -160,15 +161,13 @@ impl BucketStore {
         for (u, reason) in &state.invalid {
             tracing::warn!(block = %u, %reason, "skipping block with invalid meta.json");
         }
-        let in_window = state.blocks.values().filter(|b| {
-            b.meta.min_time <= self.cfg.max_time && b.meta.max_time > self.cfg.min_time
-        });
-        let owned = owned_blocks(
-            in_window.map(|b| &b.meta.ulid),
-            &self.cfg.node_id,
-            live_shards,
-            self.cfg.replication,
-        );
+        let owned: BTreeSet<Ulid> = state
+            .blocks
+            .values()
+            .filter(|b| b.meta.min_time <= self.cfg.max_time && b.meta.max_time > self.cfg.min_time)
+            .map(|b| b.meta.ulid)
+            .filter(|u| owns(u))
+            .collect();
         let mut report = SyncReport {
             known: state.blocks.len(),
             partial: state.partial.len(),
@@ -234,6 +233,7 @@ impl BucketStore {
         self.remove_stray_headers();
         if !report.added.is_empty() || !report.removed.is_empty() || !report.failed.is_empty() {
             tracing::info!(
+                node = %self.cfg.node_id,
                 serving = report.serving,
                 added = report.added.len(),
                 removed = report.removed.len(),
@@ -270,14 +270,21 @@ impl BucketStore {
         }
     }
 
-    /// Runs `sync` every `interval` and whenever the live StoreShard set changes, and releases
-    /// idle index headers every half idle timeout, until `shutdown` is cancelled.
-    pub fn spawn_sync_loop(
+    /// Runs `sync` every `interval` and whenever `view` changes, and releases idle index
+    /// headers every half idle timeout, until `shutdown` is cancelled. `view` is what ownership
+    /// depends on (for the StoreShard role, the live StoreShards) and `owns(view, block)` says
+    /// whether this node serves `block` under it.
+    pub fn spawn_sync_loop<V, F>(
         self: Arc<Self>,
         interval: Duration,
-        mut live_shards: watch::Receiver<Vec<NodeId>>,
+        mut view: watch::Receiver<V>,
+        owns: F,
         shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    ) -> tokio::task::JoinHandle<()>
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Fn(&V, &Ulid) -> bool + Send + Sync + 'static,
+    {
         tokio::spawn(async move {
             let release_every = (self.cfg.idle_timeout / 2).max(Duration::from_secs(1));
             let mut release_tick = tokio::time::interval(release_every);
@@ -287,17 +294,17 @@ impl BucketStore {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep_until(next_sync) => {
-                        let live = live_shards.borrow_and_update().clone();
-                        if let Err(e) = self.sync(&live).await {
+                        let current = view.borrow_and_update().clone();
+                        if let Err(e) = self.sync(&|u: &Ulid| owns(&current, u)).await {
                             tracing::warn!(error = %e, "store sync pass failed; retrying next interval");
                         }
                         next_sync = tokio::time::Instant::now() + interval;
                     }
-                    changed = live_shards.changed() => {
+                    changed = view.changed() => {
                         if changed.is_err() {
                             return;
                         }
-                        // Membership changed: sync now.
+                        // Ownership may have changed: sync now.
                         next_sync = tokio::time::Instant::now();
                     }
                     _ = release_tick.tick() => {

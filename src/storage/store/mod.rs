@@ -1,5 +1,6 @@
 //! The store gateway core behind the StoreShard role: a `BucketStore` keeps a synced view of the
-//! bucket's blocks, serves the shard of them that rendezvous hashing assigns this node, and
+//! bucket's blocks, serves the shard of them its caller says this node owns (the StoreShard
+//! role passes the cluster's rendezvous hashing; storage knows nothing of the cluster), and
 //! answers series / label queries with ranged reads, small on-disk index headers and a shared
 //! byte-bounded cache. A block that fails (corrupt index or chunks, bucket errors) is reported
 //! as a warning and counted while the other blocks keep serving. The transport (StoreAPI
@@ -24,7 +25,7 @@ pub use bucket_store::{
     BlockInfo, BucketStore, LabelsResult, SelectOptions, SelectResult, StoreStats, SyncReport,
 };
 pub use cache::{ByteLru, CacheStats};
-pub use sync::{owned_blocks, MetaSyncer, SyncState};
+pub use sync::{MetaSyncer, SyncState};
 
 use crate::storage::block::BlockError;
 use crate::storage::bucket::BucketError;
@@ -172,10 +173,9 @@ impl StoreCounters {
 pub struct StoreConfig {
     /// Where index headers are cached (one file per block).
     pub cache_dir: PathBuf,
-    /// This node's id, as used for ownership.
+    /// This node's id, naming the store in its logs. Which blocks the node serves is decided
+    /// by the caller of `BucketStore::sync`.
     pub node_id: String,
-    /// How many StoreShards serve each block.
-    pub replication: usize,
     /// Byte budget of the postings/series/chunk LRU.
     pub cache_bytes: u64,
     /// How long a block with a deletion mark keeps being served.
@@ -201,7 +201,6 @@ impl StoreConfig {
         StoreConfig {
             cache_dir: cache_dir.into(),
             node_id: node_id.into(),
-            replication: 1,
             cache_bytes: 256 << 20,
             deletion_delay: std::time::Duration::from_secs(24 * 3600),
             idle_timeout: std::time::Duration::from_secs(300),
@@ -215,9 +214,6 @@ impl StoreConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.replication == 0 {
-            return Err(StoreError::Config("replication must be at least 1".into()));
-        }
         if self.node_id.is_empty() {
             return Err(StoreError::Config("node id must not be empty".into()));
         }

@@ -1,30 +1,22 @@
-//! Bucket sync for the store gateway: one listing of the bucket yields every block directory,
-//! its `meta.json`, its chunk segments and its deletion mark. Metas are immutable, so each is
-//! fetched once and kept; blocks without `meta.json` (partial or in-flight uploads) are skipped,
-//! and blocks whose `deletion-mark.json` is older than the configured delay are dropped. The
-//! ownership decision ("which of these blocks do I serve") is a pure function over the result.
+//! Bucket sync for the store gateway: one listing of the bucket (`blocks::list_blocks`) yields
+//! every block directory, its chunk segments and whether it has `meta.json` and a deletion
+//! mark. Metas are immutable, so each is read once (`blocks::read_meta`) and kept; the rules of
+//! the block catalogue decide the rest: directories without `meta.json` (partial or in-flight
+//! uploads) are skipped, and blocks whose deletion mark is due (older than the configured
+//! delay) are dropped. A deletion mark that cannot be read or parsed is logged and ignored, so
+//! the block keeps being served rather than vanishing on a bad file. Which of the loadable
+//! blocks this node serves is not decided here but by the caller (`BucketStore::sync`).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
-use serde::Deserialize;
 use ulid::Ulid;
 
 use super::{Result, StoreError};
-use crate::cluster::{ownership, NodeId};
 use crate::storage::block::BlockMeta;
+use crate::storage::bucket::blocks::{self, BlocksError, DeletionMark, SegmentObject};
 use crate::storage::bucket::ObjectStore;
-
-pub const META_FILE: &str = "meta.json";
-pub const DELETION_MARK_FILE: &str = "deletion-mark.json";
-
-/// One chunk segment object of a block, in segment order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentObject {
-    pub key: String,
-    pub size: u64,
-}
 
 /// A block the sync found loadable.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,27 +39,12 @@ pub struct SyncState {
     pub invalid: Vec<(Ulid, String)>,
 }
 
-#[derive(Deserialize)]
-struct DeletionMark {
-    #[serde(default)]
-    deletion_time: i64,
-}
-
-#[derive(Default)]
-struct Listing {
-    has_meta: bool,
-    has_mark: bool,
-    index_size: Option<u64>,
-    /// (segment sequence number, key, size)
-    segments: Vec<(u64, String, u64)>,
-}
-
 /// Keeps the parsed metas between passes (they never change once uploaded).
 #[derive(Default)]
 pub struct MetaSyncer {
     metas: BTreeMap<Ulid, BlockMeta>,
-    /// Parsed deletion times (unix seconds) of marked blocks.
-    marks: BTreeMap<Ulid, i64>,
+    /// Parsed deletion marks.
+    marks: BTreeMap<Ulid, DeletionMark>,
     concurrency: usize,
 }
 
@@ -87,105 +64,74 @@ impl MetaSyncer {
         deletion_delay: Duration,
         now: SystemTime,
     ) -> Result<SyncState> {
-        let listing = store
-            .list("", None)
+        let dirs = blocks::list_blocks(store)
             .await
             .map_err(|source| StoreError::Bucket {
                 key: "<bucket listing>".into(),
                 source,
             })?;
-        let mut dirs: BTreeMap<Ulid, Listing> = BTreeMap::new();
-        for obj in listing.objects {
-            let Some((dir, rest)) = obj.key.split_once('/') else {
-                continue;
-            };
-            let Ok(ulid) = Ulid::from_string(dir) else {
-                continue;
-            };
-            let l = dirs.entry(ulid).or_default();
-            match rest {
-                META_FILE => l.has_meta = true,
-                DELETION_MARK_FILE => l.has_mark = true,
-                "index" => l.index_size = Some(obj.size),
-                _ => {
-                    if let Some(seg) = rest.strip_prefix("chunks/") {
-                        if let Ok(seq) = seg.parse::<u64>() {
-                            l.segments.push((seq, obj.key.clone(), obj.size));
-                        }
-                    }
-                }
-            }
-        }
         self.metas
-            .retain(|u, _| dirs.get(u).is_some_and(|l| l.has_meta));
+            .retain(|u, _| dirs.get(u).is_some_and(|d| d.has_meta));
         self.marks
-            .retain(|u, _| dirs.get(u).is_some_and(|l| l.has_mark));
+            .retain(|u, _| dirs.get(u).is_some_and(|d| d.has_deletion_mark));
 
         let mut state = SyncState::default();
         let need_meta: Vec<Ulid> = dirs
-            .iter()
-            .filter(|(u, l)| l.has_meta && !self.metas.contains_key(u))
-            .map(|(u, _)| *u)
+            .values()
+            .filter(|d| d.has_meta && !self.metas.contains_key(&d.ulid))
+            .map(|d| d.ulid)
             .collect();
         let need_mark: Vec<Ulid> = dirs
-            .iter()
-            .filter(|(u, l)| l.has_mark && !self.marks.contains_key(u))
-            .map(|(u, _)| *u)
+            .values()
+            .filter(|d| d.has_deletion_mark && !self.marks.contains_key(&d.ulid))
+            .map(|d| d.ulid)
             .collect();
-        let fetched_metas: Vec<(Ulid, std::result::Result<BlockMeta, String>)> =
-            stream::iter(need_meta)
-                .map(|u| async move { (u, fetch_meta(store, u).await) })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let fetched_metas: Vec<(Ulid, blocks::Result<BlockMeta>)> = stream::iter(need_meta)
+            .map(|u| async move { (u, blocks::read_meta(store, u).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         for (u, r) in fetched_metas {
             match r {
                 Ok(m) => {
                     self.metas.insert(u, m);
                 }
-                Err(reason) => state.invalid.push((u, reason)),
+                Err(e) => state.invalid.push((u, e.to_string())),
             }
         }
-        let fetched_marks: Vec<(Ulid, Option<i64>)> = stream::iter(need_mark)
+        let fetched_marks: Vec<(Ulid, Option<DeletionMark>)> = stream::iter(need_mark)
             .map(|u| async move { (u, fetch_mark(store, u).await) })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        for (u, t) in fetched_marks {
-            if let Some(t) = t {
-                self.marks.insert(u, t);
+        for (u, m) in fetched_marks {
+            if let Some(m) = m {
+                self.marks.insert(u, m);
             }
         }
 
-        let now_s = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        for (ulid, l) in dirs {
-            if !l.has_meta {
+        for (ulid, dir) in dirs {
+            if dir.is_partial() {
                 state.partial.push(ulid);
                 continue;
             }
             let Some(meta) = self.metas.get(&ulid) else {
                 continue;
             };
-            if let Some(&t) = self.marks.get(&ulid) {
-                if now_s.saturating_sub(t) >= deletion_delay.as_secs() as i64 {
-                    state.deleted.push(ulid);
-                    continue;
-                }
+            if self
+                .marks
+                .get(&ulid)
+                .is_some_and(|m| m.is_due(deletion_delay, now))
+            {
+                state.deleted.push(ulid);
+                continue;
             }
-            let mut segs = l.segments;
-            segs.sort();
             state.blocks.insert(
                 ulid,
                 SyncedBlock {
                     meta: meta.clone(),
-                    index_size: l.index_size,
-                    segments: segs
-                        .into_iter()
-                        .map(|(_, key, size)| SegmentObject { key, size })
-                        .collect(),
+                    index_size: dir.index_size,
+                    segments: dir.segments,
                 },
             );
         }
@@ -193,70 +139,20 @@ impl MetaSyncer {
     }
 }
 
-async fn fetch_meta(store: &dyn ObjectStore, ulid: Ulid) -> std::result::Result<BlockMeta, String> {
-    let key = format!("{ulid}/{META_FILE}");
-    let bytes = store.get(&key).await.map_err(|e| e.to_string())?;
-    parse_meta(&bytes, ulid).map_err(|e| format!("{key}: {e}"))
-}
-
-/// Parses and validates a bucket `meta.json` for block `ulid`.
-pub fn parse_meta(bytes: &[u8], ulid: Ulid) -> std::result::Result<BlockMeta, String> {
-    let meta: BlockMeta = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if meta.version != 1 {
-        return Err(format!("unsupported meta.json version {}", meta.version));
-    }
-    if meta.ulid != ulid {
-        return Err(format!(
-            "meta.json names block {} but lives under {ulid}",
-            meta.ulid
-        ));
-    }
-    if let Some(t) = &meta.thanos {
-        if t.version > 1 {
-            return Err(format!("unsupported thanos meta version {}", t.version));
+/// The deletion mark of a block; one that cannot be read or parsed is logged and ignored (the
+/// block keeps being served rather than vanishing on a bad file).
+async fn fetch_mark(store: &dyn ObjectStore, ulid: Ulid) -> Option<DeletionMark> {
+    match blocks::read_deletion_mark(store, ulid).await {
+        Ok(m) => m,
+        Err(e @ BlocksError::Invalid { .. }) => {
+            tracing::warn!(block = %ulid, error = %e, "ignoring unparsable deletion mark");
+            None
         }
-    }
-    if meta.min_time > meta.max_time {
-        return Err(format!(
-            "minTime {} after maxTime {}",
-            meta.min_time, meta.max_time
-        ));
-    }
-    Ok(meta)
-}
-
-/// The deletion time of a block's mark; a mark that cannot be read or parsed is logged and
-/// ignored (the block keeps being served rather than vanishing on a bad file).
-async fn fetch_mark(store: &dyn ObjectStore, ulid: Ulid) -> Option<i64> {
-    let key = format!("{ulid}/{DELETION_MARK_FILE}");
-    match store.get(&key).await {
-        Ok(b) => match serde_json::from_slice::<DeletionMark>(&b) {
-            Ok(m) => Some(m.deletion_time),
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "ignoring unparsable deletion mark");
-                None
-            }
-        },
         Err(e) => {
-            tracing::warn!(%key, error = %e, "cannot read deletion mark");
+            tracing::warn!(block = %ulid, error = %e, "cannot read deletion mark");
             None
         }
     }
-}
-
-/// The blocks among `blocks` that `node` serves: those whose rendezvous owners (over the live
-/// StoreShards, with `replication` copies) include `node`. The hashed item is the ULID string.
-pub fn owned_blocks<'a>(
-    blocks: impl IntoIterator<Item = &'a Ulid>,
-    node: &str,
-    live_shards: &[NodeId],
-    replication: usize,
-) -> BTreeSet<Ulid> {
-    blocks
-        .into_iter()
-        .filter(|u| ownership::is_owner(u.to_string().as_bytes(), node, live_shards, replication))
-        .copied()
-        .collect()
 }
 
 #[cfg(test)]
@@ -264,6 +160,7 @@ mod tests {
     use super::*;
     use crate::storage::bucket::memory::MemoryStore;
     use bytes::Bytes;
+    use std::time::UNIX_EPOCH;
 
     async fn put(store: &MemoryStore, key: &str, data: Vec<u8>) {
         store.put_bytes(key, Bytes::from(data)).await.unwrap();
@@ -340,31 +237,5 @@ mod tests {
             .unwrap();
         assert!(st.blocks.is_empty());
         assert_eq!(st.invalid.len(), 2);
-    }
-
-    #[test]
-    fn ownership_partitions_blocks() {
-        let blocks: Vec<Ulid> = (0..300).map(|_| Ulid::new()).collect();
-        let shards: Vec<NodeId> = vec!["s1".into(), "s2".into(), "s3".into()];
-        let mut seen = BTreeMap::new();
-        for n in &shards {
-            for u in owned_blocks(&blocks, n, &shards, 1) {
-                *seen.entry(u).or_insert(0) += 1;
-            }
-        }
-        assert_eq!(seen.len(), blocks.len());
-        assert!(seen.values().all(|&c| c == 1));
-        // Replication 2: each block served by exactly two shards.
-        let mut count = 0;
-        for n in &shards {
-            count += owned_blocks(&blocks, n, &shards, 2).len();
-        }
-        assert_eq!(count, 2 * blocks.len());
-        // A shard leaves: its blocks move, the others' stay put.
-        let before = owned_blocks(&blocks, "s1", &shards, 1);
-        let after = owned_blocks(&blocks, "s1", &shards[..2], 1);
-        assert!(before.is_subset(&after));
-        let after3 = owned_blocks(&blocks, "s3", &shards[..2], 1);
-        assert!(after3.is_empty());
     }
 }

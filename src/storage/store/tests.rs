@@ -84,9 +84,29 @@ fn config(f: &Fixture, node: &str) -> StoreConfig {
     c
 }
 
+/// Ownership when this store is the only StoreShard: every block.
+fn all_blocks(_: &Ulid) -> bool {
+    true
+}
+
+/// A stand-in for the cluster's rendezvous hashing (storage does not import the cluster):
+/// `node` serves the blocks for which it weighs most among `nodes`.
+fn owned_by(node: &str, nodes: &[String], block: &Ulid) -> bool {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let weight = |n: &str| {
+        let mut h = DefaultHasher::new();
+        (n, block.0).hash(&mut h);
+        h.finish()
+    };
+    nodes
+        .iter()
+        .max_by_key(|n| (weight(n), n.as_str()))
+        .is_some_and(|best| best == node)
+}
+
 async fn ready_store(f: &Fixture) -> BucketStore {
     let s = BucketStore::new(f.bucket.clone() as DynStore, config(f, "n1")).unwrap();
-    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
     assert_eq!(r.serving, f.ulids.len(), "{r:?}");
     s
 }
@@ -281,8 +301,8 @@ async fn ownership_changes_move_blocks_without_double_serving() {
         stores.push(BucketStore::new(f.bucket.clone() as DynStore, config(&f, n)).unwrap());
     }
     let mut served = BTreeMap::new();
-    for s in &stores {
-        s.sync(&nodes).await.unwrap();
+    for (s, n) in stores.iter().zip(&nodes) {
+        s.sync(&|u: &Ulid| owned_by(n, &nodes, u)).await.unwrap();
         for b in s.blocks() {
             *served.entry(b.ulid).or_insert(0) += 1;
         }
@@ -292,13 +312,16 @@ async fn ownership_changes_move_blocks_without_double_serving() {
     // Node c leaves: a and b take over all blocks; c (if it still syncs) serves nothing.
     let left = &nodes[..2];
     let mut total = 0;
-    for s in &stores[..2] {
-        let r = s.sync(left).await.unwrap();
+    for (s, n) in stores[..2].iter().zip(&nodes) {
+        let r = s.sync(&|u: &Ulid| owned_by(n, left, u)).await.unwrap();
         total += r.serving;
     }
     assert_eq!(total, 9);
     let c_had = stores[2].blocks().len();
-    let r = stores[2].sync(left).await.unwrap();
+    let r = stores[2]
+        .sync(&|u: &Ulid| owned_by("c", left, u))
+        .await
+        .unwrap();
     assert_eq!(r.serving, 0);
     assert_eq!(r.removed.len(), c_had);
     let header_files = std::fs::read_dir(f.cache_dir.join("c")).unwrap().count();
@@ -339,7 +362,7 @@ async fn corrupt_index_fails_only_that_block() {
     // Break the postings offset table (just before the TOC).
     corrupt_object(&f.bucket, &format!("{}/index", f.ulids[0]), Some(60), 0).await;
     let s = BucketStore::new(f.bucket.clone() as DynStore, config(&f, "n1")).unwrap();
-    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
     assert_eq!(r.serving, 1);
     assert_eq!(r.failed.len(), 1);
     assert_eq!(r.failed[0].0, f.ulids[0]);
@@ -430,7 +453,7 @@ async fn corrupt_header_file_is_rebuilt_and_idle_headers_released() {
     let mut cfg = config(&f, "n1");
     cfg.idle_timeout = Duration::ZERO;
     let s = BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap();
-    s.sync(&["n1".to_string()]).await.unwrap();
+    s.sync(&all_blocks).await.unwrap();
     assert!(!s.blocks()[0].header_loaded, "headers are opened lazily");
     let q = [m(MatchOp::Equal, "job", "api")];
     let first = s
@@ -485,9 +508,12 @@ async fn sync_loop_follows_membership() {
     let s = Arc::new(BucketStore::new(f.bucket.clone() as DynStore, config(&f, "a")).unwrap());
     let (tx, rx) = tokio::sync::watch::channel(vec!["a".to_string(), "b".to_string()]);
     let stop = tokio_util::sync::CancellationToken::new();
-    let handle = s
-        .clone()
-        .spawn_sync_loop(Duration::from_secs(3600), rx, stop.clone());
+    let handle = s.clone().spawn_sync_loop(
+        Duration::from_secs(3600),
+        rx,
+        |live: &Vec<String>, u: &Ulid| owned_by("a", live, u),
+        stop.clone(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !s.is_ready() {
         assert!(
@@ -497,7 +523,7 @@ async fn sync_loop_follows_membership() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let both = vec!["a".to_string(), "b".to_string()];
-    let expected = owned_blocks(&f.ulids, "a", &both, 1).len();
+    let expected = f.ulids.iter().filter(|u| owned_by("a", &both, u)).count();
     assert_eq!(s.blocks().len(), expected);
     tx.send(vec!["a".to_string()]).unwrap();
     while s.blocks().len() != 6 {
@@ -575,7 +601,7 @@ async fn filesystem_bucket_serves_blocks_written_in_place() {
     std::fs::write(&stray, b"old").unwrap();
     let bucket: DynStore = Arc::new(FilesystemStore::new(&root).unwrap());
     let s = BucketStore::new(bucket, StoreConfig::new(&cache, "n1")).unwrap();
-    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
     assert_eq!(r.serving, 3);
     assert!(!stray.exists());
     let q = [
@@ -609,7 +635,7 @@ async fn deleted_and_marked_blocks_stop_being_served() {
     let mut cfg = config(&f, "n1");
     cfg.deletion_delay = Duration::from_secs(60);
     let s = BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap();
-    assert_eq!(s.sync(&["n1".to_string()]).await.unwrap().serving, 3);
+    assert_eq!(s.sync(&all_blocks).await.unwrap().serving, 3);
     // Block 0 is being deleted (meta.json goes first); block 1 was marked long ago.
     f.bucket
         .delete(&format!("{}/meta.json", f.ulids[0]))
@@ -626,7 +652,7 @@ async fn deleted_and_marked_blocks_stop_being_served() {
         )
         .await
         .unwrap();
-    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
     assert_eq!(r.serving, 1);
     assert_eq!(r.deleted, 1);
     assert_eq!(r.partial, 1);
@@ -651,7 +677,7 @@ async fn time_partitioning_limits_the_served_blocks() {
     cfg.min_time = H2;
     cfg.max_time = 2 * H2 - 1;
     let s = BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap();
-    let r = s.sync(&["n1".to_string()]).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
     assert_eq!(r.serving, 1);
     assert_eq!(s.blocks()[0].ulid, f.ulids[1]);
     let mut bad = config(&f, "n2");
@@ -671,7 +697,7 @@ async fn concurrent_queries_with_a_tiny_cache_stay_correct_and_bounded() {
     cfg.cache_bytes = 64 * 1024;
     cfg.max_concurrent_queries = 3;
     let s = Arc::new(BucketStore::new(f.bucket.clone() as DynStore, cfg).unwrap());
-    s.sync(&["n1".to_string()]).await.unwrap();
+    s.sync(&all_blocks).await.unwrap();
     let queries: Vec<Vec<Matcher>> = vec![
         vec![m(MatchOp::Equal, "job", "api")],
         vec![m(MatchOp::RegexMatch, "__name__", "metric_00[0-2]")],

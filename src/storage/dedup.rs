@@ -1,8 +1,10 @@
-//! Merging and HA replica deduplication of selected series, the pure (no I/O, no async) core of
-//! the QueryPlanner's read path: `merge_sources` joins the series that several sources returned
-//! for one query, and `dedup_replicas` collapses HA replicas (series that differ only by the
-//! configured replica labels) into one series with Thanos's penalty algorithm, optionally with
-//! the counter adjustment that keeps `rate`/`increase` free of false resets across a switch.
+//! Merging and HA replica deduplication of series, the pure (no I/O, no async) core shared by
+//! the QueryPlanner's read path (`query::fanout`) and, later, the Compactor's vertical
+//! compaction of replica blocks; it depends on storage types only. `merge_sources` joins the
+//! series that several sources returned for one query, and `dedup_replicas` collapses HA
+//! replicas (series that differ only by the configured replica labels) into one series with
+//! Thanos's penalty algorithm, optionally with the counter adjustment that keeps
+//! `rate`/`increase` free of false resets across a switch.
 //!
 //! Rules this module decides, beyond what Thanos documents:
 //! - **Real resets.** Thanos's counter adjustment lifts a replica whenever a switch to it would
