@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 
 pub mod config;
+pub mod gocompat;
 pub mod http;
 pub mod logging;
 pub mod metrics;
@@ -15,3 +16,4 @@ pub mod promql;
 pub mod query;
 pub mod scrape;
 pub mod storage;
+pub mod time;

@@ -13,10 +13,11 @@ pub mod openmetrics;
 pub use bench::{bench_block_bytes_per_sample, BytesPerSample};
 pub use import::import_openmetrics;
 
+use crate::gocompat::{format_float_g, format_go_duration_ms};
 use crate::storage::block::{list_blocks, open_blocks, BlockError, BlockReader, MergeCursor};
 use crate::storage::chunkenc::{ChunkError, SeriesIterator, ENCODING_XOR};
 use crate::storage::model::Matcher;
-use format::{go_duration_ms, go_float, go_labels};
+use format::go_labels;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolsError {
@@ -65,7 +66,7 @@ pub fn dump(
             if s.t > maxt {
                 break;
             }
-            writeln!(w, "{labels} {} {}", go_float(s.v), s.t)?;
+            writeln!(w, "{labels} {} {}", format_float_g(s.v), s.t)?;
             next = it.next().map_err(|source| ToolsError::Chunk {
                 series: labels.clone(),
                 source,
@@ -108,7 +109,7 @@ pub fn ls(dir: &Path, out: &mut impl Write) -> Result<()> {
             m.ulid.to_string(),
             m.min_time.to_string(),
             m.max_time.to_string(),
-            go_duration_ms(m.max_time.saturating_sub(m.min_time)),
+            format_go_duration_ms(m.max_time.saturating_sub(m.min_time)),
             m.stats.num_samples.to_string(),
             m.stats.num_chunks.to_string(),
             m.stats.num_series.to_string(),
