@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use strata::cli::import::import_openmetrics;
 use strata::storage::bucket::filesystem::FilesystemStore;
 use strata::storage::bucket::tools::upload_dir;
-use strata::storage::tools::import_openmetrics;
 
 use crate::support::{now_ms, start_node_with_roles, wait_until, TestNode};
 

@@ -7,6 +7,7 @@ pub mod bench_query;
 pub mod bench_scrape;
 pub mod bench_ship;
 pub mod bucket;
+pub mod import;
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -27,7 +28,10 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Tools(#[from] tools::ToolsError),
+    TsdbTool(#[from] tools::TsdbToolError),
+    /// An input file that does not parse (e.g. `tsdb import openmetrics`).
+    #[error(transparent)]
+    Parse(#[from] crate::scrape::parser::ParseError),
     #[error(transparent)]
     Db(#[from] crate::storage::db::DbError),
     #[error("writing output: {0}")]
@@ -184,7 +188,8 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
                 path: file.display().to_string(),
                 source,
             })?;
-            let metas = tools::import_openmetrics(&mut BufReader::new(f), &dir, block_duration_ms)?;
+            let metas =
+                import::import_openmetrics(&mut BufReader::new(f), &dir, block_duration_ms)?;
             for m in metas {
                 writeln!(
                     out,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 
 pub mod config;
+pub mod gocompat;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -7,12 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use strata::cli::import::import_openmetrics;
 use strata::storage::block::{BlockMeta, BlockReader, BlockWriter};
 use strata::storage::chunkenc::XorAppender;
 use strata::storage::compact::compact_blocks;
 use strata::storage::model::{stale_nan, EncodedChunk, Labels, Matcher};
 use strata::storage::tools::bench::{block_bytes_per_sample, synth_openmetrics, Workload};
-use strata::storage::tools::{dump, import_openmetrics, ls};
+use strata::storage::tools::{dump, ls};
 
 fn promtool() -> PathBuf {
     for p in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {

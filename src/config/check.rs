@@ -1,6 +1,7 @@
 //! `strata check config FILE`: loads a config the way a node would, checks that the files it
-//! names exist, and summarises what it configures in promtool's style, or returns the
-//! formatted, located error.
+//! names exist, and summarises what it configures in promtool's style (ending with a
+//! `WARNING:` line for each setting that has no effect yet), or returns the formatted,
+//! located error.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -128,5 +129,9 @@ fn summary(c: &Config, path: &Path, rule_files: usize) -> String {
         "  tsdb: retention {}, block duration {}",
         c.tsdb.retention, c.tsdb.block_duration
     );
+    // Accepted but not implemented yet: said plainly, without failing the check.
+    for w in c.unimplemented_warnings() {
+        let _ = write!(s, "\n  WARNING: {w}");
+    }
     s
 }

@@ -354,6 +354,13 @@ fn check_report_success_and_failure() {
     let report = check_config_report(&ok).unwrap();
     assert!(report.contains("SUCCESS: 1 rule files found"), "{report}");
     assert!(report.contains("scrape configs: 1 (a)"), "{report}");
+    assert!(
+        report.ends_with(
+            "\n  WARNING: rule_files: 1 rule file configured, but rules are not evaluated yet \
+             (the rule_evaluator role does not evaluate rules in this version)"
+        ),
+        "{report}"
+    );
     let bad = dir.path().join("bad.yml");
     std::fs::write(
         &bad,
@@ -447,4 +454,62 @@ fn role_policy_accepts_numbers_and_all() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("role_policy"), "{err}");
+}
+
+#[test]
+fn settings_without_effect_yet_are_warned_about() {
+    assert!(Config::embedded_default()
+        .unimplemented_warnings()
+        .is_empty());
+    // Prometheus's sample config: an Alertmanager entry without targets, no rule files.
+    let sample = "alerting:\n  alertmanagers:\n  - static_configs:\n    - targets:\n\
+                  rule_files:\n";
+    assert!(load(sample).unwrap().unimplemented_warnings().is_empty());
+    let c = load(
+        "rule_files: [a.yml, 'rules/*.yml']\n\
+         alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['am:9093']\n\
+         \x20 - file_sd_configs:\n    - files: [am.json]\n\
+         global:\n  query_log_file: q.log\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.unimplemented_warnings(),
+        [
+            "rule_files: 2 rule files configured, but rules are not evaluated yet (the \
+             rule_evaluator role does not evaluate rules in this version)",
+            "alerting: 2 alertmanager configs with targets, but no alerts are sent yet (the \
+             rule_evaluator role does not evaluate alerting rules or notify Alertmanagers in \
+             this version)",
+            "global.query_log_file: set to \"q.log\", but Strata does not write a query log yet",
+        ]
+    );
+}
+
+#[test]
+fn check_report_prints_warnings_last_and_still_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("am.yml");
+    std::fs::write(
+        &file,
+        "alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['am:9093']\n",
+    )
+    .unwrap();
+    let report = check_config_report(&file).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[1], "  SUCCESS: 0 rule files found");
+    assert!(
+        lines[lines.len() - 2].starts_with("  tsdb: retention "),
+        "{report}"
+    );
+    assert_eq!(
+        lines[lines.len() - 1],
+        "  WARNING: alerting: 1 alertmanager config with targets, but no alerts are sent yet \
+         (the rule_evaluator role does not evaluate alerting rules or notify Alertmanagers in \
+         this version)"
+    );
+    let plain = dir.path().join("plain.yml");
+    std::fs::write(&plain, "scrape_configs: []\n").unwrap();
+    let report = check_config_report(&plain).unwrap();
+    assert!(!report.contains("WARNING"), "{report}");
+    assert!(report.ends_with("block duration 2h"), "{report}");
 }

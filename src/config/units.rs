@@ -1,7 +1,8 @@
 //! Prometheus's value types for durations and byte sizes as they appear in a config file.
 //! `PromDuration` follows `model.ParseDuration` of prometheus/common (units y, w, d, h, m, s,
 //! ms, each at most once and in that order, plain `0` allowed) and prints like Prometheus
-//! (`1h30m`, `0s`); `ByteSize` follows `units.ParseBase2Bytes` (KB = KiB = 1024 bytes).
+//! (`1h30m`, `0s`), both through `crate::gocompat`; `ByteSize` follows
+//! `units.ParseBase2Bytes` (KB = KiB = 1024 bytes).
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,15 +10,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::gocompat::{self, DurationError};
+
 /// Why a duration or size string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("empty duration string")]
-    EmptyDuration,
-    #[error("not a valid duration string: {0:?}")]
-    BadDuration(String),
-    #[error("duration out of range: {0:?}")]
-    DurationRange(String),
+    /// Empty, malformed or longer than Go's `time.Duration`.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
     #[error("invalid size {0:?}: expected a number with a unit like 10MB, 512KiB or 1GB")]
     BadSize(String),
 }
@@ -28,12 +28,6 @@ const MS_PER_SEC: u64 = 1000;
 const MS_PER_MIN: u64 = 60 * MS_PER_SEC;
 const MS_PER_HOUR: u64 = 60 * MS_PER_MIN;
 const MS_PER_DAY: u64 = 24 * MS_PER_HOUR;
-const MS_PER_WEEK: u64 = 7 * MS_PER_DAY;
-const MS_PER_YEAR: u64 = 365 * MS_PER_DAY;
-
-/// The largest duration Go's `time.Duration` (int64 nanoseconds) can hold, in milliseconds:
-/// Prometheus refuses anything longer, so do we.
-const MAX_MS: u64 = (i64::MAX as u64) / 1_000_000;
 
 /// A Prometheus duration with millisecond resolution. Zero means "unset" where Prometheus
 /// inherits a value (a scrape config's interval and timeout).
@@ -86,92 +80,19 @@ impl From<PromDuration> for Duration {
     }
 }
 
-/// One `<digits><unit>` group, checked for order and repetition as Prometheus's regex
-/// `^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$` does.
-fn unit_rank(unit: &str) -> Option<(usize, u64)> {
-    match unit {
-        "y" => Some((0, MS_PER_YEAR)),
-        "w" => Some((1, MS_PER_WEEK)),
-        "d" => Some((2, MS_PER_DAY)),
-        "h" => Some((3, MS_PER_HOUR)),
-        "m" => Some((4, MS_PER_MIN)),
-        "s" => Some((5, MS_PER_SEC)),
-        "ms" => Some((6, 1)),
-        _ => None,
-    }
-}
-
 impl FromStr for PromDuration {
     type Err = UnitError;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "0" => return Ok(PromDuration::ZERO),
-            "" => return Err(UnitError::EmptyDuration),
-            _ => {}
-        }
-        let bad = || UnitError::BadDuration(s.to_string());
-        let bytes = s.as_bytes();
-        let mut pos = 0;
-        let mut next_rank = 0;
-        let mut total: u64 = 0;
-        while pos < bytes.len() {
-            let digits_start = pos;
-            while pos < bytes.len() && bytes[pos].is_ascii_digit() {
-                pos += 1;
-            }
-            if pos == digits_start {
-                return Err(bad());
-            }
-            let digits = &s[digits_start..pos];
-            let unit_start = pos;
-            while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
-                pos += 1;
-            }
-            let (rank, mult) = unit_rank(&s[unit_start..pos]).ok_or_else(bad)?;
-            if rank < next_rank {
-                return Err(bad());
-            }
-            next_rank = rank + 1;
-            let range = || UnitError::DurationRange(s.to_string());
-            let n: u64 = digits.parse().map_err(|_| range())?;
-            let part = n.checked_mul(mult).ok_or_else(range)?;
-            total = total.checked_add(part).ok_or_else(range)?;
-            if total > MAX_MS {
-                return Err(range());
-            }
-        }
-        Ok(PromDuration { ms: total })
+        Ok(PromDuration {
+            ms: gocompat::parse_duration(s)?,
+        })
     }
 }
 
 impl fmt::Display for PromDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.ms;
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        // Years and weeks only when exact: "90d" reads better than "12w6d".
-        let units: [(&str, u64, bool); 7] = [
-            ("y", MS_PER_YEAR, true),
-            ("w", MS_PER_WEEK, true),
-            ("d", MS_PER_DAY, false),
-            ("h", MS_PER_HOUR, false),
-            ("m", MS_PER_MIN, false),
-            ("s", MS_PER_SEC, false),
-            ("ms", 1, false),
-        ];
-        for (unit, mult, exact) in units {
-            if exact && !ms.is_multiple_of(mult) {
-                continue;
-            }
-            let v = ms / mult;
-            if v > 0 {
-                write!(f, "{v}{unit}")?;
-                ms -= v * mult;
-            }
-        }
-        Ok(())
+        gocompat::write_duration(f, self.ms)
     }
 }
 
@@ -295,53 +216,45 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse_like_prometheus() {
+    fn durations_parse_and_print_through_gocompat() {
+        // The grammar's own known-answer tests live in `crate::gocompat`.
         assert_eq!(d("0"), Ok(0));
-        assert_eq!(d("15s"), Ok(15_000));
-        assert_eq!(d("100ms"), Ok(100));
         assert_eq!(d("1h30m"), Ok(5_400_000));
-        assert_eq!(d("1d"), Ok(86_400_000));
-        assert_eq!(d("1w"), Ok(604_800_000));
-        assert_eq!(d("1y"), Ok(31_536_000_000));
+        assert_eq!(d("1y2w3d4h5m6s7ms"), Ok(33_019_506_007));
+        assert_eq!(d(""), Err(UnitError::Duration(DurationError::Empty)));
         assert_eq!(
-            d("1y2w3d4h5m6s7ms"),
-            Ok(31_536_000_000 + 1_209_600_000 + 259_200_000 + 14_400_000 + 300_000 + 6_000 + 7)
+            d("30m1h"),
+            Err(UnitError::Duration(DurationError::Invalid("30m1h".into())))
         );
-        assert_eq!(d("0s"), Ok(0));
-    }
-
-    #[test]
-    fn durations_refused_like_prometheus() {
-        assert_eq!(d(""), Err(UnitError::EmptyDuration));
-        for bad in [
-            "1", "1.5s", "30m1h", "1s1s", "1S", "-1s", "1 s", "s", "1h ", "1ns", "1us", "1hh",
-        ] {
-            assert!(
-                matches!(d(bad), Err(UnitError::BadDuration(_))),
-                "{bad:?} accepted"
-            );
-        }
-        assert!(matches!(d("300y"), Err(UnitError::DurationRange(_))));
         assert!(matches!(
-            d("99999999999999999999999s"),
-            Err(UnitError::DurationRange(_))
+            d("300y"),
+            Err(UnitError::Duration(DurationError::OutOfRange(_)))
         ));
-        assert_eq!(d("292y"), Ok(292 * MS_PER_YEAR));
-    }
-
-    #[test]
-    fn durations_print_like_prometheus() {
-        for (ms, want) in [
-            (0, "0s"),
-            (15_000, "15s"),
-            (5_400_000, "1h30m"),
-            (90 * MS_PER_DAY, "90d"),
-            (2 * MS_PER_WEEK, "2w"),
-            (MS_PER_YEAR, "1y"),
-            (MS_PER_DAY + 1, "1d1ms"),
-        ] {
+        assert_eq!(d("").unwrap_err().to_string(), "empty duration string");
+        assert_eq!(
+            d("soon").unwrap_err().to_string(),
+            "not a valid duration string: \"soon\""
+        );
+        assert_eq!(
+            d("300y").unwrap_err().to_string(),
+            "duration out of range: \"300y\""
+        );
+        for (ms, want) in [(0, "0s"), (5_400_000, "1h30m"), (90 * 86_400_000, "90d")] {
             assert_eq!(PromDuration::from_millis(ms).to_string(), want);
         }
+    }
+
+    #[test]
+    fn durations_round_trip_through_serde() {
+        let d: PromDuration = serde_json::from_str("\"1d1ms\"").unwrap();
+        assert_eq!(d.as_millis(), 86_400_001);
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"1d1ms\"");
+        let e = serde_json::from_str::<PromDuration>("\"1x\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not a valid duration string: \"1x\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use promql_parser::parser::token::*;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use rustc_hash::FxHashMap;
 
+use crate::gocompat::format_float;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
-use crate::promql::functions::format_float;
 use crate::promql::value::{hash_labels_where, Elem, Val};
 use crate::storage::model::{Labels, METRIC_NAME};
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use promql_parser::parser::{Call, Expr};
 
+use crate::gocompat::format_float;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::eval::Evaluator;
 use crate::promql::fetch::{dur_ms, offset_ms};
@@ -15,19 +16,10 @@ use crate::promql::range_functions::{self as rf, Window};
 use crate::promql::value::{Elem, Val};
 use crate::promql::{histogram, labelfns, start_timestamps};
 use crate::storage::model::{Label, Labels, Sample, METRIC_NAME};
+use crate::time::is_leap_year;
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)` plus Prometheus's `+Inf`/`-Inf`/`NaN`.
-pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        format!("{v}")
-    }
-}
+// `actors/role.rs` still reaches the calendar through here; new code uses `crate::time`.
+pub(crate) use crate::time::civil_from_days;
 
 /// Go's `math.Max`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
@@ -116,24 +108,6 @@ fn absent_labels(e: &Expr) -> Labels {
     Labels::new(pairs)
 }
 
-/// Civil date (year, month 1-12, day 1-31) of a day count since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
 fn date_part(name: &str, secs: f64) -> f64 {
     let s = secs as i64;
     let days = s.div_euclid(86_400);
@@ -146,11 +120,13 @@ fn date_part(name: &str, secs: f64) -> f64 {
         "day_of_year" => {
             let mut doy = d as i64;
             for (i, md) in month_days.iter().enumerate().take(m as usize - 1) {
-                doy += md + i64::from(i == 1 && is_leap(y));
+                doy += md + i64::from(i == 1 && is_leap_year(y));
             }
             doy as f64
         }
-        "days_in_month" => (month_days[m as usize - 1] + i64::from(m == 2 && is_leap(y))) as f64,
+        "days_in_month" => {
+            (month_days[m as usize - 1] + i64::from(m == 2 && is_leap_year(y))) as f64
+        }
         "hour" => (sod / 3600) as f64,
         "minute" => (sod % 3600 / 60) as f64,
         "month" => m as f64,

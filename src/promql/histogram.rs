@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::gocompat::format_float;
 use crate::promql::error::Result;
 use crate::promql::eval::Evaluator;
-use crate::promql::functions::format_float;
 use crate::promql::value::{Elem, Val};
 use crate::storage::model::{Labels, METRIC_NAME};
 

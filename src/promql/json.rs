@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::promql::functions::format_float;
+use crate::gocompat::format_float;
 use crate::promql::value::{QueryValue, Value};
 use crate::storage::model::Labels;
 
@@ -206,115 +206,16 @@ pub fn parse_time(s: &str) -> Result<i64, ParamError> {
         "292277025-08-18T07:12:54.999999999Z" => return Ok(MAX_TIME_MS),
         _ => {}
     }
-    parse_rfc3339(s).ok_or_else(err)
+    crate::time::parse_rfc3339_millis(s).ok_or_else(err)
 }
 
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || (b[10] != b'T' && b[10] != b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse::<i64>().ok() };
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let digits = s.get(start..i)?;
-        if digits.is_empty() {
-            return None;
-        }
-        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
-        frac_ms = padded.parse().ok()?;
-    }
-    let tz = s.get(i..)?;
-    let offset_min = match tz {
-        "Z" | "z" => 0,
-        _ => {
-            let tb = tz.as_bytes();
-            if tb.len() != 6 || tb[3] != b':' || (tb[0] != b'+' && tb[0] != b'-') {
-                return None;
-            }
-            let oh: i64 = tz.get(1..3)?.parse().ok()?;
-            let om: i64 = tz.get(4..6)?.parse().ok()?;
-            let sign = if tb[0] == b'-' { -1 } else { 1 };
-            sign * (oh * 60 + om)
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
-    Some(secs * 1000 + frac_ms)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses a Prometheus duration (`1h30m`, `5m`, `10s`, `100ms`, `1d`, `1w`, `1y`).
+/// Parses a Prometheus duration (`1h30m`, `5m`, `10s`, `100ms`, `1d`, `1w`, `1y`) to
+/// milliseconds. PromQL takes any length that fits an `i64` of milliseconds (longer than the
+/// config's limit, Go's `time.Duration`).
 pub fn parse_prom_duration(s: &str) -> Option<i64> {
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(0);
-    }
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut total: i64 = 0;
-    let mut last_rank = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let n: i64 = s.get(start..i)?.parse().ok()?;
-        let ustart = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let (mult, rank) = match s.get(ustart..i)? {
-            "y" => (365 * 86_400_000, 1),
-            "w" => (7 * 86_400_000, 2),
-            "d" => (86_400_000, 3),
-            "h" => (3_600_000, 4),
-            "m" => (60_000, 5),
-            "s" => (1000, 6),
-            "ms" => (1, 7),
-            _ => return None,
-        };
-        if rank <= last_rank {
-            return None;
-        }
-        last_rank = rank;
-        total = total.checked_add(n.checked_mul(mult)?)?;
-    }
-    Some(total)
+    crate::gocompat::parse_duration_up_to(s, i64::MAX as u64)
+        .ok()
+        .map(|ms| ms as i64)
 }
 
 /// `step`/`timeout` parameters: seconds (with fraction) or a Prometheus duration; in ms.

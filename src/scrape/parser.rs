@@ -19,9 +19,9 @@ use cursor::Cursor;
 /// The Accept header Prometheus 2.42 sends with every scrape.
 pub const SCRAPE_ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// The NaN bit pattern Prometheus stores for every parsed NaN, so a scraped value can never
-/// be mistaken for the staleness marker.
-pub const NORMAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
+/// The NaN bit pattern Prometheus stores for every parsed NaN (Go's `math.NaN()`), so a
+/// scraped value can never be mistaken for the staleness marker.
+pub const NORMAL_NAN_BITS: u64 = crate::gocompat::GO_NAN_BITS;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -382,42 +382,6 @@ fn media_type(ct: &str) -> std::result::Result<String, String> {
         }
     }
     Ok(media)
-}
-
-/// Go's `strconv.ParseFloat` as Prometheus's `textparse` uses it: decimal notation or
-/// Inf/Infinity/NaN in any case (a sign only on infinities), no hex, no `_`, and an
-/// out-of-range number is an error rather than an infinity.
-pub fn parse_go_float(s: &str) -> Option<f64> {
-    // Most values are small integers: below 10^15 they convert exactly, so the digits can be
-    // summed directly instead of going through the general decimal parser.
-    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
-    }
-    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let negative = s.starts_with('-');
-    if unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity") {
-        return Some(if negative {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
-    }
-    if s.eq_ignore_ascii_case("nan") {
-        return Some(f64::from_bits(NORMAL_NAN_BITS));
-    }
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return None;
-    }
-    let v: f64 = s.parse().ok()?;
-    if v.is_finite() {
-        Some(v)
-    } else {
-        None
-    }
 }
 
 /// Label value escapes shared by both formats: `\\`, `\"` and `\n`; any other backslash

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use super::target::Target;
 use crate::config::{AuthHeader, ScrapeConfig};
 use crate::storage::db::Db;
 use crate::storage::model::Labels;
+use crate::time;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
@@ -92,20 +93,6 @@ pub struct ScrapeLoop {
     pub shared: LoopShared,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 /// Per-loop mutable state.
 struct LoopState {
     cache: ScrapeCache,
@@ -123,9 +110,11 @@ impl ScrapeLoop {
     /// its report series) get staleness markers.
     pub async fn run(self) {
         let cancel = self.shared.cancel.clone();
-        let offset = self
-            .target
-            .offset(self.interval, self.jitter_seed, now_nanos());
+        let offset = self.target.offset(
+            self.interval,
+            self.jitter_seed,
+            time::since_epoch(SystemTime::now()).as_nanos(),
+        );
         let mut st = LoopState {
             cache: ScrapeCache::default(),
             body: Vec::new(),
@@ -167,7 +156,7 @@ impl ScrapeLoop {
         let shutdown = &self.shared.shutdown;
         let stale_t = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            _ = ticker.tick() => now_ms(),
+            _ = ticker.tick() => time::now_ms(),
         };
         tokio::select! {
             _ = shutdown.cancelled() => return None,
@@ -186,7 +175,7 @@ impl ScrapeLoop {
     async fn scrape_once(&self, st: &mut LoopState) {
         let started = Instant::now();
         let wall = SystemTime::now();
-        let t = now_ms().max(st.last_t + 1);
+        let t = time::now_ms().max(st.last_t + 1);
         let forced = self.shared.forced_error.lock().clone();
         let fetched = match forced {
             Some(e) => Err(ScrapeError::Forced(e)),

@@ -3,7 +3,7 @@
 //! loop; nothing in it blocks (DNS for seeds runs in a separate small task).
 
 use super::broadcast::{Envelope, Handler};
-use super::identity::{now_ms, NodeIdentity, NodeMeta};
+use super::identity::{unix_ms_now, NodeIdentity, NodeMeta};
 use super::packet;
 use super::stats::DropReason;
 use super::{
@@ -373,7 +373,7 @@ impl Driver {
             data,
             self.key.as_ref(),
             self.max_packet,
-            now_ms(),
+            unix_ms_now(),
             self.replay_window_ms,
         ) {
             Ok(p) => p,
@@ -491,7 +491,7 @@ impl Driver {
             counters.dropped(DropReason::Filtered);
             return;
         }
-        let data = packet::seal(payload, self.key.as_ref(), now_ms());
+        let data = packet::seal(payload, self.key.as_ref(), unix_ms_now());
         match self.socket.try_send_to(&data, to) {
             Ok(_) => counters.sent(data.len()),
             Err(e) => {

@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The metadata a node gossips about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,19 +33,17 @@ pub struct NodeIdentity {
     pub meta: NodeMeta,
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// Milliseconds since the Unix epoch as the gossip layer counts them (0 if the clock is
+/// before 1970): incarnations and packet timestamps.
+pub(crate) fn unix_ms_now() -> u64 {
+    u64::try_from(crate::time::now_ms()).unwrap_or(0)
 }
 
 impl NodeIdentity {
     /// A fresh identity for a starting process.
     pub fn new(meta: NodeMeta) -> Self {
         NodeIdentity {
-            incarnation: now_ms().max(1),
+            incarnation: unix_ms_now().max(1),
             meta,
         }
     }
@@ -58,7 +55,7 @@ impl NodeIdentity {
     /// The same node with new meta and a higher incarnation.
     pub fn successor(&self, meta: NodeMeta) -> Self {
         NodeIdentity {
-            incarnation: now_ms().max(self.incarnation.saturating_add(1)),
+            incarnation: unix_ms_now().max(self.incarnation.saturating_add(1)),
             meta,
         }
     }

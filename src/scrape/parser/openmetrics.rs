@@ -7,11 +7,10 @@
 
 use std::borrow::Cow;
 
+use crate::gocompat::parse_float;
+
 use super::cursor::{utf8, Cursor};
-use super::{
-    parse_go_float, unescape, unescape_label_value, Entry, MetricType, ParseError, Result,
-    SampleEntry,
-};
+use super::{unescape, unescape_label_value, Entry, MetricType, ParseError, Result, SampleEntry};
 
 const NO_EOF: &str = "data does not end with # EOF";
 
@@ -138,7 +137,7 @@ pub(super) fn sample_value(cur: &mut Cursor<'_>, series: &[u8]) -> Result<(f64, 
     if raw.is_empty() || matches!(cur.peek(), Some(b) if !b.is_ascii()) {
         return Err(cur.expected("expected value after metric"));
     }
-    let value = parse_go_float(raw).ok_or_else(|| cur.error(format!("invalid value {raw:?}")))?;
+    let value = parse_float(raw).ok_or_else(|| cur.error(format!("invalid value {raw:?}")))?;
     Ok((value, sample_rest(cur, series)?))
 }
 
@@ -181,7 +180,7 @@ fn float_token(cur: &mut Cursor<'_>, expected: &str, what: &str) -> Result<f64> 
     if raw.is_empty() || matches!(cur.peek(), Some(b) if !b.is_ascii()) {
         return Err(cur.expected(expected));
     }
-    parse_go_float(raw).ok_or_else(|| cur.error(format!("invalid {what} {raw:?}")))
+    parse_float(raw).ok_or_else(|| cur.error(format!("invalid {what} {raw:?}")))
 }
 
 /// A timestamp token (the leading space already eaten): float seconds to milliseconds.
@@ -190,7 +189,7 @@ fn seconds_to_ms(cur: &mut Cursor<'_>, what: &str) -> Result<i64> {
     if raw.is_empty() || matches!(cur.peek(), Some(b) if !b.is_ascii()) {
         return Err(cur.expected(&format!("expected {what}")));
     }
-    let secs = parse_go_float(raw).ok_or_else(|| cur.error(format!("invalid {what} {raw:?}")))?;
+    let secs = parse_float(raw).ok_or_else(|| cur.error(format!("invalid {what} {raw:?}")))?;
     if !secs.is_finite() {
         return Err(cur.error(format!("invalid {what} {raw:?}")));
     }

@@ -460,26 +460,6 @@ fn openmetrics_eof_variants() {
 }
 
 #[test]
-fn go_float_grammar() {
-    for (s, want) in [
-        ("1", Some(1.0)),
-        ("-1.5e-3", Some(-1.5e-3)),
-        ("Inf", Some(f64::INFINITY)),
-        ("+inf", Some(f64::INFINITY)),
-        ("-Infinity", Some(f64::NEG_INFINITY)),
-        ("1e-400", Some(0.0)),
-    ] {
-        assert_eq!(parse_go_float(s), want, "{s}");
-    }
-    assert!(parse_go_float("nan").is_some_and(f64::is_nan));
-    for s in [
-        "", ".", "e5", "1e", "0x1p-2", "1_0", "-nan", "+NaN", "1e309", "infx", "1.2.3", " 1",
-    ] {
-        assert_eq!(parse_go_float(s), None, "{s:?}");
-    }
-}
-
-#[test]
 fn content_type_negotiation() {
     let n = |ct: &str| negotiate(ct).unwrap();
     assert_eq!(n("").format, Format::PrometheusText);

@@ -7,10 +7,10 @@
 
 use std::borrow::Cow;
 
+use crate::gocompat::parse_float;
+
 use super::cursor::{utf8, Cursor};
-use super::{
-    parse_go_float, unescape, unescape_label_value, Entry, MetricType, Result, SampleEntry,
-};
+use super::{unescape, unescape_label_value, Entry, MetricType, Result, SampleEntry};
 
 pub(super) fn next_entry<'a>(cur: &mut Cursor<'a>) -> Result<Option<Entry<'a>>> {
     loop {
@@ -137,7 +137,7 @@ pub(super) fn sample_value(cur: &mut Cursor<'_>, series: &[u8]) -> Result<(f64, 
     if raw_value.is_empty() {
         return Err(cur.expected("expected value after metric"));
     }
-    let value = parse_go_float(raw_value).ok_or_else(|| {
+    let value = parse_float(raw_value).ok_or_else(|| {
         cur.error(format!(
             "invalid value {raw_value:?} for metric {:?}",
             name()

@@ -1,11 +1,11 @@
 //! Storage-efficiency measurement: deterministic synthetic OpenMetrics workloads (counters,
 //! gauges, jittered scrape timestamps) and bytes-per-sample of the blocks built from them, so
-//! our blocks can be compared with promtool's on identical input.
+//! our blocks can be compared with promtool's on identical input (`cli::import` imports the
+//! text; `cli::import::bench_block_bytes_per_sample` does both steps).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::import::import_openmetrics;
 use super::Result;
 use crate::storage::block::{list_blocks, BlockReader};
 
@@ -105,32 +105,4 @@ pub fn block_bytes_per_sample(dir: &Path) -> Result<BytesPerSample> {
         r.total_bps = (r.chunk_bytes + r.index_bytes) as f64 / r.samples as f64;
     }
     Ok(r)
-}
-
-/// Generates the workload, imports it with 2h blocks into `dir` and measures the result.
-pub fn bench_block_bytes_per_sample(
-    kind: Workload,
-    series: usize,
-    samples: usize,
-    dir: &Path,
-) -> Result<BytesPerSample> {
-    let text = synth_openmetrics(kind, series, samples, 1_700_006_400_000);
-    import_openmetrics(&mut text.as_bytes(), dir, 7_200_000)?;
-    block_bytes_per_sample(dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_compress_well_and_jitter_costs_more() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let c = bench_block_bytes_per_sample(Workload::Counter, 4, 480, a.path()).unwrap();
-        let j = bench_block_bytes_per_sample(Workload::JitteredCounter, 4, 480, b.path()).unwrap();
-        assert_eq!(c.samples, 4 * 480);
-        assert!(c.chunk_bps < 2.5, "{c:?}");
-        assert!(j.chunk_bps > c.chunk_bps, "{j:?} vs {c:?}");
-    }
 }

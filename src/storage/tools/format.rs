@@ -1,67 +1,12 @@
-//! Go-compatible text formatting used by the promtool-style tools: `strconv.FormatFloat(v,
-//! 'g', -1, 64)` / `%g`, `strconv.Quote` for label values, and `time.Duration.String` for
-//! millisecond durations. Output must match promtool byte for byte.
+//! Go-compatible text of label sets for the promtool-style tools: `strconv.Quote` for label
+//! values and `Labels.String()`. Output must match promtool byte for byte. Numbers and
+//! durations come from `crate::gocompat`.
 
 use crate::storage::model::Labels;
 
-/// Formats like Go's `%g` (shortest representation that round-trips).
-pub fn go_float(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    // Rust's `{:e}` yields the shortest round-trip digits: "-1.2345e-7".
-    let e = format!("{v:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        // %e form with at least two exponent digits.
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        out.push_str(&format!("{:02}", exp.unsigned_abs()));
-        return out;
-    }
-    if exp < 0 {
-        out.push_str("0.");
-        for _ in 0..(-exp - 1) {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else {
-        let int_len = exp as usize + 1;
-        if digits.len() <= int_len {
-            out.push_str(&digits);
-            for _ in digits.len()..int_len {
-                out.push('0');
-            }
-        } else {
-            out.push_str(&digits[..int_len]);
-            out.push('.');
-            out.push_str(&digits[int_len..]);
-        }
-    }
-    out
-}
+/// `%g` floats; kept under this name for `http/query.rs` (federation), which has not moved to
+/// `crate::gocompat::format_float_g` yet.
+pub use crate::gocompat::format_float_g as go_float;
 
 /// Go `strconv.Quote` body (without the surrounding quotes). Printability of non-ASCII is
 /// approximated: C1 controls, U+00AD and the Unicode line/paragraph separators are escaped.
@@ -111,84 +56,16 @@ pub fn go_labels(ls: &Labels) -> String {
     out
 }
 
-/// Go's `time.Duration(ms * 1e6).String()`.
-pub fn go_duration_ms(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let neg = ms < 0;
-    let abs = ms.unsigned_abs();
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if abs < 1000 {
-        out.push_str(&format!("{abs}ms"));
-        return out;
-    }
-    let h = abs / 3_600_000;
-    let m = (abs / 60_000) % 60;
-    let s = (abs / 1000) % 60;
-    let frac = abs % 1000;
-    if h > 0 {
-        out.push_str(&format!("{h}h{m}m"));
-    } else if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&s.to_string());
-    if frac > 0 {
-        let f = format!("{frac:03}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
-    }
-    out.push('s');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn floats_like_go() {
-        let cases = [
-            (1.0, "1"),
-            (0.0, "0"),
-            (-0.0, "-0"),
-            (1e6, "1e+06"),
-            (123456.0, "123456"),
-            (1234567.0, "1.234567e+06"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1e300, "1e+300"),
-            (-2.5e-310, "-2.5e-310"),
-            (0.1, "0.1"),
-            (20.123456789, "20.123456789"),
-            (1700000000.0, "1.7e+09"),
-            (f64::NAN, "NaN"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-            (5e-324, "5e-324"),
-            (100000.0, "100000"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(go_float(v), want, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn quoting_and_durations() {
+    fn quoting_like_go() {
         assert_eq!(go_quote("a\"b\\c\nd\x01é"), "a\\\"b\\\\c\\nd\\x01é");
         assert_eq!(
             go_labels(&Labels::from_pairs([("__name__", "x"), ("a", "b")])),
             "{__name__=\"x\", a=\"b\"}"
         );
-        assert_eq!(go_duration_ms(6385006), "1h46m25.006s");
-        assert_eq!(go_duration_ms(45501), "45.501s");
-        assert_eq!(go_duration_ms(100001), "1m40.001s");
-        assert_eq!(go_duration_ms(7_200_000), "2h0m0s");
-        assert_eq!(go_duration_ms(500), "500ms");
-        assert_eq!(go_duration_ms(1500), "1.5s");
-        assert_eq!(go_duration_ms(0), "0s");
     }
 }

@@ -1,25 +1,27 @@
-//! Library side of the promtool-like CLI commands: `dump` (exactly `promtool tsdb dump`'s
-//! output), `ls` (the `promtool tsdb list` table) and `import_openmetrics` (like `promtool
-//! tsdb create-blocks-from openmetrics`). The integrator wires these into the CLI.
+//! Library side of the promtool-like TSDB commands: `dump` (exactly `promtool tsdb dump`'s
+//! output), `ls` (the `promtool tsdb list` table) and the block-writing half of a backfill
+//! ([`BlockBackfill`]; `cli::import` parses OpenMetrics into it, like `promtool tsdb
+//! create-blocks-from openmetrics`). The CLI wires these in.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+pub mod backfill;
 pub mod bench;
 pub mod format;
-pub mod import;
-pub mod openmetrics;
 
-pub use bench::{bench_block_bytes_per_sample, BytesPerSample};
-pub use import::import_openmetrics;
+pub use backfill::BlockBackfill;
+pub use bench::BytesPerSample;
 
+use crate::gocompat::{format_float_g, format_go_duration_ms};
 use crate::storage::block::{list_blocks, open_blocks, BlockError, BlockReader, MergeCursor};
 use crate::storage::chunkenc::{ChunkError, SeriesIterator, ENCODING_XOR};
 use crate::storage::model::Matcher;
-use format::{go_duration_ms, go_float, go_labels};
+use format::go_labels;
 
+/// Why a TSDB tool failed (the bucket tools have `storage::bucket::tools::ToolError`).
 #[derive(Debug, thiserror::Error)]
-pub enum ToolsError {
+pub enum TsdbToolError {
     #[error(transparent)]
     Block(#[from] BlockError),
     #[error("series {series}: {source}")]
@@ -32,7 +34,7 @@ pub enum ToolsError {
     Invalid(String),
 }
 
-pub type Result<T> = std::result::Result<T, ToolsError>;
+pub type Result<T> = std::result::Result<T, TsdbToolError>;
 
 /// Prints every sample of the blocks in `dir` with `mint <= t <= maxt` whose series match all
 /// `matchers` (all series when empty), one `<labels> <value> <ts>` line per sample, series
@@ -56,7 +58,7 @@ pub fn dump(
             .filter(|c| c.encoding == ENCODING_XOR)
             .collect();
         let mut it = SeriesIterator::new(floats);
-        let first = it.seek(mint).map_err(|source| ToolsError::Chunk {
+        let first = it.seek(mint).map_err(|source| TsdbToolError::Chunk {
             series: labels.clone(),
             source,
         })?;
@@ -65,8 +67,8 @@ pub fn dump(
             if s.t > maxt {
                 break;
             }
-            writeln!(w, "{labels} {} {}", go_float(s.v), s.t)?;
-            next = it.next().map_err(|source| ToolsError::Chunk {
+            writeln!(w, "{labels} {} {}", format_float_g(s.v), s.t)?;
+            next = it.next().map_err(|source| TsdbToolError::Chunk {
                 series: labels.clone(),
                 source,
             })?;
@@ -108,7 +110,7 @@ pub fn ls(dir: &Path, out: &mut impl Write) -> Result<()> {
             m.ulid.to_string(),
             m.min_time.to_string(),
             m.max_time.to_string(),
-            go_duration_ms(m.max_time.saturating_sub(m.min_time)),
+            format_go_duration_ms(m.max_time.saturating_sub(m.min_time)),
             m.stats.num_samples.to_string(),
             m.stats.num_chunks.to_string(),
             m.stats.num_series.to_string(),
