@@ -41,7 +41,7 @@ pub enum CliError {
     #[error("bucket: {0}")]
     Bucket(#[from] crate::storage::bucket::BucketError),
     #[error(transparent)]
-    BucketTool(#[from] crate::storage::bucket::tools::ToolError),
+    BucketTool(#[from] crate::storage::bucket::tools::BucketToolError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
     #[error("{0}")]

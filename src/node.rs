@@ -539,6 +539,10 @@ pub async fn start(
     opts: StartOptions,
 ) -> Result<NodeHandle> {
     let config = Arc::new(config);
+    // Sections that are accepted but not acted on yet are said out loud, never ignored quietly.
+    for warning in config.unimplemented_warnings() {
+        tracing::warn!("{warning}");
+    }
     let admin_token = read_admin_token(&config)?;
     let key = read_cluster_key(&config)?;
     let bound = bound_addrs(&config, &listeners)?;

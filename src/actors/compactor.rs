@@ -100,7 +100,7 @@ impl RoleWorker for Compactor {
     fn detail(&self) -> serde_json::Value {
         let s = self.state.borrow();
         serde_json::json!({
-            "active": may_act(s.lease.as_ref(), crate::cluster::lease::now_ms()),
+            "active": may_act(s.lease.as_ref(), crate::time::now_ms()),
             "lease": s.lease,
             "lease_error": s.last_error,
             "node": self.ctx.config.node.id,

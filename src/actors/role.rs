@@ -147,7 +147,7 @@ impl Handler<Observe> for RoleActor {
         MessageResult(RoleStatus {
             role: self.role,
             state: RoleState::Running,
-            started_at: rfc3339(self.started_at),
+            started_at: crate::time::rfc3339_millis(self.started_at),
             restarts: self.restarts,
             last_error: self.last_error.clone(),
             detail: self.worker.detail(),
@@ -172,48 +172,5 @@ impl Handler<InjectFault> for RoleActor {
             InjectFault::Panic => panic!("injected fault: role {} panicked on request", self.role),
             InjectFault::Error(e) => self.fail(ctx, format!("injected fault: {e}")),
         }
-    }
-}
-
-/// Formats a wall-clock time as RFC 3339 with millisecond precision, UTC.
-pub fn rfc3339(t: SystemTime) -> String {
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    format_rfc3339_millis(ms)
-}
-
-/// RFC 3339 for a unix-milliseconds timestamp (civil-from-days, no time zone database needed).
-pub fn format_rfc3339_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::promql::functions::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339_millis(1_700_000_045_501),
-            "2023-11-14T22:14:05.501Z"
-        );
-        assert_eq!(
-            format_rfc3339_millis(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(format_rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::LocalBoxFuture;
@@ -70,13 +70,6 @@ pub fn maintenance_interval(block_duration_ms: u64) -> Duration {
     Duration::from_millis((block_duration_ms / 8).clamp(500, 30_000))
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// One round: cut what the head holds beyond 1.5 block ranges, ship, apply local retention.
 pub async fn maintenance_round(
     db: Arc<Db>,
@@ -84,7 +77,7 @@ pub async fn maintenance_round(
     retention: Duration,
 ) -> Result<RoundReport, String> {
     let mut report = RoundReport::default();
-    let now = now_ms();
+    let now = crate::time::now_ms();
     let cutting = db.clone();
     let cut = tokio::task::spawn_blocking(move || cutting.cut_blocks(now))
         .await

@@ -14,8 +14,7 @@ use futures::future::join_all;
 use super::metrics::RoleMetrics;
 use super::panics::PanicLog;
 use super::role::{
-    rfc3339, InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker,
-    Shutdown,
+    InjectFault, Observe, RoleActor, RoleFailed, RoleState, RoleStatus, RoleWorker, Shutdown,
 };
 use crate::cluster::running::RunningRoles;
 use crate::config::Role;
@@ -121,7 +120,7 @@ impl Slot {
         RoleStatus {
             role,
             state: self.state,
-            started_at: rfc3339(self.started_at),
+            started_at: crate::time::rfc3339_millis(self.started_at),
             restarts: self.restarts,
             last_error: self.last_error.clone(),
             detail: serde_json::Value::Null,

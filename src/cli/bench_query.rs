@@ -568,10 +568,7 @@ fn load_or_build(args: &QueryBenchArgs, work: &Path, blocks: &Path) -> Result<Da
     }
     let _ = std::fs::remove_dir_all(blocks);
     create_dir(blocks)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = crate::time::now_ms();
     // Ends at the last full 2h boundary, so the newest block is complete.
     let end_ms = now_ms / 7_200_000 * 7_200_000;
     let spec = spec_for(args, end_ms);

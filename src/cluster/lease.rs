@@ -79,13 +79,6 @@ pub struct Lease {
     settle: Duration,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Lease {
     pub fn new(store: Arc<dyn ObjectStore>, name: &str, me: &str, ttl: Duration) -> Self {
         Lease {
@@ -142,7 +135,10 @@ impl Lease {
 
     /// The current holder, when the record names one whose lease has not expired.
     pub async fn holder(&self) -> Result<Option<LeaseRecord>> {
-        Ok(self.read().await?.filter(|r| r.expires_at_ms > now_ms()))
+        Ok(self
+            .read()
+            .await?
+            .filter(|r| r.expires_at_ms > crate::time::now_ms()))
     }
 
     /// Takes or renews the lease when allowed; a corrupt record counts as free.
@@ -152,7 +148,7 @@ impl Lease {
             Err(LeaseError::Corrupt { .. }) => None,
             Err(e) => return Err(e),
         };
-        let now = now_ms();
+        let now = crate::time::now_ms();
         let acquired_at_ms = match decide(current.as_ref(), &self.me, now) {
             Decision::Wait { holder, until_ms } => {
                 return Ok(LeaseState::Standby { holder, until_ms })

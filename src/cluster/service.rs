@@ -91,7 +91,7 @@ impl ClusterService {
             gossip_addr: settings.advertise.unwrap_or(settings.http_addr),
             roles: role_names(&settings.roles),
             role_epoch: 1,
-            started_at_ms: super::lease::now_ms(),
+            started_at_ms: crate::time::now_ms(),
         };
         let mut cfg = MembershipConfig::new(GossipBind::Socket(settings.gossip));
         cfg.advertise = settings.advertise;

@@ -299,7 +299,7 @@ pub fn federation_text(mut samples: Vec<(Labels, f64, i64)>, external: &Labels) 
         };
         out.push_str(&format!(
             "{name}{label_text} {} {t}\n",
-            crate::storage::tools::format::go_float(v)
+            crate::gocompat::format_float_g(v)
         ));
     }
     out

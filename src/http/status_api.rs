@@ -4,8 +4,6 @@
 //! `/api/v1/scrape_pools` and `/api/v1/targets/metadata` (over the cluster's ScraperShippers),
 //! in Prometheus 2.42's JSON shapes.
 
-use std::time::SystemTime;
-
 use actix_web::{web, HttpRequest};
 use serde::Serialize;
 
@@ -23,13 +21,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/status/config", web::get().to(config))
         .route("/api/v1/scrape_pools", web::get().to(scrape_pools))
         .route("/api/v1/targets/metadata", web::get().to(targets_metadata));
-}
-
-/// RFC 3339 like Go's `time.Time` JSON: nanoseconds, trailing zeros dropped.
-fn go_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t)
-        .to_string()
-        .replace(".000000000Z", "Z")
 }
 
 #[derive(Serialize)]
@@ -70,19 +61,15 @@ fn thread_count() -> u64 {
 
 async fn runtimeinfo(state: web::Data<StatusState>) -> ApiResult {
     let (reload_ok, loaded_at) = state.scrape.reload_status();
-    // Prometheus reports the config load time in whole seconds.
-    let loaded_secs = loaded_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()))
-        .unwrap_or(loaded_at);
     let replay = state.db.replay_stats();
     let info = RuntimeInfo {
-        start_time: go_time(state.started_at),
+        start_time: crate::time::rfc3339_nanos_or_seconds(state.started_at),
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         reload_config_success: reload_ok,
-        last_config_time: go_time(loaded_secs),
+        // Prometheus reports the config load time in whole seconds.
+        last_config_time: crate::time::rfc3339_seconds(loaded_at),
         corruption_count: u64::from(replay.truncated_at.is_some()),
         goroutine_count: thread_count(),
         gomaxprocs: std::thread::available_parallelism().map_or(1, |n| n.get()),

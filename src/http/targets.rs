@@ -64,7 +64,7 @@ fn label_map(l: &Labels) -> BTreeMap<String, String> {
 /// Go's zero `time.Time` for a target never scraped, RFC 3339 with nanoseconds otherwise.
 fn rfc3339(t: Option<SystemTime>) -> String {
     match t {
-        Some(t) => humantime::format_rfc3339_nanos(t).to_string(),
+        Some(t) => crate::time::rfc3339_nanos(t),
         None => "0001-01-01T00:00:00Z".to_string(),
     }
 }

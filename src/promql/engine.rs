@@ -412,7 +412,13 @@ mod tests {
     /// A source with no series.
     struct Empty;
     impl Queryable for Empty {
-        fn select(&self, _: &[Matcher], _: i64, _: i64, _: &SelectHints) -> QueryResult<Vec<Series>> {
+        fn select(
+            &self,
+            _: &[Matcher],
+            _: i64,
+            _: i64,
+            _: &SelectHints,
+        ) -> QueryResult<Vec<Series>> {
             Ok(Vec::new())
         }
         fn label_names(&self, _: &[Matcher], _: i64, _: i64) -> QueryResult<Vec<String>> {
@@ -437,7 +443,9 @@ mod tests {
         assert_eq!(m[0].points.len() as i64, MAX_POINTS_PER_SERIES + 1);
         let err = engine.range(&Empty, "1", 0, end + step, step).unwrap_err();
         assert_eq!(err.kind(), crate::promql::ErrorKind::BadData);
-        assert!(err.to_string().starts_with("exceeded maximum resolution of 11,000 points"));
+        assert!(err
+            .to_string()
+            .starts_with("exceeded maximum resolution of 11,000 points"));
         assert!(check_range_params(0, end, step).is_ok());
         assert!(check_range_params(0, end + step, step).is_err());
     }
@@ -445,7 +453,10 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_but_strings_do_not_count() {
         let deep = format!("{}1{}", "(".repeat(300), ")".repeat(300));
-        assert_eq!(check_nesting(&deep).unwrap_err().kind(), crate::promql::ErrorKind::Parse);
+        assert_eq!(
+            check_nesting(&deep).unwrap_err().kind(),
+            crate::promql::ErrorKind::Parse
+        );
         assert!(parse_query(&deep, 0, 0).is_err(), "every parse is guarded");
         assert!(check_nesting(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).is_ok());
         assert!(check_nesting(&format!(

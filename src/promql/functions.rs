@@ -19,7 +19,7 @@ use crate::storage::model::{Label, Labels, Sample, METRIC_NAME};
 use crate::time::is_leap_year;
 
 // `actors/role.rs` still reaches the calendar through here; new code uses `crate::time`.
-pub(crate) use crate::time::civil_from_days;
+use crate::time::civil_from_days;
 
 /// Go's `math.Max`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -356,7 +356,7 @@ impl Shipper {
 
     fn update_lag(&self, pending: &[&LocalBlock]) {
         self.metrics.pending.set(pending.len() as i64);
-        let now_ms = unix_ms(SystemTime::now());
+        let now_ms = crate::time::unix_ms(SystemTime::now());
         let oldest = pending.iter().map(|b| b.max_time).min();
         let age_s = oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
         self.metrics.oldest_age.set(age_s);
@@ -468,12 +468,6 @@ fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Local retention decision: a block may be deleted when its data ended more than

@@ -19,7 +19,7 @@ use super::upload::{upload_block, UploadError, UploadEvent};
 use super::{BucketError, ListEntry, ObjectStore};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ToolError {
+pub enum BucketToolError {
     #[error(transparent)]
     Bucket(#[from] BucketError),
     #[error(transparent)]
@@ -32,7 +32,7 @@ pub enum ToolError {
     Output(#[from] std::io::Error),
 }
 
-pub type Result<T> = std::result::Result<T, ToolError>;
+pub type Result<T> = std::result::Result<T, BucketToolError>;
 
 /// One row of `bucket_ls`.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,8 +89,10 @@ async fn fetch_meta(store: &dyn ObjectStore, ulid: Ulid) -> Result<Option<Value>
     blocks::read_meta_json(store, ulid)
         .await
         .map_err(|e| match e {
-            BlocksError::Bucket(e) => ToolError::Bucket(e),
-            BlocksError::Invalid { ulid, reason, .. } => ToolError::InvalidMeta { ulid, reason },
+            BlocksError::Bucket(e) => BucketToolError::Bucket(e),
+            BlocksError::Invalid { ulid, reason, .. } => {
+                BucketToolError::InvalidMeta { ulid, reason }
+            }
         })
 }
 
@@ -103,11 +105,10 @@ async fn dir_meta(store: &dyn ObjectStore, dir: &BlockDir) -> Result<Option<Valu
 }
 
 fn fmt_time(ms: i64) -> String {
-    let Ok(ms) = u64::try_from(ms) else {
+    if ms < 0 {
         return ms.to_string();
-    };
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
+    }
+    crate::time::rfc3339_seconds(crate::time::from_unix_ms(ms))
 }
 
 fn fmt_duration(ms: i64) -> String {
@@ -239,7 +240,7 @@ pub async fn bucket_verify(
                 report.partial_uploads.push(ulid);
                 continue;
             }
-            Err(ToolError::InvalidMeta { reason, .. }) => {
+            Err(BucketToolError::InvalidMeta { reason, .. }) => {
                 let p = format!("meta.json is not valid JSON: {reason}");
                 writeln!(out, "{ulid}: {p}")?;
                 report.problems.push((ulid, p));

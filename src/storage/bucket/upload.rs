@@ -208,7 +208,7 @@ pub fn inject_thanos(
     t.insert("files".into(), Value::Array(entries));
     t.insert(
         "upload_time".into(),
-        json!(humantime::format_rfc3339_nanos(upload_time).to_string()),
+        json!(crate::time::rfc3339_nanos(upload_time)),
     );
 }
 

@@ -19,7 +19,7 @@ use crate::storage::chunkenc::{ChunkError, SeriesIterator, ENCODING_XOR};
 use crate::storage::model::Matcher;
 use format::go_labels;
 
-/// Why a TSDB tool failed (the bucket tools have `storage::bucket::tools::ToolError`).
+/// Why a TSDB tool failed (the bucket tools have `storage::bucket::tools::BucketToolError`).
 #[derive(Debug, thiserror::Error)]
 pub enum TsdbToolError {
     #[error(transparent)]

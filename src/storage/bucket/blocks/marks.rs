@@ -3,7 +3,7 @@
 //! (version 1 only, absent fields zero) and writing them once, compact like Go's
 //! `json.Marshal`, never replacing a mark that exists.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -233,7 +233,5 @@ pub async fn write_no_compact_mark(
 
 /// Whole seconds since the epoch; 0 for a time before it.
 fn unix_seconds(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    i64::try_from(crate::time::since_epoch(t).as_secs()).unwrap_or(i64::MAX)
 }
