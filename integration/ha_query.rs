@@ -37,6 +37,25 @@ async fn query_range(
         .expect("json")
 }
 
+/// The timestamp (ms) of the newest `ha_requests_total` sample any replica has, as the query
+/// node sees it now.
+async fn newest_sample_ms(base: &str) -> Option<i64> {
+    let v: Value = http_client()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[
+            ("query", "max(timestamp(ha_requests_total))"),
+            ("dedup", "false"),
+        ])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let secs: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+    Some((secs * 1000.0) as i64)
+}
+
 fn points(v: &Value, i: usize) -> Vec<(f64, f64)> {
     v["data"]["result"][i]["values"]
         .as_array()
@@ -102,7 +121,18 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
         .await;
         r2.handle.stop().await;
         let stopped_at = now_ms();
-        tokio::time::sleep(Duration::from_secs(15)).await;
+        // The target's counter runs in real time, so "a while" is real time too: wait until
+        // the surviving replica has scraped 15 s past the stop.
+        wait_until(
+            "the surviving replica to scrape alone for 15 s",
+            Duration::from_secs(60),
+            || async {
+                newest_sample_ms(&q.base)
+                    .await
+                    .is_some_and(|t| t >= stopped_at + 15_000)
+            },
+        )
+        .await;
         let t1 = now_ms() - 1500;
 
         let deduped = query_range(&q.base, "ha_requests_total", t0 + 3000, t1, &[]).await;

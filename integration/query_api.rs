@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 use strata::http::remote_write;
@@ -417,7 +416,6 @@ sys.exit(0 if a == b else 1)
     );
     assert!(stdout.contains("http_requests_total"), "{stdout}");
     drop(prom);
-    tokio::time::sleep(Duration::from_millis(1)).await;
     node.handle.stop().await;
 }
 

@@ -179,8 +179,21 @@ async fn text_parser_agrees_with_a_prometheus_2_42_server() {
             })
             .await
             .unwrap_or_else(|e| panic!("{e}; Prometheus's log:\n{}", prom.log_tail()));
-    // One more scrape interval so the first scrape's samples are queryable.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A target's health is reported before its scrape is committed. `up` is committed with
+    // the scraped samples, so once every job has an `up` sample they are all queryable.
+    Wait::new(
+        "every job's first scrape to be queryable",
+        Duration::from_secs(30),
+    )
+    .poll(Duration::from_millis(250))
+    .until(|| async {
+        query(&prom, "count by (job) (up)")
+            .await
+            .and_then(|v| v["data"]["result"].as_array().map(Vec::len))
+            == Some(bodies.len())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; Prometheus's log:\n{}", prom.log_tail()));
 
     let mut disagreements = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
