@@ -2,16 +2,14 @@
 //! in-process s3s-fs server through `S3Store::put_file` (multipart, 2 parts in flight) and
 //! prints throughput, CPU seconds per GB (getrusage, client AND in-process server) and the
 //! peak RSS during the upload (VmHWM after resetting it via /proc/self/clear_refs).
-//! Run: `cargo run --example s3_upload_bench`.
-
-#[path = "../tests/support/s3.rs"]
-#[allow(dead_code)]
-mod s3support;
+//! Run: `cargo run --example s3_upload_bench`. The server is the tests' (`strata_testing::s3`),
+//! on a runtime of its own inside this process.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use strata::storage::bucket::ObjectStore;
+use strata_testing::S3Server;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage only writes into the zeroed struct we pass.
@@ -59,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.flush()?;
     }
     let bytes = mb * 1024 * 1024;
-    let server = s3support::S3TestServer::start().await;
+    let server = S3Server::start();
     let store = server.store();
     // Warm the connection so the first request's setup is not in the numbers.
     store.list("", Some("/")).await?;

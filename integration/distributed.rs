@@ -11,8 +11,7 @@ use strata::cluster::transport::{TransportClient, TransportConfig};
 use strata::http::remote_write;
 use strata::query::fanout::{ClusterQueryable, FanoutOptions, FanoutRuntime, RemoteSource};
 use strata::storage::model::{Labels, Matcher, Queryable, SelectHints};
-
-use crate::support::{now_ms, remote_write as push, start_node_with_roles, wait_until, TestNode};
+use strata_testing::{free_port, http_client, now_ms, remote_write as push, wait_until, TestNode};
 
 const STEP: i64 = 15_000;
 
@@ -36,7 +35,7 @@ fn counter(start: i64, n: i64, skip: Option<(i64, i64)>) -> Vec<(Labels, Vec<(i6
 }
 
 async fn query(base: &str, params: &[(&str, String)]) -> Value {
-    TestNode::client()
+    http_client()
         .post(format!("{base}/api/v1/query_range"))
         .form(params)
         .send()
@@ -53,12 +52,15 @@ fn series_count(v: &Value) -> usize {
 
 #[actix_rt::test]
 async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
-    let a = start_node_with_roles(&["scraper_shipper", "query_planner"], "").await;
-    let seed = a.handle.cluster.handle().local_addr();
-    let join = format!("cluster:\n  join: [\"{seed}\"]\n");
-    let b = start_node_with_roles(&["scraper_shipper", "query_planner"], &join).await;
-    let q = start_node_with_roles(&["query_planner"], &join).await;
-    let single = start_node_with_roles(&["scraper_shipper", "query_planner"], "").await;
+    let replica = || TestNode::builder().roles(&["scraper_shipper", "query_planner"]);
+    let a = replica().start().await;
+    let b = replica().join(a.gossip_addr()).start().await;
+    let q = TestNode::builder()
+        .roles(&["query_planner"])
+        .join(a.gossip_addr())
+        .start()
+        .await;
+    let single = replica().start().await;
 
     let start = (now_ms() - 30 * 60_000) / 60_000 * 60_000;
     let n = 100;
@@ -70,15 +72,18 @@ async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
     .await;
     push(&single.base, remote_write::encode(&counter(start, n, None))).await;
 
-    let converged = wait_until(Duration::from_secs(15), || async {
-        q.handle
-            .cluster
-            .live_peers_with_role(strata::config::Role::ScraperShipper)
-            .len()
-            == 2
-    })
+    wait_until(
+        "the query node to see both replicas",
+        Duration::from_secs(15),
+        || async {
+            q.handle
+                .cluster
+                .live_peers_with_role(strata::config::Role::ScraperShipper)
+                .len()
+                == 2
+        },
+    )
     .await;
-    assert!(converged, "the query node never saw both replicas");
 
     let range = |query: &str| {
         vec![
@@ -139,9 +144,7 @@ async fn replicas_are_deduplicated_across_nodes_and_gaps_are_filled() {
 #[actix_rt::test]
 async fn a_dead_source_is_a_warning_with_partial_response_and_an_error_without() {
     // A source that never answers: a port nothing listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let client = Arc::new(
         TransportClient::new(TransportConfig {
             connect_timeout: Duration::from_millis(300),

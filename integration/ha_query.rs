@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-
-use crate::scrape_support::BodyServer;
-use crate::shipping_s3::S3Server;
-use crate::support::{now_ms, start_node_with_roles, wait_until, TestNode};
+use strata_testing::targets::BodyServer;
+use strata_testing::{http_client, now_ms, wait_until, S3Server, TestNode};
 
 async fn query_range(
     base: &str,
@@ -28,7 +26,7 @@ async fn query_range(
         ("step".into(), "1".into()),
     ];
     form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    TestNode::client()
+    http_client()
         .post(format!("{base}/api/v1/query_range"))
         .form(&form)
         .send()
@@ -37,6 +35,25 @@ async fn query_range(
         .json()
         .await
         .expect("json")
+}
+
+/// The timestamp (ms) of the newest `ha_requests_total` sample any replica has, as the query
+/// node sees it now.
+async fn newest_sample_ms(base: &str) -> Option<i64> {
+    let v: Value = http_client()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[
+            ("query", "max(timestamp(ha_requests_total))"),
+            ("dedup", "false"),
+        ])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let secs: f64 = v["data"]["result"][0]["value"][1].as_str()?.parse().ok()?;
+    Some((secs * 1000.0) as i64)
 }
 
 fn points(v: &Value, i: usize) -> Vec<(f64, f64)> {
@@ -69,6 +86,7 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
                     "text/plain; version=0.0.4",
                     format!("# TYPE ha_requests_total counter\nha_requests_total {v}\n"),
                 );
+                // Pacing the counter in real time is part of the test, not a wait.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             drop(server);
@@ -78,29 +96,43 @@ async fn ha_replicas_through_s3_and_a_store_shard_dedup_without_gaps_or_false_re
             body.addr,
             s3.bucket_yaml()
         );
-        let r1 = start_node_with_roles(&["scraper_shipper"], &yaml).await;
-        let seed = r1.handle.cluster.handle().local_addr();
-        let joined = format!("{yaml}cluster:\n  join: [\"{seed}\"]\n");
-        let r2 = start_node_with_roles(&["scraper_shipper"], &joined).await;
-        let store = start_node_with_roles(&["store_shard"], &joined).await;
-        let q = start_node_with_roles(&["query_planner"], &joined).await;
+        let node = |role: &str| TestNode::builder().roles(&[role]).yaml(&yaml);
+        let r1 = node("scraper_shipper").start().await;
+        let seed = r1.gossip_addr();
+        let r2 = node("scraper_shipper").join(seed).start().await;
+        let store = node("store_shard").join(seed).start().await;
+        let q = node("query_planner").join(seed).start().await;
         let t0 = now_ms();
 
         // Let both replicas scrape, cut and ship, then stop one replica for a while.
-        let shipped = wait_until(Duration::from_secs(90), || async {
-            let v = store.get_json("/api/v1/admin/roles").await;
-            v["data"]["roles"]
-                .as_array()
-                .and_then(|a| a.iter().find(|r| r["role"] == "store_shard"))
-                .and_then(|r| r["detail"]["blocks_serving"].as_u64())
-                .unwrap_or(0)
-                >= 2
-        })
+        wait_until(
+            "the StoreShard to serve shipped blocks",
+            Duration::from_secs(90),
+            || async {
+                let v = store.get_json("/api/v1/admin/roles").await;
+                v["data"]["roles"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|r| r["role"] == "store_shard"))
+                    .and_then(|r| r["detail"]["blocks_serving"].as_u64())
+                    .unwrap_or(0)
+                    >= 2
+            },
+        )
         .await;
-        assert!(shipped, "the StoreShard never served shipped blocks");
         r2.handle.stop().await;
         let stopped_at = now_ms();
-        tokio::time::sleep(Duration::from_secs(15)).await;
+        // The target's counter runs in real time, so "a while" is real time too: wait until
+        // the surviving replica has scraped 15 s past the stop.
+        wait_until(
+            "the surviving replica to scrape alone for 15 s",
+            Duration::from_secs(60),
+            || async {
+                newest_sample_ms(&q.base)
+                    .await
+                    .is_some_and(|t| t >= stopped_at + 15_000)
+            },
+        )
+        .await;
         let t1 = now_ms() - 1500;
 
         let deduped = query_range(&q.base, "ha_requests_total", t0 + 3000, t1, &[]).await;

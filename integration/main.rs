@@ -1,5 +1,7 @@
 //! Strata's integration tests: nodes booted in-process on port 0 and the real binary as a
-//! process, talking to real peers. One test binary; each area in its own module.
+//! process, talking to real peers. One test binary; each area in its own module. The helpers
+//! (test nodes, the S3 server, waiting, real peers) are in the `strata-testing` crate
+//! (`testing/`), shared with `tests/`.
 
 mod cluster;
 mod configs;
@@ -11,12 +13,9 @@ mod query_bench;
 mod scrape;
 mod scrape_bad;
 mod scrape_bench;
-mod scrape_support;
 mod shipping;
 mod shipping_bench;
 mod shipping_cli;
 mod shipping_faults;
-mod shipping_s3;
 mod store_shards;
-mod support;
 mod tools_tsdb;

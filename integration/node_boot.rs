@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-use crate::support::{free_port, metric_value, start_node, wait_until, TestNode, ADMIN_TOKEN};
+use strata_testing::http::try_wait_http_ok;
+use strata_testing::{free_port, http_client, metric_value, wait_until, TestNode, ADMIN_TOKEN};
 
 const ALL_ROLES: [&str; 5] = [
     "scraper_shipper",
@@ -37,14 +37,13 @@ fn role_entry<'a>(v: &'a Value, role: &str) -> Option<&'a Value> {
 
 #[actix_rt::test]
 async fn boots_on_port_zero_and_reports_ready_health_build_and_metrics() {
-    let node = start_node(false, "").await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            node.status("/-/ready").await == 200
-        })
-        .await,
-        "node never became ready"
-    );
+    let node = TestNode::builder().start().await;
+    wait_until(
+        "the node to become ready",
+        Duration::from_secs(10),
+        || async { node.status("/-/ready").await == 200 },
+    )
+    .await;
     assert_eq!(node.status("/-/healthy").await, 200);
 
     let build = node.get_json("/api/v1/status/buildinfo").await;
@@ -73,8 +72,8 @@ async fn boots_on_port_zero_and_reports_ready_health_build_and_metrics() {
 
 #[actix_rt::test]
 async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
-    let node = start_node(true, "").await;
-    let client = TestNode::client();
+    let node = TestNode::builder().admin_token().start().await;
+    let client = http_client();
     let url = format!("{}/api/v1/admin/roles", node.base);
 
     let resp = client.get(&url).send().await.unwrap();
@@ -101,12 +100,10 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
         "PUT without token must be refused"
     );
 
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            role_names(&node.get_json("/api/v1/admin/roles").await).len() == 5
-        })
-        .await
-    );
+    wait_until("all five roles listed", Duration::from_secs(10), || async {
+        role_names(&node.get_json("/api/v1/admin/roles").await).len() == 5
+    })
+    .await;
 
     let keep: Vec<&str> = ALL_ROLES
         .iter()
@@ -121,14 +118,15 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
+    wait_until(
+        "the compactor gone after removal",
+        Duration::from_secs(10),
+        || async {
             !role_names(&node.get_json("/api/v1/admin/roles").await)
                 .contains(&"compactor".to_string())
-        })
-        .await,
-        "compactor still observed after removal"
-    );
+        },
+    )
+    .await;
     let metrics = node.metrics().await;
     assert_eq!(
         metric_value(&metrics, "strata_role_running{role=\"compactor\"}"),
@@ -147,13 +145,15 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
+    wait_until(
+        "the compactor running again",
+        Duration::from_secs(10),
+        || async {
             let v = node.get_json("/api/v1/admin/roles").await;
             role_entry(&v, "compactor").is_some_and(|r| r["state"] == "running")
-        })
-        .await
-    );
+        },
+    )
+    .await;
     assert_eq!(
         metric_value(
             &node.metrics().await,
@@ -183,17 +183,17 @@ async fn admin_roles_api_needs_the_token_and_moves_roles_at_runtime() {
 
 #[actix_rt::test]
 async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
-    let node = start_node(false, "").await;
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            node.status("/-/ready").await == 200
-        })
-        .await
-    );
+    let node = TestNode::builder().start().await;
+    wait_until(
+        "the node to become ready",
+        Duration::from_secs(10),
+        || async { node.status("/-/ready").await == 200 },
+    )
+    .await;
     let before = node.get_json("/api/v1/admin/roles").await;
     let planner_started = role_entry(&before, "query_planner").map(|r| r["started_at"].clone());
 
-    let client = TestNode::client();
+    let client = http_client();
     let resp = client
         .post(format!(
             "{}/api/v1/admin/roles/store_shard/fault",
@@ -204,15 +204,16 @@ async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
+    wait_until(
+        "store_shard restarted after a panic",
+        Duration::from_secs(15),
+        || async {
             let v = node.get_json("/api/v1/admin/roles").await;
             role_entry(&v, "store_shard")
                 .is_some_and(|r| r["restarts"] == 1 && r["state"] == "running")
-        })
-        .await,
-        "store_shard was not restarted after a panic"
-    );
+        },
+    )
+    .await;
     let after = node.get_json("/api/v1/admin/roles").await;
     let shard = role_entry(&after, "store_shard")
         .cloned()
@@ -252,8 +253,10 @@ async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
+    wait_until(
+        "the compactor restarted after a handler error",
+        Duration::from_secs(15),
+        || async {
             let v = node.get_json("/api/v1/admin/roles").await;
             role_entry(&v, "compactor").is_some_and(|r| {
                 r["restarts"] == 1
@@ -263,16 +266,13 @@ async fn a_failing_role_is_restarted_and_counted_while_others_keep_serving() {
                         .unwrap_or("")
                         .contains("disk on fire")
             })
-        })
-        .await,
-        "compactor was not restarted after a handler error"
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            node.status("/-/ready").await == 200
-        })
-        .await
-    );
+        },
+    )
+    .await;
+    wait_until("the node ready again", Duration::from_secs(10), || async {
+        node.status("/-/ready").await == 200
+    })
+    .await;
     node.handle.stop().await;
 }
 
@@ -372,17 +372,7 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/-/ready");
-    let ready = wait_until(Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            TestNode::client()
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200)
-        }
-    })
-    .await;
+    let ready = try_wait_http_ok(&url, Duration::from_secs(20)).await;
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -393,7 +383,9 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
-    assert!(ready, "default node never became ready:\n{stderr}");
+    if let Err(e) = ready {
+        panic!("{e}; the default node's stderr:\n{stderr}");
+    }
     assert!(
         status.success(),
         "node did not exit cleanly on SIGTERM: {status:?}\n{stderr}"
@@ -406,21 +398,22 @@ async fn the_readme_run_command_serves_ready_and_stops_on_sigterm() {
 
 #[actix_rt::test]
 async fn a_node_restarted_in_process_keeps_every_acknowledged_sample() {
-    use strata::http::remote_write;
+    use strata::http::remote_write::encode;
     use strata::storage::model::Labels;
+    use strata_testing::{now_ms, remote_write};
     let data = tempfile::tempdir().unwrap();
-    let now = crate::support::now_ms();
+    let now = now_ms();
     let series = vec![(
         Labels::from_pairs([("__name__", "kept_total"), ("job", "x")]),
         (0..50)
             .map(|i| (now - 60_000 + i * 1000, i as f64))
             .collect::<Vec<_>>(),
     )];
-    let node = crate::support::start_node_in(data.path(), "").await;
-    crate::support::remote_write(&node.base, remote_write::encode(&series)).await;
+    let node = TestNode::builder().data_dir(data.path()).start().await;
+    remote_write(&node.base, encode(&series)).await;
     node.handle.stop().await;
-    let again = crate::support::start_node_in(data.path(), "").await;
-    let v: Value = TestNode::client()
+    let again = TestNode::builder().data_dir(data.path()).start().await;
+    let v: Value = http_client()
         .post(format!("{}/api/v1/query", again.base))
         .form(&[
             ("query", "count_over_time(kept_total[2m])".to_string()),

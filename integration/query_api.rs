@@ -6,14 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 use strata::http::remote_write;
 use strata::storage::model::Labels;
-
-use crate::support::{
-    remote_write as push, require_binary, start_node, start_prometheus, TestNode,
+use strata_testing::{
+    http_client, now_ms, remote_write as push, require_binary, Prometheus, TestNode,
 };
 
 const STEP_MS: i64 = 15_000;
@@ -276,7 +274,7 @@ fn compare(what: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
 }
 
 async fn api(base: &str, path: &str, params: &[(&str, String)]) -> Value {
-    let resp = TestNode::client()
+    let resp = http_client()
         .post(format!("{base}{path}"))
         .form(params)
         .send()
@@ -299,9 +297,9 @@ fn promtool(args: &[String]) -> String {
 
 #[actix_rt::test]
 async fn queries_answer_like_prometheus_2_42_through_api_promtool_and_python() {
-    let node = start_node(false, "").await;
-    let prom = start_prometheus("").await;
-    let now = crate::support::now_ms();
+    let node = TestNode::builder().start().await;
+    let prom = Prometheus::start("global:\n  scrape_interval: 15s\n").await;
+    let now = now_ms();
     let data = dataset(now);
     let body = remote_write::encode(&data);
     push(&node.base, body.clone()).await;
@@ -418,7 +416,6 @@ sys.exit(0 if a == b else 1)
     );
     assert!(stdout.contains("http_requests_total"), "{stdout}");
     drop(prom);
-    tokio::time::sleep(Duration::from_millis(1)).await;
     node.handle.stop().await;
 }
 
@@ -427,7 +424,7 @@ type BadCase = (&'static str, Vec<(&'static str, String)>, u16, &'static str);
 
 #[actix_rt::test]
 async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
-    let node = start_node(false, "").await;
+    let node = TestNode::builder().start().await;
     let cases: Vec<BadCase> = vec![
         (
             "/api/v1/query",
@@ -504,7 +501,7 @@ async fn bad_queries_get_prometheus_errors_and_the_node_stays_up() {
         ),
     ];
     for (path, params, code, etype) in cases {
-        let resp = TestNode::client()
+        let resp = http_client()
             .post(format!("{}{path}", node.base))
             .form(&params)
             .send()

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::support::require_binary;
+use strata_testing::require_binary;
 
 #[test]
 fn bench_query_answers_agree_with_prometheus_on_small_data() {

@@ -6,14 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use strata::config::Config;
-use strata::node::{self, Listeners, StartOptions};
-use tokio_util::sync::CancellationToken;
-
-use crate::scrape_support::{
-    all_series, start_node_exporter, start_python_exporter, target_with_url, targets, BodyServer,
+use strata_testing::api::{all_series, target_with_url, targets};
+use strata_testing::targets::{start_node_exporter, start_python_exporter, BodyServer};
+use strata_testing::{
+    free_port, http_client, wait_http_ok, wait_until, ChildGuard, Prometheus, TestNode, TimedOut,
+    Wait,
 };
-use crate::support::{start_node, start_prometheus, wait_until, TestNode};
 
 /// The scrape config both servers get: static and file_sd targets, target relabeling,
 /// metric relabeling, honor_labels on and off (the Python exporter exposes `job` and
@@ -79,46 +77,44 @@ async fn strata_stores_the_same_series_as_prometheus() {
     )
     .expect("write sd file");
     let yaml = scrape_yaml(&ne_addr, &py_addr, &sd_file);
-    let prom = start_prometheus(&yaml).await;
-    let node = start_node(false, &yaml).await;
+    let prom = Prometheus::start(&yaml).await;
+    let node = TestNode::builder().yaml(&yaml).start().await;
 
-    // Every target of both servers has been scraped at least twice.
-    let scraped = |base: String| async move {
-        let t = targets(&base).await;
-        let active = t["data"]["activeTargets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        active.len() == 3 && active.iter().all(|a| a["health"] == "up")
-    };
-    assert!(
-        wait_until(Duration::from_secs(30), || scraped(node.base.clone())).await,
-        "strata targets: {}",
-        targets(&node.base).await
-    );
-    assert!(
-        wait_until(Duration::from_secs(30), || scraped(prom.base.clone())).await,
-        "prometheus targets: {}",
-        targets(&prom.base).await
-    );
-
-    let last = std::sync::Arc::new(parking_lot::Mutex::new((Vec::new(), Vec::new())));
-    let same = wait_until(Duration::from_secs(30), || {
-        let (s, p) = (node.base.clone(), prom.base.clone());
-        let last = last.clone();
+    // Every target of both servers has been scraped.
+    let scraped = |base: &str| {
+        let base = base.to_string();
         async move {
-            let a = all_series(&s).await;
-            let b = all_series(&p).await;
+            let t = targets(&base).await;
+            let active = t["data"]["activeTargets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            active.len() == 3 && active.iter().all(|a| a["health"] == "up")
+        }
+    };
+    for (who, base) in [("strata", &node.base), ("prometheus", &prom.base)] {
+        let up = Wait::new(format!("{who}'s 3 targets up"), Duration::from_secs(30))
+            .until(|| scraped(base))
+            .await;
+        if let Err(e) = up {
+            panic!("{e}; {who} targets: {}", targets(base).await);
+        }
+    }
+
+    let last = parking_lot::Mutex::new((Vec::new(), Vec::new()));
+    let same = Wait::new("the same series in both", Duration::from_secs(30))
+        .until(|| async {
+            let a = all_series(&node.base).await;
+            let b = all_series(&prom.base).await;
             let equal = !a.is_empty() && a == b;
             *last.lock() = (a, b);
             equal
-        }
-    })
-    .await;
+        })
+        .await;
     let last = last.lock().clone();
     let (only_strata, only_prom) = diff(&last.0, &last.1);
     assert!(
-        same,
+        same.is_ok(),
         "series differ:\nonly in Strata: {only_strata:#?}\nonly in Prometheus: {only_prom:#?}"
     );
     // The report series, the conflict renaming and both relabelings are part of the set.
@@ -203,7 +199,7 @@ async fn same_introspection_as_prometheus(ours: &str, prom: &str) {
     let get = |base: &str, path: &str| {
         let url = format!("{base}{path}");
         async move {
-            let resp = TestNode::client().get(&url).send().await.expect("request");
+            let resp = http_client().get(&url).send().await.expect("request");
             assert_eq!(resp.status().as_u16(), 200, "{url}");
             resp.json::<serde_json::Value>().await.expect("json")
         }
@@ -300,28 +296,6 @@ async fn same_introspection_as_prometheus(ours: &str, prom: &str) {
     }
 }
 
-/// A node started from a config file, so `POST /-/reload` has something to re-read.
-async fn start_node_with_file(dir: &Path, scrape: &str) -> (node::NodeHandle, String) {
-    let path = dir.join("strata.yml");
-    let yaml = format!(
-        "node:\n  id: reload-node\n  web_listen: 127.0.0.1:0\n  data_dir: {}\n{scrape}",
-        dir.join("data").display()
-    );
-    std::fs::write(&path, yaml).expect("write config");
-    let config = Config::load(&path).expect("config loads");
-    let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions {
-        http_workers: 1,
-        config_path: Some(path),
-        ..Default::default()
-    };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts)
-        .await
-        .expect("node starts");
-    let base = format!("http://{}", handle.web_addr);
-    (handle, base)
-}
-
 fn jobs_yaml(server: &str, jobs: &[&str]) -> String {
     let mut y = String::from("scrape_configs:\n");
     for j in jobs {
@@ -333,7 +307,7 @@ fn jobs_yaml(server: &str, jobs: &[&str]) -> String {
 }
 
 async fn instant(base: &str, q: &str) -> serde_json::Value {
-    let resp = TestNode::client()
+    let resp = http_client()
         .get(format!("{base}/api/v1/query"))
         .query(&[("query", q)])
         .send()
@@ -348,24 +322,29 @@ async fn reload_removes_a_target_and_its_series_go_stale() {
     server.set("/a", "text/plain; version=0.0.4", "metric_a 1\n");
     server.set("/b", "text/plain; version=0.0.4", "metric_b 2\n");
     let addr = server.addr.to_string();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, base) = start_node_with_file(dir.path(), &jobs_yaml(&addr, &["a", "b"])).await;
+    // Started from a config file, so `POST /-/reload` has something to re-read.
+    let node = TestNode::builder()
+        .id("reload-node")
+        .yaml(&jobs_yaml(&addr, &["a", "b"]))
+        .config_file()
+        .start()
+        .await;
+    let base = node.base.clone();
 
-    let both = wait_until(Duration::from_secs(20), || {
-        let b = base.clone();
-        async move {
-            let v = instant(&b, "metric_a + on() metric_b").await;
-            v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)
-        }
+    wait_until("both targets scraped", Duration::from_secs(20), || async {
+        let v = instant(&base, "metric_a + on() metric_b").await;
+        v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)
     })
     .await;
-    assert!(both, "both targets were not scraped");
 
-    let cfg = dir.path().join("strata.yml");
+    let cfg = node
+        .config_path()
+        .expect("started from a file")
+        .to_path_buf();
     let text = std::fs::read_to_string(&cfg).expect("read config");
     let without_b = text.replace(&jobs_yaml(&addr, &["a", "b"]), &jobs_yaml(&addr, &["a"]));
     std::fs::write(&cfg, without_b).expect("rewrite config");
-    let resp = TestNode::client()
+    let resp = http_client()
         .post(format!("{base}/-/reload"))
         .send()
         .await
@@ -379,20 +358,19 @@ async fn reload_removes_a_target_and_its_series_go_stale() {
     // The removed target's series and its `up` go stale after just over two intervals
     // (Prometheus waits that long in case the target comes back), not after 5 minutes.
     for q in ["metric_b", "up{job=\"b\"}"] {
-        let gone = wait_until(Duration::from_secs(10), || {
-            let b = base.clone();
-            async move {
-                instant(&b, q).await["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| r.is_empty())
-            }
+        let gone = Wait::new(
+            format!("{q} gone after the reload"),
+            Duration::from_secs(10),
+        )
+        .until(|| async {
+            instant(&base, q).await["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.is_empty())
         })
         .await;
-        assert!(
-            gone,
-            "{q} still returns data after the reload: {}",
-            instant(&base, q).await
-        );
+        if let Err(e) = gone {
+            panic!("{e}; it still returns {}", instant(&base, q).await);
+        }
     }
     assert_eq!(
         instant(&base, "metric_a").await["data"]["result"]
@@ -409,7 +387,7 @@ async fn reload_removes_a_target_and_its_series_go_stale() {
 
     // A broken config is refused and the running jobs keep going.
     std::fs::write(&cfg, "scrape_configs: [{job_name: }]\n").expect("break config");
-    let resp = TestNode::client()
+    let resp = http_client()
         .post(format!("{base}/-/reload"))
         .send()
         .await
@@ -426,15 +404,14 @@ async fn reload_removes_a_target_and_its_series_go_stale() {
             .map(Vec::len),
         Some(1)
     );
-    handle.stop().await;
+    node.handle.stop().await;
 }
 
 /// Waits up to 20 s for `q` to return at least one series.
-async fn has_result(base: &str, q: &str) -> bool {
-    wait_until(Duration::from_secs(20), || async move {
-        instant(base, q).await.pointer("/data/result/0").is_some()
-    })
-    .await
+async fn has_result(base: &str, q: &str) -> Result<Duration, TimedOut> {
+    Wait::new(format!("{q} to return a series"), Duration::from_secs(20))
+        .until(|| async { instant(base, q).await.pointer("/data/result/0").is_some() })
+        .await
 }
 
 /// SIGHUP to the real binary re-reads the config file like `POST /-/reload`: a job added to
@@ -447,7 +424,7 @@ async fn sighup_reloads_the_config_file() {
     server.set("/b", "text/plain; version=0.0.4", "metric_b 2\n");
     let addr = server.addr.to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = crate::support::free_port();
+    let port = free_port();
     let cfg = dir.path().join("strata.yml");
     let node_part = format!(
         "node:\n  id: sighup-node\n  web_listen: 127.0.0.1:{port}\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n",
@@ -462,14 +439,11 @@ async fn sighup_reloads_the_config_file() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn strata");
-    let guard = crate::support::ChildGuard {
-        child,
-        name: "strata",
-    };
+    let guard = ChildGuard::new(child, "strata");
     let base = format!("http://127.0.0.1:{port}");
-    crate::support::wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(30)).await;
+    wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(30)).await;
     assert!(
-        has_result(&base, "metric_a").await,
+        has_result(&base, "metric_a").await.is_ok(),
         "job a was never scraped"
     );
 
@@ -483,7 +457,7 @@ async fn sighup_reloads_the_config_file() {
     assert_eq!(rc, 0, "SIGHUP could not be sent");
 
     assert!(
-        has_result(&base, "metric_a + on() metric_b").await,
+        has_result(&base, "metric_a + on() metric_b").await.is_ok(),
         "job b did not start after SIGHUP: {}",
         targets(&base).await
     );
@@ -495,7 +469,7 @@ async fn sighup_reloads_the_config_file() {
     );
     // The node is still the same process, up and serving.
     assert_eq!(
-        TestNode::client()
+        http_client()
             .get(format!("{base}/-/healthy"))
             .send()
             .await

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use crate::scrape_support::{target_with_url, targets, BodyServer};
-use crate::support::{start_node, start_prometheus, wait_until};
+use strata_testing::api::{target_with_url, targets};
+use strata_testing::targets::BodyServer;
+use strata_testing::{Prometheus, TestNode, Wait};
 
 const TEXT: &str = "text/plain; version=0.0.4";
 
@@ -61,27 +62,31 @@ async fn bad_bodies_mark_only_their_target_down_like_prometheus() {
         }
     }
     let yaml = config(&server.addr.to_string());
-    let prom = start_prometheus(&yaml).await;
-    let node = start_node(false, &yaml).await;
+    let prom = Prometheus::start(&yaml).await;
+    let node = TestNode::builder().yaml(&yaml).start().await;
 
-    let all_scraped = |base: String| async move {
-        let t = targets(&base).await;
-        let active = t["data"]["activeTargets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        active.len() == cases().len() && active.iter().all(|a| a["health"] != "unknown")
+    let all_scraped = |base: &str| {
+        let base = base.to_string();
+        async move {
+            let t = targets(&base).await;
+            let active = t["data"]["activeTargets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            active.len() == cases().len() && active.iter().all(|a| a["health"] != "unknown")
+        }
     };
-    assert!(
-        wait_until(Duration::from_secs(30), || all_scraped(node.base.clone())).await,
-        "{}",
-        targets(&node.base).await
-    );
-    assert!(
-        wait_until(Duration::from_secs(30), || all_scraped(prom.base.clone())).await,
-        "{}",
-        targets(&prom.base).await
-    );
+    for (who, base) in [("strata", &node.base), ("prometheus", &prom.base)] {
+        let scraped = Wait::new(
+            format!("{who} to scrape every target"),
+            Duration::from_secs(30),
+        )
+        .until(|| all_scraped(base))
+        .await;
+        if let Err(e) = scraped {
+            panic!("{e}; {who} targets: {}", targets(base).await);
+        }
+    }
 
     let ours = targets(&node.base).await;
     let theirs = targets(&prom.base).await;

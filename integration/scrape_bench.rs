@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use strata::cli::bench_scrape::{cpu_comparison, print_cpu, CpuOptions, CpuReport};
-
-use crate::support::require_binary;
+use strata_testing::require_binary;
 
 fn options(targets: usize, series: usize, measure: Duration, work: PathBuf) -> CpuOptions {
     CpuOptions {

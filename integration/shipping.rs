@@ -1,109 +1,71 @@
 //! Block shipping end to end (issue 5): a node fed by remote write cuts blocks and ships them
-//! to a real S3 server (s3s-fs, see `shipping_s3`); the shipped blocks are checked against
+//! to a real S3 server (s3s-fs, see `strata_testing::s3`); the shipped blocks are checked against
 //! Thanos's meta.json contract and read back with `promtool tsdb dump`. Also the helpers the
 //! other `shipping_*` modules share: a node config with an S3 bucket and a short block range,
 //! synthetic samples, and the expected block cuts.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use strata::config::Config;
 use strata::http::remote_write::encode;
-use strata::node::{self, Listeners, NodeHandle, StartOptions};
 use strata::storage::bucket::ObjectStore;
 use strata::storage::model::Labels;
-use tokio_util::sync::CancellationToken;
-
-use crate::shipping_s3::S3Server;
-use crate::support::{metric_value, now_ms, remote_write, require_binary, wait_until, TestNode};
+use strata_testing::http::fetch_metrics;
+use strata_testing::{
+    metric_value, now_ms, remote_write, require_binary, wait_until, S3Server, TestNode, Wait,
+};
 
 /// Short block range so a test sees several cuts within seconds (maintenance every 2 s).
 pub const BLOCK_MS: i64 = 16_000;
 pub const NODE_ID: &str = "ship-node";
 pub const EXTERNAL: [(&str, &str); 2] = [("cluster", "eu1"), ("team", "infra")];
 
-/// A full node config: only the scraper_shipper role, HTTP on `web` (port 0 for in-process
-/// nodes), the TSDB under `data_dir`, and `bucket_yaml` as the bucket section.
-pub fn node_config(data_dir: &Path, web: &str, bucket_yaml: &str) -> String {
+/// A shipping node's config besides its `node:` section: the external labels, `bucket_yaml` as
+/// the bucket section, a short block range.
+fn shipping_sections(bucket_yaml: &str) -> String {
     format!(
-        "global:\n  external_labels: {{cluster: eu1, team: infra}}\nnode:\n  id: {NODE_ID}\n  web_listen: {web}\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n  roles: [scraper_shipper]\n{bucket_yaml}tsdb:\n  block_duration: {}s\n  retention: 15d\n",
-        data_dir.display(),
+        "global:\n  external_labels: {{cluster: eu1, team: infra}}\n{bucket_yaml}tsdb:\n  block_duration: {}s\n  retention: 15d\n",
         BLOCK_MS / 1000
     )
 }
 
-/// A node running in this process (inside the test's actix system).
-pub struct ShipNode {
-    pub handle: NodeHandle,
-    pub base: String,
-    pub data_dir: PathBuf,
+/// A full config for the `strata` binary: only the scraper_shipper role, HTTP on `web`, the
+/// TSDB under `data_dir`, and `bucket_yaml` as the bucket section.
+pub fn node_config(data_dir: &Path, web: &str, bucket_yaml: &str) -> String {
+    format!(
+        "node:\n  id: {NODE_ID}\n  web_listen: {web}\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n  roles: [scraper_shipper]\n{}",
+        data_dir.display(),
+        shipping_sections(bucket_yaml)
+    )
 }
 
-impl ShipNode {
-    pub fn tsdb_dir(&self) -> PathBuf {
-        self.data_dir.join("tsdb")
-    }
-
-    pub async fn metric(&self, name: &str) -> f64 {
-        metric_at(&self.base, name).await
-    }
-
-    pub async fn stop(self) {
-        self.handle.stop().await;
-    }
+/// The same node in this process (inside the test's actix system), ready.
+pub async fn start_ship_node(data_dir: &Path, bucket_yaml: &str) -> TestNode {
+    let node = TestNode::builder()
+        .id(NODE_ID)
+        .roles(&["scraper_shipper"])
+        .data_dir(data_dir)
+        .yaml(&shipping_sections(bucket_yaml))
+        .start()
+        .await;
+    node.wait_ready().await;
+    node
 }
 
-pub async fn start_ship_node(data_dir: &Path, bucket_yaml: &str) -> ShipNode {
-    let yaml = node_config(data_dir, "127.0.0.1:0", bucket_yaml);
-    let config = Config::from_yaml_str(&yaml, "shipping.yml").expect("shipping config is valid");
-    let listeners = Listeners::bind(&config).expect("bind");
-    let opts = StartOptions {
-        http_workers: 1,
-        ..Default::default()
-    };
-    let handle = node::start(config, listeners, CancellationToken::new(), opts)
-        .await
-        .expect("node starts");
-    let base = format!("http://{}", handle.web_addr);
-    assert!(wait_ready(&base).await, "node on {base} never became ready");
-    ShipNode {
-        handle,
-        base,
-        data_dir: data_dir.to_path_buf(),
-    }
+/// The TSDB dir of a node started by [`start_ship_node`].
+pub fn tsdb_dir(node: &TestNode) -> std::path::PathBuf {
+    node.data_dir().join("tsdb")
 }
 
-/// One sample of the node's `/metrics` at `base` (0 when absent or unreachable).
+/// One sample of the `/metrics` of the node at `base` (0 when absent or unreachable).
 pub async fn metric_at(base: &str, name: &str) -> f64 {
-    let Ok(resp) = TestNode::client()
-        .get(format!("{base}/metrics"))
-        .send()
+    fetch_metrics(base)
         .await
-    else {
-        return 0.0;
-    };
-    let text = resp.text().await.unwrap_or_default();
-    metric_value(&text, name).unwrap_or(0.0)
-}
-
-pub async fn wait_ready(base: &str) -> bool {
-    let url = format!("{base}/-/ready");
-    wait_until(Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            TestNode::client()
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200)
-        }
-    })
-    .await
+        .and_then(|text| metric_value(&text, name))
+        .unwrap_or(0.0)
 }
 
 /// Expected samples per series, keyed by the Go rendering of the labels (`promtool` output).
@@ -337,17 +299,13 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
     );
 
     let bucket = s3.bucket_dir();
-    let shipped = wait_until(Duration::from_secs(30), || async {
-        bucket_metas(&bucket).len() >= cuts.len()
-    })
-    .await;
+    let shipped = Wait::new("every cut block in the bucket", Duration::from_secs(30))
+        .until(|| async { bucket_metas(&bucket).len() >= cuts.len() })
+        .await;
     let metas = bucket_metas(&bucket);
-    assert!(
-        shipped,
-        "expected {} blocks in the bucket, found {}",
-        cuts.len(),
-        metas.len()
-    );
+    if let Err(e) = shipped {
+        panic!("{e}: expected {} blocks, found {}", cuts.len(), metas.len());
+    }
     assert_eq!(metas.len(), cuts.len());
     let mut ranges: Vec<(i64, i64)> = metas
         .values()
@@ -417,15 +375,13 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
     }
 
     // The node's own metrics agree: nothing pending, one upload per block.
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            node.metric("strata_shipper_pending_blocks").await == 0.0
-        })
-        .await
-    );
+    wait_until("no blocks pending", Duration::from_secs(10), || async {
+        metric_at(&node.base, "strata_shipper_pending_blocks").await == 0.0
+    })
+    .await;
     assert_eq!(
-        node.metric("strata_shipper_uploads_total").await as usize,
+        metric_at(&node.base, "strata_shipper_uploads_total").await as usize,
         metas.len()
     );
-    node.stop().await;
+    node.handle.stop().await;
 }

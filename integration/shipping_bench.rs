@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::shipping_s3::S3Server;
+use strata_testing::S3Server;
 
 fn bench(cfg: &Path, size_mb: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))

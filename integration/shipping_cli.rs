@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use strata_testing::{require_binary, S3Server};
 
 use crate::shipping::bucket_metas;
-use crate::shipping_s3::S3Server;
-use crate::support::require_binary;
 
 fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))

@@ -9,13 +9,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use strata::http::remote_write::encode;
+use strata_testing::http::try_wait_http_ok;
+use strata_testing::{free_port, now_ms, remote_write, ChildGuard, S3Server, TimedOut, Wait};
 
 use crate::shipping::{
     bucket_metas, expected_cuts, local_blocks, metric_at, node_config, start_ship_node, synthetic,
-    wait_ready, ShipNode, BLOCK_MS,
+    tsdb_dir, BLOCK_MS,
 };
-use crate::shipping_s3::S3Server;
-use crate::support::{free_port, now_ms, remote_write, wait_until, ChildGuard};
+
+/// How long a cut block may take to reach the bucket (maintenance runs every 2 s).
+const SHIP_LIMIT: Duration = Duration::from_secs(40);
 
 /// Two consecutive batches in the recent past: `[now-10w, now-6w)` then `[now-6w, now)`.
 fn two_batches() -> (Vec<u8>, Vec<u8>, usize, usize) {
@@ -37,16 +40,26 @@ fn no_duplicates(puts: &[String]) -> bool {
     puts.iter().collect::<BTreeSet<_>>().len() == puts.len()
 }
 
-async fn shipped_all(node: &ShipNode, s3: &S3Server, n: usize) -> bool {
+/// Waits until `n` blocks are in the bucket and the node at `base` has nothing pending.
+async fn shipped_all(base: &str, s3: &S3Server, n: usize) -> Result<Duration, TimedOut> {
     let bucket = s3.bucket_dir();
-    wait_until(Duration::from_secs(40), || async {
-        // The upload counter moves only once the client saw meta.json accepted, so nothing
-        // is in flight when this holds.
-        bucket_metas(&bucket).len() >= n
-            && node.metric("strata_shipper_uploads_total").await as usize >= n
-            && node.metric("strata_shipper_pending_blocks").await == 0.0
-    })
-    .await
+    Wait::new(format!("{n} blocks shipped, none pending"), SHIP_LIMIT)
+        .until(|| async {
+            // The upload counter moves only once the client saw meta.json accepted, so nothing
+            // is in flight when this holds.
+            bucket_metas(&bucket).len() >= n
+                && metric_at(base, "strata_shipper_uploads_total").await as usize >= n
+                && metric_at(base, "strata_shipper_pending_blocks").await == 0.0
+        })
+        .await
+}
+
+/// Waits until the `strata` process at `base` is ready; panics with its log otherwise.
+async fn wait_ready(base: &str, log: &Path) {
+    if let Err(e) = try_wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(20)).await {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{e}; the node's log:\n{log}");
+    }
 }
 
 #[actix_rt::test]
@@ -56,21 +69,24 @@ async fn blocks_cut_while_s3_is_down_arrive_once_it_is_back_none_twice() {
     let node = start_ship_node(&dir.path().join("data"), &s3.bucket_yaml()).await;
     let (first, second, n1, n_all) = two_batches();
     remote_write(&node.base, first).await;
-    assert!(shipped_all(&node, &s3, n1).await, "first batch not shipped");
+    if let Err(e) = shipped_all(&node.base, &s3, n1).await {
+        panic!("first batch not shipped: {e}");
+    }
     assert_eq!(bucket_metas(&s3.bucket_dir()).len(), n1);
 
     // Take the bucket away with nothing in flight, then make the head cut more blocks.
-    s3.stop();
+    s3.stop().await;
     remote_write(&node.base, second).await;
-    let tsdb = node.tsdb_dir();
-    let behind = wait_until(Duration::from_secs(40), || async {
-        local_blocks(&tsdb).len() >= n_all
-            && node.metric("strata_shipper_upload_failures_total").await >= 1.0
-            && node.metric("strata_shipper_pending_blocks").await >= 1.0
-    })
-    .await;
+    let tsdb = tsdb_dir(&node);
+    let behind = Wait::new("blocks cut and reported pending", SHIP_LIMIT)
+        .until(|| async {
+            local_blocks(&tsdb).len() >= n_all
+                && metric_at(&node.base, "strata_shipper_upload_failures_total").await >= 1.0
+                && metric_at(&node.base, "strata_shipper_pending_blocks").await >= 1.0
+        })
+        .await;
     assert!(
-        behind,
+        behind.is_ok(),
         "the node should cut blocks and report them pending while S3 is down"
     );
     assert_eq!(
@@ -79,15 +95,13 @@ async fn blocks_cut_while_s3_is_down_arrive_once_it_is_back_none_twice() {
         "nothing can arrive while the server is down"
     );
     assert!(
-        node.metric("strata_shipper_oldest_unshipped_age_seconds")
-            .await
-            > 0.0,
+        metric_at(&node.base, "strata_shipper_oldest_unshipped_age_seconds").await > 0.0,
         "lag metric says how far behind"
     );
 
-    s3.restart();
+    s3.restart().await;
     assert!(
-        shipped_all(&node, &s3, n_all).await,
+        shipped_all(&node.base, &s3, n_all).await.is_ok(),
         "blocks did not arrive after the bucket came back"
     );
     let metas = bucket_metas(&s3.bucket_dir());
@@ -102,10 +116,10 @@ async fn blocks_cut_while_s3_is_down_arrive_once_it_is_back_none_twice() {
     assert!(no_duplicates(&puts), "{puts:?}");
     assert!(s3.violations().is_empty(), "{:?}", s3.violations());
     assert_eq!(
-        node.metric("strata_shipper_uploads_total").await as usize,
+        metric_at(&node.base, "strata_shipper_uploads_total").await as usize,
         n_all
     );
-    node.stop().await;
+    node.handle.stop().await;
 }
 
 #[actix_rt::test]
@@ -130,29 +144,23 @@ async fn a_corrupt_shipper_state_file_is_rebuilt_from_the_bucket_not_trusted() {
     let bucket = s3.bucket_dir();
 
     let mut node = spawn_node(&cfg, &log);
-    assert!(wait_ready(&base).await, "node not ready:\n{}", logs());
+    wait_ready(&base, &log).await;
     let (first, second, n1, n_all) = two_batches();
     remote_write(&base, first).await;
-    let shipped = wait_until(Duration::from_secs(40), || async {
-        bucket_metas(&bucket).len() >= n1
-            && metric_at(&base, "strata_shipper_uploads_total").await as usize >= n1
-            && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
-    })
-    .await;
-    assert!(shipped, "first batch not shipped:\n{}", logs());
+    if let Err(e) = shipped_all(&base, &s3, n1).await {
+        panic!("first batch not shipped: {e}; the node's log:\n{}", logs());
+    }
     let shipped_before: BTreeSet<String> = bucket_metas(&bucket).keys().cloned().collect();
 
     // Cut more blocks while the bucket is down, so some local blocks are not shipped; crash.
-    s3.stop();
+    s3.stop().await;
     remote_write(&base, second).await;
-    assert!(
-        wait_until(Duration::from_secs(40), || async {
-            local_blocks(&tsdb).len() >= n_all
-        })
-        .await,
-        "{}",
-        logs()
-    );
+    if let Err(e) = Wait::new("the second batch cut into blocks", SHIP_LIMIT)
+        .until(|| async { local_blocks(&tsdb).len() >= n_all })
+        .await
+    {
+        panic!("{e}; the node's log:\n{}", logs());
+    }
     node.child.kill().expect("SIGKILL");
     node.child.wait().expect("reap");
     let unshipped: Vec<String> = local_blocks(&tsdb)
@@ -169,22 +177,21 @@ async fn a_corrupt_shipper_state_file_is_rebuilt_from_the_bucket_not_trusted() {
     )
     .unwrap();
 
-    s3.restart();
+    s3.restart().await;
     let node = spawn_node(&cfg, &log);
-    assert!(
-        wait_ready(&base).await,
-        "node not ready after restart:\n{}",
-        logs()
-    );
-    let done = wait_until(Duration::from_secs(40), || async {
-        let local = local_blocks(&tsdb);
-        local
-            .iter()
-            .all(|u| bucket.join(u).join("meta.json").exists())
-            && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
-    })
-    .await;
-    assert!(done, "not everything shipped after restart:\n{}", logs());
+    wait_ready(&base, &log).await;
+    let done = Wait::new("every local block shipped after the restart", SHIP_LIMIT)
+        .until(|| async {
+            let local = local_blocks(&tsdb);
+            local
+                .iter()
+                .all(|u| bucket.join(u).join("meta.json").exists())
+                && metric_at(&base, "strata_shipper_pending_blocks").await == 0.0
+        })
+        .await;
+    if let Err(e) = done {
+        panic!("{e}; the node's log:\n{}", logs());
+    }
     let metas = bucket_metas(&bucket);
     assert_eq!(
         metas.keys().cloned().collect::<BTreeSet<_>>(),
@@ -228,10 +235,7 @@ fn spawn_node(cfg: &Path, log: &Path) -> ChildGuard {
         .stderr(Stdio::from(out))
         .spawn()
         .expect("start strata");
-    ChildGuard {
-        child,
-        name: "strata",
-    }
+    ChildGuard::new(child, "strata")
 }
 
 /// `strata tools bucket verify --config cfg`: (success, stdout).
@@ -280,16 +284,17 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
     // A deterministic slow network: the first block's index upload hangs at the server.
     s3.hold_puts("/index");
     let mut node = spawn_node(&cfg, &log);
-    assert!(wait_ready(&base).await, "node not ready:\n{}", logs());
+    wait_ready(&base, &log).await;
     let now = now_ms() / 1000 * 1000;
     let (body, _) = synthetic(3, now - 6 * BLOCK_MS, now, 500);
     remote_write(&base, encode(&body)).await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async { !s3.held().is_empty() }).await,
-        "no upload reached the index:\n{}",
-        logs()
-    );
-    let held = s3.held()[0].clone();
+    let held = Wait::new(
+        "an index upload held at the server",
+        Duration::from_secs(30),
+    )
+    .until_some(|| async { s3.held().first().cloned() })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; the node's log:\n{}", logs()));
     let ulid = held.trim_end_matches("/index").to_string();
 
     node.child.kill().expect("SIGKILL");
@@ -312,24 +317,23 @@ async fn a_node_killed_mid_upload_reuploads_the_block_completely_after_restart()
     s3.release();
 
     let node = spawn_node(&cfg, &log);
-    assert!(
-        wait_ready(&base).await,
-        "node not ready after restart:\n{}",
-        logs()
-    );
+    wait_ready(&base, &log).await;
     let tsdb = dir.path().join("data/tsdb");
     let bucket = s3.bucket_dir();
     // Nothing was complete before the kill, so the restarted node uploads every block.
-    let done = wait_until(Duration::from_secs(40), || async {
-        let local = local_blocks(&tsdb);
-        !local.is_empty()
-            && local
-                .iter()
-                .all(|u| bucket.join(u).join("meta.json").exists())
-            && metric_at(&base, "strata_shipper_uploads_total").await as usize >= local.len()
-    })
-    .await;
-    assert!(done, "blocks not shipped after restart:\n{}", logs());
+    let done = Wait::new("every block shipped after the restart", SHIP_LIMIT)
+        .until(|| async {
+            let local = local_blocks(&tsdb);
+            !local.is_empty()
+                && local
+                    .iter()
+                    .all(|u| bucket.join(u).join("meta.json").exists())
+                && metric_at(&base, "strata_shipper_uploads_total").await as usize >= local.len()
+        })
+        .await;
+    if let Err(e) = done {
+        panic!("{e}; the node's log:\n{}", logs());
+    }
     let staging = tsdb.join("thanos/upload");
     let staged = || {
         std::fs::read_dir(&staging)

@@ -10,8 +10,7 @@ use serde_json::Value;
 use strata::cli::import::import_openmetrics;
 use strata::storage::bucket::filesystem::FilesystemStore;
 use strata::storage::bucket::tools::upload_dir;
-
-use crate::support::{now_ms, start_node_with_roles, wait_until, TestNode};
+use strata_testing::{http_client, metric_value, now_ms, wait_until, TestNode, Wait};
 
 const SERIES: usize = 12;
 const STEP_S: i64 = 60;
@@ -45,7 +44,7 @@ async fn count_samples(base: &str, start_s: i64, end_s: i64) -> Option<f64> {
         "sum(count_over_time(store_test_total[{}s]))",
         end_s - start_s + 60
     );
-    let v: Value = TestNode::client()
+    let v: Value = http_client()
         .post(format!("{base}/api/v1/query"))
         .form(&[("query", q), ("time", end_s.to_string())])
         .send()
@@ -72,21 +71,23 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
         .await
         .expect("upload");
 
-    let extra = format!(
-        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
-        bucket_dir.path().display()
-    );
-    let roles = ["store_shard", "query_planner"];
-    let n1 = start_node_with_roles(&roles, &extra).await;
-    let seed = n1.handle.cluster.handle().local_addr();
-    let joined = format!("{extra}cluster:\n  join: [\"{seed}\"]\n");
-    let n2 = start_node_with_roles(&roles, &joined).await;
-    let n3 = start_node_with_roles(&roles, &joined).await;
+    let shard = || {
+        TestNode::builder()
+            .roles(&["store_shard", "query_planner"])
+            .filesystem_bucket(bucket_dir.path())
+    };
+    let n1 = shard().start().await;
+    let n2 = shard().join(n1.gossip_addr()).start().await;
+    let n3 = shard().join(n1.gossip_addr()).start().await;
     let nodes = [&n1, &n2, &n3];
 
     let total_blocks = metas.len() as u64;
     let seen = std::sync::Mutex::new(Vec::new());
-    let split = wait_until(Duration::from_secs(30), || async {
+    let split = Wait::new(
+        "the blocks split exactly once among the shards",
+        Duration::from_secs(30),
+    )
+    .until(|| async {
         let mut sum = 0;
         let mut each = Vec::new();
         let mut views = Vec::new();
@@ -103,7 +104,7 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     })
     .await;
     assert!(
-        split,
+        split.is_ok(),
         "blocks were not split exactly once among the shards: {total_blocks} blocks; the \
          shards' roles when last asked: {:#?}",
         seen.lock().unwrap()
@@ -121,16 +122,16 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
     }
 
     n3.handle.stop().await;
-    let taken_over = wait_until(Duration::from_secs(30), || async {
-        let a = blocks_serving(&n1.get_json("/api/v1/admin/roles").await);
-        let b = blocks_serving(&n2.get_json("/api/v1/admin/roles").await);
-        a + b == total_blocks
-    })
+    wait_until(
+        "the remaining shards to take the leaver's blocks over",
+        Duration::from_secs(30),
+        || async {
+            let a = blocks_serving(&n1.get_json("/api/v1/admin/roles").await);
+            let b = blocks_serving(&n2.get_json("/api/v1/admin/roles").await);
+            a + b == total_blocks
+        },
+    )
     .await;
-    assert!(
-        taken_over,
-        "the remaining shards did not take the leaver's blocks over"
-    );
     assert_eq!(
         count_samples(&n1.base, start_s, end_s).await,
         Some(expected),
@@ -166,21 +167,24 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
     }
     std::fs::write(&seg, bytes).unwrap();
 
-    let extra = format!(
-        "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
-        bucket_dir.path().display()
-    );
-    let node = start_node_with_roles(&["store_shard", "query_planner"], &extra).await;
-    let ready = wait_until(Duration::from_secs(30), || async {
-        blocks_serving(&node.get_json("/api/v1/admin/roles").await) == metas.len() as u64
-    })
+    let node = TestNode::builder()
+        .roles(&["store_shard", "query_planner"])
+        .filesystem_bucket(bucket_dir.path())
+        .start()
+        .await;
+    wait_until(
+        "the store to serve every block",
+        Duration::from_secs(30),
+        || async {
+            blocks_serving(&node.get_json("/api/v1/admin/roles").await) == metas.len() as u64
+        },
+    )
     .await;
-    assert!(ready, "the store never served the blocks");
     let ask = |partial: &'static str| {
         let base = node.base.clone();
         async move {
             let q = format!("sum(count_over_time(store_test_total[{}s]))", 9 * 3600);
-            TestNode::client()
+            http_client()
                 .post(format!("{base}/api/v1/query"))
                 .form(&[
                     ("query", q),
@@ -212,9 +216,7 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
         "without partial response a corrupt block fails the query"
     );
     let metrics = node.metrics().await;
-    let failures =
-        crate::support::metric_value(&metrics, "strata_store_block_query_failures_total")
-            .unwrap_or(0.0);
+    let failures = metric_value(&metrics, "strata_store_block_query_failures_total").unwrap_or(0.0);
     assert!(failures >= 1.0, "no failure counted:\n{metrics}");
     assert_eq!(node.status("/-/healthy").await, 200);
     node.handle.stop().await;

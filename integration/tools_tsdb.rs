@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::require_binary;
+use strata_testing::require_binary;
 
 fn run(bin: &str, args: &[&str]) -> String {
     let out = Command::new(bin).args(args).output().expect("run");

@@ -1,16 +1,15 @@
 //! In-process simulation of N memberships on loopback to measure gossip cost per node, the time
 //! to converge, to spread a meta update and to detect a killed node. Ignored by default (it
 //! runs for about half a minute); run with
-//! `cargo test --test gossip_bandwidth -- --ignored --nocapture`.
+//! `cargo test --test cluster_gossip_bandwidth -- --ignored --nocapture`.
 
-#[path = "cluster_common/mod.rs"]
-mod common;
-
-use common::*;
+use std::future::ready;
 use std::time::{Duration, Instant};
 use strata::cluster::membership::{
     GossipBind, MemberState, Membership, MembershipConfig, MembershipHandle,
 };
+use strata_testing::membership::{node_meta, sees_all};
+use strata_testing::Wait;
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -23,7 +22,7 @@ async fn cluster(n: usize, key: Option<&[u8]>) -> Vec<MembershipHandle> {
         if let Some(first) = nodes.first() {
             cfg.seeds = vec![first.local_addr().to_string()];
         }
-        let m = meta(
+        let m = node_meta(
             &format!("node-{i:02}"),
             &["scraper_shipper", "store_shard", "query_planner"],
         );
@@ -36,17 +35,20 @@ async fn measure(n: usize) {
     let started = Instant::now();
     let nodes = cluster(n, Some(b"bench-key")).await;
     let refs: Vec<&MembershipHandle> = nodes.iter().collect();
-    wait_for_every("converged", Duration::from_secs(120), POLL, || {
-        sees_all(&refs, n)
-    })
-    .await;
+    Wait::new("converged", Duration::from_secs(120))
+        .poll(POLL)
+        .until(|| ready(sees_all(&refs, n)))
+        .await
+        .unwrap();
     println!("FIGURE n={n}: converged in {:?}", started.elapsed());
 
-    // Let the post-join catch-up rounds (at least 6 s) finish so the window sees steady state.
+    // Not synchronisation but a measurement warm-up: the post-join catch-up rounds (at least
+    // 6 s) must be over so the window sees steady state, and no stat says when they are.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let window = Duration::from_secs(10);
     let before: Vec<_> = nodes.iter().map(|h| h.stats()).collect();
     let t0 = Instant::now();
+    // The measurement window itself.
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
     let after: Vec<_> = nodes.iter().map(|h| h.stats()).collect();
@@ -71,37 +73,36 @@ async fn measure(n: usize) {
     cfg.expected_cluster_size = n as u32;
     cfg.cluster_key = Some(b"bench-key".to_vec());
     cfg.seeds = vec![nodes[0].local_addr().to_string()];
-    let late = Membership::start(cfg, meta("late-joiner", &["store_shard"]))
+    let late = Membership::start(cfg, node_meta("late-joiner", &["store_shard"]))
         .await
         .unwrap();
-    wait_for_every(
-        "late joiner seen by all",
-        Duration::from_secs(60),
-        POLL,
-        || {
-            nodes
-                .iter()
-                .all(|h| h.member("late-joiner").is_some_and(|m| m.state.is_live()))
-        },
-    )
-    .await;
+    Wait::new("late joiner seen by all", Duration::from_secs(60))
+        .poll(POLL)
+        .until(|| {
+            ready(
+                nodes
+                    .iter()
+                    .all(|h| h.member("late-joiner").is_some_and(|m| m.state.is_live())),
+            )
+        })
+        .await
+        .unwrap();
     let seen_by_all = t.elapsed();
-    wait_for_every(
-        "late joiner sees all",
-        Duration::from_secs(60),
-        POLL,
-        || late.live_count() == n + 1,
-    )
-    .await;
+    Wait::new("late joiner sees all", Duration::from_secs(60))
+        .poll(POLL)
+        .until(|| ready(late.live_count() == n + 1))
+        .await
+        .unwrap();
     println!(
         "FIGURE n={n}: a node joining later is seen by all after {seen_by_all:?} and sees all after {:?}",
         t.elapsed()
     );
     late.leave().await.unwrap();
-    wait_for_every("late joiner gone", Duration::from_secs(60), POLL, || {
-        nodes.iter().all(|h| h.live_count() == n)
-    })
-    .await;
+    Wait::new("late joiner gone", Duration::from_secs(60))
+        .poll(POLL)
+        .until(|| ready(nodes.iter().all(|h| h.live_count() == n)))
+        .await
+        .unwrap();
 
     // Meta update spread.
     let mut m = nodes[n - 1].local_meta();
@@ -110,21 +111,24 @@ async fn measure(n: usize) {
     nodes[n - 1].update_meta(m).await.unwrap();
     let id = nodes[n - 1].local_id();
     let mut progress: Vec<(usize, usize, Duration)> = Vec::new();
-    wait_for_every("meta spread", Duration::from_secs(60), POLL, || {
-        let seen = nodes
-            .iter()
-            .filter(|h| h.member(&id).is_some_and(|x| x.meta.role_epoch == 99))
-            .count();
-        let not_live = nodes
-            .iter()
-            .filter(|h| h.member(&id).is_some_and(|x| !x.state.is_live()))
-            .count();
-        if progress.last().map(|p| (p.0, p.1)) != Some((seen, not_live)) {
-            progress.push((seen, not_live, t.elapsed()));
-        }
-        seen == n
-    })
-    .await;
+    Wait::new("meta spread", Duration::from_secs(60))
+        .poll(POLL)
+        .until(|| {
+            let seen = nodes
+                .iter()
+                .filter(|h| h.member(&id).is_some_and(|x| x.meta.role_epoch == 99))
+                .count();
+            let not_live = nodes
+                .iter()
+                .filter(|h| h.member(&id).is_some_and(|x| !x.state.is_live()))
+                .count();
+            if progress.last().map(|p| (p.0, p.1)) != Some((seen, not_live)) {
+                progress.push((seen, not_live, t.elapsed()));
+            }
+            ready(seen == n)
+        })
+        .await
+        .unwrap();
     println!("FIGURE n={n}: meta update seen by all in {:?}", t.elapsed());
     println!("  progress (seeing new meta, seeing it down, elapsed): {progress:?}");
     assert!(
@@ -139,11 +143,9 @@ async fn measure(n: usize) {
     victim.abort();
     let others: Vec<&MembershipHandle> = nodes.iter().filter(|h| h.local_id() != vid).collect();
     let mut progress: Vec<(usize, Duration)> = Vec::new();
-    wait_for_every(
-        "victim down everywhere",
-        Duration::from_secs(60),
-        POLL,
-        || {
+    Wait::new("victim down everywhere", Duration::from_secs(60))
+        .poll(POLL)
+        .until(|| {
             let down = others
                 .iter()
                 .filter(|h| h.member(&vid).is_some_and(|x| x.state == MemberState::Down))
@@ -151,10 +153,10 @@ async fn measure(n: usize) {
             if progress.last().map(|p| p.0) != Some(down) {
                 progress.push((down, t.elapsed()));
             }
-            down == others.len()
-        },
-    )
-    .await;
+            ready(down == others.len())
+        })
+        .await
+        .unwrap();
     let first = progress
         .iter()
         .find(|p| p.0 > 0)

@@ -1,22 +1,23 @@
 //! Real-socket tests of SWIM membership: convergence, meta updates, failure detection,
 //! restart, broadcasts, authentication, garbage and partitions.
 
-#[path = "cluster_common/mod.rs"]
-mod common;
-
-use common::*;
 use std::time::Duration;
 use strata::cluster::membership::{MemberState, MembershipEvent};
 use strata::cluster::roles::{RoleAssignments, RoleUpdate};
+use strata_testing::membership::{live_ids, node_meta, sees_all, start_member};
+use strata_testing::wait_until;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_and_see_meta_updates() {
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    let c = start_node("c", &[a.local_addr()], None, None).await;
-    let took = wait_for("3 nodes converge", LIMIT, || sees_all(&[&a, &b, &c], 3)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    let c = start_member("c", &[a.local_addr()], None, None).await;
+    let took = wait_until("3 nodes converge", LIMIT, || async {
+        sees_all(&[&a, &b, &c], 3)
+    })
+    .await;
     println!("FIGURE convergence of 3 nodes: {took:?}");
     assert_eq!(live_ids(&b), vec!["a", "b", "c"]);
     let seen_c = a
@@ -31,7 +32,7 @@ async fn three_nodes_converge_and_see_meta_updates() {
     m.roles = vec!["compactor".into(), "store_shard".into()];
     m.role_epoch = 7;
     c.update_meta(m.clone()).await.unwrap();
-    let took = wait_for("meta update seen", LIMIT, || {
+    let took = wait_until("meta update seen", LIMIT, || async {
         [&a, &b].iter().all(|h| {
             h.members()
                 .iter()
@@ -62,10 +63,10 @@ async fn three_nodes_converge_and_see_meta_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_is_marked_down_then_rejoins_after_restart() {
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    let c = start_node("c", &[a.local_addr()], None, None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b, &c], 3)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    let c = start_member("c", &[a.local_addr()], None, None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b, &c], 3) }).await;
     let old_inc = a
         .members()
         .into_iter()
@@ -75,7 +76,7 @@ async fn killed_node_is_marked_down_then_rejoins_after_restart() {
     let mut events = a.subscribe();
     let c_addr = c.local_addr();
     c.abort();
-    let took = wait_for("c marked down", LIMIT, || {
+    let took = wait_until("c marked down", LIMIT, || async {
         [&a, &b].iter().all(|h| {
             h.members()
                 .iter()
@@ -95,8 +96,8 @@ async fn killed_node_is_marked_down_then_rejoins_after_restart() {
     let bind = std::net::UdpSocket::bind(c_addr)
         .ok()
         .and_then(|s| s.local_addr().ok());
-    let c2 = start_node("c", &[a.local_addr()], None, bind).await;
-    let took = wait_for("restarted c up again", LIMIT, || {
+    let c2 = start_member("c", &[a.local_addr()], None, bind).await;
+    let took = wait_until("restarted c up again", LIMIT, || async {
         [&a, &b].iter().all(|h| {
             h.members().iter().any(|m| {
                 m.meta.node_id == "c" && m.state == MemberState::Alive && m.incarnation > old_inc
@@ -105,7 +106,10 @@ async fn killed_node_is_marked_down_then_rejoins_after_restart() {
     })
     .await;
     println!("FIGURE restarted node seen up: {took:?}");
-    wait_for("c2 sees everyone", LIMIT, || c2.live_members().len() == 3).await;
+    wait_until("c2 sees everyone", LIMIT, || async {
+        c2.live_members().len() == 3
+    })
+    .await;
     let mut saw_up = false;
     while let Ok(e) = events.try_recv() {
         saw_up |= matches!(e, MembershipEvent::Up(ref m) if m.node_id == "c");
@@ -115,21 +119,24 @@ async fn killed_node_is_marked_down_then_rejoins_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_leave_is_seen_as_down() {
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b], 2)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b], 2) }).await;
     b.leave().await.unwrap();
-    wait_for("b down after leave", LIMIT, || live_ids(&a) == vec!["a"]).await;
-    wait_for("task stopped", LIMIT, || !b.is_running()).await;
+    wait_until("b down after leave", LIMIT, || async {
+        live_ids(&a) == vec!["a"]
+    })
+    .await;
+    wait_until("task stopped", LIMIT, || async { !b.is_running() }).await;
     assert!(b.broadcast(vec![1]).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_assignment_broadcasts_converge_highest_version_wins() {
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    let c = start_node("c", &[a.local_addr()], None, None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b, &c], 3)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    let c = start_member("c", &[a.local_addr()], None, None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b, &c], 3) }).await;
 
     // Each node keeps a map and folds in what it hears, as the NodeSupervisor will.
     let nodes = [a.clone(), b.clone(), c.clone()];
@@ -169,7 +176,7 @@ async fn role_assignment_broadcasts_converge_highest_version_wins() {
         nodes[*from].broadcast(u.encode().unwrap()).await.unwrap();
     }
     assert_eq!(expected.roles_of("c"), ["query_planner".to_string()]);
-    let took = wait_for("role maps converge", LIMIT, || {
+    let took = wait_until("role maps converge", LIMIT, || async {
         maps.iter().all(|m| *m.lock().unwrap() == expected)
     })
     .await;
@@ -182,12 +189,15 @@ async fn role_assignment_broadcasts_converge_highest_version_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_cluster_key_is_not_admitted() {
-    let a = start_node("a", &[], Some(b"right"), None).await;
-    let b = start_node("b", &[a.local_addr()], Some(b"right"), None).await;
-    wait_for("keyed pair converges", LIMIT, || sees_all(&[&a, &b], 2)).await;
-    let intruder = start_node("x", &[a.local_addr()], Some(b"wrong"), None).await;
-    let plain = start_node("y", &[a.local_addr()], None, None).await;
-    wait_for("intruder packets dropped", LIMIT, || {
+    let a = start_member("a", &[], Some(b"right"), None).await;
+    let b = start_member("b", &[a.local_addr()], Some(b"right"), None).await;
+    wait_until("keyed pair converges", LIMIT, || async {
+        sees_all(&[&a, &b], 2)
+    })
+    .await;
+    let intruder = start_member("x", &[a.local_addr()], Some(b"wrong"), None).await;
+    let plain = start_member("y", &[a.local_addr()], None, None).await;
+    wait_until("intruder packets dropped", LIMIT, || async {
         a.stats().dropped.unauthenticated >= 4
     })
     .await;
@@ -199,9 +209,9 @@ async fn wrong_cluster_key_is_not_admitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_are_counted_and_harmless() {
-    let a = start_node("a", &[], Some(b"k"), None).await;
-    let b = start_node("b", &[a.local_addr()], Some(b"k"), None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b], 2)).await;
+    let a = start_member("a", &[], Some(b"k"), None).await;
+    let b = start_member("b", &[a.local_addr()], Some(b"k"), None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b], 2) }).await;
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut seed = 0x1234_5678_9abc_def0u64;
     let bad = |a: &strata::cluster::membership::MembershipHandle| {
@@ -224,10 +234,10 @@ async fn garbage_datagrams_are_counted_and_harmless() {
             sock.send_to(&bytes, a.local_addr()).unwrap();
         }
         let want = (batch + 1) * 10;
-        wait_for("garbage counted", LIMIT, || bad(&a) == want).await;
+        wait_until("garbage counted", LIMIT, || async { bad(&a) == want }).await;
     }
     sock.send_to(&vec![0x53u8; 5000], a.local_addr()).unwrap();
-    wait_for("oversized counted", LIMIT, || {
+    wait_until("oversized counted", LIMIT, || async {
         a.stats().dropped.oversized == 1
     })
     .await;
@@ -236,7 +246,7 @@ async fn garbage_datagrams_are_counted_and_harmless() {
     let mut m = b.local_meta();
     m.role_epoch = 42;
     b.update_meta(m).await.unwrap();
-    wait_for("update after garbage", LIMIT, || {
+    wait_until("update after garbage", LIMIT, || async {
         a.members()
             .iter()
             .any(|m| m.meta.node_id == "b" && m.meta.role_epoch == 42)
@@ -247,19 +257,19 @@ async fn garbage_datagrams_are_counted_and_harmless() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_via_drop_filter_and_heal() {
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    let c = start_node("c", &[a.local_addr()], None, None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b, &c], 3)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    let c = start_member("c", &[a.local_addr()], None, None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b, &c], 3) }).await;
     // Isolate c completely.
     c.set_drop_filter(|_| true);
-    wait_for("c partitioned away", LIMIT, || {
+    wait_until("c partitioned away", LIMIT, || async {
         live_ids(&a) == vec!["a", "b"] && live_ids(&b) == vec!["a", "b"]
     })
     .await;
     assert!(c.stats().dropped.filtered > 0);
     c.clear_drop_filter();
-    wait_for("healed", Duration::from_secs(40), || {
+    wait_until("healed", Duration::from_secs(40), || async {
         sees_all(&[&a, &b, &c], 3)
     })
     .await;
@@ -271,10 +281,10 @@ async fn partition_via_drop_filter_and_heal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_a_new_address_replaces_the_old_identity() {
     use strata::cluster::membership::{GossipBind, Membership, MembershipConfig};
-    let a = start_node("a", &[], None, None).await;
-    let b = start_node("b", &[a.local_addr()], None, None).await;
-    let c = start_node("c", &[a.local_addr()], None, None).await;
-    wait_for("converge", LIMIT, || sees_all(&[&a, &b, &c], 3)).await;
+    let a = start_member("a", &[], None, None).await;
+    let b = start_member("b", &[a.local_addr()], None, None).await;
+    let c = start_member("c", &[a.local_addr()], None, None).await;
+    wait_until("converge", LIMIT, || async { sees_all(&[&a, &b, &c], 3) }).await;
     let old = a.member("c").unwrap();
     let mut events = a.subscribe();
     c.abort();
@@ -285,11 +295,11 @@ async fn restart_on_a_new_address_replaces_the_old_identity() {
     assert_ne!(new_addr, old.meta.gossip_addr);
     let mut cfg = MembershipConfig::new(GossipBind::Socket(sock));
     cfg.seeds = vec![a.local_addr().to_string()];
-    let c2 = Membership::start(cfg, meta("c", &["store_shard"]))
+    let c2 = Membership::start(cfg, node_meta("c", &["store_shard"]))
         .await
         .unwrap();
     assert_eq!(c2.local_addr(), new_addr);
-    wait_for("new incarnation seen", LIMIT, || {
+    wait_until("new incarnation seen", LIMIT, || async {
         [&a, &b].iter().all(|h| {
             h.member("c").is_some_and(|m| {
                 m.incarnation > old.incarnation
@@ -302,7 +312,10 @@ async fn restart_on_a_new_address_replaces_the_old_identity() {
     // Let enough gossip flow for the old address to be probed, suspected and declared down
     // (about 3 s of probes at 2 per second per node).
     let start_in = a.stats().packets_in;
-    wait_for("traffic", LIMIT, || a.stats().packets_in > start_in + 60).await;
+    wait_until("traffic", LIMIT, || async {
+        a.stats().packets_in > start_in + 60
+    })
+    .await;
     assert!(a.member("c").unwrap().state.is_live());
     while let Ok(e) = events.try_recv() {
         assert_ne!(e, MembershipEvent::Down("c".into()));

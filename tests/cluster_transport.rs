@@ -5,11 +5,12 @@ use futures::StreamExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use strata::cluster::transport::{
     handshake, single_response, RemoteError, RemoteErrorKind, Request, ResponseStream, RpcHandler,
     TransportClient, TransportConfig, TransportError, TransportServer,
 };
+use strata_testing::{free_port, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct TestHandler {
@@ -40,7 +41,7 @@ impl RpcHandler for TestHandler {
             ("echo", "busy") => {
                 let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_seen.fetch_max(now, Ordering::SeqCst);
-                // Simulated work so that requests overlap.
+                // Simulated work so that requests overlap (part of the test, not a wait).
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 self.current.fetch_sub(1, Ordering::SeqCst);
                 Ok(single_response(b"done".to_vec()))
@@ -62,16 +63,8 @@ async fn server_with(cfg: TransportConfig, h: Arc<TestHandler>) -> TransportServ
     TransportServer::start(l, h, cfg).unwrap()
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How long a server gets to count what a test just did to it.
+const LIMIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn call_stream_and_remote_errors() {
@@ -121,10 +114,7 @@ async fn call_stream_and_remote_errors() {
 
 #[tokio::test]
 async fn unreachable_peer_and_timeout_are_clear_errors() {
-    let gone: SocketAddr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let gone = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let client = TransportClient::new(TransportConfig {
         request_timeout: Duration::from_millis(300),
         ..Default::default()
@@ -183,7 +173,7 @@ async fn cluster_key_is_required_and_checked() {
             other => panic!("expected Auth error, got {other:?}"),
         }
     }
-    wait_for("handshake failures counted", || {
+    wait_until("handshake failures counted", LIMIT, || async {
         srv.stats().handshake_failures == 2
     })
     .await;
@@ -203,14 +193,17 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     g.write_all(&[0xde; 64]).await.unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(g.read(&mut buf).await.unwrap_or(0), 0, "server closes");
-    wait_for("garbage counted", || srv.stats().handshake_failures == 1).await;
+    wait_until("garbage counted", LIMIT, || async {
+        srv.stats().handshake_failures == 1
+    })
+    .await;
 
     // A valid handshake, then a frame declaring 4 GiB.
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     handshake::client(&mut s, None).await.unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0, "server closes");
-    wait_for("oversized frame counted", || {
+    wait_until("oversized frame counted", LIMIT, || async {
         srv.stats().frames_too_large == 1
     })
     .await;
@@ -222,7 +215,7 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
         .await
         .unwrap();
     assert_eq!(s.read(&mut buf).await.unwrap_or(0), 0, "server closes");
-    wait_for("malformed frame counted", || {
+    wait_until("malformed frame counted", LIMIT, || async {
         srv.stats().malformed_frames == 1
     })
     .await;
@@ -286,7 +279,7 @@ async fn reconnects_after_the_server_closed_an_idle_connection() {
         .call(addr, Request::new("echo", "echo", b"1".to_vec()))
         .await
         .unwrap();
-    wait_for("idle connection closed", || {
+    wait_until("idle connection closed", LIMIT, || async {
         srv.stats().connections_active == 0
     })
     .await;
@@ -310,7 +303,7 @@ async fn a_panicking_handler_only_loses_its_connection() {
         Err(TransportError::PeerUnavailable { .. }) => {}
         other => panic!("expected PeerUnavailable, got {other:?}"),
     }
-    wait_for("connection released", || {
+    wait_until("connection released", LIMIT, || async {
         srv.stats().connections_active == 0
     })
     .await;

@@ -11,6 +11,7 @@ use strata::cluster::transport::{
     handshake, RemoteError, Request, ResponseStream, RpcHandler, TransportClient, TransportConfig,
     TransportServer,
 };
+use strata_testing::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Counting;
@@ -103,11 +104,12 @@ async fn streaming_50mb_keeps_memory_flat_and_oversized_frames_allocate_nothing(
     raw.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(raw.read(&mut buf).await.unwrap_or(0), 0);
-    let start = Instant::now();
-    while srv.stats().frames_too_large != 1 {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(
+        "the oversized frame counted",
+        Duration::from_secs(10),
+        || async { srv.stats().frames_too_large == 1 },
+    )
+    .await;
     let growth = PEAK.load(Ordering::SeqCst).saturating_sub(base);
     println!("FIGURE oversized frame: peak heap growth {growth} bytes");
     assert!(growth < 256 * 1024, "grew by {growth} bytes");

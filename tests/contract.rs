@@ -1,8 +1,6 @@
 //! One contract suite run against every backend: memory, filesystem and a real S3 server
 //! (s3s-fs in-process). Each test body takes a store and checks the `ObjectStore` contract.
 
-mod support;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -337,7 +335,7 @@ macro_rules! contract_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let fx = crate::support::$backend().await;
+                    let fx = strata_testing::bucket::$backend().await;
                     super::$test(fx.store.clone()).await;
                     drop(fx);
                 }
@@ -367,13 +365,13 @@ all_backends!(
 );
 
 mod s3_only {
-    use super::support::s3::S3TestServer;
     use strata::storage::bucket::s3::S3Store;
     use strata::storage::bucket::{BucketError, ObjectStore};
+    use strata_testing::{free_port, S3Server};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_secret_is_permanent_403() {
-        let server = S3TestServer::start().await;
+        let server = S3Server::start();
         let mut cfg = server.config();
         cfg.secret_key = Some("not-the-secret".into());
         let store = S3Store::new(&cfg).unwrap();
@@ -394,7 +392,7 @@ mod s3_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stopped_server_is_transient_and_restart_keeps_data() {
-        let mut server = S3TestServer::start().await;
+        let mut server = S3Server::start();
         let store = server.store();
         store
             .put_bytes("k", bytes::Bytes::from_static(b"v"))
@@ -410,11 +408,8 @@ mod s3_only {
     #[tokio::test]
     async fn invalid_key_needs_no_server() {
         // Nothing listens here: any request would fail as Transient, not InvalidKey.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let mut cfg = S3TestServer::start().await.config();
-        cfg.endpoint = format!("http://{addr}");
+        let mut cfg = S3Server::start().config();
+        cfg.endpoint = format!("http://127.0.0.1:{}", free_port());
         let store = S3Store::new(&cfg).unwrap();
         let err = store.get("/etc/passwd").await.unwrap_err();
         assert!(matches!(err, BucketError::InvalidKey { .. }), "{err}");

@@ -3,15 +3,14 @@
 //! discovered labels and either its final labels (kept) or nothing (dropped); applying the
 //! same rules to the same discovered labels with Strata must give the same answer.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{http_get_json, start_prometheus};
 use strata::config::RelabelConfig;
 use strata::scrape::relabel::process;
 use strata::storage::model::Labels;
+use strata_testing::http::get_json;
+use strata_testing::{Prometheus, Wait};
 
 /// Flow-style YAML rule lists, one job each.
 const CASES: &[&str] = &[
@@ -82,9 +81,8 @@ fn as_map(v: &serde_json::Value) -> BTreeMap<String, String> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-#[test]
-fn relabeling_agrees_with_a_prometheus_2_42_server() {
-    let tmp = tempfile::tempdir().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relabeling_agrees_with_a_prometheus_2_42_server() {
     let mut yml =
         String::from("global: {scrape_interval: 1h, scrape_timeout: 10s}\nscrape_configs:\n");
     for (i, rules) in CASES.iter().enumerate() {
@@ -92,36 +90,30 @@ fn relabeling_agrees_with_a_prometheus_2_42_server() {
             "  - job_name: case{i}\n    static_configs: [{{targets: ['127.0.0.1:1'], labels: {TARGET_LABELS}}}]\n    relabel_configs: {rules}\n"
         ));
     }
-    let (server, port) = start_prometheus(tmp.path(), &yml);
+    let server = Prometheus::start(&yml).await;
 
     // job -> (discovered labels, Some(final labels) when kept)
     type Seen = BTreeMap<String, (BTreeMap<String, String>, Option<BTreeMap<String, String>>)>;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let seen: Seen = loop {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not report every target in time:\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-        let Some(v) = http_get_json(port, "/api/v1/targets") else {
-            continue;
-        };
-        let mut seen = Seen::new();
-        for t in v["data"]["activeTargets"].as_array().into_iter().flatten() {
-            let discovered = as_map(&t["discoveredLabels"]);
-            let job = discovered.get("job").cloned().unwrap_or_default();
-            seen.insert(job, (discovered, Some(as_map(&t["labels"]))));
-        }
-        for t in v["data"]["droppedTargets"].as_array().into_iter().flatten() {
-            let discovered = as_map(&t["discoveredLabels"]);
-            let job = discovered.get("job").cloned().unwrap_or_default();
-            seen.insert(job, (discovered, None));
-        }
-        if seen.len() == CASES.len() {
-            break seen;
-        }
-    };
+    let targets_url = format!("{}/api/v1/targets", server.base);
+    let seen: Seen = Wait::new("Prometheus to report every target", Duration::from_secs(30))
+        .poll(Duration::from_millis(250))
+        .until_some(|| async {
+            let v = get_json(&targets_url).await?;
+            let mut seen = Seen::new();
+            for t in v["data"]["activeTargets"].as_array().into_iter().flatten() {
+                let discovered = as_map(&t["discoveredLabels"]);
+                let job = discovered.get("job").cloned().unwrap_or_default();
+                seen.insert(job, (discovered, Some(as_map(&t["labels"]))));
+            }
+            for t in v["data"]["droppedTargets"].as_array().into_iter().flatten() {
+                let discovered = as_map(&t["discoveredLabels"]);
+                let job = discovered.get("job").cloned().unwrap_or_default();
+                seen.insert(job, (discovered, None));
+            }
+            (seen.len() == CASES.len()).then_some(seen)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; Prometheus's log:\n{}", server.log_tail()));
 
     let mut disagreements = Vec::new();
     for (i, rules) in CASES.iter().enumerate() {

@@ -3,15 +3,14 @@
 //! scrapes them all, and for every body the target's health (up or down) must match whether
 //! Strata's parser accepts it, and the samples Prometheus stored must equal Strata's.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{http_get_json, start_prometheus, urlencode};
+use serde_json::Value;
 use strata::scrape::parser::{parse, Format};
+use strata_testing::http::{get_json, http_client};
+use strata_testing::targets::BodyServer;
+use strata_testing::{now_ms, Prometheus, Wait};
 
 /// `{TS}` is replaced by a millisecond timestamp a few seconds ago, so the sample is inside
 /// Prometheus's lookback window when we query.
@@ -49,13 +48,6 @@ const CASES: &[&[u8]] = &[
     b"# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.3\nh_count 2\nh_created 1700000000\n",
 ];
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn bodies() -> Vec<Vec<u8>> {
     let ts = (now_ms() - 5_000).to_string();
     CASES
@@ -71,54 +63,23 @@ fn bodies() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Serves `/case<i>` with body i as `text/plain; version=0.0.4`, forever, on a thread.
-fn serve(bodies: Vec<Vec<u8>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = answer(stream, &bodies);
-        }
-    });
-    port
-}
-
-fn answer(mut stream: TcpStream, bodies: &[Vec<u8>]) -> std::io::Result<()> {
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&req);
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let body = path
-        .strip_prefix("/case")
-        .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| bodies.get(i));
-    match body {
-        Some(b) => {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                b.len()
-            );
-            stream.write_all(head.as_bytes())?;
-            stream.write_all(b)
-        }
-        None => stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    }
-}
-
 type Rows = Vec<(String, String)>;
 
+/// An instant query to Prometheus; None when it cannot be asked or does not answer JSON.
+async fn query(prom: &Prometheus, q: &str) -> Option<Value> {
+    let resp = http_client()
+        .get(format!("{}/api/v1/query", prom.base))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}
+
 /// Prometheus's stored samples for a job, as (labels without job/instance, value) rows.
-fn stored(port: u16, job: &str) -> Rows {
+async fn stored(prom: &Prometheus, job: &str) -> Rows {
     let q = format!("{{job=\"{job}\",__name__!~\"up|scrape_.*\"}}");
-    let v = http_get_json(port, &format!("/api/v1/query?query={}", urlencode(&q))).unwrap();
+    let v = query(prom, &q).await.expect("Prometheus answers the query");
     let mut rows = Vec::new();
     for r in v["data"]["result"].as_array().unwrap() {
         let metric: BTreeMap<String, String> = serde_json::from_value(r["metric"].clone()).unwrap();
@@ -166,60 +127,73 @@ fn ours(body: &[u8]) -> Result<Rows, String> {
     Ok(rows)
 }
 
-#[test]
-fn text_parser_agrees_with_a_prometheus_2_42_server() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_parser_agrees_with_a_prometheus_2_42_server() {
     let bodies = bodies();
-    let target_port = serve(bodies.clone());
-    let tmp = tempfile::tempdir().unwrap();
+    let target = BodyServer::start().await;
+    for (i, body) in bodies.iter().enumerate() {
+        target.set(
+            &format!("/case{i}"),
+            "text/plain; version=0.0.4",
+            body.clone(),
+        );
+    }
     let mut yml =
         String::from("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n");
     for i in 0..bodies.len() {
         yml.push_str(&format!(
-            "  - job_name: case{i}\n    metrics_path: /case{i}\n    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+            "  - job_name: case{i}\n    metrics_path: /case{i}\n    static_configs: [{{targets: ['{}']}}]\n",
+            target.addr
         ));
     }
-    let (server, web_port) = start_prometheus(tmp.path(), &yml);
+    let prom = Prometheus::start(&yml).await;
 
-    // Wait (with a deadline) until every target has been scraped.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let health: BTreeMap<String, (String, String)> = loop {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape every target in time:\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-        let Some(v) = http_get_json(web_port, "/api/v1/targets") else {
-            continue;
-        };
-        let Some(targets) = v["data"]["activeTargets"].as_array() else {
-            continue;
-        };
-        let done: BTreeMap<String, (String, String)> = targets
-            .iter()
-            .filter(|t| {
-                t["health"] != "unknown"
-                    && t["lastScrape"]
-                        .as_str()
-                        .is_some_and(|s| !s.starts_with("0001"))
+    // Every target has been scraped: job -> (health, lastError).
+    let targets_url = format!("{}/api/v1/targets", prom.base);
+    let health: BTreeMap<String, (String, String)> =
+        Wait::new("Prometheus to scrape every target", Duration::from_secs(90))
+            .poll(Duration::from_millis(250))
+            .until_some(|| async {
+                let v = get_json(&targets_url).await?;
+                let done: BTreeMap<String, (String, String)> = v["data"]["activeTargets"]
+                    .as_array()?
+                    .iter()
+                    .filter(|t| {
+                        t["health"] != "unknown"
+                            && t["lastScrape"]
+                                .as_str()
+                                .is_some_and(|s| !s.starts_with("0001"))
+                    })
+                    .map(|t| {
+                        let job = t["labels"]["job"].as_str().unwrap_or("").to_string();
+                        (
+                            job,
+                            (
+                                t["health"].as_str().unwrap_or("").to_string(),
+                                t["lastError"].as_str().unwrap_or("").to_string(),
+                            ),
+                        )
+                    })
+                    .collect();
+                (done.len() == bodies.len()).then_some(done)
             })
-            .map(|t| {
-                let job = t["labels"]["job"].as_str().unwrap_or("").to_string();
-                (
-                    job,
-                    (
-                        t["health"].as_str().unwrap_or("").to_string(),
-                        t["lastError"].as_str().unwrap_or("").to_string(),
-                    ),
-                )
-            })
-            .collect();
-        if done.len() == bodies.len() {
-            // One more scrape interval so the first scrape's samples are queryable.
-            std::thread::sleep(Duration::from_millis(1500));
-            break done;
-        }
-    };
+            .await
+            .unwrap_or_else(|e| panic!("{e}; Prometheus's log:\n{}", prom.log_tail()));
+    // A target's health is reported before its scrape is committed. `up` is committed with
+    // the scraped samples, so once every job has an `up` sample they are all queryable.
+    Wait::new(
+        "every job's first scrape to be queryable",
+        Duration::from_secs(30),
+    )
+    .poll(Duration::from_millis(250))
+    .until(|| async {
+        query(&prom, "count by (job) (up)")
+            .await
+            .and_then(|v| v["data"]["result"].as_array().map(Vec::len))
+            == Some(bodies.len())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; Prometheus's log:\n{}", prom.log_tail()));
 
     let mut disagreements = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
@@ -228,10 +202,10 @@ fn text_parser_agrees_with_a_prometheus_2_42_server() {
         let shown = String::from_utf8_lossy(body);
         match (state.as_str(), ours(body)) {
             ("up", Ok(mine)) => {
-                let prom = stored(web_port, &job);
-                if prom != mine {
+                let theirs = stored(&prom, &job).await;
+                if theirs != mine {
                     disagreements.push(format!(
-                        "{shown:?}: samples differ\n  prometheus {prom:?}\n  strata     {mine:?}"
+                        "{shown:?}: samples differ\n  prometheus {theirs:?}\n  strata     {mine:?}"
                     ));
                 }
             }

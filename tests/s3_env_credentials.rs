@@ -2,22 +2,20 @@
 //! the full `open_bucket` path for `type: s3`. Its own test binary (= own process) because it
 //! sets environment variables.
 
-mod support;
-
 use prometheus_client::registry::Registry;
 use strata::storage::bucket::{open_bucket, BucketConfig};
-use support::s3::{S3TestServer, ACCESS_KEY, SECRET_KEY};
-use support::{metric_value, metrics_text};
+use strata_testing::metrics::{metric_value, metrics_text};
+use strata_testing::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_bucket_s3_with_env_credentials() {
-    let server = S3TestServer::start().await;
+    let server = S3Server::start();
     // Set before any client exists in this process; nothing else reads env concurrently.
     std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
     std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
     let cfg: BucketConfig = serde_json::from_value(serde_json::json!({
         "type": "s3",
-        "s3": {"endpoint": server.endpoint(), "bucket": support::s3::BUCKET},
+        "s3": {"endpoint": server.endpoint(), "bucket": BUCKET},
         "retry": {"max_attempts": 2, "initial_backoff_ms": 1, "max_backoff_ms": 2,
                   "op_timeout_secs": 30, "transfer_timeout_secs": 60}
     }))

@@ -1,8 +1,6 @@
 //! Shipper and bucket tools against the memory and filesystem backends: Thanos upload order,
 //! meta injection, skip rules, failure/retry, and the ls/inspect/verify/upload tools.
 
-mod support;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,8 +16,8 @@ use strata::storage::bucket::tools::{
 };
 use strata::storage::bucket::upload::UploadEvent;
 use strata::storage::bucket::{open_bucket, BucketConfig, ObjectStore};
-use support::recording::RecordingStore;
-use support::{labels, make_block, metric_value, metrics_text};
+use strata_testing::bucket::{labels, make_block, RecordingStore};
+use strata_testing::metrics::{metric_value, metrics_text};
 use ulid::Ulid;
 
 fn config(dir: &std::path::Path) -> ShipperConfig {

@@ -3,8 +3,6 @@
 //! recovered bucket gets every block exactly once, partial uploads are redone completely with
 //! meta.json last, and a corrupt state file is rebuilt from the bucket without re-uploads.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +16,9 @@ use strata::storage::bucket::retry::RetryPolicy;
 use strata::storage::bucket::shipper::{read_state, Shipper, ShipperConfig, StateRead, STATE_FILE};
 use strata::storage::bucket::tools::bucket_verify;
 use strata::storage::bucket::ObjectStore;
-use support::recording::RecordingStore;
-use support::s3::S3TestServer;
-use support::{labels, make_block, metric_value, metrics_text};
+use strata_testing::bucket::{labels, make_block, RecordingStore};
+use strata_testing::metrics::{metric_value, metrics_text};
+use strata_testing::S3Server;
 use tokio::sync::Mutex;
 use ulid::Ulid;
 
@@ -35,7 +33,7 @@ fn fast_retries() -> RetryPolicy {
 }
 
 /// The production decorator stack over the real S3 backend, with a recorder on top.
-fn stack(server: &S3TestServer, reg: &mut Registry) -> (Arc<RecordingStore>, BucketMetrics) {
+fn stack(server: &S3Server, reg: &mut Registry) -> (Arc<RecordingStore>, BucketMetrics) {
     let metrics = BucketMetrics::register(reg);
     let store = wrap(Arc::new(server.store()), metrics.clone(), fast_retries());
     (Arc::new(RecordingStore::new(store)), metrics)
@@ -52,7 +50,7 @@ fn shipper_cfg(dir: &Path) -> ShipperConfig {
 
 /// Blocks whose meta.json is in the bucket, read straight from the server's disk (works while
 /// the server is stopped).
-fn metas_on_server_disk(server: &S3TestServer) -> BTreeSet<Ulid> {
+fn metas_on_server_disk(server: &S3Server) -> BTreeSet<Ulid> {
     let mut out = BTreeSet::new();
     let Ok(rd) = std::fs::read_dir(server.bucket_dir()) else {
         return out;
@@ -80,7 +78,7 @@ fn state(dir: &Path) -> BTreeSet<Ulid> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_mid_sync_then_recovery_uploads_each_block_once() {
-    let server = Arc::new(Mutex::new(S3TestServer::start().await));
+    let server = Arc::new(Mutex::new(S3Server::start()));
     let mut reg = Registry::default();
     let (rec, metrics) = stack(&*server.lock().await, &mut reg);
     let tsdb = tempfile::tempdir().unwrap();
@@ -170,7 +168,7 @@ async fn outage_mid_sync_then_recovery_uploads_each_block_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_down_from_start_marks_nothing() {
-    let mut server = S3TestServer::start().await;
+    let mut server = S3Server::start();
     let mut reg = Registry::default();
     let (rec, _) = stack(&server, &mut reg);
     let tsdb = tempfile::tempdir().unwrap();
@@ -197,7 +195,7 @@ async fn bucket_down_from_start_marks_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_upload_without_meta_is_redone_completely_meta_last() {
-    let server = S3TestServer::start().await;
+    let server = S3Server::start();
     let mut reg = Registry::default();
     let (rec, _) = stack(&server, &mut reg);
     let tsdb = tempfile::tempdir().unwrap();
@@ -253,7 +251,7 @@ async fn partial_upload_without_meta_is_redone_completely_meta_last() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_state_is_rebuilt_from_bucket_without_reupload() {
-    let server = S3TestServer::start().await;
+    let server = S3Server::start();
     let mut reg = Registry::default();
     let (rec, _) = stack(&server, &mut reg);
     let tsdb = tempfile::tempdir().unwrap();

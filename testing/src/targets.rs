@@ -1,23 +1,22 @@
-//! Helpers for the scrape tests: a tiny in-process HTTP server whose paths serve fixed
-//! exposition bodies (or a huge generated one), and the real exporters (Debian's
-//! prometheus-node-exporter, a `prometheus_client` Python exporter) as child processes.
-
-#![allow(dead_code)]
+//! Scrape targets: a tiny in-process HTTP server whose paths serve fixed exposition bodies (or
+//! a huge generated one), and the real exporters (Debian's prometheus-node-exporter, a
+//! `prometheus_client` Python exporter) as child processes.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::support::{free_port, require_binary, ChildGuard, TestNode};
+use crate::http::wait_http_ok;
+use crate::net::free_port;
+use crate::process::{require_binary, ChildGuard};
 
 /// What one path answers.
 #[derive(Clone)]
-pub enum Body {
+enum Body {
     /// A fixed body with this content type.
     Fixed {
         content_type: String,
@@ -27,10 +26,13 @@ pub enum Body {
     Huge { size: usize },
 }
 
-/// An HTTP/1.1 server on 127.0.0.1:0 with keep-alive; paths can change at any time.
+type Routes = Arc<Mutex<HashMap<String, Body>>>;
+
+/// An HTTP/1.1 server on 127.0.0.1:0 with keep-alive; paths can change at any time, unknown
+/// paths answer 404.
 pub struct BodyServer {
     pub addr: std::net::SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Body>>>,
+    routes: Routes,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,19 +48,19 @@ impl BodyServer {
             .await
             .expect("bind body server");
         let addr = listener.local_addr().expect("addr");
-        let routes: Arc<Mutex<HashMap<String, Body>>> = Arc::default();
+        let routes: Routes = Arc::default();
         let r = routes.clone();
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let r = r.clone();
-                tokio::spawn(serve_conn(sock, r));
+                tokio::spawn(serve_conn(sock, r.clone()));
             }
         });
         BodyServer { addr, routes, task }
     }
 
+    /// `path` answers `body` with `content_type` from now on.
     pub fn set(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) {
-        self.routes.lock().insert(
+        self.routes.lock().expect("routes").insert(
             path.to_string(),
             Body::Fixed {
                 content_type: content_type.to_string(),
@@ -67,14 +69,16 @@ impl BodyServer {
         );
     }
 
+    /// `path` answers `size` bytes of text-format lines.
     pub fn set_huge(&self, path: &str, size: usize) {
         self.routes
             .lock()
+            .expect("routes")
             .insert(path.to_string(), Body::Huge { size });
     }
 }
 
-async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<String, Body>>>) {
+async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Routes) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let Some(head_end) =
@@ -85,7 +89,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<S
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         buf.drain(..head_end);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let body = routes.lock().get(&path).cloned();
+        let body = routes.lock().expect("routes").get(&path).cloned();
         let ok = match body {
             None => sock
                 .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
@@ -122,7 +126,8 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Arc<Mutex<HashMap<S
     }
 }
 
-/// Debian's node exporter on a free port with a few stable collectors.
+/// Debian's node exporter on a free port with a few stable collectors; returns the guard and
+/// its `host:port`.
 pub async fn start_node_exporter() -> (ChildGuard, String) {
     let bin = require_binary("prometheus-node-exporter");
     let port = free_port();
@@ -141,16 +146,14 @@ pub async fn start_node_exporter() -> (ChildGuard, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus-node-exporter");
-    let guard = ChildGuard {
-        child,
-        name: "node-exporter",
-    };
+    let guard = ChildGuard::new(child, "node-exporter");
     let addr = format!("127.0.0.1:{port}");
-    wait_http(&format!("http://{addr}/metrics")).await;
+    wait_http_ok(&format!("http://{addr}/metrics"), Duration::from_secs(20)).await;
     (guard, addr)
 }
 
-/// A `prometheus_client` exporter with a counter, a gauge, a histogram and a summary.
+/// A `prometheus_client` exporter with a counter, a gauge, a histogram, a summary, an info and
+/// a gauge whose labels clash with target labels; returns the guard and its `host:port`.
 pub async fn start_python_exporter() -> (ChildGuard, String) {
     let port = free_port();
     let script = format!(
@@ -182,68 +185,8 @@ while True:
         .stderr(Stdio::null())
         .spawn()
         .expect("start the python exporter (python3 with prometheus_client)");
-    let guard = ChildGuard {
-        child,
-        name: "python-exporter",
-    };
+    let guard = ChildGuard::new(child, "python-exporter");
     let addr = format!("127.0.0.1:{port}");
-    wait_http(&format!("http://{addr}/metrics")).await;
+    wait_http_ok(&format!("http://{addr}/metrics"), Duration::from_secs(20)).await;
     (guard, addr)
-}
-
-async fn wait_http(url: &str) {
-    crate::support::wait_http_ok(url, Duration::from_secs(20)).await;
-}
-
-/// Every series (name and labels) a Prometheus-compatible API holds, as sorted strings.
-pub async fn all_series(base: &str) -> Vec<String> {
-    let url = format!("{base}/api/v1/series");
-    let resp = TestNode::client()
-        .get(&url)
-        .query(&[("match[]", "{__name__=~\".+\"}"), ("start", "0")])
-        .send()
-        .await
-        .expect("series request");
-    let v: serde_json::Value = resp.json().await.expect("series json");
-    assert_eq!(v["status"], "success", "{url}: {v}");
-    let mut out: Vec<String> = v["data"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    let m = s.as_object().cloned().unwrap_or_default();
-                    let mut pairs: Vec<String> = m
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect();
-                    pairs.sort();
-                    pairs.join(",")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// `/api/v1/targets` of a node or a Prometheus.
-pub async fn targets(base: &str) -> serde_json::Value {
-    let resp = TestNode::client()
-        .get(format!("{base}/api/v1/targets"))
-        .send()
-        .await
-        .expect("targets request");
-    resp.json().await.expect("targets json")
-}
-
-/// The active target whose scrape URL ends with `suffix`.
-pub fn target_with_url<'a>(
-    targets: &'a serde_json::Value,
-    suffix: &str,
-) -> Option<&'a serde_json::Value> {
-    targets["data"]["activeTargets"]
-        .as_array()?
-        .iter()
-        .find(|t| t["scrapeUrl"].as_str().is_some_and(|u| u.ends_with(suffix)))
 }

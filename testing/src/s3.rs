@@ -1,17 +1,21 @@
-//! A real S3 server for the shipping tests: s3s-fs (SigV4-checking, S3 part-size rules) over a
-//! temp dir, on 127.0.0.1:0, served by a tokio runtime of its own so that in-process nodes
-//! (actix), the `strata` binary and the test body can all talk to it. In front of s3s sits a
-//! small recorder that logs every request, can hold PUTs whose key matches a pattern (a
-//! deterministic "slow network" to kill a node mid-upload), and checks at the moment each
-//! `meta.json` arrives that every file it lists is already in the bucket with its size.
-//! The server can be stopped and restarted on the same port with the same data.
-
-#![allow(dead_code)]
+//! A real S3 server for tests: s3s-fs (SigV4-checking, S3's part-size rules) over a temp dir,
+//! on 127.0.0.1:0, served by a tokio runtime of its own so that in-process nodes (actix), the
+//! `strata` binary, plain `#[test]`s and `#[tokio::test]`s can all talk to it.
+//!
+//! In front of s3s sits a recorder that
+//! - logs every request ([`S3Server::log`], [`S3Server::meta_puts`]);
+//! - can hold PUTs whose key contains a pattern until released, a deterministic "slow
+//!   network" to kill a node mid-upload ([`S3Server::hold_puts`]);
+//! - checks, at the moment each `meta.json` arrives, that every file it lists is already in
+//!   the bucket with its size ([`S3Server::violations`]).
+//!
+//! The server can be stopped (port released, open connections dropped) and restarted on the
+//! same port with the same data, so fault tests can take the bucket away mid-run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use s3s::auth::SimpleAuth;
@@ -19,11 +23,14 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use strata::storage::bucket::s3::S3Store;
 use strata::storage::bucket::S3Config;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub const ACCESS_KEY: &str = "strata-ship-ak";
-pub const SECRET_KEY: &str = "strata-ship-secret-key";
-pub const BUCKET: &str = "strata-ship";
+use crate::wait::Wait;
+
+pub const ACCESS_KEY: &str = "strata-test-ak";
+pub const SECRET_KEY: &str = "strata-test-secret-key";
+pub const BUCKET: &str = "strata-test";
 
 /// One request as the server saw it; `key` is the object key (bucket stripped).
 #[derive(Clone, Debug)]
@@ -34,6 +41,7 @@ pub struct Logged {
     pub status: u16,
 }
 
+/// What the request handlers share with the test.
 #[derive(Default)]
 struct Shared {
     log: Mutex<Vec<Logged>>,
@@ -48,7 +56,7 @@ pub struct S3Server {
     _tmp: tempfile::TempDir,
     task: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
-    hold: tokio::sync::watch::Sender<Option<String>>,
+    hold: watch::Sender<Option<String>>,
 }
 
 fn build_service(root: &Path) -> S3Service {
@@ -87,15 +95,18 @@ fn check_meta(bucket_dir: &Path, key: &str, body: &[u8]) -> Option<String> {
     None
 }
 
-type Resp = Result<s3s::HttpResponse, s3s::HttpError>;
-
-async fn handle(
-    req: hyper::Request<hyper::body::Incoming>,
+/// Everything one connection's requests need.
+#[derive(Clone)]
+struct Ctx {
     svc: S3Service,
     shared: Arc<Shared>,
-    mut hold: tokio::sync::watch::Receiver<Option<String>>,
+    hold: watch::Receiver<Option<String>>,
     bucket_dir: PathBuf,
-) -> Resp {
+}
+
+type Resp = Result<s3s::HttpResponse, s3s::HttpError>;
+
+async fn handle(req: hyper::Request<hyper::body::Incoming>, mut ctx: Ctx) -> Resp {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -107,27 +118,26 @@ async fn handle(
         .to_string();
     if method == "PUT" {
         let matches = |p: &Option<String>| p.as_deref().is_some_and(|p| key.contains(p));
-        if matches(&hold.borrow()) {
-            shared.held.lock().unwrap().push(key.clone());
-            let _ = hold.wait_for(|p| !matches(p)).await;
+        if matches(&ctx.hold.borrow()) {
+            ctx.shared.held.lock().expect("held").push(key.clone());
+            let _ = ctx.hold.wait_for(|p| !matches(p)).await;
         }
     }
     let (parts, body) = req.into_parts();
     let mut body = s3s::Body::from(body);
-    let is_meta = method == "PUT" && key.ends_with("/meta.json");
-    if is_meta {
+    if method == "PUT" && key.ends_with("/meta.json") {
         let bytes = body
             .store_all_limited(1 << 20)
             .await
             .map_err(s3s::HttpError::new)?;
-        if let Some(v) = check_meta(&bucket_dir, &key, &bytes) {
-            shared.violations.lock().unwrap().push(v);
+        if let Some(v) = check_meta(&ctx.bucket_dir, &key, &bytes) {
+            ctx.shared.violations.lock().expect("violations").push(v);
         }
         body = s3s::Body::from(bytes);
     }
-    let resp = svc.call(hyper::Request::from_parts(parts, body)).await;
+    let resp = ctx.svc.call(hyper::Request::from_parts(parts, body)).await;
     let status = resp.as_ref().map(|r| r.status().as_u16()).unwrap_or(500);
-    shared.log.lock().unwrap().push(Logged {
+    ctx.shared.log.lock().expect("log").push(Logged {
         method,
         key,
         query,
@@ -136,30 +146,18 @@ async fn handle(
     resp
 }
 
-/// Accepts until aborted; aborting drops every open (keep-alive) connection with it.
-async fn serve(
-    listener: TcpListener,
-    svc: S3Service,
-    shared: Arc<Shared>,
-    hold: tokio::sync::watch::Receiver<Option<String>>,
-    bucket_dir: PathBuf,
-) {
+/// Accepts until aborted; the connection tasks live in a JoinSet owned by this future, so
+/// aborting it also drops every open (keep-alive) connection.
+async fn serve(listener: TcpListener, ctx: Ctx) {
     let mut conns = JoinSet::new();
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
-        let (svc, shared, hold, dir) = (
-            svc.clone(),
-            shared.clone(),
-            hold.clone(),
-            bucket_dir.clone(),
-        );
+        let ctx = ctx.clone();
         conns.spawn(async move {
             let io = hyper_util::rt::TokioIo::new(socket);
-            let f = service_fn(move |req| {
-                handle(req, svc.clone(), shared.clone(), hold.clone(), dir.clone())
-            });
+            let f = service_fn(move |req| handle(req, ctx.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, f)
                 .await;
@@ -169,6 +167,7 @@ async fn serve(
 }
 
 impl S3Server {
+    /// Starts a server over a fresh temp dir holding an empty bucket [`BUCKET`].
     pub fn start() -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -176,12 +175,12 @@ impl S3Server {
             .thread_name("s3s-fs")
             .build()
             .expect("s3 runtime");
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = crate::temp_dir();
         let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join(BUCKET)).expect("bucket dir");
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = std_listener.local_addr().expect("addr");
-        let (hold, _) = tokio::sync::watch::channel(None);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (hold, _) = watch::channel(None);
         let mut s = S3Server {
             rt: Some(rt),
             addr,
@@ -191,30 +190,30 @@ impl S3Server {
             shared: Arc::default(),
             hold,
         };
-        s.spawn(std_listener);
+        s.spawn(listener);
         s
     }
 
-    fn spawn(&mut self, l: std::net::TcpListener) {
-        l.set_nonblocking(true).expect("nonblocking");
+    fn spawn(&mut self, listener: std::net::TcpListener) {
+        listener.set_nonblocking(true).expect("nonblocking");
         let rt = self.rt.as_ref().expect("runtime");
         let _g = rt.enter();
-        let listener = TcpListener::from_std(l).expect("tokio listener");
-        let svc = build_service(&self.root);
-        let fut = serve(
-            listener,
-            svc,
-            self.shared.clone(),
-            self.hold.subscribe(),
-            self.bucket_dir(),
-        );
-        self.task = Some(rt.spawn(fut));
+        let listener = TcpListener::from_std(listener).expect("tokio listener");
+        let ctx = Ctx {
+            svc: build_service(&self.root),
+            shared: self.shared.clone(),
+            hold: self.hold.subscribe(),
+            bucket_dir: self.bucket_dir(),
+        };
+        self.task = Some(rt.spawn(serve(listener, ctx)));
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// Directory holding the bucket's objects (`<root>/<BUCKET>/...`); readable while the
+    /// server is stopped.
     pub fn bucket_dir(&self) -> PathBuf {
         self.root.join(BUCKET)
     }
@@ -240,13 +239,14 @@ impl S3Server {
         )
     }
 
-    /// A raw S3 client (no retries) for reading what the node shipped.
+    /// A raw S3 store (no retries, no metrics) pointed at this server.
     pub fn store(&self) -> S3Store {
         S3Store::new(&self.config()).expect("s3 store")
     }
 
+    /// Every request so far, in arrival order.
     pub fn log(&self) -> Vec<Logged> {
-        self.shared.log.lock().unwrap().clone()
+        self.shared.log.lock().expect("log").clone()
     }
 
     /// Successful PUTs of `<ULID>/meta.json`, in arrival order.
@@ -260,54 +260,47 @@ impl S3Server {
 
     /// `meta.json` uploads that arrived while a file they list was missing or short.
     pub fn violations(&self) -> Vec<String> {
-        self.shared.violations.lock().unwrap().clone()
+        self.shared.violations.lock().expect("violations").clone()
     }
 
-    /// From now on PUTs whose key contains `pattern` wait until `release`.
+    /// From now on PUTs whose key contains `pattern` wait until [`S3Server::release`].
     pub fn hold_puts(&self, pattern: &str) {
         self.hold.send_replace(Some(pattern.to_string()));
     }
 
+    /// Lets held PUTs (and later ones) through.
     pub fn release(&self) {
         self.hold.send_replace(None);
     }
 
     /// Keys of the PUTs that were held so far.
     pub fn held(&self) -> Vec<String> {
-        self.shared.held.lock().unwrap().clone()
+        self.shared.held.lock().expect("held").clone()
     }
 
-    /// Stops accepting and drops every open connection; the port is released.
-    pub fn stop(&mut self) {
+    /// Stops accepting and drops every open connection; the port is released when this
+    /// returns.
+    pub async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
-        }
-        // The abort lands on the server's own runtime; wait until the port refuses.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-            assert!(
-                Instant::now() < deadline,
-                "S3 server on {} did not stop",
-                self.addr
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            // Resolves once the server future (listener and connections) has been dropped on
+            // the server's runtime.
+            let _ = task.await;
         }
     }
 
     /// Serves again on the same address with the same data.
-    pub fn restart(&mut self) {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let listener = loop {
-            match std::net::TcpListener::bind(self.addr) {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
-            }
-        };
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let addr = self.addr;
+        let listener = Wait::new(
+            format!("{addr} to be free for the S3 server again"),
+            Duration::from_secs(20),
+        )
+        .poll(Duration::from_millis(50))
+        .until_some(|| std::future::ready(std::net::TcpListener::bind(addr).ok()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         self.spawn(listener);
     }
 }
