@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the XOR chunk codec: encode and decode throughput for a counter
 //! (regular 15s interval), a noisy gauge, and jittered timestamps, 120 samples per chunk
 //! (the size Prometheus cuts), reported per element = per sample.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::storage::chunkenc::{decode_all, SeriesIterator, XorAppender, XorIterator};

@@ -2,6 +2,7 @@
 //! (3 h at a 15 s interval) of counters, one replica offset by 7 s with value skew and an
 //! outage on every tenth series, with and without the counter adjustment; throughput is per
 //! input sample (decode + penalty merge + re-encode).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use strata::storage::dedup::{dedup_replicas, encode_chunks};

@@ -1,5 +1,6 @@
 //! Head append throughput: 10k series × N scrapes, committed in batches of 1000 like the
 //! scraper and promtool's write benchmark; with and without the WAL, by labels and by ref.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! `strata tools bench scrape` measures): streaming entries (borrowed names and values),
 //! collecting full label sets, and the steady state of a scrape loop, where every series text
 //! is known from the previous body and only values are read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use strata::cli::bench_scrape::parse_body as body;

@@ -3,6 +3,7 @@
 //! does every interval. Throughput is in samples. `100_targets_steady` scrapes 100 such
 //! targets in turn (the shape of `strata tools bench scrape`), so the head and the caches
 //! are larger than the CPU caches, as in a real scraper.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use strata::cli::bench_scrape::target_body;

@@ -1,5 +1,6 @@
 //! Writes a small Db (WAL only, plus blocks when the span is long enough) for manual
 //! inspection with `promtool tsdb dump`: `cargo run --example db_write_small -- <dir> <hours>`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use strata::storage::db::{Db, DbOptions};
 use strata::storage::model::Labels;

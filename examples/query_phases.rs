@@ -6,6 +6,7 @@
 //! e.g. `cargo run --release --example query_phases -- /work/bench-full/strata/tsdb \
 //!   'histogram_quantile(0.99, sum by (job, le) (rate(request_duration_seconds_bucket[20m])))' \
 //!   1795600561.517 200`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::time::Instant;

@@ -4,6 +4,7 @@
 //! peak RSS during the upload (VmHWM after resetting it via /proc/self/clear_refs).
 //! Run: `cargo run --example s3_upload_bench`. The server is the tests' (`strata_testing::s3`),
 //! on a runtime of its own inside this process.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
 use std::time::{Duration, Instant};

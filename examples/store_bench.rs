@@ -4,6 +4,7 @@
 //! local `BlockReader`s.
 //!
 //! `cargo run --release --example store_bench -- [BUCKET_DIR] [BLOCKS] [SERIES]`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! process, talking to real peers. One test binary; each area in its own module. The helpers
 //! (test nodes, the S3 server, waiting, real peers) are in the `strata-testing` crate
 //! (`testing/`), shared with `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod cluster;
 mod configs;

@@ -1,6 +1,7 @@
 //! Corrupt and truncated block files must produce errors naming the file, never panics:
 //! a proptest flips and truncates bytes of the index and chunk segment of a real block and
 //! runs open, select (with samples decoded), label APIs and dump over the result.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Property test of block selection: for random label sets written to a block and random
 //! matchers (all four operators, including ones that match the empty value), `select`,
 //! `label_names` and `label_values` agree with brute-force filtering of the label sets.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
 

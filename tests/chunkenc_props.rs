@@ -1,5 +1,6 @@
 //! Property tests for the XOR chunk encoding: round-trips over adversarial timestamps and
 //! values, reopen-and-append equivalence, and no panics on mutated or truncated payloads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use proptest::prelude::*;
 use strata::storage::chunkenc::{decode_all, SeriesIterator, XorAppender, XorIterator};

@@ -2,6 +2,7 @@
 //! to converge, to spread a meta update and to detect a killed node. Ignored by default (it
 //! runs for about half a minute); run with
 //! `cargo test --test cluster_gossip_bandwidth -- --ignored --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::future::ready;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! Real-socket tests of SWIM membership: convergence, meta updates, failure detection,
 //! restart, broadcasts, authentication, garbage and partitions.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::time::Duration;
 use strata::cluster::membership::{MemberState, MembershipEvent};

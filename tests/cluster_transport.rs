@@ -1,5 +1,6 @@
 //! Real-socket tests of the RPC transport: calls, streaming, errors, authentication, garbage,
 //! oversized frames, pool bounds and reconnects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use futures::StreamExt;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Memory behaviour of the transport, measured with a counting global allocator (alone in this
 //! test binary so other tests do not disturb the figures): a 50 MB streamed response keeps
 //! memory flat, and an oversized declared frame length allocates nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use futures::StreamExt;
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,7 @@
 //! Compaction end to end: overlapping and adjacent blocks are merged into one block whose
 //! samples are the de-duplicated union, with chunks re-cut at 120 samples where data was
 //! merged, and whose meta has level max+1, the sorted union of sources and the parents.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! One contract suite run against every backend: memory, filesystem and a real S3 server
 //! (s3s-fs in-process). Each test body takes a store and checks the `ObjectStore` contract.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

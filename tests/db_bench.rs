@@ -2,6 +2,7 @@
 //! `promtool tsdb bench write`). Ignored by default because it is a benchmark:
 //! (Compare: `write_promtool_series_file` + `promtool tsdb bench write --metrics=10000 --scrapes=3000 <file>`.)
 //! `STRATA_BENCH_SERIES=10000 STRATA_BENCH_SCRAPES=3000 [STRATA_BENCH_FSYNC=1] cargo test --release --test db_bench -- --ignored --nocapture`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use strata::storage::db::bench::{bench_write, bench_write_with, write_promtool_series_file};
 

@@ -3,6 +3,7 @@
 //! batch id once `commit` has returned; the parent SIGKILLs it at random points, reopens the Db
 //! and checks that every printed batch is there with exact values. Also: a torn WAL tail and a
 //! clean close/reopen.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

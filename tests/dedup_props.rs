@@ -2,6 +2,7 @@
 //! replicas, a replica outage filled from the other, counters with scrape offsets and value
 //! skew (no false reset across a switch, a real reset still shown), determinism, series
 //! without replica labels, more than two replicas, staleness markers and source merging.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use proptest::prelude::*;
 use strata::storage::chunkenc::SeriesIterator;

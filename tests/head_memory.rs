@@ -1,6 +1,7 @@
 //! Memory per idle series in the head: 100k series with one sample each, measured as the
 //! growth of the process RSS (`/proc/self/statm`). Run alone in its own test binary so other
 //! tests do not disturb the measurement.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use strata::storage::db::bench::rss_bytes;
 use strata::storage::head::{Head, HeadOptions};

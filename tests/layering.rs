@@ -4,6 +4,7 @@
 //! the design's: layers point down, storage knows nothing of the layers above it, PromQL sees
 //! storage through its `Queryable` model, actors never import HTTP, pure planners import no
 //! actor framework, and `node.rs` alone wires the node.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 //! rule list, all on one static target with some labels. Prometheus reports each target's
 //! discovered labels and either its final labels (kept) or nothing (dropped); applying the
 //! same rules to the same discovered labels with Strata must give the same answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! (Debian's `prometheus` package): a local HTTP server offers one body per job, Prometheus
 //! scrapes them all, and for every body the target's health (up or down) must match whether
 //! Strata's parser accepts it, and the samples Prometheus stored must equal Strata's.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,6 +6,7 @@
 //! `STRATA_PROMQL_VERBOSE=file.test` (or `all`) prints that file's failures, and
 //! `STRATA_PROMQL_VERBOSE=expected-errors` prints the errors of passing `expect fail` evals;
 //! `STRATA_PROMQL_RATCHET_WRITE=1` rewrites the ratchet with the current counts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

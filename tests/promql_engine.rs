@@ -1,5 +1,6 @@
 //! Engine-level behaviour through the public API: results, limits, cancellation, timeouts,
 //! error types and the native-histogram error, against the in-memory test storage.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! write are dumped by promtool with exactly our dump's text, promtool-made blocks are read by
 //! us with exactly promtool's dump text, our OpenMetrics import produces byte-identical chunk
 //! and index files, and bytes/sample of both are reported. Missing promtool is a failure, not a skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::fs;
 use std::path::{Path, PathBuf};

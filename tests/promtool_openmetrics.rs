@@ -2,6 +2,7 @@
 //! `promtool tsdb create-blocks-from openmetrics` runs 2.42's OpenMetrics parser, so for
 //! every body both must accept or both refuse, and when accepted the samples
 //! `promtool tsdb dump` prints must equal ours.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when the config has none, and
 //! the full `open_bucket` path for `type: s3`. Its own test binary (= own process) because it
 //! sets environment variables.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use prometheus_client::registry::Registry;
 use strata::storage::bucket::{open_bucket, BucketConfig};

@@ -1,5 +1,6 @@
 //! Shipper and bucket tools against the memory and filesystem backends: Thanos upload order,
 //! meta injection, skip rules, failure/retry, and the ls/inspect/verify/upload tools.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! restarted mid-run: no block is marked uploaded unless its meta.json is in the bucket, a
 //! recovered bucket gets every block exactly once, partial uploads are redone completely with
 //! meta.json last, and a corrupt state file is rebuilt from the bucket without re-uploads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeSet;
 use std::path::Path;

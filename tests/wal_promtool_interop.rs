@@ -1,6 +1,7 @@
 //! WAL compatibility with Prometheus 2.42, using `promtool` as the oracle (skipped when it is
 //! not installed): promtool's `tsdb dump` reads a Db we wrote (blocks, WAL checkpoint and
 //! segments), and we replay a WAL written by promtool's own TSDB (`tsdb bench write`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -157,6 +157,9 @@ impl RelabelRegex {
 }
 
 impl Default for RelabelRegex {
+    // The one allowed `expect` outside tests: the pattern is a constant that compiles (the
+    // unit tests build it), and `Default` cannot return an error.
+    #[allow(clippy::expect_used)]
     fn default() -> Self {
         static DEFAULT: OnceLock<RelabelRegex> = OnceLock::new();
         DEFAULT

@@ -195,7 +195,7 @@ impl QueryService {
             .acquire()
             .await
             .map_err(|_| QueryError::ShuttingDown)?;
-        Ok(blocking(move || f().map_err(QueryError::from)).await?)
+        blocking(move || f().map_err(QueryError::from)).await
     }
 
     /// Hands a finished answer to the engine's background freer (a large result takes a

@@ -4,9 +4,6 @@
 
 use crate::storage::model::Labels;
 
-/// `%g` floats; kept under this name for `http/query.rs` (federation), which has not moved to
-/// `crate::gocompat::format_float_g` yet.
-
 /// Go `strconv.Quote` body (without the surrounding quotes). Printability of non-ASCII is
 /// approximated: C1 controls, U+00AD and the Unicode line/paragraph separators are escaped.
 pub fn go_quote(s: &str) -> String {
