@@ -230,15 +230,8 @@ mod tests {
             d("300y"),
             Err(UnitError::Duration(DurationError::OutOfRange(_)))
         ));
+        // The texts themselves are gocompat's (tested there); the config keeps them as they are.
         assert_eq!(d("").unwrap_err().to_string(), "empty duration string");
-        assert_eq!(
-            d("soon").unwrap_err().to_string(),
-            "not a valid duration string: \"soon\""
-        );
-        assert_eq!(
-            d("300y").unwrap_err().to_string(),
-            "duration out of range: \"300y\""
-        );
         for (ms, want) in [(0, "0s"), (5_400_000, "1h30m"), (90 * 86_400_000, "90d")] {
             assert_eq!(PromDuration::from_millis(ms).to_string(), want);
         }

@@ -204,6 +204,22 @@ impl QueryService {
         self.engine.free(Box::new(v));
     }
 
+    /// Runs `f` over the cluster queryable for `opts` on the blocking pool; the answer carries
+    /// the warnings of a partial response.
+    async fn listing<T, F>(&self, opts: &QueryOptions, f: F) -> Result<Listing<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Queryable) -> Result<Vec<T>> + Send + 'static,
+    {
+        let q = self.queryable(opts);
+        let partial = q.clone();
+        let items = blocking(move || f(q.as_ref())).await?;
+        Ok(Listing {
+            items,
+            warnings: partial.take_warnings(),
+        })
+    }
+
     /// The label sets of the series matching any of `sets` in the time range, sorted, unique.
     pub async fn series(
         &self,
@@ -212,14 +228,12 @@ impl QueryService {
         end_ms: i64,
         opts: &QueryOptions,
     ) -> Result<Listing<Labels>> {
-        let q = self.queryable(opts);
-        let partial = q.clone();
-        let items = blocking(move || {
-            let mut all: Vec<Labels> = Vec::new();
+        self.listing(opts, move |q| {
             let hints = SelectHints {
                 labels_only: true,
                 ..Default::default()
             };
+            let mut all: Vec<Labels> = Vec::new();
             for set in &sets {
                 all.extend(
                     q.select(set, start_ms, end_ms, &hints)?
@@ -231,11 +245,7 @@ impl QueryService {
             all.dedup();
             Ok(all)
         })
-        .await?;
-        Ok(Listing {
-            items,
-            warnings: partial.take_warnings(),
-        })
+        .await
     }
 
     /// Label names of the series matching any of `sets` (all series without sets).
@@ -246,16 +256,10 @@ impl QueryService {
         end_ms: i64,
         opts: &QueryOptions,
     ) -> Result<Listing<String>> {
-        let q = self.queryable(opts);
-        let partial = q.clone();
-        let items = blocking(move || {
-            merged_strings(q.as_ref(), &sets, |q, m| q.label_names(m, start_ms, end_ms))
+        self.listing(opts, move |q| {
+            merged_strings(q, &sets, |q, m| q.label_names(m, start_ms, end_ms))
         })
-        .await?;
-        Ok(Listing {
-            items,
-            warnings: partial.take_warnings(),
-        })
+        .await
     }
 
     /// Values of label `name` in the series matching any of `sets` (all series without sets).
@@ -267,18 +271,10 @@ impl QueryService {
         end_ms: i64,
         opts: &QueryOptions,
     ) -> Result<Listing<String>> {
-        let q = self.queryable(opts);
-        let partial = q.clone();
-        let items = blocking(move || {
-            merged_strings(q.as_ref(), &sets, |q, m| {
-                q.label_values(&name, m, start_ms, end_ms)
-            })
+        self.listing(opts, move |q| {
+            merged_strings(q, &sets, |q, m| q.label_values(&name, m, start_ms, end_ms))
         })
-        .await?;
-        Ok(Listing {
-            items,
-            warnings: partial.take_warnings(),
-        })
+        .await
     }
 
     /// The latest sample at `t_ms` of every series matching any of `sets` (federation), as

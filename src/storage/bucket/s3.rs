@@ -122,38 +122,18 @@ pub fn map_s3_error(op: &'static str, key: &str, err: S3Error) -> BucketError {
             len: 0,
             size: None,
         },
-        S3Error::HttpFailWithBody(status, body) => {
-            let message = format!("HTTP {status}: {}", truncate(&body));
-            if status == 408 || status == 429 || status >= 500 {
-                BucketError::Transient {
-                    op,
-                    key: key_s,
-                    message,
-                }
-            } else {
-                BucketError::Permanent {
-                    op,
-                    key: key_s,
-                    message,
-                }
-            }
-        }
-        S3Error::Reqwest(e) => {
-            let message = format!("{e}");
-            if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
-                BucketError::Transient {
-                    op,
-                    key: key_s,
-                    message,
-                }
-            } else {
-                BucketError::Permanent {
-                    op,
-                    key: key_s,
-                    message,
-                }
-            }
-        }
+        S3Error::HttpFailWithBody(status, body) => classified(
+            status == 408 || status == 429 || status >= 500,
+            op,
+            key_s,
+            format!("HTTP {status}: {}", truncate(&body)),
+        ),
+        S3Error::Reqwest(e) => classified(
+            e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
+            op,
+            key_s,
+            e.to_string(),
+        ),
         S3Error::Io(e) if is_transient_io(&e) => BucketError::Transient {
             op,
             key: key_s,
@@ -164,6 +144,15 @@ pub fn map_s3_error(op: &'static str, key: &str, err: S3Error) -> BucketError {
             key: key_s,
             message: other.to_string(),
         },
+    }
+}
+
+/// A transient or a permanent failure of `op` on `key`.
+fn classified(transient: bool, op: &'static str, key: String, message: String) -> BucketError {
+    if transient {
+        BucketError::Transient { op, key, message }
+    } else {
+        BucketError::Permanent { op, key, message }
     }
 }
 
