@@ -6,6 +6,7 @@
 
 mod alerting;
 mod check;
+mod compactor;
 mod error;
 mod http_client;
 mod locate;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alerting::{AlertingConfig, AlertmanagerApiVersion, AlertmanagerConfig};
 pub use check::check_config_report;
+pub use compactor::{CompactorConfig, RetentionConfig};
 pub use error::{ConfigError, LocatedError, Result};
 pub use http_client::{
     AuthHeader, Authorization, BasicAuth, HttpClientView, Secret, TlsConfig, TlsVersion,
@@ -116,6 +118,8 @@ pub struct Config {
     pub tsdb: TsdbConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub admin: AdminConfig,
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub compactor: CompactorConfig,
 
     #[serde(
         default,
@@ -204,6 +208,7 @@ impl Config {
             bucket: BucketConfig::default(),
             tsdb: TsdbConfig::default(),
             admin: AdminConfig::default(),
+            compactor: CompactorConfig::default(),
             _remote_write: Unsupported,
             _remote_read: Unsupported,
             _storage: Unsupported,

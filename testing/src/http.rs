@@ -49,7 +49,7 @@ pub async fn remote_write(base: &str, body: Vec<u8>) {
 }
 
 /// Whether `url` answers 2xx right now.
-pub async fn is_ok(url: &str) -> bool {
+async fn is_ok(url: &str) -> bool {
     http_client()
         .get(url)
         .send()

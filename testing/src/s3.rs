@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,20 @@ struct Shared {
     log: Mutex<Vec<Logged>>,
     violations: Mutex<Vec<String>>,
     held: Mutex<Vec<String>>,
+    /// Requests between admission and their log entry: `stop` lets them finish, so a request
+    /// the server took is always completed and logged (never cut between the write and the log).
+    in_flight: AtomicUsize,
+    /// Set by `stop`: new requests are refused with 503 and touch nothing.
+    stopping: AtomicBool,
+}
+
+/// Decrements the in-flight count when a request is done (or dropped).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct S3Server {
@@ -122,6 +137,22 @@ async fn handle(req: hyper::Request<hyper::body::Incoming>, mut ctx: Ctx) -> Res
             ctx.shared.held.lock().expect("held").push(key.clone());
             let _ = ctx.hold.wait_for(|p| !matches(p)).await;
         }
+    }
+    // Admission: counted first, then checked, so `stop` either waits for this request or the
+    // request sees `stopping` (both orders use SeqCst).
+    let shared = ctx.shared.clone();
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _admitted = InFlight(&shared.in_flight);
+    if shared.stopping.load(Ordering::SeqCst) {
+        shared.log.lock().expect("log").push(Logged {
+            method,
+            key,
+            query,
+            status: 503,
+        });
+        let mut resp = hyper::Response::new(s3s::Body::empty());
+        *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(resp);
     }
     let (parts, body) = req.into_parts();
     let mut body = s3s::Body::from(body);
@@ -205,6 +236,7 @@ impl S3Server {
             hold: self.hold.subscribe(),
             bucket_dir: self.bucket_dir(),
         };
+        self.shared.stopping.store(false, Ordering::SeqCst);
         self.task = Some(rt.spawn(serve(listener, ctx)));
     }
 
@@ -281,6 +313,18 @@ impl S3Server {
     /// Stops accepting and drops every open connection; the port is released when this
     /// returns.
     pub async fn stop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Requests already admitted finish (a held PUT is not admitted until released).
+        let drained = Wait::new(
+            "the S3 server's admitted requests to finish",
+            Duration::from_secs(10),
+        )
+        .poll(Duration::from_millis(5))
+        .until(|| std::future::ready(self.shared.in_flight.load(Ordering::SeqCst) == 0))
+        .await;
+        if let Err(e) = drained {
+            eprintln!("stopping the S3 server with requests still running: {e}");
+        }
         if let Some(task) = self.task.take() {
             task.abort();
             // Resolves once the server future (listener and connections) has been dropped on
