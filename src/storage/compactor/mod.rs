@@ -22,3 +22,4 @@ pub mod exec;
 pub mod merge;
 pub mod metrics;
 pub mod plan;
+pub mod settings;
