@@ -385,6 +385,26 @@ fn describe(m: &BlockMeta) -> String {
     s
 }
 
+/// At most this many blocks or pairs are named in a no-compact mark's details.
+const DETAILS_MAX_ITEMS: usize = 8;
+
+/// `items` joined by `sep`, the first [`DETAILS_MAX_ITEMS`] of them and a count of the rest.
+fn join_capped(items: &[String], sep: &str) -> String {
+    let mut s = items
+        .iter()
+        .take(DETAILS_MAX_ITEMS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(sep);
+    if items.len() > DETAILS_MAX_ITEMS {
+        s.push_str(&format!(
+            "{sep}and {} more",
+            items.len() - DETAILS_MAX_ITEMS
+        ));
+    }
+    s
+}
+
 fn decide_overlap(stream: &StreamKey, set: &[&BlockMeta], cfg: &PlannerConfig) -> StreamDecision {
     if stream.resolution_ms > 0 || set.iter().any(|m| resolution_of(m) > 0) {
         let blocks: BTreeSet<Ulid> = set.iter().map(|m| m.ulid).collect();
@@ -395,7 +415,7 @@ fn decide_overlap(stream: &StreamKey, set: &[&BlockMeta], cfg: &PlannerConfig) -
             details: format!(
                 "overlapping downsampled blocks of stream {stream} cannot be compacted \
                  vertically: {}",
-                listed.join(", ")
+                join_capped(&listed, ", ")
             ),
         };
     }
@@ -434,7 +454,7 @@ fn decide_overlap(stream: &StreamKey, set: &[&BlockMeta], cfg: &PlannerConfig) -
         reason: REASON_BLOCK_OVERLAP.to_string(),
         details: format!(
             "blocks of stream {stream} overlap without being replicas of each other: {}",
-            pairs.join("; ")
+            join_capped(&pairs, "; ")
         ),
     }
 }

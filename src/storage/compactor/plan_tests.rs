@@ -225,6 +225,16 @@ fn an_overlap_within_one_replica_is_marked_no_compact() {
         (blocks, reason.as_str()),
         (vec![ulid(1), ulid(2)], "block-overlap")
     );
+    // A long chain: every block is marked, the details name the first pairs only.
+    let pile: Vec<BlockMeta> = (0..12).map(|i| block(i + 1, 0, 2, &r1)).collect();
+    let StreamDecision::MarkNoCompact {
+        blocks, details, ..
+    } = plan_stream(&key, &pile, &off)
+    else {
+        panic!("expected a mark");
+    };
+    assert_eq!(blocks.len(), 12);
+    assert!(details.ends_with("; and 58 more"), "{details}");
 }
 
 #[test]
@@ -631,7 +641,7 @@ fn build(lanes: &[Lane]) -> Vec<BlockMeta> {
         for (min, max) in ranges {
             n += 1;
             let mut m = block_ms(n, min, max, &lbls, res);
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 m.compaction.sources = vec![
                     Ulid::from_parts(BASE_MS - n, (1 << 70) | u128::from(n)),
                     Ulid::from_parts(BASE_MS - n, (1 << 71) | u128::from(n)),
