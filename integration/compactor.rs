@@ -26,10 +26,10 @@ fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
     )
 }
 
-/// `hours` of data for a gauge and a counter of three jobs every 60 s, aligned to 2h, cut into
-/// 2h blocks by promtool itself.
+/// `hours` of data for a gauge and a counter of three jobs every 60 s, starting on an 8h
+/// boundary (compaction ranges are aligned to the epoch), cut into 2h blocks by promtool.
 fn promtool_blocks(dir: &Path, hours: i64) -> PathBuf {
-    let start = 1_700_000_000i64 / 7200 * 7200;
+    let start = 1_700_000_000i64 / (8 * HOUR_S) * (8 * HOUR_S);
     let mut om = String::new();
     om.push_str("# TYPE cmp_gauge gauge\n");
     for job in ["a", "b", "c"] {
@@ -106,6 +106,8 @@ fn bucket_blocks(bucket_dir: &Path) -> Vec<(String, Value, bool)> {
 
 /// `promtool tsdb dump` of a data dir, lines sorted (series and samples, whatever the blocks).
 fn dump(dir: &Path) -> Vec<String> {
+    // promtool opens the directory as a TSDB: it wants a (here empty) WAL.
+    std::fs::create_dir_all(dir.join("wal")).unwrap();
     let out = Command::new(require_binary("promtool"))
         .args(["tsdb", "dump"])
         .arg(dir)
