@@ -448,10 +448,7 @@ fn merge_symbols(inputs: &[Input]) -> Result<Vec<String>> {
         cursors.push(c);
     }
     let mut out: Vec<String> = Vec::new();
-    loop {
-        let Some(min) = heads.iter().flatten().min().cloned() else {
-            break;
-        };
+    while let Some(min) = heads.iter().flatten().min().cloned() {
         for (head, cur) in heads.iter_mut().zip(cursors.iter_mut()) {
             if head.as_ref().is_some_and(|h| *h == min) {
                 let next = cur.next();

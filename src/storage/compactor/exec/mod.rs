@@ -41,7 +41,7 @@ mod pass;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -335,8 +335,8 @@ async fn run(
     let pass_dir = settings.scratch_dir.join(format!("pass-{}", Ulid::new()));
     let result = {
         let mut scratch = ScratchGuard::new();
-        match std::fs::create_dir_all(&pass_dir) {
-            Ok(()) => {
+        match open_pass_dir(&settings.scratch_dir, &pass_dir) {
+            Ok(_lock) => {
                 scratch.push(pass_dir.clone());
                 let ctx = Ctx {
                     store: &*store,
@@ -375,6 +375,37 @@ async fn run(
         r.duration_seconds = elapsed;
         r
     })
+}
+
+/// Lock file inside a pass directory, held (`File::try_lock`) while the pass runs.
+const PASS_LOCK: &str = ".lock";
+
+/// Removes what killed passes left in `scratch` (pass directories whose lock nobody holds:
+/// a lock dies with its process), then creates `pass_dir` and returns its held lock.
+fn open_pass_dir(scratch: &Path, pass_dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(scratch)?;
+    for entry in std::fs::read_dir(scratch)? {
+        let path = entry?.path();
+        let is_pass = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("pass-"));
+        if !is_pass {
+            continue;
+        }
+        let abandoned = match std::fs::File::open(path.join(PASS_LOCK)) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => true,
+        };
+        if abandoned {
+            tracing::info!(dir = %path.display(), "compactor: removing the scratch of an earlier pass");
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    std::fs::create_dir_all(pass_dir)?;
+    let lock = std::fs::File::create(pass_dir.join(PASS_LOCK))?;
+    lock.try_lock().map_err(std::io::Error::other)?;
+    Ok(lock)
 }
 
 /// How many metas and marks are read at once while listing.

@@ -88,7 +88,11 @@ impl Env {
         let r = run_pass(store, settings, guard, Some(&self.metrics), &|_| {}, now)
             .await
             .unwrap();
-        let left: Vec<_> = std::fs::read_dir(self.scratch.path()).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(self.scratch.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "not-ours")
+            .collect();
         assert!(left.is_empty(), "scratch not empty: {left:?}");
         r
     }
@@ -624,4 +628,49 @@ fn the_pass_future_is_send() {
         &|_| {},
         SystemTime::now(),
     ));
+}
+
+#[tokio::test]
+async fn plans_over_the_memory_budget_mark_their_largest_input() {
+    let env = Env::new();
+    let mut w = Samples::new();
+    for b in 0..5 {
+        env.two_hours(b, EU_A, &mut w).await;
+    }
+    let mut s = env.settings();
+    s.memory_budget_bytes = 1;
+    let r = env.pass_at(&s, SystemTime::now()).await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(r.blocks_written.is_empty() && r.inputs_marked.is_empty());
+    assert!(!r.no_compact_marked.is_empty());
+    for m in &r.no_compact_marked {
+        assert_eq!(m.reason, "memory-budget");
+        assert!(m.details.contains("budget"), "{}", m.details);
+    }
+    assert_eq!(
+        env.metrics.marked("memory-budget"),
+        r.no_compact_marked.len() as u64
+    );
+    assert_eq!(
+        env.metrics.bytes_read.get(),
+        0,
+        "refused before downloading"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_pass_leaves_scratch_that_the_next_pass_removes() {
+    let env = Env::new();
+    let left = env.scratch.path().join(format!("pass-{}", Ulid::new()));
+    std::fs::create_dir_all(left.join("01ABC/chunks")).unwrap();
+    std::fs::write(left.join(".lock"), b"").unwrap();
+    std::fs::write(left.join("01ABC/index"), b"x").unwrap();
+    let other = env.scratch.path().join("not-ours");
+    std::fs::create_dir_all(&other).unwrap();
+    let _ = env.pass_at(&env.settings(), SystemTime::now()).await;
+    let names: Vec<String> = std::fs::read_dir(env.scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["not-ours".to_string()]);
 }
