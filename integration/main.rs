@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod cluster;
+mod compactor;
 mod configs;
 mod distributed;
 mod ha_query;

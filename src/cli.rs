@@ -7,6 +7,7 @@ pub mod bench_query;
 pub mod bench_scrape;
 pub mod bench_ship;
 pub mod bucket;
+pub mod bucket_compact;
 pub mod import;
 
 use std::io::{BufReader, Write};

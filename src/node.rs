@@ -15,10 +15,10 @@ use actix_web::web;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::compactor::SharedStatus;
 use crate::actors::metrics::RoleMetrics;
 use crate::actors::supervisor::{NodeSupervisor, SetRoles, StopAll};
 use crate::actors::{NodeRoleFactory, RoleContext};
-use crate::cluster::lease::{Lease, COMPACTOR_LEASE, COMPACTOR_LEASE_TTL};
 use crate::cluster::running::RunningRoles;
 use crate::cluster::service::{ClusterService, ClusterSettings};
 use crate::cluster::transport::{TransportClient, TransportConfig, TransportServer};
@@ -33,6 +33,7 @@ use crate::query::storeapi::rpc::NodeRpc;
 use crate::storage::bucket::config::open_bucket;
 use crate::storage::bucket::shipper::{Shipper, ShipperConfig};
 use crate::storage::bucket::ObjectStore;
+use crate::storage::compactor::metrics::CompactorMetrics;
 use crate::storage::db::{Db, DbOptions};
 use crate::storage::model::Labels;
 use crate::storage::store::{BucketStore, StoreConfig};
@@ -238,6 +239,9 @@ async fn open_db(config: &Config, dir: &std::path::Path) -> Result<Arc<Db>> {
 /// What `open_storage` opens: the node's local TSDB, the bucket, and what reads and writes them.
 struct Storage {
     db: Arc<Db>,
+    /// The bucket compactor's metrics and status, kept across role moves.
+    compactor_metrics: Arc<CompactorMetrics>,
+    compactor_status: SharedStatus,
     bucket: Arc<dyn ObjectStore>,
     shipper: Arc<Shipper>,
     store: Arc<BucketStore>,
@@ -277,6 +281,8 @@ async fn open_storage(config: &Arc<Config>, registry: &mut Registry) -> Result<S
     )?);
     Ok(Storage {
         db,
+        compactor_metrics: Arc::new(CompactorMetrics::register(registry)),
+        compactor_status: SharedStatus::default(),
         bucket,
         shipper,
         store,
@@ -359,6 +365,8 @@ fn start_roles(
         scrape: storage.scrape.clone(),
         store: storage.store.clone(),
         cluster: cluster.clone(),
+        compactor_metrics: storage.compactor_metrics.clone(),
+        compactor_status: storage.compactor_status.clone(),
     });
     let running = Arc::new(RunningRoles::default());
     let supervisor = NodeSupervisor::new(
@@ -511,12 +519,9 @@ fn start_http(
             fault_injection: opts.fault_injection,
             supervisor,
             cluster,
-            compactor_lease: Lease::new(
-                storage.bucket.clone(),
-                COMPACTOR_LEASE,
-                &config.node.id,
-                COMPACTOR_LEASE_TTL,
-            ),
+            router: router.clone(),
+            bucket: storage.bucket.clone(),
+            compactor: storage.compactor_status.clone(),
         }),
         ingest: web::Data::new(http::IngestState {
             router,

@@ -38,6 +38,10 @@ pub struct RoleContext {
     pub store: Arc<crate::storage::store::BucketStore>,
     /// Membership and the role assignment (the node joins before any role starts).
     pub cluster: Arc<ClusterService>,
+    /// The bucket compactor's metrics (registered once per node, kept across role moves).
+    pub compactor_metrics: Arc<crate::storage::compactor::metrics::CompactorMetrics>,
+    /// What the compactor role is doing, also read by `GET /api/v1/admin/compactor`.
+    pub compactor_status: compactor::SharedStatus,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

@@ -1,4 +1,5 @@
-//! `strata tools bucket upload|ls|inspect|verify`: opens the bucket named by the config's
+//! `strata tools bucket upload|ls|inspect|verify` (and `compact|mark|cleanup`, in
+//! `bucket_compact`): opens the bucket named by the config's
 //! `bucket:` section (the embedded filesystem bucket without `--config`) through
 //! `storage::bucket::config::from_config` + `open_bucket`, runs the library tools of `storage::bucket::tools`
 //! on a tokio runtime of its own, and prints progress to stderr on long runs. Also owns the
@@ -53,6 +54,30 @@ pub enum BucketCommand {
     /// One block's meta.json and objects.
     Inspect {
         ulid: String,
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+    /// One compactor pass over the bucket (compaction, HA replica dedup, retention, delayed
+    /// deletion, partial-upload cleanup) with the config's `compactor:` section, then exit.
+    Compact {
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+    /// Mark blocks for deletion (deleted after `compactor.delete_delay`) or no-compact.
+    Mark {
+        #[arg(long, value_enum)]
+        kind: super::bucket_compact::MarkKind,
+        /// Why, stored in the mark's `details`.
+        #[arg(long, default_value = "")]
+        details: String,
+        /// Block ULIDs.
+        ulids: Vec<String>,
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+    /// Delete blocks whose deletion mark is older than `compactor.delete_delay`, and partial
+    /// uploads older than 48h.
+    Cleanup {
         #[command(flatten)]
         bucket: BucketArgs,
     },
@@ -150,6 +175,25 @@ async fn run_async(cmd: BucketCommand, out: &mut dyn Write) -> Result<()> {
             let inspection = btools::bucket_inspect(store.as_ref(), id).await?;
             write!(out, "{inspection}")?;
             Ok(())
+        }
+        BucketCommand::Compact { bucket } => {
+            let cfg = load_config(bucket.config.as_deref())?;
+            let store = open_store(&cfg)?;
+            super::bucket_compact::compact(&cfg, store, out).await
+        }
+        BucketCommand::Cleanup { bucket } => {
+            let cfg = load_config(bucket.config.as_deref())?;
+            let store = open_store(&cfg)?;
+            super::bucket_compact::cleanup(&cfg, store, out).await
+        }
+        BucketCommand::Mark {
+            kind,
+            details,
+            ulids,
+            bucket,
+        } => {
+            let store = open_store(&load_config(bucket.config.as_deref())?)?;
+            super::bucket_compact::mark(store.as_ref(), kind, &details, &ulids, out).await
         }
         BucketCommand::Verify { bucket, files_only } => {
             let store = open_store(&load_config(bucket.config.as_deref())?)?;

@@ -196,6 +196,42 @@ impl Lease {
     }
 }
 
+/// Every unexpired lease whose name starts with `prefix` (e.g. the compactor's stream leases),
+/// as (name, record); unreadable records are skipped.
+pub async fn live_leases(
+    store: &dyn ObjectStore,
+    prefix: &str,
+) -> Result<Vec<(String, LeaseRecord)>> {
+    let list_prefix = format!("{LEASE_PREFIX}{prefix}");
+    let listed = store
+        .list(&list_prefix, None)
+        .await
+        .map_err(|source| LeaseError::Bucket {
+            key: list_prefix.clone(),
+            source,
+        })?;
+    let now = crate::time::now_ms();
+    let mut out = Vec::new();
+    for entry in listed.objects {
+        let Some(name) = entry
+            .key
+            .strip_prefix(LEASE_PREFIX)
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let Ok(bytes) = store.get(&entry.key).await else {
+            continue;
+        };
+        if let Ok(r) = serde_json::from_slice::<LeaseRecord>(&bytes) {
+            if r.expires_at_ms > now {
+                out.push((name.to_string(), r));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A holder stops acting a third of the TTL before expiry: that margin absorbs clock skew and
 /// the time a renewal takes.
 pub fn act_until(record: &LeaseRecord, ttl: Duration) -> i64 {

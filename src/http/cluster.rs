@@ -1,7 +1,8 @@
 //! The cluster admin API: `GET /api/v1/admin/cluster` (every member with its state, roles and
 //! addresses, the role-assignment map, and who owns each singleton) and
 //! `PUT /api/v1/admin/nodes/{id}/roles`, which any node accepts for any node: the change spreads
-//! by gossip and the target node's supervisor reconciles.
+//! by gossip and the target node's supervisor reconciles; and `GET /api/v1/admin/compactor`,
+//! the compactor's progress.
 
 use actix_web::{web, HttpRequest};
 use serde_json::json;
@@ -9,6 +10,8 @@ use serde_json::json;
 use super::admin::{authorize, parse_roles, RolesBody};
 use super::error::{success, ApiError, ApiResult};
 use super::AdminState;
+use crate::actors::compactor::STREAM_LEASE_PREFIX;
+use crate::cluster::lease::live_leases;
 use crate::config::Role;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -16,7 +19,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/admin/nodes/{id}/roles",
             web::put().to(put_node_roles),
-        );
+        )
+        .route("/api/v1/admin/compactor", web::get().to(compactor));
+}
+
+/// `GET /api/v1/admin/compactor`: what the compactor is doing — the pass in progress (stream,
+/// plan, progress), the streams this node holds, the last pass's report. Answered by a node
+/// that runs the compactor role (forwarded there from any other node).
+async fn compactor(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
+    authorize(&req, &state)?;
+    if let Some(forwarded) =
+        super::forward::forward_unless_local(&state.router, &req, &[], Role::Compactor).await
+    {
+        return forwarded;
+    }
+    let status = state.compactor.lock().clone();
+    Ok(success(&json!({"node": state.node_id, "status": status})))
 }
 
 async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
@@ -46,9 +64,12 @@ async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
         .into_iter()
         .map(|(node, (version, roles))| (node, json!({"version": version, "roles": roles})))
         .collect();
-    let holder = match state.compactor_lease.holder().await {
-        Ok(Some(r)) => json!({"holder": r.holder, "expires_at_ms": r.expires_at_ms}),
-        Ok(None) => json!(null),
+    // One lease per stream of blocks, held by the compactor that owns the stream.
+    let leases = match live_leases(state.bucket.as_ref(), STREAM_LEASE_PREFIX).await {
+        Ok(list) => json!(list
+            .into_iter()
+            .map(|(name, r)| json!({"name": name, "holder": r.holder, "expires_at_ms": r.expires_at_ms}))
+            .collect::<Vec<_>>()),
         Err(e) => json!({"error": e.to_string()}),
     };
     let assigned: Vec<String> = state
@@ -63,7 +84,7 @@ async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
         "node": state.node_id,
         "members": members,
         "assignments": assignments,
-        "singletons": {"compactor": {"lease": holder, "assigned": assigned}},
+        "singletons": {"compactor": {"leases": leases, "assigned": assigned}},
         "gossip": {
             "packets_in": stats.packets_in, "packets_out": stats.packets_out,
             "bytes_in": stats.bytes_in, "bytes_out": stats.bytes_out,

@@ -24,14 +24,15 @@ use actix::Addr;
 use actix_web::{web, App, HttpServer};
 use prometheus_client::registry::Registry;
 
+use crate::actors::compactor::SharedStatus;
 use crate::actors::supervisor::NodeSupervisor;
-use crate::cluster::lease::Lease;
 use crate::cluster::running::RunningRoles;
 use crate::cluster::service::ClusterService;
 use crate::config::{Config, Role};
 use crate::metrics::BuildInfo;
 use crate::query::service::QueryService;
 use crate::scrape::ScrapeManager;
+use crate::storage::bucket::ObjectStore;
 use crate::storage::db::Db;
 use crate::storage::store::BucketStore;
 
@@ -87,8 +88,11 @@ pub struct AdminState {
     pub fault_injection: bool,
     pub supervisor: Addr<NodeSupervisor>,
     pub cluster: Arc<ClusterService>,
-    /// The compactor's bucket lease, read to show who holds it.
-    pub compactor_lease: Lease,
+    pub router: Arc<Router>,
+    /// The bucket, read for the compactor's stream leases.
+    pub bucket: Arc<dyn ObjectStore>,
+    /// What this node's compactor role is doing.
+    pub compactor: SharedStatus,
 }
 
 /// Samples pushed to the node (`/api/v1/write`).

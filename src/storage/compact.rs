@@ -6,10 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::storage::block::{
-    BlockDesc, BlockError, BlockMeta, BlockReader, BlockWriter, MergeCursor,
-};
+use crate::storage::block::{BlockDesc, BlockError, BlockMeta};
 use crate::storage::chunkenc::{ChunkError, SeriesIterator, XorAppender, ENCODING_XOR};
+use crate::storage::compactor::merge::{merge_blocks, MergeError, MergeMode, MergeOptions};
 use crate::storage::model::{EncodedChunk, Sample};
 
 /// Samples per chunk when re-encoding merged data (Prometheus' target).
@@ -23,6 +22,8 @@ pub enum CompactError {
     Chunk { series: String, source: ChunkError },
     #[error("nothing to compact: {0}")]
     Plan(String),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
 }
 
 pub type Result<T> = std::result::Result<T, CompactError>;
@@ -134,33 +135,15 @@ pub fn merge_series_chunks(
 }
 
 /// Merges the blocks in `block_dirs` into a new block under `out_parent`. Returns `None` when
-/// the inputs hold no series at all (nothing is written, as upstream).
+/// the inputs hold no series at all (nothing is written, as upstream). The streaming merge is
+/// `compactor::merge::merge_blocks` (level mode, no memory budget, `plan_meta`'s Thanos rule).
 pub fn compact_blocks(block_dirs: &[PathBuf], out_parent: &Path) -> Result<Option<BlockMeta>> {
-    let mut blocks = Vec::with_capacity(block_dirs.len());
-    for d in block_dirs {
-        blocks.push(BlockReader::open(d)?);
-    }
-    blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid));
-    let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
-    let meta = plan_meta(&metas)?;
-    let mut symbols: BTreeSet<String> = BTreeSet::new();
-    for b in &blocks {
-        symbols.extend(b.index().symbols()?);
-    }
-    let mut w = BlockWriter::create(out_parent, symbols)?;
-    let mut cur = MergeCursor::new(&blocks, &[], i64::MIN, i64::MAX)?;
-    while let Some(series) = cur.next()? {
-        let chunks = merge_series_chunks(series.chunks).map_err(|source| CompactError::Chunk {
-            series: series.labels.to_string(),
-            source,
-        })?;
-        w.add_series(&series.labels, &chunks)?;
-    }
-    if w.stats().num_series == 0 {
-        w.abort()?;
-        return Ok(None);
-    }
-    Ok(Some(w.finish(meta)?))
+    let opts = MergeOptions {
+        mode: MergeMode::Concat,
+        stream: None,
+        memory_budget_bytes: 0,
+    };
+    Ok(merge_blocks(block_dirs, out_parent, &opts, &mut |_, _| {})?)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@ pub mod block;
 pub mod bucket;
 pub mod chunkenc;
 pub mod compact;
+pub mod compactor;
 pub mod db;
 pub mod dedup;
 pub mod head;

@@ -46,6 +46,8 @@ pub struct BlockSummary {
     pub samples: u64,
     pub size_bytes: u64,
     pub labels: BTreeMap<String, String>,
+    /// The marks the block carries: `deletion`, `no-compact` (`-` for none in the table).
+    pub marks: Vec<&'static str>,
 }
 
 impl BlockSummary {
@@ -80,6 +82,7 @@ impl BlockSummary {
             samples: u("/stats/numSamples"),
             size_bytes,
             labels,
+            marks: Vec::new(),
         }
     }
 }
@@ -128,20 +131,38 @@ pub async fn bucket_ls(store: &dyn ObjectStore, out: &mut dyn Write) -> Result<V
     let mut partial = Vec::new();
     for dir in blocks::list_blocks(store).await?.values() {
         match dir_meta(store, dir).await? {
-            Some(meta) => rows.push(BlockSummary::from_meta(dir.ulid, &meta)),
+            Some(meta) => {
+                let mut row = BlockSummary::from_meta(dir.ulid, &meta);
+                if dir.has_deletion_mark {
+                    row.marks.push("deletion");
+                }
+                if dir.has_no_compact_mark {
+                    row.marks.push("no-compact");
+                }
+                rows.push(row);
+            }
             None => partial.push(dir.ulid),
         }
     }
     rows.sort_by_key(|r| (r.min_time, r.ulid));
     writeln!(
         out,
-        "{:<26}  {:<20}  {:<20}  {:>10}  {:>10}  {:>5}  {:>10}  {:>12}  {:>12}  LABELS",
-        "ULID", "FROM", "UNTIL", "RANGE", "RESOLUTION", "LEVEL", "SERIES", "SAMPLES", "SIZE"
+        "{:<26}  {:<20}  {:<20}  {:>10}  {:>10}  {:>5}  {:>10}  {:>12}  {:>12}  {:<19}  LABELS",
+        "ULID",
+        "FROM",
+        "UNTIL",
+        "RANGE",
+        "RESOLUTION",
+        "LEVEL",
+        "SERIES",
+        "SAMPLES",
+        "SIZE",
+        "MARKS"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:<26}  {:<20}  {:<20}  {:>10}  {:>10}  {:>5}  {:>10}  {:>12}  {:>12}  {}",
+            "{:<26}  {:<20}  {:<20}  {:>10}  {:>10}  {:>5}  {:>10}  {:>12}  {:>12}  {:<19}  {}",
             r.ulid.to_string(),
             fmt_time(r.min_time),
             fmt_time(r.max_time),
@@ -151,6 +172,11 @@ pub async fn bucket_ls(store: &dyn ObjectStore, out: &mut dyn Write) -> Result<V
             r.series,
             r.samples,
             r.size_bytes,
+            if r.marks.is_empty() {
+                "-".to_string()
+            } else {
+                r.marks.join(",")
+            },
             fmt_labels(&r.labels)
         )?;
     }

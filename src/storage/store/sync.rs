@@ -4,7 +4,11 @@
 //! the block catalogue decide the rest: directories without `meta.json` (partial or in-flight
 //! uploads) are skipped, and blocks whose deletion mark is due (older than the configured
 //! delay) are dropped. A deletion mark that cannot be read or parsed is logged and ignored, so
-//! the block keeps being served rather than vanishing on a bad file. Which of the loadable
+//! the block keeps being served rather than vanishing on a bad file. Blocks whose every source
+//! is covered by another loadable block's `compaction.sources` (the inputs of a compaction
+//! whose output is in, Thanos's deduplicate filter, `compactor::plan::hidden_by_sources`) are
+//! hidden at once, so a query during or after a compaction never reads the same samples
+//! twice. Which of the loadable
 //! blocks this node serves is not decided here but by the caller (`BucketStore::sync`).
 
 use std::collections::BTreeMap;
@@ -17,6 +21,7 @@ use super::{Result, StoreError};
 use crate::storage::block::BlockMeta;
 use crate::storage::bucket::blocks::{self, BlocksError, DeletionMark, SegmentObject};
 use crate::storage::bucket::ObjectStore;
+use crate::storage::compactor::plan::hidden_by_sources;
 
 /// A block the sync found loadable.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +42,8 @@ pub struct SyncState {
     pub deleted: Vec<Ulid>,
     /// Blocks whose meta.json could not be read or parsed, with the reason.
     pub invalid: Vec<(Ulid, String)>,
+    /// Blocks hidden because a newer block holds all their sources.
+    pub duplicates: Vec<Ulid>,
 }
 
 /// Keeps the parsed metas between passes (they never change once uploaded).
@@ -134,6 +141,11 @@ impl MetaSyncer {
                     segments: dir.segments,
                 },
             );
+        }
+        let metas: Vec<BlockMeta> = state.blocks.values().map(|b| b.meta.clone()).collect();
+        for ulid in hidden_by_sources(&metas) {
+            state.blocks.remove(&ulid);
+            state.duplicates.push(ulid);
         }
         Ok(state)
     }
@@ -237,5 +249,36 @@ mod tests {
             .unwrap();
         assert!(st.blocks.is_empty());
         assert_eq!(st.invalid.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn inputs_of_a_compaction_are_hidden_once_its_output_is_in() {
+        let store = MemoryStore::new();
+        let (a, b, out) = (Ulid::new(), Ulid::new(), Ulid::new());
+        put(&store, &format!("{a}/meta.json"), meta_json(a)).await;
+        let mut mb = BlockMeta::new(b, 7_200_000, 14_400_000);
+        mb.compaction.sources = vec![b];
+        put(&store, &format!("{b}/meta.json"), mb.to_json().unwrap()).await;
+        let mut s = MetaSyncer::new(2);
+        let st = s
+            .sync(&store, Duration::ZERO, SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!(st.blocks.len(), 2, "no output yet: both inputs served");
+        // The compactor's output lists both inputs as sources: they must vanish at once.
+        let mut mo = BlockMeta::new(out, 0, 14_400_000);
+        mo.compaction.level = 2;
+        mo.compaction.sources = vec![a, b];
+        put(&store, &format!("{out}/meta.json"), mo.to_json().unwrap()).await;
+        let st = s
+            .sync(&store, Duration::ZERO, SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!(st.blocks.keys().copied().collect::<Vec<_>>(), vec![out]);
+        let mut hidden = st.duplicates.clone();
+        hidden.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(hidden, want);
     }
 }
