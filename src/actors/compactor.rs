@@ -6,7 +6,9 @@
 //! that stream's lease object in the bucket (`strata/leases/compactor-<stream id>.json`),
 //! renewed while the stream is being compacted. Ownership spreads streams over the nodes; the
 //! lease keeps a stream single even when gossip is partitioned or a node comes back, so one
-//! stream is never compacted by two nodes. When a compactor dies its leases expire and the
+//! stream is never compacted by two nodes. An owner keeps its streams' leases between passes
+//! (renewed in the background) and gives one up only when ownership moves or the role stops,
+//! so a stream does not flap between nodes. When a compactor dies its leases expire and the
 //! survivors take its streams over on their next pass.
 
 use std::cell::RefCell;
@@ -50,6 +52,8 @@ pub struct CompactorStatus {
     pub progress: Option<Progress>,
     /// Streams this node held the lease of during the current or last pass.
     pub owned_streams: Vec<String>,
+    /// Ids of the streams whose lease this node holds right now.
+    pub held_streams: Vec<String>,
     pub passes: u64,
     pub last_pass: Option<PassReport>,
     /// Unix ms when the last pass ended without an error.
@@ -78,6 +82,13 @@ pub struct LeasedStreams {
 }
 
 impl LeasedStreams {
+    /// Publishes the ids of the leases held now in the shared status.
+    fn publish_held(&self) {
+        let mut ids: Vec<String> = self.held.lock().keys().cloned().collect();
+        ids.sort();
+        self.status.lock().held_streams = ids;
+    }
+
     pub fn new(
         bucket: Arc<dyn ObjectStore>,
         cluster: Arc<ClusterService>,
@@ -116,6 +127,7 @@ impl LeasedStreams {
                 tracing::warn!(error = %e, "releasing a stream lease failed");
             }
         }
+        self.publish_held();
     }
 }
 
@@ -130,15 +142,28 @@ impl StreamGuard for LeasedStreams {
         let id = stream.id();
         if !owns_stream(&id, &self.me, &self.live_compactors()) {
             // Ownership moved away (a node joined): stop renewing, let the new owner take it.
-            if let Some(h) = self.held.lock().remove(&id) {
+            let gone = self.held.lock().remove(&id);
+            if let Some(h) = gone {
                 h.stop.cancel();
+                if let Err(e) = h.lease.release().await {
+                    tracing::warn!(stream = %stream, error = %e, "giving up a stream lease failed");
+                }
+                self.publish_held();
             }
             return false;
         }
         let renewed_until = self.held.lock().get(&id).map(|h| *h.act_until_ms.lock());
         if let Some(until) = renewed_until {
             // Held and renewed in the background: acting is safe while the renewal keeps up.
-            return until > crate::time::now_ms();
+            if until > crate::time::now_ms() {
+                return true;
+            }
+            // Lost or lapsed: forget it and try to take it again like a new stream.
+            let lapsed = self.held.lock().remove(&id);
+            if let Some(h) = lapsed {
+                h.stop.cancel();
+            }
+            self.publish_held();
         }
         let lease = Arc::new(Lease::new(
             self.bucket.clone(),
@@ -159,10 +184,13 @@ impl StreamGuard for LeasedStreams {
                         act_until_ms: until,
                     },
                 );
-                let mut s = self.status.lock();
-                if !s.owned_streams.contains(&stream.to_string()) {
-                    s.owned_streams.push(stream.to_string());
+                {
+                    let mut s = self.status.lock();
+                    if !s.owned_streams.contains(&stream.to_string()) {
+                        s.owned_streams.push(stream.to_string());
+                    }
                 }
+                self.publish_held();
                 true
             }
             Ok(LeaseState::Standby { holder, .. }) => {
@@ -176,14 +204,10 @@ impl StreamGuard for LeasedStreams {
         }
     }
 
+    /// The pass is done with the stream; the owner keeps its lease (renewed in the background)
+    /// until ownership moves or the role stops.
     async fn release(&self, stream: &StreamKey) {
-        let held = self.held.lock().remove(&stream.id());
-        if let Some(h) = held {
-            h.stop.cancel();
-            if let Err(e) = h.lease.release().await {
-                tracing::warn!(stream = %stream, error = %e, "releasing the stream lease failed");
-            }
-        }
+        tracing::debug!(stream = %stream, "pass done with stream; lease kept");
     }
 }
 
