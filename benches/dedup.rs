@@ -1,7 +1,7 @@
 //! Criterion benchmark of HA replica deduplication: 2 replicas x 1000 series x 720 samples
 //! (3 h at a 15 s interval) of counters, one replica offset by 7 s with value skew and an
 //! outage on every tenth series, with and without the counter adjustment; throughput is per
-//! input sample (decode + penalty merge + re-encode).
+//! input sample (decode + gap-fill merge + re-encode).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
