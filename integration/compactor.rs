@@ -10,21 +10,9 @@ use std::process::Command;
 use serde_json::Value;
 use strata_testing::{require_binary, S3Server};
 
-const HOUR_S: i64 = 3600;
+use crate::shipping_cli::strata;
 
-fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .output()
-        .expect("run strata");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+const HOUR_S: i64 = 3600;
 
 /// `hours` of data for a gauge and a counter of three jobs every 60 s, starting on an 8h
 /// boundary (compaction ranges are aligned to the epoch), cut into 2h blocks by promtool.

@@ -12,7 +12,8 @@ use strata_testing::{require_binary, S3Server};
 
 use crate::shipping::bucket_metas;
 
-fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
+/// Runs the real binary with `--config cfg`: (success, stdout, stderr).
+pub(crate) fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .arg("--config")

@@ -1,8 +1,8 @@
 //! The QueryPlanner's `Queryable` over the cluster: one `select` asks every source that may hold
 //! matching data — this node's own TSDB when it runs a scraper_shipper, and every live peer
 //! running a scraper_shipper or store_shard, over the StoreAPI — in parallel, merges series
-//! with identical labels, and deduplicates HA replicas by the replica labels (Thanos's penalty
-//! algorithm, counters adjusted for rate/increase/irate/resets). With `partial_response` a
+//! with identical labels, and deduplicates HA replicas by the replica labels (the gap-fill rule
+//! of `storage::dedup`, counters adjusted for rate/increase/irate/resets). With `partial_response` a
 //! failed or slow source becomes a warning; without, the query fails.
 //!
 //! `Queryable` is synchronous (the engine runs on the blocking pool), so remote calls run on a
