@@ -83,6 +83,8 @@
 //!   counter whose replicas disagree in value (scrape offset, value skew) can therefore show
 //!   a drop at a switch point of a compacted series, as with Thanos's penalty compaction.
 
+use std::cell::Cell;
+
 use crate::storage::chunkenc::{ChunkError, SeriesIterator, XorAppender};
 use crate::storage::model::{is_stale_nan, EncodedChunk, Labels, Sample, Series};
 
@@ -294,15 +296,17 @@ pub fn dedup_samples(replicas: &[Vec<Sample>], counter_adjust: bool) -> Vec<Samp
         .iter()
         .map(|r| r.iter().copied().filter(|s| !is_stale_nan(s.v)).collect())
         .collect();
-    let intervals = Intervals::new(&real);
-    let mut acc: Option<Vec<Sample>> = None;
-    for r in real {
-        acc = Some(match acc {
-            None => r,
-            Some(a) => merge_pair(&a, &r, counter_adjust, &intervals),
-        });
-    }
-    restore_staleness(acc.unwrap_or_default(), replicas)
+    let merged = if let [first, second, rest @ ..] = real.as_slice() {
+        let intervals = Intervals::new(&real);
+        let mut acc = merge_pair(first, second, counter_adjust, &intervals);
+        for r in rest {
+            acc = merge_pair(&acc, r, counter_adjust, &intervals);
+        }
+        acc
+    } else {
+        real.into_iter().next().unwrap_or_default()
+    };
+    restore_staleness(merged, replicas)
 }
 
 /// Deduplicates the chunks of one series' HA replicas for vertical compaction: each replica's
@@ -394,72 +398,173 @@ pub const FALLBACK_INTERVAL_MS: i64 = 10_000;
 /// deltas and each segment's estimate is the lower quartile of its deltas, so missed scrapes
 /// (long deltas) up to three quarters of a segment and a few outliers do not move it. The
 /// interval at time `t` is the smallest estimate among the replicas' segments covering `t`.
-struct Intervals {
-    /// Per replica: (first sample time, estimate in ms) of each segment, in time order.
-    segments: Vec<Vec<(i64, i64)>>,
+///
+/// Only gaps need the estimate itself; every other step needs to know that a delta is not a
+/// gap, which the segments' smallest deltas (a lower bound of the estimate) tell for free.
+/// Quartiles are therefore computed on first use.
+struct Intervals<'a> {
+    replicas: &'a [Vec<Sample>],
+    /// Per replica, its segments in time order.
+    segments: Vec<Vec<Segment>>,
 }
 
-impl Intervals {
-    fn new(replicas: &[Vec<Sample>]) -> Intervals {
+struct Segment {
+    /// Time of the segment's first sample.
+    start: i64,
+    /// Sample indices: the segment's deltas are those between samples `lo..=hi`.
+    lo: usize,
+    hi: usize,
+    /// The smallest delta (at least 1 ms).
+    min: i64,
+    /// The lower quartile of the deltas once computed, 0 before.
+    quartile: Cell<i64>,
+}
+
+impl<'a> Intervals<'a> {
+    fn new(replicas: &'a [Vec<Sample>]) -> Intervals<'a> {
         let segments = replicas.iter().map(|r| replica_segments(r)).collect();
-        Intervals { segments }
+        Intervals { replicas, segments }
     }
 
-    fn cursor(&self) -> IntervalCursor<'_> {
-        IntervalCursor {
+    fn cursor(&self) -> IntervalCursor<'_, 'a> {
+        let mut cursor = IntervalCursor {
             intervals: self,
             pos: vec![0; self.segments.len()],
+            until: i64::MIN,
+            lower: FALLBACK_INTERVAL_MS,
+            exact: None,
+        };
+        cursor.refresh();
+        cursor
+    }
+
+    /// The lower quartile of a segment's deltas, computed on first use.
+    fn quartile(&self, replica: usize, seg: &Segment) -> i64 {
+        let known = seg.quartile.get();
+        if known > 0 {
+            return known;
         }
+        let mut buf = [0i64; 2 * INTERVAL_SEGMENT_DELTAS];
+        let samples = self
+            .replicas
+            .get(replica)
+            .and_then(|r| r.get(seg.lo..=seg.hi))
+            .unwrap_or_default();
+        let mut n = 0;
+        for (slot, w) in buf.iter_mut().zip(samples.windows(2)) {
+            *slot = delta(w[0].t, w[1].t);
+            n += 1;
+        }
+        let deltas = buf.get_mut(..n).unwrap_or_default();
+        let q = deltas.len() / 4;
+        let est = if q < deltas.len() {
+            *deltas.select_nth_unstable(q).1
+        } else {
+            seg.min
+        };
+        seg.quartile.set(est);
+        est
     }
 }
 
-fn replica_segments(r: &[Sample]) -> Vec<(i64, i64)> {
+/// A delta between consecutive samples, at least 1 ms.
+fn delta(from: i64, to: i64) -> i64 {
+    to.saturating_sub(from).max(1)
+}
+
+fn replica_segments(r: &[Sample]) -> Vec<Segment> {
     let deltas = r.len().saturating_sub(1);
     if deltas == 0 {
         return Vec::new();
     }
     let n = (deltas / INTERVAL_SEGMENT_DELTAS).max(1);
     let mut out = Vec::with_capacity(n);
-    let mut buf: Vec<i64> = Vec::with_capacity(2 * INTERVAL_SEGMENT_DELTAS);
     for k in 0..n {
-        // Delta j is between samples j and j + 1.
+        // Delta j is between samples j and j + 1; a segment has fewer than 64 deltas.
         let (lo, hi) = (k * deltas / n, (k + 1) * deltas / n);
-        buf.clear();
-        buf.extend(
-            r.get(lo..=hi)
-                .unwrap_or_default()
-                .windows(2)
-                .map(|w| w[1].t.saturating_sub(w[0].t).max(1)),
-        );
-        let q = buf.len() / 4;
-        if q < buf.len() {
-            let (_, est, _) = buf.select_nth_unstable(q);
-            let start = r.get(lo).map_or(i64::MIN, |s| s.t);
-            out.push((start, *est));
-        }
+        let Some(part) = r.get(lo..=hi) else {
+            continue;
+        };
+        let min = part
+            .windows(2)
+            .map(|w| delta(w[0].t, w[1].t))
+            .min()
+            .unwrap_or(FALLBACK_INTERVAL_MS);
+        out.push(Segment {
+            start: part.first().map_or(i64::MIN, |s| s.t),
+            lo,
+            hi,
+            min,
+            quartile: Cell::new(0),
+        });
     }
     out
 }
 
 /// Looks up `Intervals` at non-decreasing times in amortised constant time.
-struct IntervalCursor<'a> {
-    intervals: &'a Intervals,
+struct IntervalCursor<'i, 'a> {
+    intervals: &'i Intervals<'a>,
+    /// Per replica, the index of its segment covering the current time.
     pos: Vec<usize>,
+    /// The current segments cover times before this one.
+    until: i64,
+    /// The smallest `min` of the current segments: a lower bound of the interval.
+    lower: i64,
+    /// The interval of the current segments once computed.
+    exact: Option<i64>,
 }
 
-impl IntervalCursor<'_> {
-    /// The interval at `t` (at least 1 ms); `t` must not decrease between calls.
-    fn at(&mut self, t: i64) -> i64 {
-        let mut best: Option<i64> = None;
+impl IntervalCursor<'_, '_> {
+    /// Moves to the segments covering `t`; `t` must not decrease between calls.
+    fn seek(&mut self, t: i64) {
+        if t < self.until {
+            return;
+        }
         for (segs, pos) in self.intervals.segments.iter().zip(self.pos.iter_mut()) {
-            while segs.get(*pos + 1).is_some_and(|s| s.0 <= t) {
+            while segs.get(*pos + 1).is_some_and(|s| s.start <= t) {
                 *pos += 1;
             }
-            if let Some(&(_, est)) = segs.get(*pos) {
+        }
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        let (mut until, mut lower) = (i64::MAX, None::<i64>);
+        for (segs, pos) in self.intervals.segments.iter().zip(&self.pos) {
+            if let Some(next) = segs.get(*pos + 1) {
+                until = until.min(next.start);
+            }
+            if let Some(seg) = segs.get(*pos) {
+                lower = Some(lower.map_or(seg.min, |l| l.min(seg.min)));
+            }
+        }
+        self.until = until;
+        self.lower = lower.unwrap_or(FALLBACK_INTERVAL_MS).max(1);
+        self.exact = None;
+    }
+
+    /// A lower bound of the interval at `t`.
+    fn lower_bound(&mut self, t: i64) -> i64 {
+        self.seek(t);
+        self.lower
+    }
+
+    /// The interval at `t` (at least 1 ms).
+    fn at(&mut self, t: i64) -> i64 {
+        self.seek(t);
+        if let Some(known) = self.exact {
+            return known;
+        }
+        let mut best: Option<i64> = None;
+        for (replica, (segs, pos)) in self.intervals.segments.iter().zip(&self.pos).enumerate() {
+            if let Some(seg) = segs.get(*pos) {
+                let est = self.intervals.quartile(replica, seg);
                 best = Some(best.map_or(est, |b| b.min(est)));
             }
         }
-        best.unwrap_or(FALLBACK_INTERVAL_MS).max(1)
+        let exact = best.unwrap_or(FALLBACK_INTERVAL_MS).max(1);
+        self.exact = Some(exact);
+        exact
     }
 }
 
@@ -485,7 +590,7 @@ fn more_than_half(from: i64, to: i64, interval: i64) -> bool {
 /// last emitted one, provided that sample is more than half an interval before the current
 /// replica's next sample (otherwise the other replica has nothing in the gap either). Only
 /// timestamps matter here; values are handled by the caller.
-fn gap_fill_picks(a: &[Sample], b: &[Sample], intervals: &mut IntervalCursor<'_>) -> Vec<Pick> {
+fn gap_fill_picks(a: &[Sample], b: &[Sample], intervals: &mut IntervalCursor<'_, '_>) -> Vec<Pick> {
     let mut picks = Vec::with_capacity(a.len().max(b.len()));
     // Start with the replica that starts first (ties go to A).
     let mut side = match (a.first(), b.first()) {
@@ -502,8 +607,13 @@ fn gap_fill_picks(a: &[Sample], b: &[Sample], intervals: &mut IntervalCursor<'_>
         };
         picks.push(Pick { side, idx });
         let next = cur.get(idx + 1);
-        let interval = intervals.at(c.t);
-        if next.is_none_or(|n| is_gap(c.t, n.t, interval)) {
+        // The lower bound rules most deltas out without computing the interval.
+        let lower = intervals.lower_bound(c.t);
+        let interval = match next {
+            Some(n) if !is_gap(c.t, n.t, lower) => None,
+            _ => Some(intervals.at(c.t)),
+        };
+        if let Some(interval) = interval.filter(|iv| next.is_none_or(|n| is_gap(c.t, n.t, *iv))) {
             let other = side_of(a, b, side.other());
             // Samples of the other replica within half an interval after `c` duplicate it.
             while other
