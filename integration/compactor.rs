@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 use strata_testing::{require_binary, S3Server};
 
-use crate::shipping_cli::strata;
+use crate::shipping_cli::{promtool_create_blocks, strata};
 
 const HOUR_S: i64 = 3600;
 
@@ -42,21 +42,7 @@ fn promtool_blocks(dir: &Path, hours: i64) -> PathBuf {
         }
     }
     om.push_str("# EOF\n");
-    let input = dir.join("input.om");
-    std::fs::write(&input, om).unwrap();
-    let out_dir = dir.join("prom-data");
-    let out = Command::new(require_binary("promtool"))
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&input)
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out_dir
+    promtool_create_blocks(dir, &om)
 }
 
 fn write_config(dir: &Path, bucket_yaml: &str) -> PathBuf {

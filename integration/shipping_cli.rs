@@ -27,17 +27,9 @@ pub(crate) fn strata(args: &[&str], cfg: &Path) -> (bool, String, String) {
     )
 }
 
-/// A Prometheus data dir with blocks over three 2h ranges, made by promtool itself.
-fn promtool_blocks(dir: &Path) -> (PathBuf, Vec<String>) {
-    let start = 1_700_000_000i64 / 7200 * 7200;
-    let mut om = String::from("# HELP cli_metric A test gauge.\n# TYPE cli_metric gauge\n");
-    for job in ["a", "b"] {
-        for i in 0..(3 * 120) {
-            let t = start + i * 60;
-            let _ = writeln!(om, "cli_metric{{job=\"{job}\"}} {} {t}", i as f64 * 0.5);
-        }
-    }
-    om.push_str("# EOF\n");
+/// `promtool tsdb create-blocks-from openmetrics` of the OpenMetrics text `om` into
+/// `<dir>/prom-data` (2h blocks cut by promtool itself); fails the test if promtool does.
+pub(crate) fn promtool_create_blocks(dir: &Path, om: &str) -> PathBuf {
     let input = dir.join("input.om");
     std::fs::write(&input, om).unwrap();
     let out_dir = dir.join("prom-data");
@@ -52,6 +44,21 @@ fn promtool_blocks(dir: &Path) -> (PathBuf, Vec<String>) {
         "promtool failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out_dir
+}
+
+/// A Prometheus data dir with blocks over three 2h ranges, made by promtool itself.
+fn promtool_blocks(dir: &Path) -> (PathBuf, Vec<String>) {
+    let start = 1_700_000_000i64 / 7200 * 7200;
+    let mut om = String::from("# HELP cli_metric A test gauge.\n# TYPE cli_metric gauge\n");
+    for job in ["a", "b"] {
+        for i in 0..(3 * 120) {
+            let t = start + i * 60;
+            let _ = writeln!(om, "cli_metric{{job=\"{job}\"}} {} {t}", i as f64 * 0.5);
+        }
+    }
+    om.push_str("# EOF\n");
+    let out_dir = promtool_create_blocks(dir, &om);
     let mut blocks: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .flatten()
