@@ -514,11 +514,9 @@ fn start_http(
             started_at: std::time::SystemTime::now(),
         }),
         admin: web::Data::new(http::AdminState {
-            node_id: config.node.id.clone(),
             token: admin_token,
             fault_injection: opts.fault_injection,
             supervisor,
-            cluster,
             router: router.clone(),
             bucket: storage.bucket.clone(),
             compactor: storage.compactor_status.clone(),

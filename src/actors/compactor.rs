@@ -50,8 +50,6 @@ pub struct CompactorStatus {
     pub current_plan: Option<usize>,
     /// The last progress event of the running pass.
     pub progress: Option<Progress>,
-    /// Streams this node held the lease of during the current or last pass.
-    pub owned_streams: Vec<String>,
     /// Ids of the streams whose lease this node holds right now.
     pub held_streams: Vec<String>,
     pub passes: u64,
@@ -184,12 +182,6 @@ impl StreamGuard for LeasedStreams {
                         act_until_ms: until,
                     },
                 );
-                {
-                    let mut s = self.status.lock();
-                    if !s.owned_streams.contains(&stream.to_string()) {
-                        s.owned_streams.push(stream.to_string());
-                    }
-                }
                 self.publish_held();
                 true
             }
@@ -264,11 +256,7 @@ async fn pass(ctx: Arc<RoleContext>, guard: Arc<LeasedStreams>) {
     let scratch = ctx.config.node.data_dir.join("compactor");
     let settings = settings_from_config(&ctx.config, scratch);
     let status = ctx.compactor_status.clone();
-    {
-        let mut s = status.lock();
-        s.running = true;
-        s.owned_streams.clear();
-    }
+    status.lock().running = true;
     let progress_status = status.clone();
     let progress = move |p: Progress| {
         let mut s = progress_status.lock();

@@ -40,12 +40,8 @@ fn progress_line(p: &Progress) -> Option<String> {
             }
             format!("  downloaded {block} ({total} bytes)")
         }
-        Progress::Merging { series } => {
-            if series % 100_000 != 0 || *series == 0 {
-                return None;
-            }
-            format!("  merged {series} series")
-        }
+        // The executor reports a merge about once a second.
+        Progress::Merging { series } => format!("  merged {series} series"),
         Progress::Uploading { block } => format!("  uploading {block}"),
         Progress::Marked { block, what } => format!("  marked {block}: {what}"),
         Progress::Deleted { block } => format!("  deleted {block}"),

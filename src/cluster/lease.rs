@@ -15,10 +15,6 @@ use serde::{Deserialize, Serialize};
 use crate::storage::bucket::{BucketError, ObjectStore};
 
 pub const LEASE_PREFIX: &str = "strata/leases/";
-/// The lease of the bucket's compactor.
-pub const COMPACTOR_LEASE: &str = "compactor";
-/// How long a compactor lease lasts unless renewed.
-pub const COMPACTOR_LEASE_TTL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
@@ -131,14 +127,6 @@ impl Lease {
                 key: self.key.clone(),
                 source,
             })
-    }
-
-    /// The current holder, when the record names one whose lease has not expired.
-    pub async fn holder(&self) -> Result<Option<LeaseRecord>> {
-        Ok(self
-            .read()
-            .await?
-            .filter(|r| r.expires_at_ms > crate::time::now_ms()))
     }
 
     /// Takes or renews the lease when allowed; a corrupt record counts as free.

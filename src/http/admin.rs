@@ -52,7 +52,7 @@ async fn get_roles(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult 
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(success(&serde_json::json!({
-        "node": state.node_id,
+        "node": state.router.node_id,
         "desired": roles.desired,
         "ready": roles.ready,
         "roles": roles.roles,
@@ -87,12 +87,13 @@ async fn put_roles(req: HttpRequest, state: web::Data<AdminState>, body: web::By
         .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
     let roles = parse_roles(&parsed.roles)?;
     let version = state
+        .router
         .cluster
-        .set_roles(&state.node_id, roles.clone())
+        .set_roles(&state.router.node_id, roles.clone())
         .await
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
     Ok(success(
-        &serde_json::json!({ "node": state.node_id, "desired": roles, "version": version }),
+        &serde_json::json!({ "node": state.router.node_id, "desired": roles, "version": version }),
     ))
 }
 

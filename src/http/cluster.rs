@@ -34,12 +34,15 @@ async fn compactor(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult 
         return forwarded;
     }
     let status = state.compactor.lock().clone();
-    Ok(success(&json!({"node": state.node_id, "status": status})))
+    Ok(success(
+        &json!({"node": state.router.node_id, "status": status}),
+    ))
 }
 
 async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
     authorize(&req, &state)?;
     let members: Vec<serde_json::Value> = state
+        .router
         .cluster
         .members()
         .into_iter()
@@ -59,6 +62,7 @@ async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
         })
         .collect();
     let assignments: serde_json::Map<String, serde_json::Value> = state
+        .router
         .cluster
         .assignments()
         .into_iter()
@@ -73,15 +77,16 @@ async fn cluster(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
         Err(e) => json!({"error": e.to_string()}),
     };
     let assigned: Vec<String> = state
+        .router
         .cluster
         .assignments()
         .into_iter()
         .filter(|(_, (_, r))| r.iter().any(|x| x == Role::Compactor.as_str()))
         .map(|(n, _)| n)
         .collect();
-    let stats = state.cluster.handle().stats();
+    let stats = state.router.cluster.handle().stats();
     Ok(success(&json!({
-        "node": state.node_id,
+        "node": state.router.node_id,
         "members": members,
         "assignments": assignments,
         "singletons": {"compactor": {"leases": leases, "assigned": assigned}},
@@ -105,11 +110,12 @@ async fn put_node_roles(
         .map_err(|e| ApiError::bad_data(format!("invalid body, want {{\"roles\":[...]}}: {e}")))?;
     let roles = parse_roles(&parsed.roles)?;
     let known = state
+        .router
         .cluster
         .members()
         .iter()
         .any(|m| m.meta.node_id == node)
-        || state.cluster.assignments().contains_key(&node);
+        || state.router.cluster.assignments().contains_key(&node);
     if !known {
         return Err(ApiError::new(
             super::error::ErrorType::NotFound,
@@ -117,6 +123,7 @@ async fn put_node_roles(
         ));
     }
     let version = state
+        .router
         .cluster
         .set_roles(&node, roles.clone())
         .await

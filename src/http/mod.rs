@@ -82,12 +82,11 @@ pub struct StatusState {
 
 /// The admin API (`/api/v1/admin/...`): roles, the cluster, the fault switch.
 pub struct AdminState {
-    pub node_id: String,
     /// The bearer token every admin route requires (`None`: no token configured).
     pub token: Option<String>,
     pub fault_injection: bool,
     pub supervisor: Addr<NodeSupervisor>,
-    pub cluster: Arc<ClusterService>,
+    /// This node's id and the cluster it is in.
     pub router: Arc<Router>,
     /// The bucket, read for the compactor's stream leases.
     pub bucket: Arc<dyn ObjectStore>,
@@ -140,7 +139,7 @@ pub fn serve(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let node_id = states.admin.node_id.clone();
+    let node_id = states.admin.router.node_id.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::fanout::{ClusterQueryable, FanoutOptions};
 use super::sources::SourceSet;
 use crate::cluster::transport::TransportClient;
-use crate::promql::{Engine, ErrorKind, PromqlError, QueryValue, Value};
+use crate::promql::{Engine, PromqlError, QueryValue, Value};
 use crate::storage::model::{Labels, Matcher, Queryable, QueryableError, SelectHints};
 
 /// Why a query failed.
@@ -38,17 +38,6 @@ pub enum QueryError {
 }
 
 pub type Result<T> = std::result::Result<T, QueryError>;
-
-impl QueryError {
-    /// The engine's error kind; storage and worker failures count as execution errors.
-    pub fn kind(&self) -> Option<ErrorKind> {
-        match self {
-            QueryError::Promql(e) => Some(e.kind()),
-            QueryError::Storage(_) => Some(ErrorKind::Execution),
-            QueryError::ShuttingDown | QueryError::Worker(_) => None,
-        }
-    }
-}
 
 /// Per-query options: Thanos's query parameters and the request's own timeout.
 #[derive(Clone, Debug)]
@@ -347,12 +336,5 @@ mod tests {
         let text = selector_text(&set);
         let parsed = crate::promql::parse_series_selector(&text).unwrap();
         assert_eq!(parsed, vec![set]);
-    }
-
-    #[test]
-    fn storage_errors_count_as_execution_errors() {
-        let e = QueryError::from(QueryableError::Storage("boom".into()));
-        assert_eq!(e.kind(), Some(ErrorKind::Execution));
-        assert_eq!(QueryError::ShuttingDown.kind(), None);
     }
 }
