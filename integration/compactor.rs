@@ -16,7 +16,7 @@ const HOUR_S: i64 = 3600;
 
 /// `hours` of data for a gauge and a counter of three jobs every 60 s, starting on an 8h
 /// boundary (compaction ranges are aligned to the epoch), cut into 2h blocks by promtool.
-fn promtool_blocks(dir: &Path, hours: i64) -> PathBuf {
+pub(crate) fn promtool_blocks(dir: &Path, hours: i64) -> PathBuf {
     let start = 1_700_000_000i64 / (8 * HOUR_S) * (8 * HOUR_S);
     let mut om = String::new();
     om.push_str("# TYPE cmp_gauge gauge\n");
@@ -45,7 +45,7 @@ fn promtool_blocks(dir: &Path, hours: i64) -> PathBuf {
     promtool_create_blocks(dir, &om)
 }
 
-fn write_config(dir: &Path, bucket_yaml: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, bucket_yaml: &str) -> PathBuf {
     let cfg = dir.join("strata.yml");
     std::fs::write(
         &cfg,
@@ -60,7 +60,7 @@ fn write_config(dir: &Path, bucket_yaml: &str) -> PathBuf {
 }
 
 /// The block directories in the bucket dir with a meta.json, as (ULID, meta, deletion-marked).
-fn bucket_blocks(bucket_dir: &Path) -> Vec<(String, Value, bool)> {
+pub(crate) fn bucket_blocks(bucket_dir: &Path) -> Vec<(String, Value, bool)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(bucket_dir).unwrap().flatten() {
         let p = e.path();
@@ -79,7 +79,7 @@ fn bucket_blocks(bucket_dir: &Path) -> Vec<(String, Value, bool)> {
 }
 
 /// `promtool tsdb dump` of a data dir, lines sorted (series and samples, whatever the blocks).
-fn dump(dir: &Path) -> Vec<String> {
+pub(crate) fn dump(dir: &Path) -> Vec<String> {
     // promtool opens the directory as a TSDB: it wants a (here empty) WAL.
     std::fs::create_dir_all(dir.join("wal")).unwrap();
     let out = Command::new(require_binary("promtool"))
@@ -101,7 +101,7 @@ fn dump(dir: &Path) -> Vec<String> {
 }
 
 /// Copies the visible blocks (meta.json, no deletion mark) of the bucket into a data dir.
-fn visible_copy(bucket_dir: &Path, to: &Path) -> usize {
+pub(crate) fn visible_copy(bucket_dir: &Path, to: &Path) -> usize {
     std::fs::create_dir_all(to).unwrap();
     let mut n = 0;
     for (ulid, _, marked) in bucket_blocks(bucket_dir) {

@@ -58,8 +58,17 @@ impl Prometheus {
     /// Starts Prometheus with `config_yaml` as its whole config file and waits until it is
     /// ready.
     pub async fn start(config_yaml: &str) -> Prometheus {
+        Self::start_with_blocks(config_yaml, None).await
+    }
+
+    /// Like [`Prometheus::start`], with the block directories (those with a meta.json) of
+    /// `blocks` copied into its data dir first, so it serves them as its own history.
+    pub async fn start_with_blocks(config_yaml: &str, blocks: Option<&Path>) -> Prometheus {
         let bin = require_binary("prometheus");
         let dir = crate::temp_dir();
+        if let Some(from) = blocks {
+            copy_blocks(from, &dir.path().join("data"));
+        }
         let cfg = dir.path().join("prometheus.yml");
         std::fs::write(&cfg, config_yaml).expect("write prometheus.yml");
         let log = dir.path().join("prometheus.log");
@@ -100,4 +109,30 @@ impl Prometheus {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// Copies every block directory (one with a meta.json) of `from` into `to`.
+pub fn copy_blocks(from: &Path, to: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(from).expect("read blocks dir").flatten() {
+        let src = e.path();
+        if !src.join("meta.json").exists() {
+            continue;
+        }
+        let dest = to.join(e.file_name());
+        std::fs::create_dir_all(dest.join("chunks")).expect("create block dir");
+        for f in ["meta.json", "index", "tombstones"] {
+            if src.join(f).exists() {
+                std::fs::copy(src.join(f), dest.join(f)).expect("copy block file");
+            }
+        }
+        for c in std::fs::read_dir(src.join("chunks"))
+            .expect("read chunks")
+            .flatten()
+        {
+            std::fs::copy(c.path(), dest.join("chunks").join(c.file_name())).expect("copy chunk");
+        }
+        n += 1;
+    }
+    n
 }

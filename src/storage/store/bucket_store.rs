@@ -18,9 +18,11 @@ use ulid::Ulid;
 use super::bucket_block::BucketBlock;
 use super::cache::{ByteLru, CacheStats};
 use super::index_header::header_path;
-use super::sync::MetaSyncer;
+use super::sync::{MetaSyncer, SyncedBlock};
 use super::{QueryBudget, QueryLimits, Result, StoreConfig, StoreCounters, StoreError};
+use crate::storage::block::BlockMeta;
 use crate::storage::bucket::DynStore;
+use crate::storage::compactor::plan::hidden_by_sources;
 use crate::storage::model::{EncodedChunk, Labels, Matcher, Series};
 
 /// What one sync pass changed.
@@ -161,10 +163,13 @@ impl BucketStore {
         for (u, reason) in &state.invalid {
             tracing::warn!(block = %u, %reason, "skipping block with invalid meta.json");
         }
-        let owned: BTreeSet<Ulid> = state
+        let in_window = |b: &SyncedBlock| {
+            b.meta.min_time <= self.cfg.max_time && b.meta.max_time > self.cfg.min_time
+        };
+        let mut owned: BTreeSet<Ulid> = state
             .blocks
             .values()
-            .filter(|b| b.meta.min_time <= self.cfg.max_time && b.meta.max_time > self.cfg.min_time)
+            .filter(|b| in_window(b))
             .map(|b| b.meta.ulid)
             .filter(|u| owns(u))
             .collect();
@@ -175,22 +180,89 @@ impl BucketStore {
             invalid_metas: state.invalid.len(),
             ..Default::default()
         };
+        // New blocks are prepared before anything is released, and the swap happens under one
+        // lock: a compacted block replaces its inputs without a moment where neither is served.
         let current: BTreeSet<Ulid> = self.blocks.read().keys().copied().collect();
-        for u in current.difference(&owned) {
-            self.blocks.write().remove(u);
-            self.cache.remove_block(*u);
-            let path = header_path(&self.cfg.cache_dir, *u);
+        let new: Vec<&SyncedBlock> = owned
+            .difference(&current)
+            .filter_map(|u| state.blocks.get(u))
+            .collect();
+        let mut ready = self.prepare_all(new, &mut report).await;
+        // A block that covers others but cannot be loaded must not hide them: its inputs are
+        // served on (prepared now if they were not served yet).
+        let failed: BTreeSet<Ulid> = report.failed.iter().map(|(u, _)| *u).collect();
+        if !failed.is_empty() && !state.hidden.is_empty() {
+            let loadable: Vec<BlockMeta> = state
+                .blocks
+                .values()
+                .chain(state.hidden.values())
+                .filter(|b| !failed.contains(&b.meta.ulid))
+                .map(|b| b.meta.clone())
+                .collect();
+            let still_hidden = hidden_by_sources(&loadable);
+            let revived: Vec<&SyncedBlock> = state
+                .hidden
+                .values()
+                .filter(|b| !still_hidden.contains(&b.meta.ulid) && in_window(b))
+                .filter(|b| owns(&b.meta.ulid))
+                .collect();
+            for b in &revived {
+                owned.insert(b.meta.ulid);
+            }
+            let revived_new: Vec<&SyncedBlock> = revived
+                .into_iter()
+                .filter(|b| !current.contains(&b.meta.ulid))
+                .collect();
+            ready.extend(self.prepare_all(revived_new, &mut report).await);
+        }
+        let released: Vec<Ulid> = current.difference(&owned).copied().collect();
+        {
+            let mut blocks = self.blocks.write();
+            for b in ready {
+                blocks.insert(b.ulid(), b);
+            }
+            for u in &released {
+                blocks.remove(u);
+            }
+        }
+        for u in released {
+            self.cache.remove_block(u);
+            let path = header_path(&self.cfg.cache_dir, u);
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove index header");
                 }
             }
-            report.removed.push(*u);
+            report.removed.push(u);
         }
         self.failed.write().retain(|u, _| owned.contains(u));
-        let to_add: Vec<Arc<BucketBlock>> = owned
-            .difference(&current)
-            .filter_map(|u| state.blocks.get(u))
+        report.added.sort();
+        report.serving = self.blocks.read().len();
+        self.remove_stray_headers();
+        if !report.added.is_empty() || !report.removed.is_empty() || !report.failed.is_empty() {
+            tracing::info!(
+                node = %self.cfg.node_id,
+                serving = report.serving,
+                added = report.added.len(),
+                removed = report.removed.len(),
+                failed = report.failed.len(),
+                known = report.known,
+                "store sync changed the served blocks"
+            );
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(report)
+    }
+
+    /// Prepares (index headers) the given blocks, `prepare_concurrency` at a time; returns the
+    /// ones that loaded and records the others as failed in `report` and `self.failed`.
+    async fn prepare_all(
+        &self,
+        blocks: Vec<&SyncedBlock>,
+        report: &mut SyncReport,
+    ) -> Vec<Arc<BucketBlock>> {
+        let to_add: Vec<Arc<BucketBlock>> = blocks
+            .into_iter()
             .map(|sb| {
                 Arc::new(BucketBlock::new(
                     sb,
@@ -210,12 +282,13 @@ impl BucketStore {
             .buffer_unordered(self.cfg.prepare_concurrency)
             .collect()
             .await;
+        let mut ready = Vec::new();
         for (b, r) in prepared {
             match r {
                 Ok(()) => {
                     self.failed.write().remove(&b.ulid());
                     report.added.push(b.ulid());
-                    self.blocks.write().insert(b.ulid(), b);
+                    ready.push(b);
                 }
                 Err(e) => {
                     self.counters.inc(&self.counters.block_load_failures);
@@ -228,22 +301,7 @@ impl BucketStore {
                 }
             }
         }
-        report.added.sort();
-        report.serving = self.blocks.read().len();
-        self.remove_stray_headers();
-        if !report.added.is_empty() || !report.removed.is_empty() || !report.failed.is_empty() {
-            tracing::info!(
-                node = %self.cfg.node_id,
-                serving = report.serving,
-                added = report.added.len(),
-                removed = report.removed.len(),
-                failed = report.failed.len(),
-                known = report.known,
-                "store sync changed the served blocks"
-            );
-        }
-        self.ready.store(true, Ordering::Release);
-        Ok(report)
+        ready
     }
 
     /// Deletes header files (and leftover temp files) of blocks this store does not serve, e.g.

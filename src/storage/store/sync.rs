@@ -44,6 +44,9 @@ pub struct SyncState {
     pub invalid: Vec<(Ulid, String)>,
     /// Blocks hidden because a newer block holds all their sources.
     pub duplicates: Vec<Ulid>,
+    /// The hidden blocks themselves: the store serves them on while the block that covers
+    /// them cannot be loaded, so hiding never loses data.
+    pub hidden: BTreeMap<Ulid, SyncedBlock>,
 }
 
 /// Keeps the parsed metas between passes (they never change once uploaded).
@@ -144,7 +147,9 @@ impl MetaSyncer {
         }
         let metas: Vec<BlockMeta> = state.blocks.values().map(|b| b.meta.clone()).collect();
         for ulid in hidden_by_sources(&metas) {
-            state.blocks.remove(&ulid);
+            if let Some(b) = state.blocks.remove(&ulid) {
+                state.hidden.insert(ulid, b);
+            }
             state.duplicates.push(ulid);
         }
         Ok(state)

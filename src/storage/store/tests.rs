@@ -378,6 +378,44 @@ async fn corrupt_index_fails_only_that_block() {
     assert_eq!(got.series.len(), 30);
 }
 
+/// A compacted block that covers another (its `compaction.sources`) hides it only once it is
+/// served itself: while it cannot be loaded, its input is served on, and when it loads the two
+/// are swapped in one step.
+#[tokio::test]
+async fn an_unloadable_covering_block_does_not_hide_its_inputs() {
+    let f = fixture(vec![small_spec(10, 0, 1), small_spec(10, 0, 3)]).await;
+    let (input, covering) = (f.ulids[0], f.ulids[1]);
+    let meta_key = format!("{covering}/meta.json");
+    let mut meta: crate::storage::block::BlockMeta =
+        serde_json::from_slice(&f.bucket.get(&meta_key).await.unwrap()).unwrap();
+    meta.compaction.sources = vec![input, covering];
+    f.bucket
+        .put_bytes(&meta_key, meta.to_json().unwrap().into())
+        .await
+        .unwrap();
+    let index_key = format!("{covering}/index");
+    let good_index = f.bucket.get(&index_key).await.unwrap();
+    corrupt_object(&f.bucket, &index_key, Some(60), 0).await;
+
+    let s = BucketStore::new(f.bucket.clone() as DynStore, config(&f, "n1")).unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(r.failed[0].0, covering);
+    let serving: Vec<Ulid> = s.blocks().iter().map(|b| b.ulid).collect();
+    assert_eq!(
+        serving,
+        vec![input],
+        "the input is served while its cover fails"
+    );
+
+    f.bucket.put_bytes(&index_key, good_index).await.unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
+    assert_eq!(r.added, vec![covering], "{r:?}");
+    assert_eq!(r.removed, vec![input], "{r:?}");
+    let serving: Vec<Ulid> = s.blocks().iter().map(|b| b.ulid).collect();
+    assert_eq!(serving, vec![covering]);
+}
+
 #[tokio::test]
 async fn corrupt_chunks_and_series_become_warnings() {
     let f = fixture(vec![
