@@ -1,6 +1,7 @@
 //! One stream's compaction: plan, execute, re-plan until the planner has nothing left; then
 //! the stream's clean-up (`cleanup::stream`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::storage::compactor::merge::{
     check_budget, merge_blocks, InputSize, MergeError, MergeMode, MergeOptions,
 };
 use crate::storage::compactor::plan::{
-    plan_stream_with_no_compact, Plan, PlanKind, StreamDecision, StreamKey,
+    expired, plan_stream_with_no_compact, Plan, PlanKind, StreamDecision, StreamKey,
 };
 
 /// A failure that ends the stream for this pass (retried by the next one).
@@ -93,9 +94,20 @@ async fn compact(
     // bound only guards against a planner that would repeat itself.
     let max_steps = 2 * (s.plannable.len() + s.no_compact.len()) + 8;
     let mut plan_no = 0usize;
+    // Blocks past retention are marked by the clean-up after compaction; compacting them first
+    // would only download, merge and upload data about to be deleted (Thanos does that).
+    let retained: BTreeSet<Ulid> = expired(&s.plannable, &ctx.settings.retention, ctx.now_ms())
+        .into_iter()
+        .collect();
     for _ in 0..max_steps {
+        let live: Vec<BlockMeta> = s
+            .plannable
+            .iter()
+            .filter(|m| !retained.contains(&m.ulid))
+            .cloned()
+            .collect();
         let decision =
-            plan_stream_with_no_compact(key, &s.plannable, &s.no_compact, &ctx.settings.planner);
+            plan_stream_with_no_compact(key, &live, &s.no_compact, &ctx.settings.planner);
         let step = match decision {
             StreamDecision::Nothing => return Ok(Step::Continue),
             StreamDecision::MarkNoCompact {
