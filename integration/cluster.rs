@@ -59,7 +59,7 @@ fn write_config(
 }
 
 /// Starts a node; its log goes to `<config>.log` so a failure can show it.
-fn spawn(config: &Path) -> ChildGuard {
+pub(crate) fn spawn(config: &Path) -> ChildGuard {
     let log = std::fs::File::create(config.with_extension("log")).expect("node log file");
     let child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["node", "--config"])
@@ -73,7 +73,7 @@ fn spawn(config: &Path) -> ChildGuard {
     ChildGuard::new(child, "strata")
 }
 
-async fn admin_get(port: u16, path: &str) -> Option<Value> {
+pub(crate) async fn admin_get(port: u16, path: &str) -> Option<Value> {
     let resp = http_client()
         .get(format!("http://127.0.0.1:{port}{path}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -450,9 +450,10 @@ async fn three_nodes_behind_haproxy_move_roles_survive_a_kill_and_reown_singleto
     cluster.killing_the_compactor_node_reowns_it(&lb).await;
 }
 
-/// One block of a stream `{cluster="eu1", replica=<replica>}` written straight into a
-/// filesystem bucket (meta.json last, as an upload would).
-fn block_in_bucket(bucket: &Path, replica: &str) -> ulid::Ulid {
+/// One block of a stream `{cluster=<cluster>, replica=<replica>}` written straight into a
+/// filesystem bucket (meta.json last, as an upload would). Its files are not a readable block:
+/// a stream of one block is never planned, so only its lease is ever taken.
+pub(crate) fn block_in_bucket(bucket: &Path, cluster: &str, replica: &str) -> ulid::Ulid {
     use strata::storage::block::{BlockMeta, ThanosMeta};
     let ulid = ulid::Ulid::new();
     let dir = bucket.join(ulid.to_string());
@@ -460,7 +461,7 @@ fn block_in_bucket(bucket: &Path, replica: &str) -> ulid::Ulid {
     std::fs::write(dir.join("index"), vec![0u8; 64]).unwrap();
     std::fs::write(dir.join("chunks/000001"), vec![0u8; 64]).unwrap();
     let mut meta = BlockMeta::new(ulid, 0, 7_200_000);
-    let labels = [("cluster", "eu1"), ("replica", replica)]
+    let labels = [("cluster", cluster), ("replica", replica)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -472,7 +473,7 @@ fn block_in_bucket(bucket: &Path, replica: &str) -> ulid::Ulid {
 #[actix_rt::test]
 async fn a_gossip_partition_never_gives_two_compactors_one_stream() {
     let bucket = tempfile::tempdir().unwrap();
-    block_in_bucket(bucket.path(), "r1");
+    block_in_bucket(bucket.path(), "eu1", "r1");
     // Both nodes run every role; the stream's blocks are old enough to be looked at at once.
     let yaml = "compactor: {interval: 1s, consistency_delay: 0s}\n";
     let a = TestNode::builder()

@@ -263,17 +263,19 @@ async fn replicas_become_one_stream_without_the_replica_label() {
     for i in 0..2 {
         let out = &got[&series(i).to_string()];
         let (a, b) = (&per_replica[0][i].1, &per_replica[1][i].1);
+        // The replicas share timestamps, so the merged series is the complete one: each
+        // replica's hole filled from the other, every sample exactly once.
         let union: BTreeMap<i64, u64> = a.iter().chain(b).map(|x| (x.t, x.v.to_bits())).collect();
-        assert!(out.iter().all(|(t, v)| union.get(t) == Some(v)));
-        // No sample lost where both replicas had it. The strict check — `out` equals the
-        // complete series, each replica's hole filled from the other — holds once
-        // storage::dedup keeps the samples where replica timestamps coincide.
-        let got_t: std::collections::BTreeSet<i64> = out.iter().map(|x| x.0).collect();
-        let b_t: std::collections::BTreeSet<i64> = b.iter().map(|x| x.t).collect();
-        assert!(a
-            .iter()
-            .filter(|x| b_t.contains(&x.t))
-            .all(|x| got_t.contains(&x.t)));
+        let complete = samples(i, mint, maxt, step, |_| false);
+        assert_eq!(union.len(), complete.len(), "the holes do not overlap");
+        let got_map: BTreeMap<i64, u64> = out.iter().copied().collect();
+        assert_eq!(
+            got_map.len(),
+            out.len(),
+            "a timestamp twice in {}",
+            series(i)
+        );
+        assert_eq!(got_map, union, "series {}", series(i));
     }
     assert!(env
         .pass_at(&s, SystemTime::now())
