@@ -3,6 +3,7 @@
 //! work; every tool exits non-zero with a message naming what is wrong. The bucket tools and
 //! the shipping, query and scrape benchmarks live in the submodules below.
 
+pub mod bench_compact;
 pub mod bench_query;
 pub mod bench_scrape;
 pub mod bench_ship;
@@ -124,6 +125,9 @@ pub enum BenchCommand {
     /// Parse throughput, and scraping CPU side by side with Prometheus 2.42 on the same
     /// in-process targets.
     Scrape(bench_scrape::ScrapeBenchArgs),
+    /// Bucket compaction throughput and peak RSS side by side with Prometheus 2.42 compacting
+    /// the same blocks.
+    Compact(bench_compact::CompactBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
@@ -174,6 +178,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Scrape(args),
         } => bench_scrape::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Compact(args),
+        } => bench_compact::run(args, &mut out)?,
         ToolCommand::Tsdb {
             cmd:
                 TsdbCommand::Import {
