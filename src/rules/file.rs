@@ -11,8 +11,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use super::locate::{self, Step};
 use super::template_check;
-use super::yaml::{self, RawRule, Step};
+use super::yaml::{self, RawRule};
 
 /// Every way a rule file can be wrong, each displayed as one line (or block) of promtool's
 /// `check rules` output.
@@ -221,29 +222,20 @@ fn go_io_error(file: &str, e: &std::io::Error) -> String {
 
 /// Parses and validates the text of a rule file named `file` (the name only labels errors).
 pub fn parse(file: &str, text: &str, templates: &dyn TemplateCheck) -> Result<RuleGroups> {
-    let raw = match yaml::decode(text) {
-        Ok(r) => r,
-        Err(message) => {
-            // Prometheus decodes twice (typed, then as nodes) and reports both failures; a
-            // syntax error therefore appears twice in promtool's output.
-            let mut errs = vec![FileError::Yaml {
+    let raw = yaml::decode(text).map_err(|messages| {
+        messages
+            .into_iter()
+            .map(|message| FileError::Yaml {
                 file: file.to_string(),
-                message: message.clone(),
-            }];
-            if let Some(second) = second_decode_error(&message) {
-                errs.push(FileError::Yaml {
-                    file: file.to_string(),
-                    message: second,
-                });
-            }
-            return Err(errs);
-        }
-    };
+                message,
+            })
+            .collect::<Vec<_>>()
+    })?;
     let mut errs = Vec::new();
     let mut seen = HashSet::new();
     let mut groups = Vec::with_capacity(raw.groups.len());
     for (j, g) in raw.groups.into_iter().enumerate() {
-        let group_pos = || locate_or_zero(text, &[Step::Key("groups"), Step::Index(j)]);
+        let group_pos = || locate_or_zero(text, &[Step::Key("groups".into()), Step::Index(j)]);
         if g.name.is_empty() {
             errs.push(FileError::EmptyGroupName {
                 file: file.to_string(),
@@ -261,11 +253,11 @@ pub fn parse(file: &str, text: &str, templates: &dyn TemplateCheck) -> Result<Ru
         for (i, r) in g.rules.into_iter().enumerate() {
             let at = |key: &str| {
                 let path = [
-                    Step::Key("groups"),
+                    Step::Key("groups".into()),
                     Step::Index(j),
-                    Step::Key("rules"),
+                    Step::Key("rules".into()),
                     Step::Index(i),
-                    Step::Key(key),
+                    Step::Key(key.into()),
                 ];
                 locate_or_zero(text, &path)
             };
@@ -312,25 +304,9 @@ pub fn parse(file: &str, text: &str, templates: &dyn TemplateCheck) -> Result<Ru
     }
 }
 
-/// The error of Prometheus's second decode (into `ruleGroups{Groups []yaml.Node}`), which
-/// fails too when the file is not YAML or its top two levels have the wrong shape.
-fn second_decode_error(first: &str) -> Option<String> {
-    if first.starts_with("yaml: unmarshal errors:") {
-        if let Some(m) = first.strip_suffix("into rulefmt.RuleGroups") {
-            return Some(format!("{m}into rulefmt.ruleGroups"));
-        }
-        return first
-            .strip_suffix("into []rulefmt.RuleGroup")
-            .map(|m| format!("{m}into []yaml.Node"));
-    }
-    // A syntax error fails both decodes alike; a field's own error (a bad duration) only the
-    // typed one.
-    first.starts_with("yaml: ").then(|| first.to_string())
-}
-
 /// A node's position; (0, 0) for an absent node, as yaml.v3 reports a zero node.
-fn locate_or_zero(text: &str, path: &[Step<'_>]) -> (usize, usize) {
-    yaml::locate(text, path).unwrap_or((0, 0))
+fn locate_or_zero(text: &str, path: &[Step]) -> (usize, usize) {
+    locate::locate(text, path).map_or((0, 0), |p| (p.line, p.column))
 }
 
 /// Which node a problem is reported at.

@@ -135,3 +135,57 @@ proptest! {
         let _ = check(&text);
     }
 }
+
+/// Each case was checked with promtool 2.42, which accepts all of them.
+#[test]
+fn scalars_decode_as_yaml_v3_does() {
+    let text = "groups:
+- name: g
+  limit: 1.5
+  rules:
+  - alert: A
+    expr: null
+    labels:
+      a: null
+      b: ~
+      c:
+      d: 1.0
+      e: True
+      f: 17
+---
+groups:
+- name: g
+  rules:
+  - record: \"bad name\"
+    expr: up
+";
+    let g = check(text).unwrap();
+    // Only the first document counts.
+    assert_eq!(g.groups.len(), 1);
+    assert_eq!(g.groups[0].limit, 1);
+    let r = &g.groups[0].rules[0];
+    assert_eq!(r.expr, "null");
+    let got: Vec<(&str, &str)> = r
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a", ""),
+            ("b", ""),
+            ("c", ""),
+            ("d", "1.0"),
+            ("e", "True"),
+            ("f", "17"),
+        ]
+    );
+    assert_eq!(
+        check("groups:\n- name: g\n  limit: -1\n  rules: []\n")
+            .unwrap()
+            .groups[0]
+            .limit,
+        -1
+    );
+}

@@ -11,6 +11,7 @@
 
 pub mod alerting;
 pub mod file;
+mod locate;
 pub mod recording;
 pub mod schedule;
 pub mod template_check;

@@ -1,31 +1,25 @@
-//! The YAML layer of rule files: strict deserialisation of `groups:` into raw structs, and the
-//! positions of nodes for error messages. Prometheus 2.42 decodes with yaml.v3 and
-//! `KnownFields(true)`, so an unknown key is an error worded
-//! `field X not found in type rulefmt.RuleNode`, and a wrong scalar type is
-//! `cannot unmarshal !!str \`abc\` into int`; those texts are reproduced here. The values of
-//! `record`, `alert` and `expr` are kept as their raw scalar text, as a yaml.v3 `Node.Value` is.
-//!
-//! serde_norway does not expose node positions, only the position of an error. [`locate`]
-//! therefore finds a node by deserialising the document once more with a probe that fails
-//! exactly at that node; it runs only when a message needs a position, i.e. on the error path.
+//! Decoding a rule file's YAML into raw structs the way Prometheus 2.42 does it with yaml.v3:
+//! strictly (`KnownFields`: an unknown key is `field X not found in type rulefmt.RuleNode`),
+//! collecting every type error (`line 3: cannot unmarshal !!str \`abc\` into int`) and
+//! duplicate key (`mapping key "expr" already defined at line 5`) and going on, but stopping
+//! at the first bad duration (`not a valid duration string: "5x"`), which yaml.v3 reports
+//! alone. Scalars decode into strings as written (`1.50` stays `1.50`), and `record`, `alert`
+//! and `expr` keep a yaml.v3 `Node.Value`: any scalar's text (`null` too), `""` for a
+//! sequence or mapping. Prometheus decodes the file a second time into
+//! `ruleGroups{Groups []yaml.Node}`; that decode's errors (a wrong shape of the top two
+//! levels) are reported too.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::locate::{self, Step};
 use crate::gocompat;
 
-/// Starts a message produced by this module inside a serde_norway error; what follows up to
-/// [`END`] is the message, and the kind byte says how promtool prints it.
-const START: char = '\u{1}';
-const END: char = '\u{2}';
-/// yaml.v3 collects type errors as `yaml: unmarshal errors:\n  line N: ...`.
-const KIND_UNMARSHAL: char = 'U';
-/// Errors of a field's own unmarshaller (durations) are printed bare.
-const KIND_PLAIN: char = 'P';
-/// The probe's marker: the error position is the position of the node looked for.
-const PROBE: &str = "\u{1}probe\u{2}";
+/// Marks the message of an error this module raises to stop decoding (a bad duration).
+const ABORT: char = '\u{1}';
 
 /// The whole file, as yaml.v3 decodes it into `rulefmt.RuleGroups`.
 #[derive(Debug, Default)]
@@ -41,7 +35,7 @@ pub(crate) struct RawGroup {
     pub rules: Vec<RawRule>,
 }
 
-/// One rule as `rulefmt.RuleNode` holds it: `record`, `alert` and `expr` are raw node texts
+/// One rule as `rulefmt.RuleNode` holds it: `record`, `alert` and `expr` are node texts
 /// (`None` when the key is absent, which yaml.v3 reports at position 0:0).
 #[derive(Debug, Default)]
 pub(crate) struct RawRule {
@@ -54,561 +48,628 @@ pub(crate) struct RawRule {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A type error found while decoding: where (its node) and what.
+struct TypeError {
+    path: Vec<Step>,
+    message: String,
+}
+
+/// What the visitors share: the text (to look up positions and raw scalars) and the errors
+/// found so far, of the typed decode and of Prometheus's second decode.
+struct Ctx<'t> {
+    text: &'t str,
+    errors: RefCell<Vec<TypeError>>,
+    second: RefCell<Vec<TypeError>>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, path: &[Step], message: String) {
+        self.errors.borrow_mut().push(TypeError {
+            path: path.to_vec(),
+            message,
+        });
+    }
+
+    /// yaml.v3's `terror`: `cannot unmarshal !!tag \`value\` into <go type>`.
+    fn type_error(&self, path: &[Step], node: &Node, into: &str) {
+        self.error(
+            path,
+            format!("cannot unmarshal {} into {into}", self.describe(path, node)),
+        );
+    }
+
+    /// A node as yaml.v3 names it in a type error: the tag, and for a scalar its text
+    /// (longer than 10 bytes: the first 7 and `...`).
+    fn describe(&self, path: &[Step], node: &Node) -> String {
+        let (tag, value) = match node {
+            Node::Str(s) => ("!!str", s.clone()),
+            Node::Int(n) => ("!!int", n.to_string()),
+            Node::Float(f) => ("!!float", self.raw(path, || gocompat::format_float_g(*f))),
+            Node::Bool(b) => ("!!bool", self.raw(path, || b.to_string())),
+            Node::Null => ("!!null", self.raw(path, String::new)),
+            Node::Seq => return "!!seq".to_string(),
+            Node::Map => return "!!map".to_string(),
+        };
+        if value.len() > 10 {
+            let mut cut = 7;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{tag} `{}...`", &value[..cut])
+        } else {
+            format!("{tag} `{value}`")
+        }
+    }
+
+    /// The scalar's text as written, or `fallback` if it cannot be found.
+    fn raw(&self, path: &[Step], fallback: impl FnOnce() -> String) -> String {
+        locate::raw_scalar(self.text, path).unwrap_or_else(fallback)
+    }
+
+    /// A scalar as yaml.v3 decodes it into a string: as written; null is `""`.
+    fn scalar_text(&self, path: &[Step], node: &Node) -> Option<String> {
+        match node {
+            Node::Str(s) => Some(s.clone()),
+            Node::Int(n) => Some(n.to_string()),
+            Node::Float(f) => Some(self.raw(path, || gocompat::format_float_g(*f))),
+            Node::Bool(b) => Some(self.raw(path, || b.to_string())),
+            Node::Null => Some(String::new()),
+            Node::Seq | Node::Map => None,
+        }
+    }
+}
+
 /// Decodes the first YAML document of `text` (an empty file is an empty rule set, as yaml.v3
-/// ignores `io.EOF`). The error is the text promtool prints after `<file>: `.
-pub(crate) fn decode(text: &str) -> Result<RawGroups, String> {
+/// ignores `io.EOF`). The errors are the texts promtool prints after `<file>: `.
+pub(crate) fn decode(text: &str) -> Result<RawGroups, Vec<String>> {
     let Some(doc) = serde_norway::Deserializer::from_str(text).next() else {
         return Ok(RawGroups::default());
     };
-    match doc.deserialize_any(GroupsVisitor) {
-        Ok(g) => Ok(g),
-        Err(e) => Err(render_error(&e)),
-    }
-}
-
-/// Turns a serde_norway error into promtool's wording: this module's own messages by their
-/// kind, YAML syntax errors as `yaml: line N: problem`.
-fn render_error(e: &serde_norway::Error) -> String {
-    let raw = e.to_string();
-    let line = e.location().map(|l| l.line()).unwrap_or(0);
-    if let Some(start) = raw.find(START) {
-        let rest = &raw[start + START.len_utf8()..];
-        let end = rest.find(END).unwrap_or(rest.len());
-        let body = &rest[..end];
-        let mut chars = body.chars();
-        let kind = chars.next();
-        let msg = chars.as_str();
-        if kind == Some(KIND_PLAIN) {
-            return msg.to_string();
-        }
-        return format!("yaml: unmarshal errors:\n  line {line}: {msg}");
-    }
-    // serde's own type errors (a sequence where a string belongs).
-    if let Some(rest) = raw.strip_prefix("invalid type: ") {
-        let tag = if rest.starts_with("sequence") {
-            "!!seq"
-        } else if rest.starts_with("map") {
-            "!!map"
-        } else {
-            "!!str"
-        };
-        return format!(
-            "yaml: unmarshal errors:\n  line {line}: cannot unmarshal {tag} into string"
-        );
-    }
-    syntax_error(&raw)
-}
-
-/// A libyaml error as yaml.v3 words it. serde_norway prints `problem at line L column C[,
-/// context at line L2 column C2]` (1-based); yaml.v3 prints `yaml: line N: problem`, where N
-/// is the context mark's 0-based line (or else the problem's), plus one for scanner errors.
-fn syntax_error(raw: &str) -> String {
-    let (problem, rest) = match raw.find(" at line ") {
-        Some(i) => (&raw[..i], &raw[i + " at line ".len()..]),
-        None => match raw.find(", ") {
-            Some(i) => (&raw[..i], &raw[i..]),
-            None => (raw, ""),
-        },
+    let ctx = Ctx {
+        text,
+        errors: RefCell::new(Vec::new()),
+        second: RefCell::new(Vec::new()),
     };
-    let problem_line = leading_number(rest);
-    let context = rest.find(", ").map(|i| &rest[i + 2..]);
-    let scanner = context.is_some_and(|c| c.starts_with("while scanning"));
-    let context_line = context.map(|c| match c.find(" at line ") {
-        Some(i) => leading_number(&c[i + " at line ".len()..]),
-        None => problem_line,
+    let top = Expect(Top {
+        ctx: &ctx,
+        path: Vec::new(),
     });
-    let zero_based = |l: usize| l.saturating_sub(1);
-    let mut line = 0;
-    if let Some(cl) = context_line.map(zero_based).filter(|l| *l != 0) {
-        line = cl;
-    } else if zero_based(problem_line) != 0 {
-        line = zero_based(problem_line);
+    let decoded = doc.deserialize_any(top);
+    let groups = match decoded {
+        Ok(g) => g,
+        Err(e) => {
+            let raw = e.to_string();
+            if let Some(i) = raw.find(ABORT) {
+                let msg = &raw[i + ABORT.len_utf8()..];
+                let end = msg.find(ABORT).unwrap_or(msg.len());
+                return Err(vec![msg[..end].to_string()]);
+            }
+            // A syntax error fails both decodes alike.
+            let msg = locate::syntax_error(&raw);
+            return Err(vec![msg.clone(), msg]);
+        }
+    };
+    let mut out = Vec::new();
+    for list in [ctx.errors.into_inner(), ctx.second.into_inner()] {
+        if list.is_empty() {
+            continue;
+        }
+        let mut msg = String::from("yaml: unmarshal errors:");
+        for e in list {
+            let line = locate::locate(text, &e.path).map(|p| p.line).unwrap_or(0);
+            msg.push_str(&format!("\n  line {line}: {}", e.message));
+        }
+        out.push(msg);
     }
-    if line != 0 && scanner {
-        line += 1;
-    }
-    if line == 0 {
-        format!("yaml: {problem}")
+    if out.is_empty() {
+        Ok(groups)
     } else {
-        format!("yaml: line {line}: {problem}")
+        Err(out)
     }
 }
 
-fn leading_number(s: &str) -> usize {
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap_or(0)
+/// Any node, its content skipped: what a field got when it was not what it wanted.
+enum Node {
+    Str(String),
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Seq,
+    Map,
 }
 
-fn unmarshal_error<E: de::Error>(msg: impl fmt::Display) -> E {
-    E::custom(format!("{START}{KIND_UNMARSHAL}{msg}{END}"))
-}
+struct NodeSeed;
 
-fn plain_error<E: de::Error>(msg: impl fmt::Display) -> E {
-    E::custom(format!("{START}{KIND_PLAIN}{msg}{END}"))
-}
-
-fn unknown_field<E: de::Error>(field: &str, ty: &str) -> E {
-    unmarshal_error(format!("field {field} not found in type rulefmt.{ty}"))
-}
-
-/// A map key checked against the known fields of `ty`; an unknown one fails at the key, so
-/// the error carries the key's line as yaml.v3's does.
-struct FieldSeed {
-    known: &'static [&'static str],
-    ty: &'static str,
-}
-
-impl<'de> DeserializeSeed<'de> for FieldSeed {
-    type Value = &'static str;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldSeed {
-    type Value = &'static str;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a field of rulefmt.{}", self.ty)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        match self.known.iter().find(|k| **k == v) {
-            Some(k) => Ok(k),
-            None => Err(unknown_field(v, self.ty)),
-        }
-    }
-}
-
-struct GroupsVisitor;
-
-impl<'de> Visitor<'de> for GroupsVisitor {
-    type Value = RawGroups;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a mapping with `groups`")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<RawGroups, E> {
-        Ok(RawGroups::default())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<RawGroups, E> {
-        Ok(RawGroups::default())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawGroups, E> {
-        Err(scalar_type_error(v, "rulefmt.RuleGroups"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<RawGroups, A::Error> {
-        Err(unmarshal_error(
-            "cannot unmarshal !!seq into rulefmt.RuleGroups",
-        ))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawGroups, A::Error> {
-        let mut out = RawGroups::default();
-        let seed = || FieldSeed {
-            known: &["groups"],
-            ty: "RuleGroups",
-        };
-        while let Some(_key) = map.next_key_seed(seed())? {
-            out.groups = map.next_value_seed(ListSeed {
-                item: GroupVisitor,
-                ty: "[]rulefmt.RuleGroup",
-            })?;
-        }
-        Ok(out)
-    }
-}
-
-/// A YAML sequence of items each decoded by `V` (`null` is an empty list, as in Go); `ty`
-/// names the Go type in type errors.
-struct ListSeed<V> {
-    item: V,
-    ty: &'static str,
-}
-
-impl<'de, V> DeserializeSeed<'de> for ListSeed<V>
-where
-    V: Visitor<'de> + Copy,
-{
-    type Value = Vec<V::Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+impl<'de> DeserializeSeed<'de> for NodeSeed {
+    type Value = Node;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, V> Visitor<'de> for ListSeed<V>
-where
-    V: Visitor<'de> + Copy,
-{
-    type Value = Vec<V::Value>;
+impl<'de> Visitor<'de> for NodeSeed {
+    type Value = Node;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a sequence")
+        f.write_str("any node")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
     }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Err(scalar_type_error(v, self.ty))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!int `{v}` into {}",
-            self.ty
-        )))
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        Ok(Node::Int(v))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!int `{v}` into {}",
-            self.ty
-        )))
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        Ok(Node::Int(i128::try_from(v).unwrap_or(i128::MAX)))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        let v = gocompat::format_float_g(v);
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!float `{v}` into {}",
-            self.ty
-        )))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!bool `{v}` into {}",
-            self.ty
-        )))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_string()))
     }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!map into {}",
-            self.ty
-        )))
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(item) = seq.next_element_seed(MapSeed(self.item))? {
-            out.push(item);
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Node::Seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Node::Map)
+    }
+}
+
+/// A collection (struct, list or map) of Go type `go_type()`: a mapping goes to `map`, a
+/// sequence to `seq`; by default either is a type error, as is any scalar. `null` is the
+/// zero value.
+trait Container: Sized {
+    type Out: Default;
+    fn ctx(&self) -> &Ctx<'_>;
+    fn path(&self) -> &[Step];
+    fn go_type(&self) -> &'static str;
+    /// The second decode's type at this node, if it has one (the top two levels).
+    fn second_go_type(&self) -> Option<&'static str> {
+        None
+    }
+    fn map<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.wrong(&Node::Map);
+        Ok(Self::Out::default())
+    }
+    fn seq<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.wrong(&Node::Seq);
+        Ok(Self::Out::default())
+    }
+    fn wrong(&self, node: &Node) {
+        let ctx = self.ctx();
+        ctx.type_error(self.path(), node, self.go_type());
+        if let Some(second) = self.second_go_type() {
+            let msg = format!(
+                "cannot unmarshal {} into {second}",
+                ctx.describe(self.path(), node)
+            );
+            ctx.second.borrow_mut().push(TypeError {
+                path: self.path().to_vec(),
+                message: msg,
+            });
         }
+    }
+}
+
+/// Drives a [`Container`] from serde's visitor calls.
+struct Expect<C>(C);
+
+impl<'de, C: Container> DeserializeSeed<'de> for Expect<C> {
+    type Value = C::Out;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<C::Out, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, C: Container> Visitor<'de> for Expect<C> {
+    type Value = C::Out;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0.go_type())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<C::Out, A::Error> {
+        self.0.map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<C::Out, A::Error> {
+        self.0.seq(seq)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<C::Out, E> {
+        Ok(C::Out::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<C::Out, E> {
+        Ok(C::Out::default())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<C::Out, E> {
+        self.0.wrong(&Node::Bool(v));
+        Ok(C::Out::default())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<C::Out, E> {
+        self.0.wrong(&Node::Int(v.into()));
+        Ok(C::Out::default())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<C::Out, E> {
+        self.0.wrong(&Node::Int(v.into()));
+        Ok(C::Out::default())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<C::Out, E> {
+        self.0.wrong(&Node::Float(v));
+        Ok(C::Out::default())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<C::Out, E> {
+        self.0.wrong(&Node::Str(v.to_string()));
+        Ok(C::Out::default())
+    }
+}
+
+fn child(path: &[Step], step: Step) -> Vec<Step> {
+    let mut p = path.to_vec();
+    p.push(step);
+    p
+}
+
+/// Reads a struct's keys: unknown ones and repeated ones are recorded (at the key) and
+/// skipped; `field` decodes the value of each known key.
+fn read_struct<'de, A, F>(
+    ctx: &Ctx<'_>,
+    path: &[Step],
+    ty: &str,
+    known: &[&'static str],
+    mut map: A,
+    mut field: F,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    F: FnMut(&mut A, &'static str, Vec<Step>) -> Result<(), A::Error>,
+{
+    // yaml.v3 reports a mapping's repeated keys before the errors inside it.
+    let first_error = ctx.errors.borrow().len();
+    let mut repeated = 0;
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(key) = map.next_key_seed(NodeSeed)? {
+        let key_path = child(path, Step::Key(String::new()));
+        let name = ctx.scalar_text(&key_path, &key).unwrap_or_default();
+        let count = seen.iter().filter(|k| **k == name).count();
+        if count > 0 {
+            let here = child(path, Step::KeyNode(name.clone(), count));
+            let first = child(path, Step::KeyNode(name.clone(), 0));
+            let first_line = locate::locate(ctx.text, &first)
+                .map(|p| p.line)
+                .unwrap_or(0);
+            ctx.errors.borrow_mut().insert(
+                first_error + repeated,
+                TypeError {
+                    path: here,
+                    message: format!(
+                        "mapping key {} already defined at line {first_line}",
+                        super::file::go_quote(&name)
+                    ),
+                },
+            );
+            repeated += 1;
+        }
+        seen.push(name.clone());
+        match known.iter().find(|k| **k == name) {
+            Some(k) => field(&mut map, k, child(path, Step::Key(name.clone())))?,
+            None => {
+                ctx.error(
+                    &child(path, Step::KeyNode(name.clone(), count)),
+                    format!("field {name} not found in type rulefmt.{ty}"),
+                );
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Top<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
+}
+
+impl Container for Top<'_, '_> {
+    type Out = RawGroups;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
+    }
+    fn path(&self) -> &[Step] {
+        &self.path
+    }
+    fn go_type(&self) -> &'static str {
+        "rulefmt.RuleGroups"
+    }
+    fn second_go_type(&self) -> Option<&'static str> {
+        Some("rulefmt.ruleGroups")
+    }
+    fn map<'de, A: MapAccess<'de>>(self, map: A) -> Result<RawGroups, A::Error> {
+        let mut out = RawGroups::default();
+        let ctx = self.ctx;
+        read_struct(
+            ctx,
+            &self.path,
+            "RuleGroups",
+            &["groups"],
+            map,
+            |m, _, path| {
+                out.groups = m.next_value_seed(Expect(GroupList { ctx, path }))?;
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }
 
-/// Decodes one item with a map visitor (`deserialize_any`, so a scalar item is a type error).
-struct MapSeed<V>(V);
-
-impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for MapSeed<V> {
-    type Value = V::Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self.0)
-    }
+struct GroupList<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
 }
 
-fn scalar_type_error<E: de::Error>(v: &str, into: &str) -> E {
-    unmarshal_error(format!("cannot unmarshal !!str `{v}` into {into}"))
-}
-
-#[derive(Clone, Copy)]
-struct GroupVisitor;
-
-impl<'de> Visitor<'de> for GroupVisitor {
-    type Value = RawGroup;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a rule group")
+impl Container for GroupList<'_, '_> {
+    type Out = Vec<RawGroup>;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawGroup, E> {
-        Err(scalar_type_error(v, "rulefmt.RuleGroup"))
+    fn path(&self) -> &[Step] {
+        &self.path
     }
-    fn visit_unit<E: de::Error>(self) -> Result<RawGroup, E> {
-        Ok(RawGroup::default())
+    fn go_type(&self) -> &'static str {
+        "[]rulefmt.RuleGroup"
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawGroup, A::Error> {
-        let mut g = RawGroup::default();
-        let seed = || FieldSeed {
-            known: &["name", "interval", "limit", "rules"],
-            ty: "RuleGroup",
-        };
-        while let Some(key) = map.next_key_seed(seed())? {
-            match key {
-                "name" => g.name = map.next_value_seed(Text)?,
-                "interval" => g.interval_ms = Some(map.next_value_seed(DurationSeed)?),
-                "limit" => g.limit = map.next_value_seed(IntSeed)?,
-                _ => {
-                    g.rules = map.next_value_seed(ListSeed {
-                        item: RuleVisitor,
-                        ty: "[]rulefmt.RuleNode",
-                    })?
-                }
-            }
+    fn second_go_type(&self) -> Option<&'static str> {
+        Some("[]yaml.Node")
+    }
+    fn seq<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RawGroup>, A::Error> {
+        let mut out = Vec::new();
+        loop {
+            let path = child(&self.path, Step::Index(out.len()));
+            let Some(g) = seq.next_element_seed(Expect(Group {
+                ctx: self.ctx,
+                path,
+            }))?
+            else {
+                return Ok(out);
+            };
+            out.push(g);
         }
+    }
+}
+
+struct Group<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
+}
+
+impl Container for Group<'_, '_> {
+    type Out = RawGroup;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
+    }
+    fn path(&self) -> &[Step] {
+        &self.path
+    }
+    fn go_type(&self) -> &'static str {
+        "rulefmt.RuleGroup"
+    }
+    fn map<'de, A: MapAccess<'de>>(self, map: A) -> Result<RawGroup, A::Error> {
+        let mut g = RawGroup::default();
+        let ctx = self.ctx;
+        let known = ["name", "interval", "limit", "rules"];
+        read_struct(ctx, &self.path, "RuleGroup", &known, map, |m, key, path| {
+            match key {
+                "name" => g.name = string_value(ctx, m, &path)?,
+                "interval" => g.interval_ms = Some(duration_value(ctx, m, &path)?),
+                "limit" => g.limit = int_value(ctx, m, &path)?,
+                _ => g.rules = m.next_value_seed(Expect(RuleList { ctx, path }))?,
+            }
+            Ok(())
+        })?;
         Ok(g)
     }
 }
 
-#[derive(Clone, Copy)]
-struct RuleVisitor;
+struct RuleList<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
+}
 
-impl<'de> Visitor<'de> for RuleVisitor {
-    type Value = RawRule;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a rule")
+impl Container for RuleList<'_, '_> {
+    type Out = Vec<RawRule>;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRule, E> {
-        Err(scalar_type_error(v, "rulefmt.RuleNode"))
+    fn path(&self) -> &[Step] {
+        &self.path
     }
-    fn visit_unit<E: de::Error>(self) -> Result<RawRule, E> {
-        Ok(RawRule::default())
+    fn go_type(&self) -> &'static str {
+        "[]rulefmt.RuleNode"
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRule, A::Error> {
-        let mut r = RawRule::default();
-        let seed = || FieldSeed {
-            known: &[
-                "record",
-                "alert",
-                "expr",
-                "for",
-                "keep_firing_for",
-                "labels",
-                "annotations",
-            ],
-            ty: "RuleNode",
-        };
-        while let Some(key) = map.next_key_seed(seed())? {
-            match key {
-                "record" => r.record = Some(map.next_value_seed(Text)?),
-                "alert" => r.alert = Some(map.next_value_seed(Text)?),
-                "expr" => r.expr = Some(map.next_value_seed(Text)?),
-                "for" => r.for_ms = map.next_value_seed(DurationSeed)?,
-                "keep_firing_for" => r.keep_firing_for_ms = map.next_value_seed(DurationSeed)?,
-                "labels" => r.labels = map.next_value_seed(StringMap)?,
-                _ => r.annotations = map.next_value_seed(StringMap)?,
-            }
+    fn seq<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<RawRule>, A::Error> {
+        let mut out = Vec::new();
+        loop {
+            let path = child(&self.path, Step::Index(out.len()));
+            let Some(r) = seq.next_element_seed(Expect(RuleNode {
+                ctx: self.ctx,
+                path,
+            }))?
+            else {
+                return Ok(out);
+            };
+            out.push(r);
         }
+    }
+}
+
+struct RuleNode<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
+}
+
+impl Container for RuleNode<'_, '_> {
+    type Out = RawRule;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
+    }
+    fn path(&self) -> &[Step] {
+        &self.path
+    }
+    fn go_type(&self) -> &'static str {
+        "rulefmt.RuleNode"
+    }
+    fn map<'de, A: MapAccess<'de>>(self, map: A) -> Result<RawRule, A::Error> {
+        let mut r = RawRule::default();
+        let ctx = self.ctx;
+        let known = [
+            "record",
+            "alert",
+            "expr",
+            "for",
+            "keep_firing_for",
+            "labels",
+            "annotations",
+        ];
+        read_struct(ctx, &self.path, "RuleNode", &known, map, |m, key, path| {
+            match key {
+                "record" => r.record = Some(node_value(ctx, m, &path)?),
+                "alert" => r.alert = Some(node_value(ctx, m, &path)?),
+                "expr" => r.expr = Some(node_value(ctx, m, &path)?),
+                "for" => r.for_ms = duration_value(ctx, m, &path)?,
+                "keep_firing_for" => r.keep_firing_for_ms = duration_value(ctx, m, &path)?,
+                "labels" => r.labels = m.next_value_seed(Expect(StringMap { ctx, path }))?,
+                _ => r.annotations = m.next_value_seed(Expect(StringMap { ctx, path }))?,
+            }
+            Ok(())
+        })?;
         Ok(r)
     }
 }
 
-/// A scalar's raw text (yaml.v3 decodes any scalar into a string field as written).
-struct Text;
-
-impl<'de> DeserializeSeed<'de> for Text {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        d.deserialize_str(TextVisitor)
-    }
+/// `map[string]string`.
+struct StringMap<'c, 't> {
+    ctx: &'c Ctx<'t>,
+    path: Vec<Step>,
 }
 
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string")
+impl Container for StringMap<'_, '_> {
+    type Out = BTreeMap<String, String>;
+    fn ctx(&self) -> &Ctx<'_> {
+        self.ctx
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_string())
+    fn path(&self) -> &[Step] {
+        &self.path
     }
-}
-
-/// A Prometheus duration (`model.Duration`), in milliseconds.
-struct DurationSeed;
-
-impl<'de> DeserializeSeed<'de> for DurationSeed {
-    type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        let s = d.deserialize_str(TextVisitor)?;
-        gocompat::parse_duration(&s).map_err(plain_error)
+    fn go_type(&self) -> &'static str {
+        "map[string]string"
     }
-}
-
-/// A Go `int`: an integer scalar, `null` as 0, anything else a yaml.v3 type error.
-struct IntSeed;
-
-impl<'de> DeserializeSeed<'de> for IntSeed {
-    type Value = i64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<i64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for IntSeed {
-    type Value = i64;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an integer")
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-        Ok(v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        i64::try_from(v)
-            .map_err(|_| unmarshal_error(format!("cannot unmarshal !!int `{v}` into int")))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
-        // yaml.v3 accepts a float that is a whole number.
-        if v.fract() == 0.0 && v.abs() < 9.2e18 {
-            return Ok(v as i64);
-        }
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!float `{}` into int",
-            gocompat::format_float_g(v)
-        )))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<i64, E> {
-        Err(unmarshal_error(format!(
-            "cannot unmarshal !!bool `{v}` into int"
-        )))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-        Err(scalar_type_error(v, "int"))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
-        Ok(0)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<i64, E> {
-        Ok(0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
-        Err(unmarshal_error("cannot unmarshal !!seq into int"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<i64, A::Error> {
-        Err(unmarshal_error("cannot unmarshal !!map into int"))
-    }
-}
-
-/// `map[string]string`: keys and values as their raw text; `null` is an empty map.
-struct StringMap;
-
-impl<'de> DeserializeSeed<'de> for StringMap {
-    type Value = BTreeMap<String, String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StringMap {
-    type Value = BTreeMap<String, String>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of strings")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(BTreeMap::new())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(BTreeMap::new())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Err(scalar_type_error(v, "map[string]string"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(unmarshal_error(
-            "cannot unmarshal !!seq into map[string]string",
-        ))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn map<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let mut out = BTreeMap::new();
-        while let Some(k) = map.next_key_seed(Text)? {
-            let v = map.next_value_seed(Text)?;
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(NodeSeed)? {
+            let key_path = child(&self.path, Step::Key(String::new()));
+            let k = match self.ctx.scalar_text(&key_path, &key) {
+                Some(k) => k,
+                None => {
+                    self.ctx.type_error(&key_path, &key, "string");
+                    String::new()
+                }
+            };
+            let n = count.entry(k.clone()).or_insert(0);
+            *n += 1;
+            let path = child(&self.path, Step::Key(k.clone()));
+            let v = string_value(self.ctx, &mut map, &path)?;
             out.insert(k, v);
         }
         Ok(out)
     }
 }
 
-/// One step of a path to a node: a mapping key or a sequence index.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// The 1-based `(line, column)` of the node at `path` in the first document of `text`, as
-/// yaml.v3's `Node.Line`/`Node.Column` report it; `None` when there is no such node.
-pub(crate) fn locate(text: &str, path: &[Step<'_>]) -> Option<(usize, usize)> {
-    let doc = serde_norway::Deserializer::from_str(text).next()?;
-    match (Probe { path }).deserialize(doc) {
-        Ok(()) => None,
-        Err(e) if e.to_string().contains(PROBE) => e.location().map(|l| (l.line(), l.column())),
-        Err(_) => None,
-    }
-}
-
-/// Walks `path` and fails at its end, so that serde_norway stamps that node's position on
-/// the error.
-struct Probe<'a, 'p> {
-    path: &'p [Step<'a>],
-}
-
-impl<'de> DeserializeSeed<'de> for Probe<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Probe<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any node")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(PROBE));
-        };
-        let Step::Index(want) = *first else {
-            return Ok(());
-        };
-        let mut i = 0;
-        loop {
-            if i == want {
-                seq.next_element_seed(Probe { path: rest })?;
-                return Ok(());
-            }
-            if seq.next_element::<IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-            i += 1;
+/// A string field: any scalar as written (null: `""`); a collection is a type error.
+fn string_value<'de, A: MapAccess<'de>>(
+    ctx: &Ctx<'_>,
+    map: &mut A,
+    path: &[Step],
+) -> Result<String, A::Error> {
+    let node = map.next_value_seed(NodeSeed)?;
+    Ok(match ctx.scalar_text(path, &node) {
+        Some(s) => s,
+        None => {
+            ctx.type_error(path, &node, "string");
+            String::new()
         }
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(PROBE));
-        };
-        let Step::Key(want) = *first else {
-            return Ok(());
-        };
-        while let Some(k) = map.next_key_seed(Text)? {
-            if k == want {
-                map.next_value_seed(Probe { path: rest })?;
-                return Ok(());
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(())
-    }
+    })
 }
 
-impl Probe<'_, '_> {
-    fn scalar<E: de::Error>(&self) -> Result<(), E> {
-        if self.path.is_empty() {
-            Err(E::custom(PROBE))
-        } else {
-            Ok(())
+/// A `yaml.Node` field's `Value`: a scalar's text as written (`null` and `~` included), `""`
+/// for a collection.
+fn node_value<'de, A: MapAccess<'de>>(
+    ctx: &Ctx<'_>,
+    map: &mut A,
+    path: &[Step],
+) -> Result<String, A::Error> {
+    let node = map.next_value_seed(NodeSeed)?;
+    Ok(match node {
+        Node::Null => {
+            let raw = ctx.raw(path, String::new);
+            let is_null = matches!(raw.as_str(), "~" | "null" | "Null" | "NULL");
+            if is_null {
+                raw
+            } else {
+                String::new()
+            }
         }
+        Node::Seq | Node::Map => String::new(),
+        other => ctx.scalar_text(path, &other).unwrap_or_default(),
+    })
+}
+
+/// A Go `int`: integers, floats truncated (as yaml.v3 does), null as 0; else a type error.
+fn int_value<'de, A: MapAccess<'de>>(
+    ctx: &Ctx<'_>,
+    map: &mut A,
+    path: &[Step],
+) -> Result<i64, A::Error> {
+    let node = map.next_value_seed(NodeSeed)?;
+    match node {
+        Node::Int(n) => match i64::try_from(n) {
+            Ok(v) => return Ok(v),
+            Err(_) => ctx.type_error(path, &node, "int"),
+        },
+        Node::Float(f) if f.is_finite() && f.abs() < 9.2e18 => return Ok(f as i64),
+        Node::Null => return Ok(0),
+        _ => ctx.type_error(path, &node, "int"),
     }
+    Ok(0)
+}
+
+/// A `model.Duration`: its scalar text parsed (an invalid one stops the decode, as the
+/// unmarshaller's error does in yaml.v3); null is 0; a collection is a type error.
+fn duration_value<'de, A: MapAccess<'de>>(
+    ctx: &Ctx<'_>,
+    map: &mut A,
+    path: &[Step],
+) -> Result<u64, A::Error> {
+    let node = map.next_value_seed(NodeSeed)?;
+    if matches!(node, Node::Null) {
+        return Ok(0);
+    }
+    let Some(text) = ctx.scalar_text(path, &node) else {
+        ctx.type_error(path, &node, "string");
+        return Ok(0);
+    };
+    gocompat::parse_duration(&text).map_err(|e| de::Error::custom(format!("{ABORT}{e}{ABORT}")))
 }
