@@ -322,3 +322,69 @@ fn restore_skips_stale_and_missing() {
     r.restore_for_state(200 * S, Duration::from_secs(600), |_| None);
     assert_eq!(only(&r).active_at_ns, 100 * S);
 }
+
+mod invariants {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Over any sequence of results: the state fields agree with each other, present
+        /// series are pending or firing, vanished pending alerts are gone, and two series
+        /// are written per pending or firing alert.
+        #[test]
+        fn state_machine_invariants(
+            hold_s in prop::sample::select(vec![0u64, 30, 60]),
+            keep_s in prop::sample::select(vec![0u64, 30]),
+            steps in proptest::collection::vec(
+                (1i64..400, proptest::collection::btree_set(0u8..4, 0..4)),
+                1..40,
+            ),
+        ) {
+            let mut r = AlertingRule::new(
+                "A",
+                Duration::from_secs(hold_s),
+                Duration::from_secs(keep_s),
+                BTreeMap::new(),
+                BTreeMap::new(),
+                true,
+            );
+            let mut ts = 0;
+            for (dt, present) in steps {
+                ts += dt * S;
+                let input: Vec<VectorSample> = present
+                    .iter()
+                    .map(|i| sample(&[("i", &i.to_string())], 1.0))
+                    .collect();
+                let out = r.eval(ts, &input, 0, &Simple).unwrap();
+                let mut live = 0;
+                for a in r.current_alerts() {
+                    let i = a.labels.get("i").unwrap().parse::<u8>().unwrap();
+                    match a.state {
+                        AlertState::Pending => {
+                            prop_assert!(present.contains(&i));
+                            prop_assert!(a.fired_at_ns.is_none() && a.resolved_at_ns.is_none());
+                            prop_assert!(ts - a.active_at_ns < hold_s as i64 * S);
+                            live += 1;
+                        }
+                        AlertState::Firing => {
+                            let fired = a.fired_at_ns.unwrap();
+                            prop_assert!(fired - a.active_at_ns >= hold_s as i64 * S);
+                            prop_assert!(a.resolved_at_ns.is_none());
+                            live += 1;
+                        }
+                        AlertState::Inactive => {
+                            prop_assert!(!present.contains(&i));
+                            let resolved = a.resolved_at_ns.unwrap();
+                            prop_assert!(ts - resolved <= 15 * 60 * S);
+                        }
+                    }
+                    if present.contains(&i) {
+                        prop_assert!(a.state != AlertState::Inactive);
+                        prop_assert!(a.keep_firing_since_ns.is_none());
+                    }
+                }
+                prop_assert_eq!(out.len(), 2 * live);
+            }
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //! reports the template mistakes promtool 2.42 reports (`template: __alert_A:1: unclosed
 //! action`) before the template engine exists. It lexes Go `text/template` actions as Go 1.20
 //! does — delimiters, comments, quoted, raw and character strings, parentheses, function
-//! names (Go's builtins and Prometheus 2.42's), and the nesting of `if`/`range`/`with`/
-//! `define`/`block` with `else` and `end` — and words each error as Go's parser does.
-//! The full parse (pipelines, declarations, operand syntax) comes with the template engine
+//! names (Go's builtins and Prometheus 2.42's), variables (`$labels`, `$value`, ... and those
+//! declared with `:=`, scoped to their control structure), and the nesting of `if`/`range`/
+//! `with`/`define`/`block` with `else` and `end` — and words each error as Go's parser does.
+//! The full parse (pipelines, operand syntax, `define` scopes) comes with the template engine
 //! (`src/rules/template/`), which plugs in through `file::TemplateCheck`.
 
 /// Go's `text/template` builtins and Prometheus 2.42's template functions.
@@ -63,6 +64,9 @@ const KEYWORDS: &[&str] = &[
     "with", "true", "false",
 ];
 
+/// The variables Prometheus declares before the user's text (`$` is Go's own).
+const PREDECLARED: &[&str] = &["$", "$labels", "$externalLabels", "$externalURL", "$value"];
+
 /// Checks `text`, a label or annotation of alerting rule `alert`; `Err` is Go's message,
 /// `template: __alert_<alert>:<line>: <problem>`.
 pub fn check_delimiters(alert: &str, text: &str) -> Result<(), String> {
@@ -71,6 +75,7 @@ pub fn check_delimiters(alert: &str, text: &str) -> Result<(), String> {
         s: text.as_bytes(),
         pos: 0,
         stack: Vec::new(),
+        vars: PREDECLARED.iter().map(|v| v.to_string()).collect(),
     }
     .run()
     .map_err(|(line, msg)| format!("template: {name}:{line}: {}", msg.replace("{NAME}", &name)))
@@ -79,8 +84,11 @@ pub fn check_delimiters(alert: &str, text: &str) -> Result<(), String> {
 struct Lexer<'a> {
     s: &'a [u8],
     pos: usize,
-    /// Open control structures (`if`, `range`, ...) waiting for their `end`.
-    stack: Vec<&'static str>,
+    /// Open control structures (`if`, `range`, ...) waiting for their `end`, each with the
+    /// number of variables declared when it opened (its own go out of scope at `end`).
+    stack: Vec<(&'static str, usize)>,
+    /// The variables in scope, `$` included.
+    vars: Vec<String>,
 }
 
 type LexResult<T> = Result<T, (usize, String)>;
@@ -175,10 +183,14 @@ impl Lexer<'_> {
                         "unexpected \"}\" in operand".to_string(),
                     ))
                 }
-                b'.' | b'$' => {
-                    // A field or variable: the name after it is not a function.
+                b'.' => {
+                    // A field: the name after it is not a function.
                     self.pos += 1;
                     self.skip_word();
+                    first_word = false;
+                }
+                b'$' => {
+                    self.variable()?;
                     first_word = false;
                 }
                 c if c.is_ascii_digit() => {
@@ -204,11 +216,14 @@ impl Lexer<'_> {
                 return Ok(());
             }
             match word {
-                "if" => self.stack.push("if"),
-                "range" => self.stack.push("range"),
-                "with" => self.stack.push("with"),
-                "define" => self.stack.push("define"),
-                "block" => self.stack.push("block"),
+                "if" | "range" | "with" | "define" | "block" => {
+                    let kind = KEYWORDS
+                        .iter()
+                        .find(|k| **k == word)
+                        .copied()
+                        .unwrap_or("if");
+                    self.stack.push((kind, self.vars.len()));
+                }
                 "end" => self.close(from)?,
                 "else" => self.else_branch(from)?,
                 _ => {}
@@ -227,7 +242,10 @@ impl Lexer<'_> {
     /// `{{end}}` closes the innermost open structure.
     fn close(&mut self, from: usize) -> LexResult<()> {
         match self.stack.pop() {
-            Some(_) => Ok(()),
+            Some((_, declared)) => {
+                self.vars.truncate(declared);
+                Ok(())
+            }
             None => Err((self.line_at(from), "unexpected {{end}}".to_string())),
         }
     }
@@ -235,9 +253,59 @@ impl Lexer<'_> {
     /// `{{else}}` belongs inside `if`, `range` or `with`.
     fn else_branch(&self, from: usize) -> LexResult<()> {
         match self.stack.last() {
-            Some(&"if" | &"range" | &"with") => Ok(()),
+            Some(&("if" | "range" | "with", _)) => Ok(()),
             _ => Err((self.line_at(from), "unexpected {{else}}".to_string())),
         }
+    }
+
+    /// `$name`: declared by `:=` (also `$i, $e :=` in `range`), assigned by `=`, else it
+    /// must be in scope.
+    fn variable(&mut self) -> LexResult<()> {
+        let from = self.pos;
+        let name = self.var_name();
+        let after = self.skip_spaces_from(self.pos);
+        let rest = &self.s[after..];
+        if rest.starts_with(b":=") {
+            self.vars.push(name);
+            return Ok(());
+        }
+        if rest.starts_with(b"=") && !rest.starts_with(b"==") {
+            // Go's parser does not check the target of an assignment.
+            return Ok(());
+        }
+        if rest.starts_with(b",") {
+            let second = self.skip_spaces_from(after + 1);
+            if self.s.get(second) == Some(&b'$') {
+                self.pos = second;
+                let other = self.var_name();
+                let after = self.skip_spaces_from(self.pos);
+                if self.s[after..].starts_with(b":=") {
+                    self.vars.push(name);
+                    self.vars.push(other);
+                    return Ok(());
+                }
+                self.pos = second;
+            }
+        }
+        if self.vars.contains(&name) {
+            return Ok(());
+        }
+        Err((self.line_at(from), format!("undefined variable \"{name}\"")))
+    }
+
+    /// Reads `$` and the name after it.
+    fn var_name(&mut self) -> String {
+        let from = self.pos;
+        self.pos += 1;
+        self.skip_word();
+        String::from_utf8_lossy(&self.s[from..self.pos]).into_owned()
+    }
+
+    fn skip_spaces_from(&self, mut at: usize) -> usize {
+        while at < self.s.len() && matches!(self.s[at], b' ' | b'\t') {
+            at += 1;
+        }
+        at.min(self.s.len())
     }
 
     fn skip_word(&mut self) {
@@ -361,6 +429,11 @@ mod tests {
             "{{/* a comment */}}{{ \"}}\" }}{{ `raw }}` }}",
             "{{ define \"x\" }}y{{ end }}{{ template \"x\" }}",
             "{{ with $labels.a }}{{ . }}{{ else }}none{{ end }}",
+            "{{ $x := 1 }}{{ $x }}",
+            "{{ range $i, $e := $labels }}{{ $i }}{{ $e }}{{ end }}",
+            "{{ $x = 1 }}",
+            "{{ with $x := 1 }}{{ $x }}{{ end }}",
+            "{{ $externalLabels.cluster }} {{ $externalURL }} {{ $ }}",
         ];
         for text in ok {
             assert_eq!(check("A", text), Ok(()), "{text:?}");
