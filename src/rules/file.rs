@@ -170,6 +170,11 @@ impl Rule {
     pub fn is_alert(&self) -> bool {
         matches!(self.kind, RuleKind::Alert(_))
     }
+
+    /// The expression's syntax tree (it parsed when the file was loaded).
+    pub fn parsed_expr(&self) -> crate::promql::Result<promql_parser::parser::Expr> {
+        crate::promql::engine::parse_query(&self.expr, 0, 0)
+    }
 }
 
 impl RuleGroups {

@@ -48,6 +48,7 @@ fn parses_typed_groups() {
     assert_eq!(a.keep_firing_for, Duration::from_secs(60));
     assert_eq!(a.annotations["summary"], "{{ $labels.instance }} down");
     assert_eq!(g.groups[1].interval, None);
+    assert!(a.parsed_expr().is_ok());
 }
 
 #[test]

@@ -416,6 +416,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{{", "}}", "{{-", " -}}", "/*", "*/", "\"", "'", "`", "\\", "(", ")",
+                    "$x", ":=", ",", "=", "$labels", ".a", "if", "else", "end", "range", "x",
+                    " ", "\n", "}", "é", "define",
+                ]),
+                0..40,
+            )
+        ) {
+            let _ = check("A", &parts.concat());
+        }
+    }
+
     #[test]
     fn accepts_valid_templates() {
         let ok = [
