@@ -9,6 +9,7 @@ pub mod bench_scrape;
 pub mod bench_ship;
 pub mod bucket;
 pub mod bucket_compact;
+pub mod check_rules;
 pub mod import;
 
 use std::io::{BufReader, Write};

@@ -1,5 +1,6 @@
 //! The `strata` command line: `strata node` runs a node, `strata check config` validates a
-//! config file, `strata tools ...` are offline tools over TSDB directories and buckets.
+//! config file, `strata check rules` validates rule files, `strata tools ...` are offline
+//! tools over TSDB directories and buckets.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,6 +46,11 @@ enum Command {
 enum CheckCommand {
     /// Validate a config file and print what is wrong with line context.
     Config { file: PathBuf },
+    /// Validate Prometheus rule files, like `promtool check rules`.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -182,6 +188,23 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Command::Check {
+            what: CheckCommand::Rules { files },
+        } => {
+            let code = strata::cli::check_rules::run(
+                &files,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            return match code {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Tools { tool } => strata::cli::run_tool(tool).map_err(anyhow::Error::from),
     };
     match result {

@@ -1,0 +1,20 @@
+//! Strata's rules: what the RuleEvaluator role runs, as pure code beside the actor. This
+//! module owns Prometheus rule files (parsing and promtool-compatible validation, `file`),
+//! the rule-group schedule (slot and offset maths, `schedule`), the alert state machine of
+//! an alerting rule (`alerting`: pending/firing/resolved, `for`, `keep_firing_for`, ALERTS
+//! series, resend and restore logic) and the output of recording rules (`recording`). The
+//! Go `text/template` engine that expands alert labels and annotations comes as `template`
+//! from its own branch; until then `template_check` gives the parse checks promtool makes,
+//! and expansion is the `alerting::Expander` parameter. No I/O beyond reading a rule file,
+//! no actors, no HTTP: PromQL parsing, the label model, time and Go-compatible formatting
+//! are all it uses.
+
+pub mod alerting;
+pub mod file;
+mod locate;
+pub mod recording;
+pub mod schedule;
+pub mod template_check;
+mod yaml;
+
+pub use file::{parse, parse_file, Rule, RuleGroup, RuleGroups, RuleKind, TemplateCheck};
