@@ -11,6 +11,7 @@
 
 pub mod alerting;
 pub mod file;
+pub mod group;
 mod locate;
 pub mod recording;
 pub mod schedule;
