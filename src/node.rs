@@ -350,13 +350,43 @@ async fn start_cluster(
 
 /// Starts the supervisor with the configured roles, keeps it reconciled to the roles the
 /// cluster assigns this node, and shards scrape targets over the live ScraperShippers.
+/// What the RuleEvaluator role needs beyond storage: the query service, the shared view of
+/// its groups, the template expander and the alert sender.
+struct RuleParts {
+    query: Arc<QueryService>,
+    rules: crate::rules::manager::SharedRules,
+    expander: crate::actors::rule_evaluator::SharedExpander,
+    alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
+    runtime: Arc<FanoutRuntime>,
+}
+
+/// The URL alerts and templates link back to: `http://<web address>` of this node.
+fn external_url(_config: &Config, bound: &Bound) -> String {
+    format!("http://{}", bound.web)
+}
+
+/// Drops alerts: this node's config names no Alertmanager (Prometheus sends nowhere then too).
+struct NoAlertmanagers;
+
+impl crate::actors::rule_evaluator::AlertSender for NoAlertmanagers {
+    fn send(&self, alerts: Vec<crate::rules::group::OutgoingAlert>) {
+        tracing::debug!(alerts = alerts.len(), "no Alertmanager configured; alerts not sent");
+    }
+}
+
+fn alert_sender(_config: &Config) -> Arc<dyn crate::actors::rule_evaluator::AlertSender> {
+    Arc::new(NoAlertmanagers)
+}
+
 fn start_roles(
     config: &Arc<Config>,
     storage: &Storage,
     cluster: &Arc<ClusterService>,
     metrics: Arc<RoleMetrics>,
     shutdown: &CancellationToken,
-) -> (Addr<NodeSupervisor>, Arc<RunningRoles>) {
+    running: &Arc<RunningRoles>,
+    rule_parts: RuleParts,
+) -> Addr<NodeSupervisor> {
     let ctx = Arc::new(RoleContext {
         config: config.clone(),
         db: storage.db.clone(),
@@ -367,8 +397,12 @@ fn start_roles(
         cluster: cluster.clone(),
         compactor_metrics: storage.compactor_metrics.clone(),
         compactor_status: storage.compactor_status.clone(),
+        query: rule_parts.query,
+        rules: rule_parts.rules,
+        expander: rule_parts.expander,
+        alerts: rule_parts.alerts,
+        rules_runtime: rule_parts.runtime,
     });
-    let running = Arc::new(RunningRoles::default());
     let supervisor = NodeSupervisor::new(
         &config.node.roles,
         Arc::new(NodeRoleFactory { ctx }),
@@ -404,7 +438,7 @@ fn start_roles(
         std::time::Duration::from_secs(2),
         shutdown.clone(),
     );
-    (supervisor, running)
+    supervisor
 }
 
 /// Query execution: the sources a query reads, the fan-out runtime, the engine with its
@@ -557,8 +591,24 @@ pub async fn start(
 
     let storage = open_storage(&config, &mut registry).await?;
     let cluster = start_cluster(&config, gossip, &bound, key.clone()).await?;
-    let (supervisor, running) = start_roles(&config, &storage, &cluster, metrics, &shutdown);
+    // Queries first: the RuleEvaluator role evaluates through the query service.
+    let running = Arc::new(RunningRoles::default());
     let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
+    let rules = crate::rules::manager::SharedRules::default();
+    let rule_parts = RuleParts {
+        query: query.clone(),
+        rules: rules.clone(),
+        expander: Arc::new(crate::actors::rule_evaluator::TemplateExpander {
+            query: query.clone(),
+            external_labels: config.global.external_labels.clone(),
+            external_url: external_url(&config, &bound),
+        }),
+        alerts: alert_sender(&config),
+        runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
+    };
+    let supervisor = start_roles(
+        &config, &storage, &cluster, metrics, &shutdown, &running, rule_parts,
+    );
     let db = storage.db.clone();
     let reloader = crate::scrape::reload::Reloader {
         path: opts.config_path.clone(),

@@ -158,6 +158,21 @@ pub fn rfc3339_nanos_or_seconds(t: SystemTime) -> String {
     write_rfc3339(secs, nanos, fraction)
 }
 
+/// Go's `time.RFC3339Nano` of unix nanoseconds `ns` in UTC: the fraction with trailing zeros
+/// trimmed, none for a whole second (`2026-12-07T02:10:59.15181Z`), as Prometheus's rules
+/// API prints `lastEvaluation` and `activeAt`.
+pub fn go_rfc3339_nano(ns: i64) -> String {
+    let secs = ns.div_euclid(NANOS_PER_SEC as i64);
+    let nanos = ns.rem_euclid(NANOS_PER_SEC as i64) as u32;
+    if nanos == 0 {
+        return write_rfc3339(secs, 0, Fraction::None);
+    }
+    let full = write_rfc3339(secs, nanos, Fraction::Nanos);
+    // `…SS.fffffffffZ`: trim the fraction's trailing zeros.
+    let body = full.trim_end_matches('Z').trim_end_matches('0');
+    format!("{body}Z")
+}
+
 /// Parses RFC 3339 as the Prometheus API accepts it, to unix milliseconds:
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` with `T`/`t` and `Z`/`z`, the fraction truncated to
 /// milliseconds. `None` for anything else.
@@ -528,5 +543,18 @@ mod tests {
         let a = unix_ms(SystemTime::now());
         let b = c.now_ms();
         assert!(b >= a && b - a < 60_000, "{a} {b}");
+    }
+
+    #[test]
+    fn go_rfc3339_nano_trims_the_fraction() {
+        assert_eq!(go_rfc3339_nano(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            go_rfc3339_nano(1_796_609_459_151_810_036),
+            "2026-12-07T02:10:59.151810036Z"
+        );
+        assert_eq!(
+            go_rfc3339_nano(1_796_609_459_150_000_000),
+            "2026-12-07T02:10:59.15Z"
+        );
     }
 }

@@ -42,6 +42,16 @@ pub struct RoleContext {
     pub compactor_metrics: Arc<crate::storage::compactor::metrics::CompactorMetrics>,
     /// What the compactor role is doing, also read by `GET /api/v1/admin/compactor`.
     pub compactor_status: compactor::SharedStatus,
+    /// Queries over the cluster: what rule expressions are evaluated with.
+    pub query: Arc<crate::query::service::QueryService>,
+    /// The rule groups evaluated here, also read by `/api/v1/rules` and `/api/v1/alerts`.
+    pub rules: crate::rules::manager::SharedRules,
+    /// Expands alert label and annotation templates.
+    pub expander: rule_evaluator::SharedExpander,
+    /// Sends alerts to the Alertmanagers.
+    pub alerts: Arc<dyn rule_evaluator::AlertSender>,
+    /// Where rule groups run (multi-threaded, so templates may block on a query).
+    pub rules_runtime: Arc<crate::query::fanout::FanoutRuntime>,
 }
 
 /// Builds each role's worker; held by the supervisor, called on the role's own thread.

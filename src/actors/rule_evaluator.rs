@@ -1,23 +1,333 @@
-//! The RuleEvaluator role (ruler): evaluates its share of the rule groups and sends alerts.
+//! The RuleEvaluator role (ruler): loads the rule files, evaluates its share of the rule
+//! groups through the node's QueryService (the global, deduplicated view, with partial
+//! responses kept as per-rule warnings), appends what the rules produce (recorded series,
+//! ALERTS, ALERTS_FOR_STATE, staleness markers) to the node's local TSDB like scraped samples,
+//! so they are queryable at once and shipped with the node's external labels, and hands the
+//! alerts due for sending to the node's [`AlertSender`].
+//!
+//! Groups are owned by rendezvous hashing of their `file;name` key over the live
+//! RuleEvaluators with `cluster.rule_replication` owners each (2 by default: two nodes
+//! evaluate every group; their outputs differ only by the replica label, which the query side
+//! deduplicates and the notifier removes, so an Alertmanager cluster deduplicates the alerts).
+//! When ownership moves, the group's task stops here (writing staleness markers for what it
+//! wrote) and starts on the new owner, which restores the alert state from ALERTS_FOR_STATE
+//! through the global view before its first notification.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix::Context;
+use actix::prelude::*;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 use super::role::{RoleActor, RoleWorker};
 use super::RoleContext;
+use crate::cluster::ownership;
+use crate::config::Role;
+use crate::promql::{Value, VectorSample};
+use crate::query::service::{QueryOptions, QueryService};
+use crate::rules::alerting::Expander;
+use crate::rules::group::{Group, OutgoingAlert, RuleQuerier};
+use crate::rules::manager::{load, owned_groups, GroupDefs};
+use crate::rules::template::{
+    expand_or_error_text, ExpandContext, QueryFunc as TemplateQuery, QuerySample, TemplateData,
+};
+
+/// How often ownership is recomputed against the live members.
+const OWNERSHIP_POLL: Duration = Duration::from_secs(1);
+
+/// Where alerts due for sending go (the notifier; a node without Alertmanagers drops them).
+pub trait AlertSender: Send + Sync {
+    fn send(&self, alerts: Vec<OutgoingAlert>);
+}
+
+/// The querier of a node: the QueryService with dedup and partial responses on.
+struct ServiceQuerier(Arc<QueryService>);
+
+impl RuleQuerier for ServiceQuerier {
+    fn query<'a>(
+        &'a self,
+        expr: &'a str,
+        ts_ms: i64,
+    ) -> BoxFuture<'a, Result<(Value, Vec<String>), String>> {
+        Box::pin(async move {
+            let v = self
+                .0
+                .instant(expr, ts_ms, &QueryOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((v.value, v.warnings))
+        })
+    }
+}
 
 pub struct RuleEvaluator {
-    #[allow(dead_code)]
     ctx: Arc<RoleContext>,
+    stop: CancellationToken,
 }
 
 impl RuleEvaluator {
     pub fn new(ctx: Arc<RoleContext>) -> Self {
-        RuleEvaluator { ctx }
+        RuleEvaluator {
+            ctx,
+            stop: CancellationToken::new(),
+        }
     }
 }
 
 impl RoleWorker for RuleEvaluator {
-    fn started(&mut self, _ctx: &mut Context<RoleActor>) {}
+    fn started(&mut self, _ctx: &mut Context<RoleActor>) {
+        // On the rules runtime (multi-threaded): a template's `query` call blocks its worker
+        // thread while the query runs, which the actor's own thread must never do.
+        match self.ctx.rules_runtime.handle() {
+            Some(h) => {
+                h.spawn(run(self.ctx.clone(), self.stop.clone()));
+            }
+            None => tracing::error!("the rules runtime has stopped; no rules are evaluated"),
+        }
+    }
+
+    fn detail(&self) -> serde_json::Value {
+        let view = self.ctx.rules.read();
+        serde_json::json!({
+            "groups_loaded": view.loaded,
+            "groups_evaluated_here": view.groups.keys().collect::<Vec<_>>(),
+            "load_errors": view.load_errors,
+        })
+    }
+
+    fn shutdown(&mut self) -> futures::future::LocalBoxFuture<'static, ()> {
+        self.stop.cancel();
+        Box::pin(async {})
+    }
+}
+
+/// The live RuleEvaluators, this node included.
+fn live_evaluators(ctx: &RoleContext) -> Vec<String> {
+    let mut ids: Vec<String> = ctx
+        .cluster
+        .live_peers_with_role(Role::RuleEvaluator)
+        .into_iter()
+        .map(|m| m.node_id)
+        .collect();
+    ids.push(ctx.config.node.id.clone());
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
+    let paths = match ctx.config.rule_file_paths() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot expand rule_files");
+            ctx.rules.write().load_errors = vec![e];
+            return;
+        }
+    };
+    let defs: GroupDefs = match load(&paths) {
+        Ok(d) => d,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(error = %e, "invalid rule file; no rules are evaluated");
+            }
+            ctx.rules.write().load_errors = errors;
+            return;
+        }
+    };
+    {
+        let mut view = ctx.rules.write();
+        view.loaded = defs.len();
+        view.load_errors.clear();
+        view.last_load_ms = Some(crate::time::now_ms());
+        view.default_interval = ctx.config.global.evaluation_interval.as_std();
+    }
+    tracing::info!(groups = defs.len(), files = paths.len(), "rule files loaded");
+    let me = ctx.config.node.id.clone();
+    let replication = ctx.config.cluster.rule_replication;
+    let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
+    let mut tick = tokio::time::interval(OWNERSHIP_POLL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let live = live_evaluators(&ctx);
+        let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {
+            ownership::is_owner(k.as_bytes(), n, l, r)
+        });
+        running.retain(|key, token| {
+            let keep = owned.contains(&key.as_str());
+            if !keep {
+                tracing::info!(group = %key, "rule group moved away from this node");
+                token.cancel();
+            }
+            keep
+        });
+        for key in owned {
+            if running.contains_key(key) {
+                continue;
+            }
+            let Some((file, def)) = defs.get(key) else {
+                continue;
+            };
+            let interval = ctx.config.global.evaluation_interval.as_std();
+            let group = match Group::new(file, def, interval, true) {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!(group = %key, error = %e, "cannot schedule rule group");
+                    continue;
+                }
+            };
+            let token = stop.child_token();
+            running.insert(key.to_string(), token.clone());
+            tokio::spawn(run_group(ctx.clone(), group, token));
+        }
+    }
+    for token in running.values() {
+        token.cancel();
+    }
+}
+
+fn now_ns() -> i64 {
+    let d = crate::time::since_epoch(std::time::SystemTime::now());
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Evaluates one group on its schedule until `stop`; then marks what it wrote stale and
+/// removes it from the view.
+async fn run_group(ctx: Arc<RoleContext>, mut group: Group, stop: CancellationToken) {
+    let querier = ServiceQuerier(ctx.query.clone());
+    let expander = ctx.expander.clone();
+    let ignore: Vec<String> = ctx
+        .config
+        .shipping_labels()
+        .into_keys()
+        .collect();
+    let key = group.key();
+    let mut eval_ns = group.schedule.first_eval(now_ns());
+    loop {
+        let wait = Duration::from_nanos(u64::try_from(eval_ns - now_ns()).unwrap_or(0));
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let out = group.eval(eval_ns, &querier, expander.as_ref()).await;
+        append(&ctx, &out.samples, &key);
+        if group.needs_restore {
+            group.restore(now_ns(), &querier, &ignore).await;
+        }
+        if !out.alerts.is_empty() {
+            ctx.alerts.send(out.alerts);
+        }
+        ctx.rules.write().groups.insert(key.clone(), group.clone());
+        let tick = group.schedule.next_tick(eval_ns, now_ns().max(eval_ns + group.schedule.interval_ns()));
+        if tick.missed > 0 {
+            tracing::warn!(group = %key, missed = tick.missed, "rule group missed iterations");
+        }
+        eval_ns = tick.eval_ns;
+    }
+    let ts_ms = now_ns() / 1_000_000;
+    append(&ctx, &group.stale_markers(ts_ms), &key);
+    ctx.rules.write().groups.remove(&key);
+}
+
+/// Appends rule output to the local TSDB in one commit.
+fn append(ctx: &RoleContext, samples: &[VectorSample], group: &str) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut app = ctx.db.appender();
+    let mut refused = 0usize;
+    for s in samples {
+        if app.add(&s.labels, s.t, s.v).is_err() {
+            refused += 1;
+        }
+    }
+    if let Err(e) = app.commit() {
+        tracing::error!(group = %group, error = %e, "cannot write rule output");
+    } else if refused > 0 {
+        tracing::warn!(group = %group, refused, "rule output samples refused by the TSDB");
+    }
+}
+
+/// An expander for templates, shared by all groups of the node.
+pub type SharedExpander = Arc<dyn Expander + Send + Sync>;
+
+/// Prometheus's template language over this node's query service: `$labels`, `$value`,
+/// `$externalLabels`, `$externalURL` and the `query` function (run through the global view at
+/// the evaluation time). Runs on the rules runtime, where blocking on a query is allowed.
+pub struct TemplateExpander {
+    pub query: Arc<QueryService>,
+    pub external_labels: BTreeMap<String, String>,
+    pub external_url: String,
+}
+
+impl TemplateQuery for TemplateExpander {
+    fn query(&self, expr: &str, ts_ms: i64) -> Result<Vec<QuerySample>, String> {
+        let service = self.query.clone();
+        let expr = expr.to_string();
+        let run = async move {
+            service
+                .instant(&expr, ts_ms, &QueryOptions::default())
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let answer = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(run))
+            }
+            _ => return Err("queries in templates need the rules runtime".to_string()),
+        }?;
+        match answer.value {
+            Value::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| QuerySample {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
+                    value: s.v,
+                })
+                .collect()),
+            Value::Scalar { v, .. } => Ok(vec![QuerySample {
+                labels: BTreeMap::new(),
+                value: v,
+            }]),
+            other => Err(format!(
+                "query result is not a vector or a scalar: {}",
+                other.type_name()
+            )),
+        }
+    }
+}
+
+impl Expander for TemplateExpander {
+    fn expand(
+        &self,
+        alert: &str,
+        text: &str,
+        labels: &crate::storage::model::Labels,
+        value: f64,
+        ts_ns: i64,
+    ) -> String {
+        let data = TemplateData {
+            labels: labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
+            external_labels: self.external_labels.clone(),
+            external_url: self.external_url.clone(),
+            value,
+        };
+        let ctx = ExpandContext {
+            data: &data,
+            eval_time_ms: ts_ns.div_euclid(1_000_000),
+            query: self,
+            external_url: Some(&self.external_url),
+        };
+        expand_or_error_text(alert, text, &ctx)
+    }
 }

@@ -215,6 +215,10 @@ pub struct ClusterConfig {
     /// the query side deduplicates them.
     #[serde(default = "default_scrape_replication")]
     pub scrape_replication: usize,
+    /// How many live RuleEvaluators evaluate each rule group (each writes under its own
+    /// replica label; Alertmanager and the query side deduplicate them).
+    #[serde(default = "default_rule_replication")]
+    pub rule_replication: usize,
     /// Keep at least N live nodes with the role; `all` (stored as `usize::MAX`) means every
     /// live node.
     #[serde(
@@ -273,6 +277,10 @@ fn default_replica_label() -> String {
     "replica".to_string()
 }
 
+fn default_rule_replication() -> usize {
+    2
+}
+
 fn default_scrape_replication() -> usize {
     2
 }
@@ -288,6 +296,7 @@ impl Default for ClusterConfig {
             key_file: None,
             replica_label: default_replica_label(),
             scrape_replication: default_scrape_replication(),
+            rule_replication: default_rule_replication(),
             role_policy: default_role_policy(),
         }
     }

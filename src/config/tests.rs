@@ -246,6 +246,7 @@ fn validation_rules() {
         ("node: {web_listen: '127.0.0.1:9000', rpc_listen: '127.0.0.1:9000'}\n", "node.rpc_listen", "same address"),
         ("cluster: {replica_label: 'a-b'}\n", "cluster.replica_label", "not a valid label name"),
         ("cluster: {scrape_replication: 0}\n", "cluster.scrape_replication", "at least 1"),
+        ("cluster: {rule_replication: 0}\n", "cluster.rule_replication", "at least 1"),
         ("cluster: {role_policy: {chef: 1}}\n", "cluster.role_policy", "unknown variant `chef`"),
         ("bucket: {type: s3}\n", "bucket.s3.endpoint", "required when bucket.type is s3"),
         ("bucket: {type: s3, s3: {endpoint: 'http://s3:9000'}}\n", "bucket.s3.bucket", "required when bucket.type is s3"),

@@ -235,6 +235,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if c.rule_replication == 0 {
+            return Err(ConfigError::invalid(
+                "cluster.rule_replication",
+                "must be at least 1",
+            ));
+        }
         if c.key_file
             .as_ref()
             .is_some_and(|p| p.as_os_str().is_empty())

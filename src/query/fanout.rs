@@ -74,6 +74,11 @@ impl FanoutRuntime {
         Ok(self.runtime()?.handle().block_on(f))
     }
 
+    /// A handle to spawn on this runtime (`None` once it has stopped).
+    pub fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|rt| rt.handle().clone())
+    }
+
     fn runtime(&self) -> QueryResult<&tokio::runtime::Runtime> {
         self.0
             .as_ref()

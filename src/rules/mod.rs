@@ -12,6 +12,7 @@
 pub mod alerting;
 pub mod file;
 pub mod group;
+pub mod manager;
 mod locate;
 pub mod recording;
 pub mod schedule;

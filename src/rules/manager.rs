@@ -1,0 +1,117 @@
+//! Loading rule files into groups and the view of them that HTTP reads. `load` expands the
+//! config's `rule_files` globs, parses and validates every file as `promtool check rules`
+//! does (all errors of all files together) and builds the groups, keyed `file;name` as
+//! Prometheus keys them. Which of the groups this node evaluates is decided by the role
+//! (rendezvous hashing over the live RuleEvaluators, `owned_groups`); the evaluated groups'
+//! state is published in a [`SharedRules`] after every evaluation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use super::file::{default_template_check, parse_file, RuleGroup};
+use super::group::Group;
+
+/// Every group of every rule file: `file;name` → (file as written, group).
+pub type GroupDefs = BTreeMap<String, (String, RuleGroup)>;
+
+/// Reads every rule file the config names. `Err` lists every problem, one line each, in the
+/// words promtool uses; nothing is loaded then.
+pub fn load(paths: &[std::path::PathBuf]) -> Result<GroupDefs, Vec<String>> {
+    let mut defs = GroupDefs::new();
+    let mut errors = Vec::new();
+    let check = default_template_check();
+    for p in paths {
+        match parse_file(p, &check) {
+            Ok(groups) => {
+                let file = p.display().to_string();
+                for g in groups.groups {
+                    defs.insert(super::group::group_key(&file, &g.name), (file.clone(), g));
+                }
+            }
+            Err(errs) => errors.extend(errs.iter().map(|e| e.to_string())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(defs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The groups `me` evaluates: each group key is owned by `replication` of the `live`
+/// RuleEvaluators (rendezvous hashing, so a group moves only when its owners change).
+pub fn owned_groups<'a>(
+    defs: &'a GroupDefs,
+    me: &str,
+    live: &[String],
+    replication: usize,
+    is_owner: impl Fn(&str, &str, &[String], usize) -> bool,
+) -> Vec<&'a str> {
+    defs.keys()
+        .filter(|k| is_owner(k, me, live, replication))
+        .map(String::as_str)
+        .collect()
+}
+
+/// What the RuleEvaluator on this node is doing, for `/api/v1/rules` and `/api/v1/alerts`.
+#[derive(Debug, Default, Clone)]
+pub struct RulesView {
+    /// The groups evaluated here, as of their last evaluation.
+    pub groups: BTreeMap<String, Group>,
+    /// Every group of the loaded files and the nodes evaluating it (for the cluster view).
+    pub loaded: usize,
+    /// The last load's problems (the previous rules stay in force when a reload fails).
+    pub load_errors: Vec<String>,
+    /// Unix ms of the last successful load.
+    pub last_load_ms: Option<i64>,
+    /// The default group interval (`global.evaluation_interval`).
+    pub default_interval: Duration,
+}
+
+pub type SharedRules = Arc<RwLock<RulesView>>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn loads_every_group_and_reports_every_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yml");
+        std::fs::write(
+            &good,
+            "groups:\n- name: a\n  rules:\n  - record: x:y\n    expr: up\n- name: b\n  rules: []\n",
+        )
+        .unwrap();
+        let bad = dir.path().join("bad.yml");
+        std::fs::write(&bad, "groups:\n- name: c\n  rules:\n  - record: x\n    expr: sum(\n").unwrap();
+        let defs = load(std::slice::from_ref(&good)).unwrap();
+        let keys: Vec<&String> = defs.keys().collect();
+        let g = good.display().to_string();
+        assert_eq!(keys, vec![&format!("{g};a"), &format!("{g};b")]);
+        let errs = load(&[good, bad]).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("bad.yml") && errs[0].contains("could not parse expression"), "{errs:?}");
+    }
+
+    #[test]
+    fn ownership_is_delegated_per_group_key() {
+        let mut defs = GroupDefs::new();
+        for k in ["f;a", "f;b", "f;c"] {
+            let g = RuleGroup {
+                name: k.to_string(),
+                interval: None,
+                limit: 0,
+                rules: Vec::new(),
+            };
+            defs.insert(k.to_string(), ("f".to_string(), g));
+        }
+        let live = vec!["n1".to_string(), "n2".to_string()];
+        let mine = owned_groups(&defs, "n1", &live, 1, |k, _, _, _| k != "f;b");
+        assert_eq!(mine, vec!["f;a", "f;c"]);
+    }
+}
