@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod node;
 pub mod promql;
 pub mod query;
+pub mod rules;
 pub mod scrape;
 pub mod storage;
 pub mod time;

@@ -1,0 +1,3 @@
+//! Prometheus rules: rule files, evaluation, alert state, templates, notifier.
+
+pub mod template;
