@@ -5,7 +5,8 @@
 //! position and text (`template: NAME:1:115: executing "NAME" at <gt $value 1>: ...`).
 
 use super::funcs::{self, Env, Func, Param};
-use super::parse::{template_node_string, Arg, Command, Control, Node, Pipe, Tree};
+use super::node::{template_node_string, Arg, Command, Control, Node, Pipe};
+use super::parse::Tree;
 use super::value::Value;
 use super::{fmt as gofmt, TemplateError};
 
@@ -408,7 +409,7 @@ impl<'t> State<'t, '_> {
         self.cur = Cur::Arg(node);
         let has_args = args.map_or(0, <[Arg]>::len) > 1 || fin.is_some();
         if let Value::Time { secs, nanos } = &recv {
-            if let Some(v) = funcs::time_method(name, *secs, *nanos) {
+            if let Some(v) = super::prom::time_method(name, *secs, *nanos) {
                 let got =
                     args.map_or(0, |a| a.len().saturating_sub(1)) + usize::from(fin.is_some());
                 if got != 0 {

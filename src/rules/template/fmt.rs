@@ -257,7 +257,7 @@ impl Printer {
         } else {
             ' '
         };
-        let padding: String = std::iter::repeat(fill).take(w - n).collect();
+        let padding: String = std::iter::repeat_n(fill, w - n).collect();
         if self.f.minus {
             self.buf.push_str(s);
             self.buf.push_str(&padding);
@@ -307,7 +307,7 @@ impl Printer {
             Value::Float(x) => self.float(v, *x, verb),
             Value::Str(s) | Value::Html(s) => self.string(v, s, verb),
             Value::Time { secs, nanos } => {
-                let s = super::funcs::go_time_string(*secs, *nanos);
+                let s = super::prom::go_time_string(*secs, *nanos);
                 if matches!(verb, 'v' | 's' | 'x' | 'X' | 'q') {
                     self.string(v, &s, verb);
                 } else {

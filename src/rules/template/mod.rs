@@ -11,9 +11,9 @@
 //! Written here rather than taken from a crate: the one candidate, `gtmpl`, lacks
 //! `break`/`continue`, `slice`, Go's `fmt` verbs and flags, typed function arguments, and Go's
 //! parse and execution error texts with positions, and those texts are part of what alerts
-//! show. The parts: [`lex`] and [`parse`] (Go's lexer and parser), [`exec`] (execution),
-//! [`funcs`] (builtins and Prometheus's functions), [`fmt`] (Go's `fmt`), [`value`] (the Go
-//! values templates handle).
+//! show. The parts: [`lex`], [`literal`], [`node`] and [`parse`] (Go's lexer and parser),
+//! [`exec`] (execution), [`funcs`] (the function table) with [`builtins`] (Go's) and [`prom`]
+//! (Prometheus's), [`fmt`] (Go's `fmt`), [`value`] (the Go values templates handle).
 //!
 //! Differences from Prometheus 2.42, all outside what alert templates normally do: complex
 //! number literals are refused; `%x` of a float ignores a precision; a query result printed
@@ -22,11 +22,15 @@
 //! (Go: 100000) and expression nesting at 1000; regex syntax and error texts are those of the
 //! `regex` crate except for the common mistakes (unclosed or unopened group or class).
 
+mod builtins;
 mod exec;
 mod fmt;
 mod funcs;
 mod lex;
+mod literal;
+mod node;
 mod parse;
+mod prom;
 mod value;
 
 #[cfg(test)]
