@@ -137,6 +137,9 @@ pub(crate) fn go_index(a: &[Value]) -> Result<Value, String> {
                 }
             }
             Value::Nil => return Err("index of nil pointer".into()),
+            // Go indirects pointers first, so it names the pointed-to type.
+            Value::Sample(_) => return Err("can't index item of type template.sample".into()),
+            Value::Time { .. } => return Err("can't index item of type time.Time".into()),
             v => return Err(format!("can't index item of type {}", v.type_name())),
         };
     }

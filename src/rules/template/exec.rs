@@ -405,8 +405,9 @@ impl<'t> State<'t, '_> {
         fin: Option<Value>,
         recv: Value,
     ) -> EResult<Value> {
-        let _ = dot;
-        self.cur = Cur::Arg(node);
+        // Go's evalField does not move the error position: an error names the node evaluated
+        // last (for `(toTime 0).Foo`, the `0`).
+        let _ = (dot, node);
         let has_args = args.map_or(0, <[Arg]>::len) > 1 || fin.is_some();
         if let Value::Time { secs, nanos } = &recv {
             if let Some(v) = super::prom::time_method(name, *secs, *nanos) {

@@ -407,6 +407,11 @@ impl Printer {
                 self.pad(&t);
             }
             'q' => {
+                let s: String = match self.f.prec {
+                    Some(p) => s.chars().take(p).collect(),
+                    None => s.to_string(),
+                };
+                let s = s.as_str();
                 let t = if self.f.sharp
                     && !s.contains('`')
                     && s.chars().all(|c| c == '\t' || !c.is_control())
@@ -716,9 +721,9 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             if i < end && b[i] == b'*' {
                 i += 1;
                 match int_from_arg(args, &mut arg_num) {
+                    // Go drops a negative precision and complains as if none was given.
                     Some(pr) if pr >= 0 => p.f.prec = Some(pr as usize),
-                    Some(_) => p.f.prec = None,
-                    None => p.buf.push_str("%!(BADPREC)"),
+                    _ => p.buf.push_str("%!(BADPREC)"),
                 }
                 after_index = false;
             } else {

@@ -19,6 +19,19 @@ pub(crate) fn to_float(v: &Value) -> Result<f64, String> {
 /// Go's `strconv.ParseFloat(s, 64)` for decimal text and the special values.
 pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
     let bad = |what: &str| format!("strconv.ParseFloat: parsing {}: {what}", quote(s));
+    // Go accepts underscores between digits (`1_000`).
+    let b = s.as_bytes();
+    let underscores_ok = b.iter().enumerate().all(|(i, c)| {
+        *c != b'_'
+            || (i > 0 && i + 1 < b.len() && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit())
+    });
+    if !underscores_ok {
+        return Err(bad("invalid syntax"));
+    }
+    let cleaned = s.replace('_', "");
+    let s_orig = s;
+    let s = cleaned.as_str();
+    let bad = |what: &str| format!("strconv.ParseFloat: parsing {}: {what}", quote(s_orig));
     let body = s.strip_prefix(['+', '-']).unwrap_or(s).to_ascii_lowercase();
     let special = matches!(body.as_str(), "inf" | "infinity" | "nan");
     if !special

@@ -223,3 +223,10 @@ proptest! {
         let _ = fmt::sprintf(&format, &args);
     }
 }
+
+#[test]
+fn parsed_templates_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Template>();
+    assert_send_sync::<TemplateError>();
+}
