@@ -55,6 +55,17 @@ def go_unquote(s, i):
     return out.decode("utf-8", "surrogateescape"), i + 1
 
 
+def dump_yaml(obj, path):
+    """Writes JSON (a subset of YAML), with astral characters as YAML's \\U escapes: YAML
+    refuses JSON's surrogate pairs."""
+    text = json.dumps(obj)
+    pair = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+    text = pair.sub(lambda m: "\\U%08x" % (0x10000 + ((int(m.group(1), 16) - 0xD800) << 10)
+                                            + (int(m.group(2), 16) - 0xDC00)), text)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def run(args, cwd):
     p = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
     return p.returncode, p.stdout + p.stderr
@@ -65,7 +76,7 @@ def expansions(cases, check):
     ann = {"a%03d" % k: cases[n]["template"] for k, n in enumerate(idx)}
     with tempfile.TemporaryDirectory() as d:
         rules = {"groups": [{"name": "g", "rules": [{"alert": "T", "expr": "vals", "annotations": ann}]}]}
-        json.dump(rules, open(os.path.join(d, "rules.yml"), "w"))
+        dump_yaml(rules, os.path.join(d, "rules.yml"))
         exp = []
         if check:
             exp = [{"exp_labels": {"id": "1", "instance": "host.example.com:9090", "job": "j"},
@@ -73,13 +84,15 @@ def expansions(cases, check):
         test = {"rule_files": ["rules.yml"], "evaluation_interval": "1m",
                 "tests": [dict(DATA, interval="1m",
                                alert_rule_test=[{"eval_time": "0m", "alertname": "T", "exp_alerts": exp}])]}
-        json.dump(test, open(os.path.join(d, "test.yml"), "w"))
+        dump_yaml(test, os.path.join(d, "test.yml"))
         rc, out = run(["promtool", "test", "rules", "test.yml"], d)
     if check:
         if rc != 0:
             sys.exit("promtool disagrees with the table:\n" + out)
         print("expansions: %d cases agree with promtool" % len(idx))
         return
+    if "Annotations:{" not in out:
+        sys.exit("promtool printed no alert (does an expansion case fail to parse?):\n" + out)
     start = out.index("Annotations:{") + len("Annotations:{")
     got, i = {}, start
     while out[i] != "}":
@@ -98,7 +111,7 @@ def parse_errors(cases, check):
     with tempfile.TemporaryDirectory() as d:
         rules = {"groups": [{"name": "g", "rules": [
             {"alert": "T", "expr": "vals", "annotations": {"s": cases[n]["template"]}} for n in idx]}]}
-        json.dump(rules, open(os.path.join(d, "rules.yml"), "w"))
+        dump_yaml(rules, os.path.join(d, "rules.yml"))
         rc, out = run(["promtool", "check", "rules", "rules.yml"], d)
     errs = {}
     for line in out.splitlines():

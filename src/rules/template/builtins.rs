@@ -109,14 +109,15 @@ pub(crate) fn go_index(a: &[Value]) -> Result<Value, String> {
                 let x = index_arg(idx, s.len())?;
                 match s.as_bytes().get(x) {
                     Some(b) => Value::Byte(*b),
-                    None => return Err(format!("index out of range: {x}")),
+                    // Go 1.19 lets reflect panic for an index equal to the length.
+                    None => return Err("reflect: string index out of range".into()),
                 }
             }
             Value::Samples(v) => {
                 let x = index_arg(idx, v.len())?;
                 match v.get(x) {
                     Some(s) => Value::Sample(s.clone()),
-                    None => return Err(format!("index out of range: {x}")),
+                    None => return Err("reflect: slice index out of range".into()),
                 }
             }
             Value::StrMap(_) | Value::AnyMap(_) => {

@@ -183,21 +183,15 @@ pub(crate) fn lookup(name: &str) -> Option<Func> {
         }),
         "reReplaceAll" => f(&[Str, Str, Str], None, |_, a| {
             let pat = s(&a, 0);
-            let re = regex::Regex::new(&pat).map_err(|e| {
-                format!(
-                    "regexp: Compile({}): {}",
-                    backquote(&pat),
-                    regex_error(&pat, &e)
-                )
-            })?;
-            Ok(Value::Str(
-                re.replace_all(&s(&a, 2), s(&a, 1).as_str()).into_owned(),
-            ))
+            // Prometheus uses MustCompile: the panic text names the pattern.
+            let re = super::goregex::compile(&pat)
+                .map_err(|e| format!("regexp: Compile({}): {e}", backquote(&pat)))?;
+            Ok(Value::Str(re.replace_all(&s(&a, 2), &s(&a, 1))))
         }),
         "safeHtml" => f(&[Str], None, |_, a| Ok(Value::Html(s(&a, 0)))),
         "match" => f(&[Str, Str], None, |_, a| {
             let pat = s(&a, 0);
-            let re = regex::Regex::new(&pat).map_err(|e| regex_error(&pat, &e))?;
+            let re = super::goregex::compile(&pat)?;
             Ok(Value::Bool(re.is_match(&s(&a, 1))))
         }),
         "title" => f(&[Str], None, |_, a| Ok(Value::Str(title(&s(&a, 0))))),

@@ -13,19 +13,22 @@
 //! parse and execution error texts with positions, and those texts are part of what alerts
 //! show. The parts: [`lex`], [`literal`], [`node`] and [`parse`] (Go's lexer and parser),
 //! [`exec`] (execution), [`funcs`] (the function table) with [`builtins`] (Go's) and [`prom`]
-//! (Prometheus's), [`fmt`] (Go's `fmt`), [`value`] (the Go values templates handle).
+//! (Prometheus's), [`goregex`] (Go's regexp syntax), [`fmt`] and [`float`] (Go's `fmt` and float text), [`value`] (the Go values templates handle).
 //!
 //! Differences from Prometheus 2.42, all outside what alert templates normally do: complex
-//! number literals are refused; `%x` of a float ignores a precision; a query result printed
-//! inside a list shows a fixed address where Go shows a real pointer; `sortByLabel` returns a
-//! sorted copy (Go also sorts its argument in place); template recursion stops at depth 1000
-//! (Go: 100000) and expression nesting at 1000; regex syntax and error texts are those of the
-//! `regex` crate except for the common mistakes (unclosed or unopened group or class).
+//! number literals are refused; a query result printed inside a list shows a fixed address
+//! where Go shows a real pointer; `sortByLabel` returns a sorted copy (Go also sorts its
+//! argument in place); template recursion stops at depth 1000 (Go: 100000) and expression
+//! nesting at 1000; Go regexp features the `regex` crate lacks (`\Q...\E`) fail, and rarer
+//! regexp errors keep the crate's wording; `printf` of a time with verbs other than
+//! `v s x X q d b o O` differs.
 
 mod builtins;
 mod exec;
+mod float;
 mod fmt;
 mod funcs;
+mod goregex;
 mod lex;
 mod literal;
 mod node;

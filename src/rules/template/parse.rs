@@ -48,6 +48,7 @@ pub(crate) fn parse(
         last_line: 1,
         vars: vec!["$".into()],
         range_depth: 0,
+        action_line: 0,
         depth: 0,
         has_function,
         templates: HashMap::new(),
@@ -66,6 +67,8 @@ struct Parser<'a> {
     last_line: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// The line of the action being parsed (0: none), for lexer errors.
+    action_line: usize,
     depth: usize,
     has_function: &'a dyn Fn(&str) -> bool,
     templates: HashMap<String, Vec<Node>>,
@@ -121,9 +124,23 @@ impl Parser<'_> {
 
     fn unexpected(&self, item: &Item, context: &str) -> TemplateError {
         if item.typ == ItemType::Error {
-            return self.errorf(&item.val);
+            return self.lex_error(item);
         }
         self.errorf(format!("unexpected {item} in {context}"))
+    }
+
+    /// A lexer error; inside an action that began on an earlier line Go names that line.
+    fn lex_error(&self, item: &Item) -> TemplateError {
+        if self.action_line != 0 && self.action_line != item.line {
+            let extra = format!(" in action started at {}:{}", self.name, self.action_line);
+            let extra = if item.val.ends_with(" action") {
+                &extra[" in action".len()..]
+            } else {
+                extra.as_str()
+            };
+            return self.errorf(format!("{}{extra}", item.val));
+        }
+        self.errorf(&item.val)
     }
 
     fn expect(&mut self, typ: ItemType, context: &str) -> PResult<Item> {
@@ -225,7 +242,12 @@ impl Parser<'_> {
         let t = self.next_non_space();
         match t.typ {
             ItemType::Text => Ok(Parsed::Node(Node::Text(t.val))),
-            ItemType::LeftDelim => self.action(),
+            ItemType::LeftDelim => {
+                self.action_line = t.line;
+                let r = self.action();
+                self.action_line = 0;
+                r
+            }
             _ => Err(self.unexpected(&t, "input")),
         }
     }
@@ -474,7 +496,7 @@ impl Parser<'_> {
             let t = self.next();
             match t.typ {
                 ItemType::Space => continue,
-                ItemType::Error => return Err(self.errorf(&t.val)),
+                ItemType::Error => return Err(self.lex_error(&t)),
                 ItemType::RightDelim | ItemType::RightParen => self.backup(),
                 ItemType::Pipe => {}
                 _ => return Err(self.errorf(format!("unexpected {t} in operand"))),
@@ -536,7 +558,7 @@ impl Parser<'_> {
     fn term(&mut self) -> PResult<Option<Arg>> {
         let t = self.next_non_space();
         Ok(Some(match t.typ {
-            ItemType::Error => return Err(self.errorf(&t.val)),
+            ItemType::Error => return Err(self.lex_error(&t)),
             ItemType::Identifier => {
                 if !(self.has_function)(&t.val) {
                     return Err(self.errorf(format!(

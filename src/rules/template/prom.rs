@@ -105,8 +105,12 @@ pub(crate) fn humanize_duration(v: f64) -> String {
     }
     if v.abs() >= 1.0 {
         let (sign, v) = if v < 0.0 { ("-", -v) } else { ("", v) };
-        // Go's int64 conversion saturates differently, but such durations are absurd.
-        let d = v as i64;
+        // Go on amd64 turns an out-of-range float into the minimum int64; copy that.
+        let d = if v >= 9.223372036854776e18 {
+            i64::MIN
+        } else {
+            v as i64
+        };
         let (secs, mins, hours, days) = (d % 60, (d / 60) % 60, (d / 3600) % 24, d / 86400);
         if days != 0 {
             return format!("{sign}{days}d {hours}h {mins}m {secs}s");
@@ -302,24 +306,4 @@ pub(crate) fn backquote(s: &str) -> String {
     } else {
         format!("`{s}`")
     }
-}
-
-/// Go's `regexp/syntax` wording for the common mistakes; others keep the Rust text.
-pub(crate) fn regex_error(pat: &str, e: &regex::Error) -> String {
-    let m = e.to_string();
-    let code = if m.contains("unclosed group") {
-        "missing closing )"
-    } else if m.contains("unopened group") {
-        "unexpected )"
-    } else if m.contains("unclosed character class") {
-        "missing closing ]"
-    } else if m.contains("repetition operator missing expression") {
-        "missing argument to repetition operator"
-    } else {
-        return format!(
-            "error parsing regexp: {}",
-            m.lines().last().unwrap_or_default().trim()
-        );
-    };
-    format!("error parsing regexp: {code}: `{pat}`")
 }
