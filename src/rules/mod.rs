@@ -3,9 +3,10 @@
 //! the rule-group schedule (slot and offset maths, `schedule`), the alert state machine of
 //! an alerting rule (`alerting`: pending/firing/resolved, `for`, `keep_firing_for`, ALERTS
 //! series, resend and restore logic) and the output of recording rules (`recording`). The
-//! Go `text/template` engine that expands alert labels and annotations comes as `template`
-//! from its own branch; until then `template_check` gives the parse checks promtool makes,
-//! and expansion is the `alerting::Expander` parameter. No I/O beyond reading a rule file,
+//! Go `text/template` engine with Prometheus's template functions that expands alert labels
+//! and annotations is `template`; `template_check` gives the parse checks promtool makes
+//! when a file is loaded. `group` runs a group's rules at a timestamp and `manager` loads the
+//! files into groups. No I/O beyond reading a rule file,
 //! no actors, no HTTP: PromQL parsing, the label model, time and Go-compatible formatting
 //! are all it uses.
 
@@ -16,6 +17,7 @@ pub mod manager;
 mod locate;
 pub mod recording;
 pub mod schedule;
+pub mod template;
 pub mod template_check;
 mod yaml;
 
