@@ -10,9 +10,10 @@ use super::parse::Tree;
 use super::value::Value;
 use super::{fmt as gofmt, TemplateError};
 
-/// Go allows 100000 nested template calls; ours stops far earlier so recursion cannot overflow
-/// the stack, with Go's message (only runaway recursion reaches either limit).
-const MAX_EXEC_DEPTH: usize = 1000;
+/// Go allows 100000 nested template calls; ours stops far earlier so that recursion fits a
+/// thread's stack (1 MiB in a debug build, see the tests), with Go's message: only runaway
+/// recursion reaches either limit.
+const MAX_EXEC_DEPTH: usize = 100;
 
 /// The node execution is at, for error messages.
 #[derive(Clone, Copy)]
@@ -285,7 +286,7 @@ impl<'t> State<'t, '_> {
         match first {
             Arg::Field { ident, .. } => {
                 self.cur = Cur::Arg(first);
-                return self.eval_field_chain(dot, dot.clone(), first, ident, Some(&cmd.args), fin);
+                return self.eval_field_chain(dot.clone(), ident, Some(&cmd.args), fin);
             }
             Arg::Chain { .. } => return self.eval_chain(dot, first, Some(&cmd.args), fin),
             Arg::Identifier { .. } => {
@@ -295,7 +296,7 @@ impl<'t> State<'t, '_> {
                 self.not_a_function(&cmd.args, &fin)?;
                 return self.eval_pipeline(dot, p);
             }
-            Arg::Variable { .. } => return self.eval_variable(dot, first, Some(&cmd.args), fin),
+            Arg::Variable { .. } => return self.eval_variable(first, Some(&cmd.args), fin),
             _ => {}
         }
         self.cur = Cur::Arg(first);
@@ -351,12 +352,11 @@ impl<'t> State<'t, '_> {
             return Err(self.errorf(format!("indirection through explicit nil in {chain}")));
         }
         let recv = self.eval_arg(dot, Param::Any, node)?;
-        self.eval_field_chain(dot, recv, chain, fields, args, fin)
+        self.eval_field_chain(recv, fields, args, fin)
     }
 
     fn eval_variable(
         &mut self,
-        dot: &Value,
         var: &'t Arg,
         args: Option<&'t [Arg]>,
         fin: Option<Value>,
@@ -374,40 +374,35 @@ impl<'t> State<'t, '_> {
             self.not_a_function(args.unwrap_or(&[]), &fin)?;
             return Ok(value);
         }
-        self.eval_field_chain(dot, value, var, &ident[1..], args, fin)
+        self.eval_field_chain(value, &ident[1..], args, fin)
     }
 
     fn eval_field_chain(
         &mut self,
-        dot: &Value,
         mut recv: Value,
-        node: &'t Arg,
         ident: &'t [String],
         args: Option<&'t [Arg]>,
         fin: Option<Value>,
     ) -> EResult<Value> {
         let n = ident.len();
         for name in ident.iter().take(n.saturating_sub(1)) {
-            recv = self.eval_field(dot, name, node, None, None, recv)?;
+            recv = self.eval_field(name, None, None, recv)?;
         }
         match ident.last() {
-            Some(last) => self.eval_field(dot, last, node, args, fin, recv),
+            Some(last) => self.eval_field(last, args, fin, recv),
             None => Ok(recv),
         }
     }
 
     fn eval_field(
         &mut self,
-        dot: &Value,
         name: &str,
-        node: &'t Arg,
         args: Option<&'t [Arg]>,
         fin: Option<Value>,
         recv: Value,
     ) -> EResult<Value> {
         // Go's evalField does not move the error position: an error names the node evaluated
         // last (for `(toTime 0).Foo`, the `0`).
-        let _ = (dot, node);
         let has_args = args.map_or(0, <[Arg]>::len) > 1 || fin.is_some();
         if let Value::Time { secs, nanos } = &recv {
             if let Some(v) = super::prom::time_method(name, *secs, *nanos) {
@@ -584,15 +579,10 @@ impl<'t> State<'t, '_> {
                     _ => Err(self.errorf(format!("cannot assign nil to {}", p.type_name()))),
                 }
             }
-            Arg::Field { ident, .. } => self.eval_field_chain(
-                dot,
-                dot.clone(),
-                arg,
-                ident,
-                Some(std::slice::from_ref(arg)),
-                None,
-            )?,
-            Arg::Variable { .. } => self.eval_variable(dot, arg, None, None)?,
+            Arg::Field { ident, .. } => {
+                self.eval_field_chain(dot.clone(), ident, Some(std::slice::from_ref(arg)), None)?
+            }
+            Arg::Variable { .. } => self.eval_variable(arg, None, None)?,
             Arg::Pipe(pipe) => self.eval_pipeline(dot, pipe)?,
             Arg::Identifier { .. } => self.eval_function(dot, arg, Cur::Arg(arg), None, None)?,
             Arg::Chain { .. } => self.eval_chain(dot, arg, None, None)?,

@@ -18,10 +18,10 @@
 //! Differences from Prometheus 2.42, all outside what alert templates normally do: complex
 //! number literals are refused; a query result printed inside a list shows a fixed address
 //! where Go shows a real pointer; `sortByLabel` returns a sorted copy (Go also sorts its
-//! argument in place); template recursion stops at depth 1000 (Go: 100000) and expression
-//! nesting at 1000; Go regexp features the `regex` crate lacks (`\Q...\E`) fail, and rarer
-//! regexp errors keep the crate's wording; `printf` of a time with verbs other than
-//! `v s x X q d b o O` differs.
+//! argument in place); template recursion stops at depth 100 (Go: 100000, same message) and
+//! expression nesting at 100 (Go: no limit), so that no input overflows a thread's stack; Go
+//! regexp features the `regex` crate lacks (`\Q...\E`) fail, and rarer regexp errors keep the
+//! crate's wording; `printf` of a time with verbs other than `v s x X q d b o O` differs.
 
 mod builtins;
 mod exec;

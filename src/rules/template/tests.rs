@@ -189,7 +189,61 @@ fn float_printing_matches_go() {
     assert_eq!(fmt::format_g(123456.0, 4), "1.235e+05");
 }
 
+/// Runs `f` on a thread with a 1 MiB stack, half of what Rust gives test and tokio threads.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    on_small_stack(|| {
+        let data = oracle_data();
+        let ctx = ExpandContext {
+            data: &data,
+            eval_time_ms: 0,
+            query: &FakeQueries,
+            external_url: None,
+        };
+        for text in [
+            format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}{}", "{{ if 1 }}".repeat(5000), "{{ end }}".repeat(5000)),
+            format!(
+                "{}{}",
+                "{{ range $labels }}".repeat(5000),
+                "{{ end }}".repeat(5000)
+            ),
+            format!("{{{{ {}{} }}}}", "len (".repeat(3000), ")".repeat(3000)),
+        ] {
+            let err = check_alert_template("T", &text).unwrap_err().to_string();
+            assert!(err.ends_with("max expression depth exceeded"), "{err}");
+        }
+        // Just under the limits, nesting and recursion work.
+        let ok = format!("{}x{}", "{{ with 1 }}".repeat(95), "{{ end }}".repeat(95));
+        assert_eq!(expand_or_error_text("T", &ok, &ctx), "x");
+        let ok = format!("{{{{ {}1{} }}}}", "(".repeat(95), ")".repeat(95));
+        assert_eq!(expand_or_error_text("T", &ok, &ctx), "1");
+        let ok = format!("{{{{ {}1{} }}}}", "print (".repeat(45), ")".repeat(45));
+        assert_eq!(expand_or_error_text("T", &ok, &ctx), "1");
+        let runaway = r#"{{ define "r" }}{{ with . }}{{ with . }}{{ template "r" . }}{{ end }}{{ end }}{{ end }}{{ template "r" $labels }}"#;
+        assert!(expand_or_error_text("T", runaway, &ctx)
+            .ends_with("exceeded maximum template depth (100000)>"));
+    });
+}
+
 proptest! {
+    #[test]
+    fn go_regex_never_panics(pat in "[a-z()\\[\\]{}*+?|^$.,0-9PpLdwsbzQE<>:=!-]{0,16}", text in "[a-z0-9 ]{0,10}", repl in "[a-z$0-9{}]{0,8}") {
+        if let Ok(re) = goregex::compile(&pat) {
+            let _ = re.is_match(&text);
+            let _ = re.replace_all(&text, &repl);
+        }
+    }
+
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,60}") {
         let data = oracle_data();
