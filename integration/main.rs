@@ -15,6 +15,7 @@ mod ha_query;
 mod node_boot;
 mod query_api;
 mod query_bench;
+mod rules;
 mod scrape;
 mod scrape_bad;
 mod scrape_bench;

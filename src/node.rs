@@ -501,6 +501,7 @@ struct HttpParts {
     registry: Registry,
     build: BuildInfo,
     admin_token: Option<String>,
+    rules: crate::rules::manager::SharedRules,
 }
 
 /// Starts the HTTP server, giving each API area only its own state.
@@ -519,6 +520,7 @@ fn start_http(
         registry,
         build,
         admin_token,
+        rules,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -526,6 +528,7 @@ fn start_http(
         cluster: cluster.clone(),
     });
     let states = http::HttpStates {
+        rules: web::Data::new(http::rules::RulesState { rules }),
         query: web::Data::new(http::QueryState {
             router: router.clone(),
             service: query,
@@ -624,6 +627,7 @@ pub async fn start(
         registry,
         build,
         admin_token,
+        rules,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

@@ -10,6 +10,7 @@ pub mod forward;
 pub mod params;
 pub mod query;
 pub mod remote_write;
+pub mod rules;
 pub mod status;
 pub mod status_api;
 pub mod targets;
@@ -117,6 +118,7 @@ pub struct HttpStates {
     pub status: web::Data<StatusState>,
     pub admin: web::Data<AdminState>,
     pub ingest: web::Data<IngestState>,
+    pub rules: web::Data<rules::RulesState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ pub fn serve(
             .app_data(states.status.clone())
             .app_data(states.admin.clone())
             .app_data(states.ingest.clone())
+            .app_data(states.rules.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
             .configure(status::routes)
             .configure(status_api::routes)
@@ -158,6 +161,7 @@ pub fn serve(
             .configure(cluster::routes)
             .configure(query::routes)
             .configure(remote_write::routes)
+            .configure(rules::routes)
             .configure(targets::routes)
     })
     .workers(workers.max(1))

@@ -116,7 +116,9 @@ pub struct SourceSet {
 impl SourceSet {
     pub fn local(&self) -> Vec<LocalSource> {
         let mut out = Vec::new();
-        if self.running.contains(Role::ScraperShipper) {
+        // Scraped samples and rule output both live in the local TSDB.
+        if self.running.contains(Role::ScraperShipper) || self.running.contains(Role::RuleEvaluator)
+        {
             let q: Arc<dyn Queryable> = self.db.clone();
             out.push(LocalSource {
                 name: "local tsdb".to_string(),
@@ -139,10 +141,11 @@ impl SourceSet {
         out
     }
 
-    /// Live peers holding data (scraper_shipper or store_shard), one entry per node.
+    /// Live peers holding data (scraper_shipper, rule_evaluator or store_shard), one entry
+    /// per node.
     pub fn remote(&self) -> Vec<RemoteSource> {
         let mut out: Vec<RemoteSource> = Vec::new();
-        for role in [Role::ScraperShipper, Role::StoreShard] {
+        for role in [Role::ScraperShipper, Role::RuleEvaluator, Role::StoreShard] {
             for m in self.cluster.live_peers_with_role(role) {
                 if !out.iter().any(|r| r.node == m.node_id) {
                     out.push(RemoteSource {

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::locate::{self, Step};
-use super::template_check;
 use super::yaml::{self, RawRule};
 
 /// Every way a rule file can be wrong, each displayed as one line (or block) of promtool's
@@ -436,9 +435,12 @@ pub fn is_valid_label_name(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The built-in template check (see [`template_check`]).
+/// The rule-file template check: Go's `text/template` parser with Prometheus's functions
+/// (`rules::template`), as `rulefmt`'s `testTemplateParsing` runs it.
 pub fn default_template_check() -> impl TemplateCheck {
-    |alert: &str, text: &str| template_check::check_delimiters(alert, text)
+    |alert: &str, text: &str| {
+        super::template::check_alert_template(alert, text).map_err(|e| e.to_string())
+    }
 }
 
 /// Go's `strconv.Quote` (the `%q` verb) for the strings in error messages.

@@ -204,7 +204,7 @@ impl Group {
         &mut self,
         ts_ns: i64,
         querier: &dyn RuleQuerier,
-        expander: &dyn Expander,
+        expander: &(dyn Expander + Sync),
     ) -> EvalOutput {
         let started = std::time::Instant::now();
         let ts_ms = ts_ns.div_euclid(NS_PER_MS);
@@ -309,7 +309,7 @@ async fn eval_rule(
     limit: i64,
     interval: Duration,
     querier: &dyn RuleQuerier,
-    expander: &dyn Expander,
+    expander: &(dyn Expander + Sync),
 ) -> Result<RuleOutcome, String> {
     let (value, warnings) = querier.query(&r.rule.expr, ts_ms).await?;
     match (&r.rule.kind, r.alerting.as_mut()) {

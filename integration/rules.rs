@@ -1,0 +1,90 @@
+//! The RuleEvaluator role in a node: a rule file with a recording rule and an alerting rule
+//! whose annotation is a template. The recorded series is queryable through the node, the
+//! alert fires with its annotation expanded, and `/api/v1/rules` and `/api/v1/alerts` answer
+//! in Prometheus's shapes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use strata_testing::{http_client, wait_until, TestNode};
+
+async fn query(base: &str, expr: &str) -> Value {
+    http_client()
+        .post(format!("{base}/api/v1/query"))
+        .form(&[("query", expr)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn recording_and_alerting_rules_are_evaluated_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g1\n  interval: 1s\n  rules:\n  - record: strata:answer\n    expr: vector(42)\n    labels: {source: rule}\n  - alert: AnswerIsBig\n    expr: strata:answer > 40\n    labels: {severity: page}\n    annotations:\n      summary: 'the answer is {{ $value }} from {{ $labels.source }}'\n      humanized: '{{ 1234567 | humanize }}'\n",
+    )
+    .unwrap();
+    let node = TestNode::builder()
+        .roles(&["rule_evaluator", "query_planner"])
+        .yaml(&format!("rule_files: [{}]\n", rules.display()))
+        .start()
+        .await;
+    wait_until("the recorded series", Duration::from_secs(30), || async {
+        let v = query(&node.base, "strata:answer").await;
+        v["data"]["result"][0]["value"][1] == "42"
+    })
+    .await;
+    let v = query(&node.base, "strata:answer").await;
+    assert_eq!(v["data"]["result"][0]["metric"]["source"], "rule", "{v}");
+
+    wait_until("the alert to fire", Duration::from_secs(30), || async {
+        let v = node.get_json("/api/v1/alerts").await;
+        v["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["state"] == "firing"))
+    })
+    .await;
+    let v = node.get_json("/api/v1/alerts").await;
+    let alert = &v["data"]["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "AnswerIsBig");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert_eq!(alert["labels"]["source"], "rule");
+    assert_eq!(alert["annotations"]["summary"], "the answer is 42 from rule");
+    assert_eq!(alert["annotations"]["humanized"], "1.235M");
+    assert_eq!(alert["value"], "4.2e+01");
+
+    let v = node.get_json("/api/v1/rules").await;
+    let group = &v["data"]["groups"][0];
+    assert_eq!(group["name"], "g1");
+    assert_eq!(group["interval"], 1.0);
+    let kinds: Vec<&str> = group["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["recording", "alerting"]);
+    assert_eq!(group["rules"][0]["health"], "ok");
+    assert_eq!(group["rules"][1]["state"], "firing");
+    assert_eq!(
+        group["rules"][1]["annotations"]["summary"],
+        "the answer is {{ $value }} from {{ $labels.source }}",
+        "rule annotations are listed as written"
+    );
+    let only_alerts = node.get_json("/api/v1/rules?type=alert").await;
+    assert_eq!(
+        only_alerts["data"]["groups"][0]["rules"].as_array().map(|a| a.len()),
+        Some(1)
+    );
+    let bad = node.status("/api/v1/rules?type=nope").await;
+    assert_eq!(bad, 400);
+    // ALERTS is written like any series.
+    let v = query(&node.base, "ALERTS{alertname=\"AnswerIsBig\"}").await;
+    assert_eq!(v["data"]["result"][0]["metric"]["alertstate"], "firing", "{v}");
+    node.handle.stop().await;
+}

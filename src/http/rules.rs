@@ -1,0 +1,225 @@
+//! `GET /api/v1/rules` and `GET /api/v1/alerts` in Prometheus 2.42's shapes, from the rule
+//! groups the RuleEvaluator on this node evaluates (`rules::manager::SharedRules`): groups
+//! sorted by (file, name), rules in file order, rule labels and annotations as written, alert
+//! labels and annotations expanded, times in Go's RFC 3339 with nanoseconds, alert values in
+//! Go's `%e`. Filters: `type=alert|record` (case-insensitive; anything else is `bad_data`),
+//! and the later `rule_name[]`, `rule_group[]`, `file[]`.
+
+use actix_web::{web, HttpRequest};
+use serde_json::{json, Map, Value};
+
+use super::error::{success, ApiError, ApiResult};
+use super::params::Params;
+use crate::rules::alerting::{Alert, AlertState};
+use crate::rules::group::{Group, RuleRuntime};
+use crate::rules::manager::SharedRules;
+use crate::time::go_rfc3339_nano;
+
+/// What the rules endpoints read.
+pub struct RulesState {
+    pub rules: SharedRules,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/rules", web::get().to(rules))
+        .route("/api/v1/rules", web::post().to(rules))
+        .route("/api/v1/alerts", web::get().to(alerts))
+        .route("/api/v1/alerts", web::post().to(alerts));
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `2.5e-01`, `NaN`, `+Inf`.
+pub fn go_format_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let s = format!("{v:e}");
+    let Some((mantissa, exp)) = s.split_once('e') else {
+        return s;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+fn string_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Value::Object(m)
+}
+
+fn alert_json(a: &Alert) -> Value {
+    let mut o = json!({
+        "labels": string_map(a.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))),
+        "annotations": string_map(a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        "state": a.state.as_str(),
+        "activeAt": go_rfc3339_nano(a.active_at_ns),
+        "value": go_format_e(a.value),
+    });
+    if let Some(since) = a.keep_firing_since_ns {
+        o["keepFiringSince"] = Value::String(go_rfc3339_nano(since));
+    }
+    o
+}
+
+fn last_eval(ns: Option<i64>) -> String {
+    ns.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), go_rfc3339_nano)
+}
+
+fn rule_json(r: &RuleRuntime) -> Value {
+    let mut o = Map::new();
+    if let Some(alerting) = &r.alerting {
+        let state = alerting
+            .active_alerts()
+            .map(|a| a.state)
+            .max()
+            .unwrap_or(AlertState::Inactive);
+        o.insert("state".into(), json!(state.as_str()));
+        o.insert("name".into(), json!(r.rule.name()));
+        o.insert("query".into(), json!(r.rule.expr));
+        o.insert("duration".into(), json!(r.rule.for_.as_secs_f64()));
+        o.insert(
+            "keepFiringFor".into(),
+            json!(r.rule.keep_firing_for.as_secs_f64()),
+        );
+        o.insert(
+            "labels".into(),
+            string_map(r.rule.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        o.insert(
+            "annotations".into(),
+            string_map(
+                r.rule
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        );
+        let alerts: Vec<Value> = alerting.active_alerts().map(alert_json).collect();
+        o.insert("alerts".into(), Value::Array(alerts));
+    } else {
+        o.insert("name".into(), json!(r.rule.name()));
+        o.insert("query".into(), json!(r.rule.expr));
+        if !r.rule.labels.is_empty() {
+            o.insert(
+                "labels".into(),
+                string_map(r.rule.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            );
+        }
+    }
+    o.insert("health".into(), json!(r.health.as_str()));
+    if let Some(e) = &r.last_error {
+        o.insert("lastError".into(), json!(e));
+    }
+    if !r.last_warnings.is_empty() {
+        o.insert("warnings".into(), json!(r.last_warnings));
+    }
+    o.insert(
+        "evaluationTime".into(),
+        json!(r.last_duration.as_secs_f64()),
+    );
+    o.insert("lastEvaluation".into(), json!(last_eval(r.last_eval_ns)));
+    o.insert(
+        "type".into(),
+        json!(if r.alerting.is_some() {
+            "alerting"
+        } else {
+            "recording"
+        }),
+    );
+    Value::Object(o)
+}
+
+/// The values of repeated parameter `name` (`name` or `name[]`).
+fn multi(params: &Params, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = params.get_all(name).into_iter().map(String::from).collect();
+    out.extend(params.get_all(&format!("{name}[]")).into_iter().map(String::from));
+    out
+}
+
+fn group_json(g: &Group, rules: Vec<Value>) -> Value {
+    json!({
+        "name": g.name,
+        "file": g.file,
+        "rules": rules,
+        "interval": g.interval.as_secs_f64(),
+        "limit": g.limit,
+        "evaluationTime": g.last_duration.as_secs_f64(),
+        "lastEvaluation": last_eval(g.last_eval_ns),
+    })
+}
+
+async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>) -> ApiResult {
+    let params = Params::from_request(&req, &body);
+    let kind = params.get("type").unwrap_or_default().to_string();
+    let (want_alert, want_record) = match kind.to_lowercase().as_str() {
+        "" => (true, true),
+        "alert" => (true, false),
+        "record" => (false, true),
+        _ => {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"type\": not supported value {kind:?}"
+            )))
+        }
+    };
+    let names = multi(&params, "rule_name");
+    let group_names = multi(&params, "rule_group");
+    let files = multi(&params, "file");
+    let view = state.rules.read();
+    let mut groups: Vec<&Group> = view.groups.values().collect();
+    groups.sort_by(|a, b| (&a.file, &a.name).cmp(&(&b.file, &b.name)));
+    let mut out = Vec::new();
+    for g in groups {
+        if (!group_names.is_empty() && !group_names.contains(&g.name))
+            || (!files.is_empty() && !files.contains(&g.file))
+        {
+            continue;
+        }
+        let rules: Vec<Value> = g
+            .rules
+            .iter()
+            .filter(|r| if r.alerting.is_some() { want_alert } else { want_record })
+            .filter(|r| names.is_empty() || names.iter().any(|n| n == r.rule.name()))
+            .map(rule_json)
+            .collect();
+        // With name filters a group without matching rules is left out (Prometheus 2.44+).
+        if !names.is_empty() && rules.is_empty() {
+            continue;
+        }
+        out.push(group_json(g, rules));
+    }
+    Ok(success(&json!({ "groups": out })))
+}
+
+async fn alerts(state: web::Data<RulesState>) -> ApiResult {
+    let view = state.rules.read();
+    let mut out = Vec::new();
+    for g in view.groups.values() {
+        for r in &g.rules {
+            if let Some(a) = &r.alerting {
+                out.extend(a.active_alerts().map(alert_json));
+            }
+        }
+    }
+    Ok(success(&json!({ "alerts": out })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_print_like_go_e_format() {
+        assert_eq!(go_format_e(1.0), "1e+00");
+        assert_eq!(go_format_e(0.25), "2.5e-01");
+        assert_eq!(go_format_e(12345.0), "1.2345e+04");
+        assert_eq!(go_format_e(1e-300), "1e-300");
+        assert_eq!(go_format_e(0.0), "0e+00");
+        assert_eq!(go_format_e(f64::NAN), "NaN");
+        assert_eq!(go_format_e(f64::NEG_INFINITY), "-Inf");
+    }
+}
