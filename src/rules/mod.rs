@@ -12,6 +12,7 @@
 pub mod alerting;
 pub mod file;
 mod locate;
+pub mod notifier;
 pub mod recording;
 pub mod schedule;
 pub mod template_check;
