@@ -15,6 +15,7 @@ pub mod file;
 pub mod group;
 pub mod manager;
 mod locate;
+pub mod notifier;
 pub mod recording;
 pub mod schedule;
 pub mod template;
