@@ -472,13 +472,16 @@ async fn queries_during_a_compaction_pass_never_see_doubled_series_or_samples() 
     // Hold the compactor right after its first compacted block is visible: its inputs are
     // not marked yet, so only the sources in the new block's meta keep them from counting.
     s3.hold_puts("deletion-mark.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["tools", "bucket", "compact", "--config"])
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = strata_testing::ChildGuard::new(
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["tools", "bucket", "compact", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        "strata",
+    );
     let (mut during_hold, mut total) = (0, 0);
     let mut released = false;
     let mut exited = None;
@@ -506,7 +509,7 @@ async fn queries_during_a_compaction_pass_never_see_doubled_series_or_samples() 
             }
         }
         if exited.is_none() {
-            exited = child.try_wait().unwrap();
+            exited = child.child.try_wait().unwrap();
         }
         if released && exited.is_some() && serving == Some(6) {
             break;

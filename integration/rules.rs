@@ -54,7 +54,10 @@ async fn recording_and_alerting_rules_are_evaluated_and_listed() {
     assert_eq!(alert["labels"]["alertname"], "AnswerIsBig");
     assert_eq!(alert["labels"]["severity"], "page");
     assert_eq!(alert["labels"]["source"], "rule");
-    assert_eq!(alert["annotations"]["summary"], "the answer is 42 from rule");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "the answer is 42 from rule"
+    );
     assert_eq!(alert["annotations"]["humanized"], "1.235M");
     assert_eq!(alert["value"], "4.2e+01");
 
@@ -78,13 +81,18 @@ async fn recording_and_alerting_rules_are_evaluated_and_listed() {
     );
     let only_alerts = node.get_json("/api/v1/rules?type=alert").await;
     assert_eq!(
-        only_alerts["data"]["groups"][0]["rules"].as_array().map(|a| a.len()),
+        only_alerts["data"]["groups"][0]["rules"]
+            .as_array()
+            .map(|a| a.len()),
         Some(1)
     );
     let bad = node.status("/api/v1/rules?type=nope").await;
     assert_eq!(bad, 400);
     // ALERTS is written like any series.
     let v = query(&node.base, "ALERTS{alertname=\"AnswerIsBig\"}").await;
-    assert_eq!(v["data"]["result"][0]["metric"]["alertstate"], "firing", "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["metric"]["alertstate"], "firing",
+        "{v}"
+    );
     node.handle.stop().await;
 }

@@ -62,6 +62,8 @@ pub enum NodeError {
     Cluster(#[from] crate::cluster::service::ClusterError),
     #[error("cannot start the query fan-out runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("alerting: {0}")]
+    Notifier(String),
     #[error("cannot start the RPC transport: {0}")]
     Transport(#[from] crate::cluster::transport::TransportError),
     #[error("cannot set up the bucket store: {0}")]
@@ -365,17 +367,54 @@ fn external_url(_config: &Config, bound: &Bound) -> String {
     format!("http://{}", bound.web)
 }
 
-/// Drops alerts: this node's config names no Alertmanager (Prometheus sends nowhere then too).
-struct NoAlertmanagers;
+/// The notifier as the RuleEvaluator's alert sender: each alert gets its `generatorURL` (the
+/// rule's expression as PromQL re-prints it) and goes through the notifier's pipeline.
+struct NotifierSender {
+    notifier: crate::rules::notifier::Notifier,
+    external_url: String,
+}
 
-impl crate::actors::rule_evaluator::AlertSender for NoAlertmanagers {
+impl crate::actors::rule_evaluator::AlertSender for NotifierSender {
     fn send(&self, alerts: Vec<crate::rules::group::OutgoingAlert>) {
-        tracing::debug!(alerts = alerts.len(), "no Alertmanager configured; alerts not sent");
+        use crate::rules::notifier::payload::{from_rule_alert, generator_url};
+        let out = alerts
+            .iter()
+            .map(|a| {
+                let expr = crate::promql::engine::parse_query(&a.expr, 0, 0)
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|_| a.expr.clone());
+                from_rule_alert(&a.alert, &generator_url(&self.external_url, &expr))
+            })
+            .collect();
+        self.notifier.send(out);
     }
 }
 
-fn alert_sender(_config: &Config) -> Arc<dyn crate::actors::rule_evaluator::AlertSender> {
-    Arc::new(NoAlertmanagers)
+/// Starts the notifier for the config's Alertmanagers (none configured: alerts go nowhere, as
+/// in Prometheus). Relabelling is the scraper's, the replica label is always removed.
+fn alert_sender(
+    config: &Config,
+    registry: &mut Registry,
+    external_url: String,
+) -> Result<Arc<dyn crate::actors::rule_evaluator::AlertSender>> {
+    use crate::rules::notifier::{Notifier, NotifierMetrics, NotifierOptions};
+    let mut opts = NotifierOptions::new(crate::scrape::relabel::process);
+    opts.external_labels = Labels::from_pairs(
+        config
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    opts.replica_label = config.cluster.replica_label.clone();
+    opts.config_dir = config.base_dir.clone();
+    let metrics = NotifierMetrics::register(registry);
+    let notifier = Notifier::start(&config.alerting, opts, metrics)
+        .map_err(|e| NodeError::Notifier(e.to_string()))?;
+    Ok(Arc::new(NotifierSender {
+        notifier,
+        external_url,
+    }))
 }
 
 fn start_roles(
@@ -606,7 +645,7 @@ pub async fn start(
             external_labels: config.global.external_labels.clone(),
             external_url: external_url(&config, &bound),
         }),
-        alerts: alert_sender(&config),
+        alerts: alert_sender(&config, &mut registry, external_url(&config, &bound))?,
         runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
     };
     let supervisor = start_roles(

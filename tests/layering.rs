@@ -44,6 +44,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "scrape",
         &["actors", "http", "query", "rules", "cli", "node"],
     ),
+    (
+        "rules",
+        &[
+            "actors", "http", "scrape", "cluster", "query", "cli", "node",
+        ],
+    ),
     ("actors", &["http", "cli", "node"]),
     ("http", &["cli", "node"]),
     ("cli", &["node"]),

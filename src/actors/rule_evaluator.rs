@@ -143,7 +143,11 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         view.last_load_ms = Some(crate::time::now_ms());
         view.default_interval = ctx.config.global.evaluation_interval.as_std();
     }
-    tracing::info!(groups = defs.len(), files = paths.len(), "rule files loaded");
+    tracing::info!(
+        groups = defs.len(),
+        files = paths.len(),
+        "rule files loaded"
+    );
     let me = ctx.config.node.id.clone();
     let replication = ctx.config.cluster.rule_replication;
     let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
@@ -200,11 +204,7 @@ fn now_ns() -> i64 {
 async fn run_group(ctx: Arc<RoleContext>, mut group: Group, stop: CancellationToken) {
     let querier = ServiceQuerier(ctx.query.clone());
     let expander = ctx.expander.clone();
-    let ignore: Vec<String> = ctx
-        .config
-        .shipping_labels()
-        .into_keys()
-        .collect();
+    let ignore: Vec<String> = ctx.config.shipping_labels().into_keys().collect();
     let key = group.key();
     let mut eval_ns = group.schedule.first_eval(now_ns());
     loop {
@@ -222,7 +222,10 @@ async fn run_group(ctx: Arc<RoleContext>, mut group: Group, stop: CancellationTo
             ctx.alerts.send(out.alerts);
         }
         ctx.rules.write().groups.insert(key.clone(), group.clone());
-        let tick = group.schedule.next_tick(eval_ns, now_ns().max(eval_ns + group.schedule.interval_ns()));
+        let tick = group.schedule.next_tick(
+            eval_ns,
+            now_ns().max(eval_ns + group.schedule.interval_ns()),
+        );
         if tick.missed > 0 {
             tracing::warn!(group = %key, missed = tick.missed, "rule group missed iterations");
         }

@@ -319,36 +319,10 @@ impl Config {
     }
 
     /// One warning per setting that is accepted, so that a `prometheus.yml` loads unchanged,
-    /// but has no effect yet: rule files (no rules are evaluated), Alertmanagers with targets
-    /// (no alerts are sent) and the query log. Empty when none is set. `strata check config`
+    /// but has no effect yet: the query log. Empty when none is set. `strata check config`
     /// prints these; a node should log them when it starts.
     pub fn unimplemented_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let plural =
-            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        if !self.rule_files.is_empty() {
-            out.push(format!(
-                "rule_files: {} configured, but rules are not evaluated yet (the rule_evaluator \
-                 role does not evaluate rules in this version)",
-                plural(self.rule_files.len(), "rule file", "rule files")
-            ));
-        }
-        let alertmanagers = self
-            .alerting
-            .alertmanagers
-            .iter()
-            .filter(|am| {
-                !am.file_sd_configs.is_empty()
-                    || am.static_configs.iter().any(|sc| !sc.targets.is_empty())
-            })
-            .count();
-        if alertmanagers > 0 {
-            out.push(format!(
-                "alerting: {} with targets, but no alerts are sent yet (the rule_evaluator role \
-                 does not evaluate alerting rules or notify Alertmanagers in this version)",
-                plural(alertmanagers, "alertmanager config", "alertmanager configs")
-            ));
-        }
         if !self.global.query_log_file.is_empty() {
             out.push(format!(
                 "global.query_log_file: set to {:?}, but Strata does not write a query log yet",

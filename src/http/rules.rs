@@ -33,7 +33,11 @@ pub fn go_format_e(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let s = format!("{v:e}");
     let Some((mantissa, exp)) = s.split_once('e') else {
@@ -137,7 +141,12 @@ fn rule_json(r: &RuleRuntime) -> Value {
 /// The values of repeated parameter `name` (`name` or `name[]`).
 fn multi(params: &Params, name: &str) -> Vec<String> {
     let mut out: Vec<String> = params.get_all(name).into_iter().map(String::from).collect();
-    out.extend(params.get_all(&format!("{name}[]")).into_iter().map(String::from));
+    out.extend(
+        params
+            .get_all(&format!("{name}[]"))
+            .into_iter()
+            .map(String::from),
+    );
     out
 }
 
@@ -182,7 +191,13 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
         let rules: Vec<Value> = g
             .rules
             .iter()
-            .filter(|r| if r.alerting.is_some() { want_alert } else { want_record })
+            .filter(|r| {
+                if r.alerting.is_some() {
+                    want_alert
+                } else {
+                    want_record
+                }
+            })
             .filter(|r| names.is_empty() || names.iter().any(|n| n == r.rule.name()))
             .map(rule_json)
             .collect();

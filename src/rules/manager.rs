@@ -88,14 +88,21 @@ mod tests {
         )
         .unwrap();
         let bad = dir.path().join("bad.yml");
-        std::fs::write(&bad, "groups:\n- name: c\n  rules:\n  - record: x\n    expr: sum(\n").unwrap();
+        std::fs::write(
+            &bad,
+            "groups:\n- name: c\n  rules:\n  - record: x\n    expr: sum(\n",
+        )
+        .unwrap();
         let defs = load(std::slice::from_ref(&good)).unwrap();
         let keys: Vec<&String> = defs.keys().collect();
         let g = good.display().to_string();
         assert_eq!(keys, vec![&format!("{g};a"), &format!("{g};b")]);
         let errs = load(&[good, bad]).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].contains("bad.yml") && errs[0].contains("could not parse expression"), "{errs:?}");
+        assert!(
+            errs[0].contains("bad.yml") && errs[0].contains("could not parse expression"),
+            "{errs:?}"
+        );
     }
 
     #[test]

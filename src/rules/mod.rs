@@ -13,8 +13,8 @@
 pub mod alerting;
 pub mod file;
 pub mod group;
-pub mod manager;
 mod locate;
+pub mod manager;
 pub mod notifier;
 pub mod recording;
 pub mod schedule;
