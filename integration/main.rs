@@ -16,6 +16,7 @@ mod node_boot;
 mod query_api;
 mod query_bench;
 mod rules;
+mod rules_alertmanager;
 mod scrape;
 mod scrape_bad;
 mod scrape_bench;

@@ -388,6 +388,10 @@ impl crate::actors::rule_evaluator::AlertSender for NotifierSender {
             .collect();
         self.notifier.send(out);
     }
+
+    fn alertmanagers(&self) -> serde_json::Value {
+        serde_json::to_value(self.notifier.status()).unwrap_or_default()
+    }
 }
 
 /// Starts the notifier for the config's Alertmanagers (none configured: alerts go nowhere, as
@@ -541,6 +545,7 @@ struct HttpParts {
     build: BuildInfo,
     admin_token: Option<String>,
     rules: crate::rules::manager::SharedRules,
+    alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
 }
 
 /// Starts the HTTP server, giving each API area only its own state.
@@ -560,6 +565,7 @@ fn start_http(
         build,
         admin_token,
         rules,
+        alerts: alert_sender_for_http,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -567,7 +573,10 @@ fn start_http(
         cluster: cluster.clone(),
     });
     let states = http::HttpStates {
-        rules: web::Data::new(http::rules::RulesState { rules }),
+        rules: web::Data::new(http::rules::RulesState {
+            rules,
+            alerts: alert_sender_for_http,
+        }),
         query: web::Data::new(http::QueryState {
             router: router.clone(),
             service: query,
@@ -637,6 +646,7 @@ pub async fn start(
     let running = Arc::new(RunningRoles::default());
     let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
     let rules = crate::rules::manager::SharedRules::default();
+    let alerts = alert_sender(&config, &mut registry, external_url(&config, &bound))?;
     let rule_parts = RuleParts {
         query: query.clone(),
         rules: rules.clone(),
@@ -645,7 +655,7 @@ pub async fn start(
             external_labels: config.global.external_labels.clone(),
             external_url: external_url(&config, &bound),
         }),
-        alerts: alert_sender(&config, &mut registry, external_url(&config, &bound))?,
+        alerts: alerts.clone(),
         runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
     };
     let supervisor = start_roles(
@@ -667,6 +677,7 @@ pub async fn start(
         build,
         admin_token,
         rules,
+        alerts,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::role::{RoleActor, RoleWorker};
+use super::scraper_shipper::{maintenance_interval, maintenance_round};
 use super::RoleContext;
 use crate::cluster::ownership;
 use crate::config::Role;
@@ -40,6 +41,11 @@ const OWNERSHIP_POLL: Duration = Duration::from_secs(1);
 /// Where alerts due for sending go (the notifier; a node without Alertmanagers drops them).
 pub trait AlertSender: Send + Sync {
     fn send(&self, alerts: Vec<OutgoingAlert>);
+
+    /// `/api/v1/alertmanagers`' data: `{activeAlertmanagers: [{url}], droppedAlertmanagers}`.
+    fn alertmanagers(&self) -> serde_json::Value {
+        serde_json::json!({"activeAlertmanagers": [], "droppedAlertmanagers": []})
+    }
 }
 
 /// The querier of a node: the QueryService with dedup and partial responses on.
@@ -152,10 +158,27 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
     let replication = ctx.config.cluster.rule_replication;
     let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
     let mut tick = tokio::time::interval(OWNERSHIP_POLL);
+    let roles = ctx.cluster.local_roles();
+    let every = maintenance_interval(ctx.config.tsdb.block_duration.as_millis());
+    let mut last_round = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
+        }
+        // Rule output is in the local TSDB: without a ScraperShipper on this node to cut and
+        // ship it (as a Thanos ruler ships its own blocks), this role does it.
+        let scraper_here = roles.borrow().contains(&Role::ScraperShipper);
+        if !scraper_here && last_round.elapsed() >= every {
+            last_round = tokio::time::Instant::now();
+            let round = maintenance_round(
+                ctx.db.clone(),
+                ctx.shipper.clone(),
+                ctx.config.tsdb.retention.as_std(),
+            );
+            if let Err(e) = round.await {
+                tracing::warn!(error = %e, "rule output shipping is behind; will retry");
+            }
         }
         let live = live_evaluators(&ctx);
         let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {

@@ -3,7 +3,8 @@
 //! sorted by (file, name), rules in file order, rule labels and annotations as written, alert
 //! labels and annotations expanded, times in Go's RFC 3339 with nanoseconds, alert values in
 //! Go's `%e`. Filters: `type=alert|record` (case-insensitive; anything else is `bad_data`),
-//! and the later `rule_name[]`, `rule_group[]`, `file[]`.
+//! and the later `rule_name[]`, `rule_group[]`, `file[]`. Also `/api/v1/alertmanagers` from
+//! the notifier.
 
 use actix_web::{web, HttpRequest};
 use serde_json::{json, Map, Value};
@@ -18,13 +19,20 @@ use crate::time::go_rfc3339_nano;
 /// What the rules endpoints read.
 pub struct RulesState {
     pub rules: SharedRules,
+    /// The notifier, for `/api/v1/alertmanagers`.
+    pub alerts: std::sync::Arc<dyn crate::actors::rule_evaluator::AlertSender>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/rules", web::get().to(rules))
         .route("/api/v1/rules", web::post().to(rules))
         .route("/api/v1/alerts", web::get().to(alerts))
-        .route("/api/v1/alerts", web::post().to(alerts));
+        .route("/api/v1/alerts", web::post().to(alerts))
+        .route("/api/v1/alertmanagers", web::get().to(alertmanagers));
+}
+
+async fn alertmanagers(state: web::Data<RulesState>) -> ApiResult {
+    Ok(success(&state.alerts.alertmanagers()))
 }
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `2.5e-01`, `NaN`, `+Inf`.
