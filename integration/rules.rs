@@ -64,7 +64,7 @@ async fn recording_and_alerting_rules_are_evaluated_and_listed() {
     let v = node.get_json("/api/v1/rules").await;
     let group = &v["data"]["groups"][0];
     assert_eq!(group["name"], "g1");
-    assert_eq!(group["interval"], 1.0);
+    assert_eq!(group["interval"], 1);
     let kinds: Vec<&str> = group["rules"]
         .as_array()
         .unwrap()

@@ -56,6 +56,15 @@ pub fn go_format_e(v: f64) -> String {
     format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
+/// Seconds as Go's JSON encodes a float64: a whole number without a fraction (`3`, not `3.0`).
+fn go_seconds(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        Value::from(v as i64)
+    } else {
+        Value::from(v)
+    }
+}
+
 fn string_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     let mut m = Map::new();
     for (k, v) in pairs {
@@ -93,10 +102,10 @@ fn rule_json(r: &RuleRuntime) -> Value {
         o.insert("state".into(), json!(state.as_str()));
         o.insert("name".into(), json!(r.rule.name()));
         o.insert("query".into(), json!(r.rule.expr));
-        o.insert("duration".into(), json!(r.rule.for_.as_secs_f64()));
+        o.insert("duration".into(), go_seconds(r.rule.for_.as_secs_f64()));
         o.insert(
             "keepFiringFor".into(),
-            json!(r.rule.keep_firing_for.as_secs_f64()),
+            go_seconds(r.rule.keep_firing_for.as_secs_f64()),
         );
         o.insert(
             "labels".into(),
@@ -163,9 +172,9 @@ fn group_json(g: &Group, rules: Vec<Value>) -> Value {
         "name": g.name,
         "file": g.file,
         "rules": rules,
-        "interval": g.interval.as_secs_f64(),
+        "interval": go_seconds(g.interval.as_secs_f64()),
         "limit": g.limit,
-        "evaluationTime": g.last_duration.as_secs_f64(),
+        "evaluationTime": go_seconds(g.last_duration.as_secs_f64()),
         "lastEvaluation": last_eval(g.last_eval_ns),
     })
 }
