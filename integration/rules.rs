@@ -96,3 +96,79 @@ async fn recording_and_alerting_rules_are_evaluated_and_listed() {
     );
     node.handle.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_reload_with_bad_rules_keeps_the_old_ones_and_a_good_one_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    let v1 = "groups:\n- name: g1\n  interval: 1s\n  rules:\n  - record: strata:one\n    expr: vector(1)\n";
+    std::fs::write(&rules, v1).unwrap();
+    let node = TestNode::builder()
+        .roles(&["rule_evaluator", "query_planner"])
+        .yaml(&format!("rule_files: [{}]\n", rules.display()))
+        .config_file()
+        .start()
+        .await;
+    wait_until("strata:one", Duration::from_secs(30), || async {
+        query(&node.base, "strata:one").await["data"]["result"][0]["value"][1] == "1"
+    })
+    .await;
+    let reload = || async {
+        http_client()
+            .post(format!("{}/-/reload", node.base))
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // A broken file: the reload fails and says why, the old rules keep running.
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g1\n  rules:\n  - record: strata:two\n    expr: sum(\n",
+    )
+    .unwrap();
+    let resp = reload().await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("could not parse expression"), "{text}");
+    let info = node.get_json("/api/v1/status/runtimeinfo").await;
+    assert_eq!(info["data"]["reloadConfigSuccess"], false, "{info}");
+    let v = node.get_json("/api/v1/rules").await;
+    assert_eq!(
+        v["data"]["groups"][0]["rules"][0]["name"], "strata:one",
+        "{v}"
+    );
+
+    // A good file: the new group replaces the old, whose series goes stale.
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g2\n  interval: 1s\n  rules:\n  - record: strata:two\n    expr: vector(2)\n",
+    )
+    .unwrap();
+    assert_eq!(reload().await.status().as_u16(), 200);
+    wait_until("strata:two", Duration::from_secs(30), || async {
+        query(&node.base, "strata:two").await["data"]["result"][0]["value"][1] == "2"
+    })
+    .await;
+    wait_until(
+        "strata:one to go stale",
+        Duration::from_secs(30),
+        || async {
+            query(&node.base, "strata:one").await["data"]["result"]
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+        },
+    )
+    .await;
+    let v = node.get_json("/api/v1/rules").await;
+    let names: Vec<&str> = v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["g2"]);
+    let info = node.get_json("/api/v1/status/runtimeinfo").await;
+    assert_eq!(info["data"]["reloadConfigSuccess"], true, "{info}");
+    node.handle.stop().await;
+}

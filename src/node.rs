@@ -362,6 +362,33 @@ struct RuleParts {
     runtime: Arc<FanoutRuntime>,
 }
 
+/// Re-reads the rule files of a reloaded config: valid ones replace the rule groups (the
+/// RuleEvaluator picks them up), invalid ones keep the previous rules and fail the reload.
+fn rules_reload_hook(
+    rules: crate::rules::manager::SharedRules,
+) -> crate::scrape::reload::ReloadHook {
+    Arc::new(move |cfg: &Config| {
+        let paths = cfg.rule_file_paths()?;
+        match crate::rules::manager::load(&paths) {
+            Ok(defs) => {
+                let mut view = rules.write();
+                view.pending = Some(defs);
+                view.load_errors.clear();
+                view.last_reload_ok = true;
+                Ok(())
+            }
+            Err(errors) => {
+                let mut view = rules.write();
+                view.load_errors = errors.clone();
+                view.last_reload_ok = false;
+                view.reload_failures += 1;
+                tracing::error!(errors = ?errors, "error loading rules, previous rule set restored");
+                Err(errors.join("; "))
+            }
+        }
+    })
+}
+
 /// The URL alerts and templates link back to: `http://<web address>` of this node.
 fn external_url(_config: &Config, bound: &Bound) -> String {
     format!("http://{}", bound.web)
@@ -546,6 +573,7 @@ struct HttpParts {
     admin_token: Option<String>,
     rules: crate::rules::manager::SharedRules,
     alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
+    reload_hooks: Vec<crate::scrape::reload::ReloadHook>,
 }
 
 /// Starts the HTTP server, giving each API area only its own state.
@@ -566,6 +594,7 @@ fn start_http(
         admin_token,
         rules,
         alerts: alert_sender_for_http,
+        reload_hooks,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -585,6 +614,7 @@ fn start_http(
             router: router.clone(),
             scrape: storage.scrape.clone(),
             config_path: opts.config_path.clone(),
+            reload_hooks,
         }),
         status: web::Data::new(http::StatusState {
             router: router.clone(),
@@ -662,9 +692,11 @@ pub async fn start(
         &config, &storage, &cluster, metrics, &shutdown, &running, rule_parts,
     );
     let db = storage.db.clone();
+    let reload_hooks = vec![rules_reload_hook(rules.clone())];
     let reloader = crate::scrape::reload::Reloader {
         path: opts.config_path.clone(),
         manager: storage.scrape.clone(),
+        hooks: reload_hooks.clone(),
     };
     let parts = HttpParts {
         config: config.clone(),
@@ -678,6 +710,7 @@ pub async fn start(
         admin_token,
         rules,
         alerts,
+        reload_hooks,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

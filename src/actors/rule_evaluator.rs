@@ -132,7 +132,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             return;
         }
     };
-    let defs: GroupDefs = match load(&paths) {
+    let mut defs: GroupDefs = match load(&paths) {
         Ok(d) => d,
         Err(errors) => {
             for e in &errors {
@@ -147,6 +147,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         view.loaded = defs.len();
         view.load_errors.clear();
         view.last_load_ms = Some(crate::time::now_ms());
+        view.last_reload_ok = true;
         view.default_interval = ctx.config.global.evaluation_interval.as_std();
     }
     tracing::info!(
@@ -156,7 +157,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
     );
     let me = ctx.config.node.id.clone();
     let replication = ctx.config.cluster.rule_replication;
-    let mut running: BTreeMap<String, CancellationToken> = BTreeMap::new();
+    let mut running: BTreeMap<String, GroupTask> = BTreeMap::new();
     let mut tick = tokio::time::interval(OWNERSHIP_POLL);
     let roles = ctx.cluster.local_roles();
     let every = maintenance_interval(ctx.config.tsdb.block_duration.as_millis());
@@ -180,15 +181,35 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
                 tracing::warn!(error = %e, "rule output shipping is behind; will retry");
             }
         }
+        // A reload's new definitions: changed groups restart from them (taking over the old
+        // group's alert state), removed ones stop and mark their series stale.
+        let pending = ctx.rules.write().pending.take();
+        if let Some(next) = pending {
+            running.retain(|key, task| {
+                let same = next.get(key) == defs.get(key);
+                if !same {
+                    task.replaced
+                        .store(next.contains_key(key), std::sync::atomic::Ordering::SeqCst);
+                    task.stop.cancel();
+                }
+                same
+            });
+            defs = next;
+            let mut view = ctx.rules.write();
+            view.loaded = defs.len();
+            view.last_load_ms = Some(crate::time::now_ms());
+            view.groups.retain(|k, _| defs.contains_key(k));
+            tracing::info!(groups = defs.len(), "rule files reloaded");
+        }
         let live = live_evaluators(&ctx);
         let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {
             ownership::is_owner(k.as_bytes(), n, l, r)
         });
-        running.retain(|key, token| {
+        running.retain(|key, task| {
             let keep = owned.contains(&key.as_str());
             if !keep {
                 tracing::info!(group = %key, "rule group moved away from this node");
-                token.cancel();
+                task.stop.cancel();
             }
             keep
         });
@@ -200,21 +221,36 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
                 continue;
             };
             let interval = ctx.config.global.evaluation_interval.as_std();
-            let group = match Group::new(file, def, interval, true) {
+            let mut group = match Group::new(file, def, interval, true) {
                 Ok(g) => g,
                 Err(e) => {
                     tracing::error!(group = %key, error = %e, "cannot schedule rule group");
                     continue;
                 }
             };
-            let token = stop.child_token();
-            running.insert(key.to_string(), token.clone());
-            tokio::spawn(run_group(ctx.clone(), group, token));
+            // A reloaded group takes over the state of the one it replaces.
+            if let Some(old) = ctx.rules.read().groups.get(key) {
+                group.copy_state(old);
+            }
+            let task = GroupTask {
+                stop: stop.child_token(),
+                replaced: Arc::default(),
+            };
+            tokio::spawn(run_group(ctx.clone(), group, task.clone()));
+            running.insert(key.to_string(), task);
         }
     }
-    for token in running.values() {
-        token.cancel();
+    for task in running.values() {
+        task.stop.cancel();
     }
+}
+
+/// A running group's stop switch; `replaced` says a reload's new definition takes over (no
+/// staleness markers, the state is copied) rather than the group going away.
+#[derive(Clone)]
+struct GroupTask {
+    stop: CancellationToken,
+    replaced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now_ns() -> i64 {
@@ -224,7 +260,8 @@ fn now_ns() -> i64 {
 
 /// Evaluates one group on its schedule until `stop`; then marks what it wrote stale and
 /// removes it from the view.
-async fn run_group(ctx: Arc<RoleContext>, mut group: Group, stop: CancellationToken) {
+async fn run_group(ctx: Arc<RoleContext>, mut group: Group, task: GroupTask) {
+    let stop = task.stop.clone();
     let querier = ServiceQuerier(ctx.query.clone());
     let expander = ctx.expander.clone();
     let ignore: Vec<String> = ctx.config.shipping_labels().into_keys().collect();
@@ -253,6 +290,9 @@ async fn run_group(ctx: Arc<RoleContext>, mut group: Group, stop: CancellationTo
             tracing::warn!(group = %key, missed = tick.missed, "rule group missed iterations");
         }
         eval_ns = tick.eval_ns;
+    }
+    if task.replaced.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
     }
     let ts_ms = now_ns() / 1_000_000;
     append(&ctx, &group.stale_markers(ts_ms), &key);

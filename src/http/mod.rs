@@ -63,6 +63,8 @@ pub struct TargetsState {
     pub scrape: Arc<ScrapeManager>,
     /// The config file `POST /-/reload` re-reads (`None`: the embedded default).
     pub config_path: Option<PathBuf>,
+    /// What else re-reads its part of a reloaded config (the rule files).
+    pub reload_hooks: Vec<crate::scrape::reload::ReloadHook>,
 }
 
 /// Health, readiness, `/metrics` and the `status/*` endpoints.

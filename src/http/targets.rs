@@ -169,6 +169,7 @@ async fn reload(state: web::Data<TargetsState>) -> HttpResponse {
     let reloader = crate::scrape::reload::Reloader {
         path: state.config_path.clone(),
         manager: state.scrape.clone(),
+        hooks: state.reload_hooks.clone(),
     };
     match web::block(move || reloader.reload()).await {
         Ok(Ok(report)) => {

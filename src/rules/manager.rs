@@ -69,6 +69,11 @@ pub struct RulesView {
     pub last_load_ms: Option<i64>,
     /// The default group interval (`global.evaluation_interval`).
     pub default_interval: Duration,
+    /// Groups of a successful reload, not yet taken up by the RuleEvaluator.
+    pub pending: Option<GroupDefs>,
+    /// Whether the last reload of the rule files succeeded (true until one fails).
+    pub last_reload_ok: bool,
+    pub reload_failures: u64,
 }
 
 pub type SharedRules = Arc<RwLock<RulesView>>;

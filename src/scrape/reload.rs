@@ -13,15 +13,22 @@ use crate::config::Config;
 pub enum ReloadError {
     #[error("error loading config from {path:?}: {reason}")]
     Load { path: String, reason: String },
+    #[error("one or more errors occurred while applying the new configuration: {0}")]
+    Apply(String),
 }
 
 pub type Result<T> = std::result::Result<T, ReloadError>;
 
-/// What a reload needs: the file and the manager.
+/// Another part of the node that re-reads its share of a reloaded config (the rule files):
+/// an error keeps that part as it was and fails the reload.
+pub type ReloadHook = Arc<dyn Fn(&Config) -> std::result::Result<(), String> + Send + Sync>;
+
+/// What a reload needs: the file, the manager and the other parts' hooks.
 #[derive(Clone)]
 pub struct Reloader {
     pub path: Option<PathBuf>,
     pub manager: Arc<ScrapeManager>,
+    pub hooks: Vec<ReloadHook>,
 }
 
 impl Reloader {
@@ -38,7 +45,17 @@ impl Reloader {
                         reason: e.to_string(),
                     }
                 })?;
-                Arc::new(merge_scrape_sections(&current, loaded))
+                let hooks: Vec<String> =
+                    self.hooks.iter().filter_map(|h| h(&loaded).err()).collect();
+                let merged = Arc::new(merge_scrape_sections(&current, loaded));
+                if !hooks.is_empty() {
+                    // The scrape part still applies; the failed part keeps its old state, and
+                    // the reload counts as failed (as Prometheus's does).
+                    self.manager.apply_config(merged);
+                    self.manager.record_failed_reload();
+                    return Err(ReloadError::Apply(hooks.join("; ")));
+                }
+                merged
             }
         };
         Ok(self.manager.apply_config(next))
