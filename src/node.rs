@@ -375,6 +375,7 @@ fn rules_reload_hook(
                 view.pending = Some(defs);
                 view.load_errors.clear();
                 view.last_reload_ok = true;
+                view.metrics.last_reload_successful.set(1);
                 Ok(())
             }
             Err(errors) => {
@@ -382,6 +383,7 @@ fn rules_reload_hook(
                 view.load_errors = errors.clone();
                 view.last_reload_ok = false;
                 view.reload_failures += 1;
+                view.metrics.last_reload_successful.set(0);
                 tracing::error!(errors = ?errors, "error loading rules, previous rule set restored");
                 Err(errors.join("; "))
             }
@@ -675,7 +677,13 @@ pub async fn start(
     // Queries first: the RuleEvaluator role evaluates through the query service.
     let running = Arc::new(RunningRoles::default());
     let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
-    let rules = crate::rules::manager::SharedRules::default();
+    let rules = crate::rules::manager::SharedRules::new(parking_lot::RwLock::new(
+        crate::rules::manager::RulesView {
+            metrics: crate::rules::metrics::RuleMetrics::register(&mut registry),
+            last_reload_ok: true,
+            ..Default::default()
+        },
+    ));
     let alerts = alert_sender(&config, &mut registry, external_url(&config, &bound))?;
     let rule_parts = RuleParts {
         query: query.clone(),

@@ -138,7 +138,9 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             for e in &errors {
                 tracing::error!(error = %e, "invalid rule file; no rules are evaluated");
             }
-            ctx.rules.write().load_errors = errors;
+            let mut view = ctx.rules.write();
+            view.load_errors = errors;
+            view.metrics.last_reload_successful.set(0);
             return;
         }
     };
@@ -148,6 +150,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         view.load_errors.clear();
         view.last_load_ms = Some(crate::time::now_ms());
         view.last_reload_ok = true;
+        view.metrics.last_reload_successful.set(1);
         view.default_interval = ctx.config.global.evaluation_interval.as_std();
     }
     tracing::info!(
@@ -281,13 +284,27 @@ async fn run_group(ctx: Arc<RoleContext>, mut group: Group, task: GroupTask) {
         if !out.alerts.is_empty() {
             ctx.alerts.send(out.alerts);
         }
-        ctx.rules.write().groups.insert(key.clone(), group.clone());
         let tick = group.schedule.next_tick(
             eval_ns,
             now_ns().max(eval_ns + group.schedule.interval_ns()),
         );
         if tick.missed > 0 {
             tracing::warn!(group = %key, missed = tick.missed, "rule group missed iterations");
+        }
+        {
+            let mut view = ctx.rules.write();
+            view.metrics.observe_group(
+                &key,
+                &crate::rules::metrics::GroupEvaluation {
+                    eval_ns,
+                    seconds: group.last_duration.as_secs_f64(),
+                    interval_seconds: group.interval.as_secs_f64(),
+                    rules: group.rules.len(),
+                    failures: out.failures,
+                    missed: tick.missed,
+                },
+            );
+            view.groups.insert(key.clone(), group.clone());
         }
         eval_ns = tick.eval_ns;
     }
@@ -296,7 +313,9 @@ async fn run_group(ctx: Arc<RoleContext>, mut group: Group, task: GroupTask) {
     }
     let ts_ms = now_ns() / 1_000_000;
     append(&ctx, &group.stale_markers(ts_ms), &key);
-    ctx.rules.write().groups.remove(&key);
+    let mut view = ctx.rules.write();
+    view.groups.remove(&key);
+    view.metrics.forget_group(&key);
 }
 
 /// Appends rule output to the local TSDB in one commit.

@@ -74,6 +74,8 @@ pub struct RulesView {
     /// Whether the last reload of the rule files succeeded (true until one fails).
     pub last_reload_ok: bool,
     pub reload_failures: u64,
+    /// The `strata_rule_*` metrics.
+    pub metrics: super::metrics::RuleMetrics,
 }
 
 pub type SharedRules = Arc<RwLock<RulesView>>;

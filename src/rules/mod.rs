@@ -15,6 +15,7 @@ pub mod file;
 pub mod group;
 mod locate;
 pub mod manager;
+pub mod metrics;
 pub mod notifier;
 pub mod recording;
 pub mod schedule;
