@@ -11,6 +11,7 @@ pub mod bucket;
 pub mod bucket_compact;
 pub mod check_rules;
 pub mod import;
+pub mod test_rules;
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -69,6 +70,20 @@ pub enum ToolCommand {
     Bench {
         #[command(subcommand)]
         cmd: BenchCommand,
+    },
+    /// Prometheus rule files.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Run rule unit tests, like `promtool test rules` (same output; exit 1 on a failure).
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -170,6 +185,16 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
             cmd: TsdbCommand::Ls { dir },
         } => tools::ls(&dir, &mut out)?,
         ToolCommand::Bucket { cmd } => bucket::run(cmd, &mut out)?,
+        ToolCommand::Rules {
+            cmd: RulesCommand::Test { files },
+        } => {
+            let code = test_rules::run(&files, &mut out, &mut std::io::stderr().lock())?;
+            out.flush()?;
+            if code != 0 {
+                // promtool's exit code, without an extra error line on stderr.
+                std::process::exit(code);
+            }
+        }
         ToolCommand::Bench {
             cmd: BenchCommand::Ship(args),
         } => bench_ship::run(args, &mut out)?,

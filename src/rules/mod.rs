@@ -21,6 +21,7 @@ pub mod recording;
 pub mod schedule;
 pub mod template;
 pub mod template_check;
+pub mod unittest;
 mod yaml;
 
 pub use file::{parse, parse_file, Rule, RuleGroup, RuleGroups, RuleKind, TemplateCheck};
