@@ -33,19 +33,36 @@ pub fn format_float(v: f64) -> String {
     }
 }
 
+/// Go's text for NaN and the infinities, `None` for a finite number.
+fn non_finite(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v.is_infinite() {
+        Some(if v > 0.0 { "+Inf" } else { "-Inf" })
+    } else {
+        None
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest round-trip digits with an
+/// exponent of at least two digits and a sign (`1e+00`, `2.5e-01`), `NaN`, `+Inf`, `-Inf`.
+pub fn format_float_e(v: f64) -> String {
+    if let Some(s) = non_finite(v) {
+        return s.into();
+    }
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mant}e{sign}{:02}", exp.abs())
+}
+
 /// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, i.e. `%g` (shortest digits that round-trip,
 /// an exponent of at least two digits below 1e-4 and from 1e+06 on) with `+Inf`, `-Inf` and
 /// `NaN`: `1.7e+09`, `123456`, `1e-05`.
 pub fn format_float_g(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+    if let Some(s) = non_finite(v) {
+        return s.into();
     }
     // Rust's `{:e}` yields the shortest round-trip digits: "-1.2345e-7".
     let e = format!("{v:e}");
@@ -480,5 +497,16 @@ mod tests {
                 assert_eq!(parse_duration(want), Ok(ms), "{want}");
             }
         }
+    }
+
+    #[test]
+    fn format_float_e_is_gos_e_verb() {
+        assert_eq!(format_float_e(1.0), "1e+00");
+        assert_eq!(format_float_e(0.25), "2.5e-01");
+        assert_eq!(format_float_e(12345.0), "1.2345e+04");
+        assert_eq!(format_float_e(1e-300), "1e-300");
+        assert_eq!(format_float_e(0.0), "0e+00");
+        assert_eq!(format_float_e(f64::NAN), "NaN");
+        assert_eq!(format_float_e(f64::NEG_INFINITY), "-Inf");
     }
 }

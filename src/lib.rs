@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod gocompat;
 pub mod http;
+pub mod httpclient;
 pub mod logging;
 pub mod metrics;
 pub mod node;

@@ -365,27 +365,7 @@ impl TemplateQuery for TemplateExpander {
             }
             _ => return Err("queries in templates need the rules runtime".to_string()),
         }?;
-        match answer.value {
-            Value::Vector(v) => Ok(v
-                .into_iter()
-                .map(|s| QuerySample {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.to_string(), l.value.to_string()))
-                        .collect(),
-                    value: s.v,
-                })
-                .collect()),
-            Value::Scalar { v, .. } => Ok(vec![QuerySample {
-                labels: BTreeMap::new(),
-                value: v,
-            }]),
-            other => Err(format!(
-                "query result is not a vector or a scalar: {}",
-                other.type_name()
-            )),
-        }
+        crate::rules::template::query_samples(answer.value)
     }
 }
 

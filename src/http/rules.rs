@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{success, ApiError, ApiResult};
 use super::params::Params;
+use crate::gocompat::format_float_e;
 use crate::rules::alerting::{Alert, AlertState};
 use crate::rules::group::{Group, RuleRuntime};
 use crate::rules::manager::SharedRules;
@@ -33,27 +34,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn alertmanagers(state: web::Data<RulesState>) -> ApiResult {
     Ok(success(&state.alerts.alertmanagers()))
-}
-
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `2.5e-01`, `NaN`, `+Inf`.
-pub fn go_format_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let s = format!("{v:e}");
-    let Some((mantissa, exp)) = s.split_once('e') else {
-        return s;
-    };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
 /// Seconds as Go's JSON encodes a float64: a whole number without a fraction (`3`, not `3.0`).
@@ -79,7 +59,7 @@ fn alert_json(a: &Alert) -> Value {
         "annotations": string_map(a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         "state": a.state.as_str(),
         "activeAt": go_rfc3339_nano(a.active_at_ns),
-        "value": go_format_e(a.value),
+        "value": format_float_e(a.value),
     });
     if let Some(since) = a.keep_firing_since_ns {
         o["keepFiringSince"] = Value::String(go_rfc3339_nano(since));
@@ -238,20 +218,4 @@ async fn alerts(state: web::Data<RulesState>) -> ApiResult {
         }
     }
     Ok(success(&json!({ "alerts": out })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_print_like_go_e_format() {
-        assert_eq!(go_format_e(1.0), "1e+00");
-        assert_eq!(go_format_e(0.25), "2.5e-01");
-        assert_eq!(go_format_e(12345.0), "1.2345e+04");
-        assert_eq!(go_format_e(1e-300), "1e-300");
-        assert_eq!(go_format_e(0.0), "0e+00");
-        assert_eq!(go_format_e(f64::NAN), "NaN");
-        assert_eq!(go_format_e(f64::NEG_INFINITY), "-Inf");
-    }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::append::{report_samples, AppendCtx, AppendError, AppendStats, ScrapeCache};
 use super::parser::{negotiate, Format, Metadata, SCRAPE_ACCEPT_HEADER};
 use super::target::Target;
-use crate::config::{AuthHeader, ScrapeConfig};
+use crate::config::ScrapeConfig;
 use crate::storage::db::Db;
 use crate::storage::model::Labels;
 use crate::time;
@@ -282,7 +282,7 @@ impl ScrapeLoop {
         req = apply_auth(req, &self.cfg)?;
         let request_err = |e: reqwest::Error| ScrapeError::Request {
             url: url.to_string(),
-            reason: error_chain(&e),
+            reason: crate::httpclient::error_chain(&e),
         };
         let mut resp = req.send().await.map_err(request_err)?;
         let status = resp.status();
@@ -300,7 +300,7 @@ impl ScrapeLoop {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| ScrapeError::Body(error_chain(&e)))?
+            .map_err(|e| ScrapeError::Body(crate::httpclient::error_chain(&e)))?
         {
             if limit > 0 && (buf.len() + chunk.len()) as u64 > limit {
                 return Err(ScrapeError::BodyTooLarge(limit));
@@ -311,58 +311,14 @@ impl ScrapeLoop {
     }
 }
 
-/// A reqwest error with its causes, so `lastError` says e.g. "connection refused".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| ScrapeError::Secret {
-            what,
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
-}
-
 /// Basic auth or an `Authorization` header; files are re-read per scrape like Prometheus.
 fn apply_auth(req: reqwest::RequestBuilder, cfg: &ScrapeConfig) -> Result<reqwest::RequestBuilder> {
-    Ok(match cfg.http_client().auth_header() {
-        AuthHeader::None => req,
-        AuthHeader::Basic {
-            username,
-            password,
-            password_file,
-        } => {
-            let pw = match password_file {
-                Some(f) => read_secret("password file", &f)?,
-                None => password.expose().to_string(),
-            };
-            req.basic_auth(username, Some(pw))
-        }
-        AuthHeader::Credentials {
-            auth_type,
-            credentials,
-            credentials_file,
-        } => {
-            let c = match credentials_file {
-                Some(f) => read_secret("credentials file", &f)?,
-                None => credentials.expose().to_string(),
-            };
-            req.header(reqwest::header::AUTHORIZATION, format!("{auth_type} {c}"))
-        }
-    })
+    crate::httpclient::apply_auth(req, &cfg.http_client().auth_header(), |p| p.to_path_buf())
+        .map_err(|e| ScrapeError::Secret {
+            what: e.what,
+            path: e.path,
+            reason: e.reason,
+        })
 }
 
 /// The HTTP client of one scrape pool: TLS settings, redirects; no proxy from the environment.
@@ -370,36 +326,10 @@ pub fn build_client(
     cfg: &ScrapeConfig,
     resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
 ) -> std::result::Result<reqwest::Client, String> {
-    let tls = &cfg.tls_config;
-    let mut b = reqwest::Client::builder()
-        .no_proxy()
-        .user_agent(concat!("Strata/", env!("CARGO_PKG_VERSION")))
-        .danger_accept_invalid_certs(tls.insecure_skip_verify)
-        .pool_max_idle_per_host(2)
-        .redirect(if cfg.follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        });
-    if let Some(ca) = &tls.ca_file {
-        let path = resolve(ca);
-        let pem =
-            std::fs::read(&path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-        b = b.add_root_certificate(cert);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = std::fs::read(resolve(cert))
-            .map_err(|e| format!("reading client cert {}: {e}", cert.display()))?;
-        pem.extend(
-            std::fs::read(resolve(key))
-                .map_err(|e| format!("reading client key {}: {e}", key.display()))?,
-        );
-        let id =
-            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
-        b = b.identity(id);
-    }
-    b.build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+    crate::httpclient::build_client(
+        &cfg.tls_config,
+        cfg.follow_redirects,
+        concat!("Strata/", env!("CARGO_PKG_VERSION")),
+        resolve,
+    )
 }

@@ -297,38 +297,12 @@ fn build_client(
     cfg: &AlertmanagerConfig,
     dir: &Path,
 ) -> std::result::Result<reqwest::Client, String> {
-    let tls = &cfg.tls_config;
-    let mut b = reqwest::Client::builder()
-        .no_proxy()
-        .user_agent(super::USER_AGENT)
-        .danger_accept_invalid_certs(tls.insecure_skip_verify)
-        .pool_max_idle_per_host(2)
-        .redirect(if cfg.follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        });
-    if let Some(ca) = &tls.ca_file {
-        let path = dir.join(ca);
-        let pem =
-            std::fs::read(&path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-        b = b.add_root_certificate(cert);
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = std::fs::read(dir.join(cert))
-            .map_err(|e| format!("reading client cert {}: {e}", cert.display()))?;
-        pem.extend(
-            std::fs::read(dir.join(key))
-                .map_err(|e| format!("reading client key {}: {e}", key.display()))?,
-        );
-        let id =
-            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?;
-        b = b.identity(id);
-    }
-    b.build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+    crate::httpclient::build_client(
+        &cfg.tls_config,
+        cfg.follow_redirects,
+        super::USER_AGENT,
+        |p| dir.join(p),
+    )
 }
 
 /// Adds basic auth or the `Authorization` header; credential files are read per request.
@@ -337,36 +311,7 @@ pub fn apply_auth(
     auth: &AuthHeader,
     dir: &Path,
 ) -> std::result::Result<reqwest::RequestBuilder, String> {
-    let read = |what: &str, f: &Path| {
-        std::fs::read_to_string(dir.join(f))
-            .map(|s| s.trim().to_string())
-            .map_err(|e| format!("reading {what} {}: {e}", f.display()))
-    };
-    Ok(match auth {
-        AuthHeader::None => req,
-        AuthHeader::Basic {
-            username,
-            password,
-            password_file,
-        } => {
-            let pw = match password_file {
-                Some(f) => read("password file", f)?,
-                None => password.expose().to_string(),
-            };
-            req.basic_auth(username, Some(pw))
-        }
-        AuthHeader::Credentials {
-            auth_type,
-            credentials,
-            credentials_file,
-        } => {
-            let c = match credentials_file {
-                Some(f) => read("credentials file", f)?,
-                None => credentials.expose().to_string(),
-            };
-            req.header(reqwest::header::AUTHORIZATION, format!("{auth_type} {c}"))
-        }
-    })
+    crate::httpclient::apply_auth(req, auth, |p| dir.join(p)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -174,23 +174,8 @@ async fn request(set: &SetView, url: &str, body: Bytes) -> Outcome {
                 Outcome::Permanent(msg)
             }
         }
-        Err(e) => Outcome::Transient(error_chain(&e)),
+        Err(e) => Outcome::Transient(crate::httpclient::error_chain(&e)),
     }
-}
-
-/// An error with its causes, so a log says e.g. "connection refused".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

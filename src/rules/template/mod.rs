@@ -91,6 +91,30 @@ mod funcs_api {
     }
 }
 
+/// What a query answered, as the `query` template function returns it (Prometheus's
+/// `EngineQueryFunc`): a vector's samples, a scalar as one sample without labels, anything else
+/// an error.
+pub fn query_samples(value: crate::promql::Value) -> std::result::Result<Vec<QuerySample>, String> {
+    match value {
+        crate::promql::Value::Vector(v) => Ok(v
+            .into_iter()
+            .map(|s| QuerySample {
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                value: s.v,
+            })
+            .collect()),
+        crate::promql::Value::Scalar { v, .. } => Ok(vec![QuerySample {
+            labels: BTreeMap::new(),
+            value: v,
+        }]),
+        _ => Err("rule result is not a vector or scalar".to_string()),
+    }
+}
+
 /// The data an alert template sees (Prometheus's `AlertTemplateData`): `.Labels` (the sample's
 /// labels, `__name__` included when the query kept it), `.ExternalLabels`, `.ExternalURL`,
 /// `.Value`.

@@ -224,24 +224,7 @@ struct TestExpander<'a> {
 
 impl QueryFunc for TestExpander<'_> {
     fn query(&self, expr: &str, ts_ms: i64) -> std::result::Result<Vec<QuerySample>, String> {
-        match self.querier.instant(expr, ts_ms)?.0 {
-            Value::Vector(v) => Ok(v
-                .into_iter()
-                .map(|s| QuerySample {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| (l.name.to_string(), l.value.to_string()))
-                        .collect(),
-                    value: s.v,
-                })
-                .collect()),
-            Value::Scalar { v, .. } => Ok(vec![QuerySample {
-                labels: BTreeMap::new(),
-                value: v,
-            }]),
-            _ => Err("rule result is not a vector or scalar".to_string()),
-        }
+        crate::rules::template::query_samples(self.querier.instant(expr, ts_ms)?.0)
     }
 }
 
