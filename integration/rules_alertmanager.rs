@@ -167,6 +167,17 @@ async fn two_evaluators_and_an_alertmanager_pair_notify_once_firing_and_once_res
         .as_str()
         .is_some_and(|u| u.contains("/graph?g0.expr=")));
 
+    // Both nodes evaluate the group; either lists it, and the alert, once for the cluster.
+    for node in [&a, &b] {
+        let v = node.get_json("/api/v1/rules").await;
+        let groups = v["data"]["groups"].as_array().cloned().unwrap_or_default();
+        assert_eq!(groups.len(), 1, "{v}");
+        assert_eq!(groups[0]["name"], "ha");
+        let v = node.get_json("/api/v1/alerts").await;
+        let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(alerts.len(), 1, "{v}");
+    }
+
     // One evaluator goes away; the other carries the alert to its resolution.
     a.handle.stop().await;
     wait_until(

@@ -605,6 +605,7 @@ fn start_http(
     });
     let states = http::HttpStates {
         rules: web::Data::new(http::rules::RulesState {
+            router: router.clone(),
             rules,
             alerts: alert_sender_for_http,
         }),

@@ -3,14 +3,21 @@
 //! sorted by (file, name), rules in file order, rule labels and annotations as written, alert
 //! labels and annotations expanded, times in Go's RFC 3339 with nanoseconds, alert values in
 //! Go's `%e`. Filters: `type=alert|record` (case-insensitive; anything else is `bad_data`),
-//! and the later `rule_name[]`, `rule_group[]`, `file[]`. Also `/api/v1/alertmanagers` from
+//! and the later `rule_name[]`, `rule_group[]`, `file[]`. Like `/api/v1/targets`, the node
+//! asked answers for the whole cluster: it merges the answers of every live RuleEvaluator
+//! (asked for their own groups only), each group and each alert listed once although
+//! `cluster.rule_replication` nodes evaluate it. Also `/api/v1/alertmanagers` from
 //! the notifier.
 
 use actix_web::{web, HttpRequest};
 use serde_json::{json, Map, Value};
 
-use super::error::{success, ApiError, ApiResult};
+use std::collections::BTreeMap;
+
+use super::error::{success, success_with_annotations, ApiError, ApiResult};
 use super::params::Params;
+use super::targets_cluster::{ask_peers, wants_local_only};
+use crate::config::Role;
 use crate::gocompat::format_float_e;
 use crate::rules::alerting::{Alert, AlertState};
 use crate::rules::group::{Group, RuleRuntime};
@@ -19,6 +26,7 @@ use crate::time::go_rfc3339_nano;
 
 /// What the rules endpoints read.
 pub struct RulesState {
+    pub router: std::sync::Arc<super::Router>,
     pub rules: SharedRules,
     /// The notifier, for `/api/v1/alertmanagers`.
     pub alerts: std::sync::Arc<dyn crate::actors::rule_evaluator::AlertSender>,
@@ -204,18 +212,88 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
         }
         out.push(group_json(g, rules));
     }
-    Ok(success(&json!({ "groups": out })))
+    drop(view);
+    let mut warnings = Vec::new();
+    if !wants_local_only(&req) {
+        let (remote, w) = ask_peers::<Value>(&state.router, &req, Role::RuleEvaluator).await;
+        warnings = w;
+        for r in remote {
+            out.extend(r["groups"].as_array().cloned().unwrap_or_default());
+        }
+        out = merge_groups(out);
+    }
+    Ok(success_with_annotations(
+        &json!({ "groups": out }),
+        &warnings,
+        &[],
+    ))
 }
 
-async fn alerts(state: web::Data<RulesState>) -> ApiResult {
-    let view = state.rules.read();
+/// One entry per group (`file`, `name`) across the evaluators that answered: groups are
+/// evaluated by several nodes (`cluster.rule_replication`); the most recently evaluated copy
+/// is listed. Sorted by (file, name) as Prometheus sorts them.
+fn merge_groups(all: Vec<Value>) -> Vec<Value> {
+    let mut best: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for g in all {
+        let key = (
+            g["file"].as_str().unwrap_or_default().to_string(),
+            g["name"].as_str().unwrap_or_default().to_string(),
+        );
+        let newer = best.get(&key).is_none_or(|old| {
+            g["lastEvaluation"].as_str().unwrap_or_default()
+                > old["lastEvaluation"].as_str().unwrap_or_default()
+        });
+        if newer {
+            best.insert(key, g);
+        }
+    }
+    best.into_values().collect()
+}
+
+/// One alert per label set across the evaluators: firing before pending, then the earliest
+/// `activeAt` (the copy that has been active longest).
+fn merge_alerts(all: Vec<Value>) -> Vec<Value> {
+    let mut best: BTreeMap<String, Value> = BTreeMap::new();
+    let rank = |a: &Value| {
+        (
+            a["state"] != "firing",
+            a["activeAt"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    for a in all {
+        let key = a["labels"].to_string();
+        let better = best.get(&key).is_none_or(|old| rank(&a) < rank(old));
+        if better {
+            best.insert(key, a);
+        }
+    }
+    best.into_values().collect()
+}
+
+async fn alerts(req: HttpRequest, state: web::Data<RulesState>) -> ApiResult {
     let mut out = Vec::new();
-    for g in view.groups.values() {
-        for r in &g.rules {
-            if let Some(a) = &r.alerting {
-                out.extend(a.active_alerts().map(alert_json));
+    {
+        let view = state.rules.read();
+        for g in view.groups.values() {
+            for r in &g.rules {
+                if let Some(a) = &r.alerting {
+                    out.extend(a.active_alerts().map(alert_json));
+                }
             }
         }
     }
-    Ok(success(&json!({ "alerts": out })))
+    let mut warnings = Vec::new();
+    if !wants_local_only(&req) {
+        let (remote, w) = ask_peers::<Value>(&state.router, &req, Role::RuleEvaluator).await;
+        warnings = w;
+        for r in remote {
+            out.extend(r["alerts"].as_array().cloned().unwrap_or_default());
+        }
+        out = merge_alerts(out);
+    }
+    Ok(success_with_annotations(
+        &json!({ "alerts": out }),
+        &warnings,
+        &[],
+    ))
 }

@@ -38,7 +38,17 @@ pub(super) async fn ask_scrapers<T: DeserializeOwned>(
     router: &Router,
     req: &HttpRequest,
 ) -> (Vec<T>, Vec<String>) {
-    let peers = router.cluster.live_peers_with_role(Role::ScraperShipper);
+    ask_peers(router, req, Role::ScraperShipper).await
+}
+
+/// The `data` of the same request answered for itself by every live peer running `role`;
+/// peers that do not answer are left out and named in the warnings.
+pub(super) async fn ask_peers<T: DeserializeOwned>(
+    router: &Router,
+    req: &HttpRequest,
+    role: Role,
+) -> (Vec<T>, Vec<String>) {
+    let peers = router.cluster.live_peers_with_role(role);
     if peers.is_empty() {
         return (Vec::new(), Vec::new());
     }
