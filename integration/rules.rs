@@ -172,3 +172,56 @@ async fn a_reload_with_bad_rules_keeps_the_old_ones_and_a_good_one_replaces_them
     assert_eq!(info["data"]["reloadConfigSuccess"], true, "{info}");
     node.handle.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_restarted_node_keeps_a_firing_alert_firing_with_its_old_active_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: g1\n  interval: 1s\n  rules:\n  - alert: Always\n    expr: vector(1) > 0\n    for: 30s\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let yaml = format!("rule_files: [{}]\n", rules.display());
+    let start = || {
+        TestNode::builder()
+            .id("ruler-restart")
+            .roles(&["rule_evaluator", "query_planner"])
+            .data_dir(&data)
+            .yaml(&yaml)
+            .start()
+    };
+    let node = start().await;
+    let alert = |v: &Value| v["data"]["alerts"][0].clone();
+    wait_until(
+        "the alert to fire after its 30 s",
+        Duration::from_secs(60),
+        || async { alert(&node.get_json("/api/v1/alerts").await)["state"] == "firing" },
+    )
+    .await;
+    let before = alert(&node.get_json("/api/v1/alerts").await);
+    node.handle.stop().await;
+    let stopped_at = strata_testing::now_ms();
+
+    // The new instance restores the alert's active time from ALERTS_FOR_STATE instead of
+    // waiting out a new 30 s `for`.
+    let node = start().await;
+    wait_until(
+        "the alert to fire again",
+        Duration::from_secs(60),
+        || async { alert(&node.get_json("/api/v1/alerts").await)["state"] == "firing" },
+    )
+    .await;
+    let after = alert(&node.get_json("/api/v1/alerts").await);
+    let secs = |v: &Value| {
+        strata::time::parse_rfc3339_millis(v["activeAt"].as_str().unwrap()).unwrap() / 1000
+    };
+    assert_eq!(
+        secs(&after),
+        secs(&before),
+        "before {before}, after {after}"
+    );
+    assert!(secs(&after) * 1000 < stopped_at);
+    node.handle.stop().await;
+}
