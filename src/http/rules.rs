@@ -183,7 +183,38 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
     let names = multi(&params, "rule_name");
     let group_names = multi(&params, "rule_group");
     let files = multi(&params, "file");
-    let view = state.rules.read();
+    let mut out = local_groups(
+        &state.rules,
+        &names,
+        &group_names,
+        &files,
+        (want_alert, want_record),
+    );
+    let mut warnings = Vec::new();
+    if !wants_local_only(&req) {
+        let (remote, w) = ask_peers::<Value>(&state.router, &req, Role::RuleEvaluator).await;
+        warnings = w;
+        for r in remote {
+            out.extend(r["groups"].as_array().cloned().unwrap_or_default());
+        }
+        out = merge_groups(out);
+    }
+    Ok(success_with_annotations(
+        &json!({ "groups": out }),
+        &warnings,
+        &[],
+    ))
+}
+
+/// This node's groups, filtered, as `/api/v1/rules` lists them.
+fn local_groups(
+    rules: &SharedRules,
+    names: &[String],
+    group_names: &[String],
+    files: &[String],
+    (want_alert, want_record): (bool, bool),
+) -> Vec<Value> {
+    let view = rules.read();
     let mut groups: Vec<&Group> = view.groups.values().collect();
     groups.sort_by(|a, b| (&a.file, &a.name).cmp(&(&b.file, &b.name)));
     let mut out = Vec::new();
@@ -212,21 +243,7 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
         }
         out.push(group_json(g, rules));
     }
-    drop(view);
-    let mut warnings = Vec::new();
-    if !wants_local_only(&req) {
-        let (remote, w) = ask_peers::<Value>(&state.router, &req, Role::RuleEvaluator).await;
-        warnings = w;
-        for r in remote {
-            out.extend(r["groups"].as_array().cloned().unwrap_or_default());
-        }
-        out = merge_groups(out);
-    }
-    Ok(success_with_annotations(
-        &json!({ "groups": out }),
-        &warnings,
-        &[],
-    ))
+    out
 }
 
 /// One entry per group (`file`, `name`) across the evaluators that answered: groups are
