@@ -174,3 +174,42 @@ fn promtool_and_strata_agree_on_refusals() {
         assert!(!out.status.success(), "promtool accepted:\n{text}");
     }
 }
+
+#[test]
+fn check_config_checks_the_rule_files_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.rules.yml"),
+        "groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: up\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("strata.yml");
+    std::fs::write(&cfg, "rule_files: ['*.rules.yml']\n").unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["check", "config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("good.rules.yml") && stdout.contains("SUCCESS: 1 rules found"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.rules.yml"),
+        "groups:\n- name: g\n  rules:\n  - record: x\n    expr: sum(\n",
+    )
+    .unwrap();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.rules.yml") && stderr.contains("could not parse expression"),
+        "{stderr}"
+    );
+}

@@ -172,6 +172,39 @@ async fn wait_for_signal() {
     }
 }
 
+/// `promtool check config`'s second part: each rule file of the (valid) config checked like
+/// `check rules`, after a blank line.
+fn check_config_rule_files(file: &std::path::Path) -> ExitCode {
+    let paths = match strata::config::Config::load(file).map(|c| c.rule_file_paths()) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            eprintln!("  FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("  FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if paths.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    println!();
+    let code = strata::cli::check_rules::run(
+        &paths,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    match code {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -181,7 +214,8 @@ fn main() -> ExitCode {
         } => match strata::config::check_config_report(&file) {
             Ok(report) => {
                 println!("{report}");
-                Ok(())
+                // Then every rule file the config names, as `promtool check config` does.
+                return check_config_rule_files(&file);
             }
             Err(report) => {
                 eprintln!("{report}");
