@@ -309,14 +309,7 @@ async fn holed_replicas_compact_to_one_stream_that_answers_like_prometheus_on_th
     wait_until(
         "the StoreShard to serve the compacted blocks",
         Duration::from_secs(60),
-        || async {
-            let v = node.get_json("/api/v1/admin/roles").await;
-            v["data"]["roles"]
-                .as_array()
-                .and_then(|a| a.iter().find(|r| r["role"] == "store_shard"))
-                .and_then(|r| r["detail"]["blocks_serving"].as_u64())
-                == Some(3)
-        },
+        || async { blocks_serving(&node).await == Some(3) },
     )
     .await;
     let prom =

@@ -374,15 +374,12 @@ fn rules_reload_hook(
                 let mut view = rules.write();
                 view.pending = Some(defs);
                 view.load_errors.clear();
-                view.last_reload_ok = true;
                 view.metrics.last_reload_successful.set(1);
                 Ok(())
             }
             Err(errors) => {
                 let mut view = rules.write();
                 view.load_errors = errors.clone();
-                view.last_reload_ok = false;
-                view.reload_failures += 1;
                 view.metrics.last_reload_successful.set(0);
                 tracing::error!(errors = ?errors, "error loading rules, previous rule set restored");
                 Err(errors.join("; "))
@@ -396,8 +393,8 @@ fn external_url(_config: &Config, bound: &Bound) -> String {
     format!("http://{}", bound.web)
 }
 
-/// The notifier as the RuleEvaluator's alert sender: each alert gets its `generatorURL` (the
-/// rule's expression as PromQL re-prints it) and goes through the notifier's pipeline.
+/// The notifier as the RuleEvaluator's alert sender: each alert gets its `generatorURL` (from
+/// the rule's expression as PromQL prints it) and goes through the notifier's pipeline.
 struct NotifierSender {
     notifier: crate::rules::notifier::Notifier,
     external_url: String,
@@ -408,12 +405,7 @@ impl crate::actors::rule_evaluator::AlertSender for NotifierSender {
         use crate::rules::notifier::payload::{from_rule_alert, generator_url};
         let out = alerts
             .iter()
-            .map(|a| {
-                let expr = crate::promql::engine::parse_query(&a.expr, 0, 0)
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|_| a.expr.clone());
-                from_rule_alert(&a.alert, &generator_url(&self.external_url, &expr))
-            })
+            .map(|a| from_rule_alert(&a.alert, &generator_url(&self.external_url, &a.expr)))
             .collect();
         self.notifier.send(out);
     }
@@ -681,7 +673,6 @@ pub async fn start(
     let rules = crate::rules::manager::SharedRules::new(parking_lot::RwLock::new(
         crate::rules::manager::RulesView {
             metrics: crate::rules::metrics::RuleMetrics::register(&mut registry),
-            last_reload_ok: true,
             ..Default::default()
         },
     ));

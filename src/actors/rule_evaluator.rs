@@ -148,10 +148,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         let mut view = ctx.rules.write();
         view.loaded = defs.len();
         view.load_errors.clear();
-        view.last_load_ms = Some(crate::time::now_ms());
-        view.last_reload_ok = true;
         view.metrics.last_reload_successful.set(1);
-        view.default_interval = ctx.config.global.evaluation_interval.as_std();
     }
     tracing::info!(
         groups = defs.len(),
@@ -200,7 +197,6 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             defs = next;
             let mut view = ctx.rules.write();
             view.loaded = defs.len();
-            view.last_load_ms = Some(crate::time::now_ms());
             view.groups.retain(|k, _| defs.contains_key(k));
             tracing::info!(groups = defs.len(), "rule files reloaded");
         }
@@ -378,15 +374,8 @@ impl Expander for TemplateExpander {
         value: f64,
         ts_ns: i64,
     ) -> String {
-        let data = TemplateData {
-            labels: labels
-                .iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
-                .collect(),
-            external_labels: self.external_labels.clone(),
-            external_url: self.external_url.clone(),
-            value,
-        };
+        let data =
+            TemplateData::for_alert(labels, value, &self.external_labels, &self.external_url);
         let ctx = ExpandContext {
             data: &data,
             eval_time_ms: ts_ns.div_euclid(1_000_000),

@@ -89,7 +89,7 @@ fn rule_json(r: &RuleRuntime) -> Value {
             .unwrap_or(AlertState::Inactive);
         o.insert("state".into(), json!(state.as_str()));
         o.insert("name".into(), json!(r.rule.name()));
-        o.insert("query".into(), json!(r.rule.expr));
+        o.insert("query".into(), json!(r.printed_expr));
         o.insert("duration".into(), go_seconds(r.rule.for_.as_secs_f64()));
         o.insert(
             "keepFiringFor".into(),
@@ -112,7 +112,7 @@ fn rule_json(r: &RuleRuntime) -> Value {
         o.insert("alerts".into(), Value::Array(alerts));
     } else {
         o.insert("name".into(), json!(r.rule.name()));
-        o.insert("query".into(), json!(r.rule.expr));
+        o.insert("query".into(), json!(r.printed_expr));
         if !r.rule.labels.is_empty() {
             o.insert(
                 "labels".into(),

@@ -63,6 +63,9 @@ impl Health {
 #[derive(Debug, Clone)]
 pub struct RuleRuntime {
     pub rule: Rule,
+    /// The expression as PromQL prints it back (`up==1` → `up == 1`): what Prometheus shows
+    /// as a rule's `query` and puts in an alert's `generatorURL`. Printed once, at load.
+    pub printed_expr: String,
     pub health: Health,
     pub last_error: Option<String>,
     pub last_warnings: Vec<String>,
@@ -88,8 +91,13 @@ impl RuleRuntime {
             )),
             RuleKind::Record(_) => None,
         };
+        let printed_expr = rule
+            .parsed_expr()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|_| rule.expr.clone());
         RuleRuntime {
             rule,
+            printed_expr,
             health: Health::Unknown,
             last_error: None,
             last_warnings: Vec::new(),
@@ -101,7 +109,8 @@ impl RuleRuntime {
     }
 }
 
-/// An alert due for sending, with the expression it came from (for `generatorURL`).
+/// An alert due for sending, with the expression it came from as PromQL prints it (for
+/// `generatorURL`).
 #[derive(Debug, Clone)]
 pub struct OutgoingAlert {
     pub alert: Alert,
@@ -231,7 +240,7 @@ impl Group {
                     out.alerts
                         .extend(alerts.into_iter().map(|alert| OutgoingAlert {
                             alert,
-                            expr: r.rule.expr.clone(),
+                            expr: r.printed_expr.clone(),
                         }));
                     r.health = Health::Ok;
                     r.last_error = None;

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -65,16 +64,10 @@ pub struct RulesView {
     pub loaded: usize,
     /// The last load's problems (the previous rules stay in force when a reload fails).
     pub load_errors: Vec<String>,
-    /// Unix ms of the last successful load.
-    pub last_load_ms: Option<i64>,
-    /// The default group interval (`global.evaluation_interval`).
-    pub default_interval: Duration,
     /// Groups of a successful reload, not yet taken up by the RuleEvaluator.
     pub pending: Option<GroupDefs>,
-    /// Whether the last reload of the rule files succeeded (true until one fails).
-    pub last_reload_ok: bool,
-    pub reload_failures: u64,
-    /// The `strata_rule_*` metrics.
+    /// The `strata_rule_*` metrics (`strata_rule_files_last_reload_successful` says whether
+    /// the last load of the rule files succeeded).
     pub metrics: super::metrics::RuleMetrics,
 }
 

@@ -126,6 +126,27 @@ pub struct TemplateData {
     pub value: f64,
 }
 
+impl TemplateData {
+    /// The data of one alert template expansion: the sample's `labels` and `value`, the
+    /// node's external labels and URL.
+    pub fn for_alert(
+        labels: &crate::storage::model::Labels,
+        value: f64,
+        external_labels: &BTreeMap<String, String>,
+        external_url: &str,
+    ) -> TemplateData {
+        TemplateData {
+            labels: labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
+            external_labels: external_labels.clone(),
+            external_url: external_url.to_string(),
+            value,
+        }
+    }
+}
+
 /// What an expansion needs beside the text.
 pub struct ExpandContext<'a> {
     pub data: &'a TemplateData,

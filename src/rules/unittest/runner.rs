@@ -230,15 +230,7 @@ impl QueryFunc for TestExpander<'_> {
 
 impl Expander for TestExpander<'_> {
     fn expand(&self, alert: &str, text: &str, labels: &Labels, value: f64, ts_ns: i64) -> String {
-        let data = TemplateData {
-            labels: labels
-                .iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
-                .collect(),
-            external_labels: self.external_labels.clone(),
-            external_url: self.external_url.to_string(),
-            value,
-        };
+        let data = TemplateData::for_alert(labels, value, self.external_labels, self.external_url);
         let ctx = ExpandContext {
             data: &data,
             eval_time_ms: ts_ns.div_euclid(NS_PER_MS),
