@@ -17,6 +17,7 @@ mod query_api;
 mod query_bench;
 mod rules;
 mod rules_alertmanager;
+mod rules_notifier_faults;
 mod rules_vs_prometheus;
 mod scrape;
 mod scrape_bad;

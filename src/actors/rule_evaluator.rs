@@ -227,6 +227,8 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
                     continue;
                 }
             };
+            group.resend_delay = ctx.config.ruler.resend_delay.as_std();
+            group.outage_tolerance = ctx.config.ruler.for_outage_tolerance.as_std();
             // A reloaded group takes over the state of the one it replaces.
             if let Some(old) = ctx.rules.read().groups.get(key) {
                 group.copy_state(old);
@@ -272,11 +274,16 @@ async fn run_group(ctx: Arc<RoleContext>, mut group: Group, task: GroupTask) {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        let out = group.eval(eval_ns, &querier, expander.as_ref()).await;
-        append(&ctx, &out.samples, &key);
+        let mut out = group.eval(eval_ns, &querier, expander.as_ref()).await;
         if group.needs_restore {
+            // The first evaluation made the alerts (pending, nothing written or sent); with
+            // their `for` state restored, evaluating the same instant again gives the state
+            // they really have, so an alert that was firing on another node (or before a
+            // restart) is firing from this node's first published evaluation, never pending.
             group.restore(now_ns(), &querier, &ignore).await;
+            out = group.eval(eval_ns, &querier, expander.as_ref()).await;
         }
+        append(&ctx, &out.samples, &key);
         if !out.alerts.is_empty() {
             ctx.alerts.send(out.alerts);
         }

@@ -14,6 +14,7 @@ mod node;
 mod nullable;
 mod overrides;
 mod relabel;
+mod ruler;
 mod scrape;
 mod units;
 mod unsupported;
@@ -41,6 +42,7 @@ pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
 };
+pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
@@ -120,6 +122,8 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub compactor: CompactorConfig,
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub ruler: RulerConfig,
 
     #[serde(
         default,
@@ -209,6 +213,7 @@ impl Config {
             tsdb: TsdbConfig::default(),
             admin: AdminConfig::default(),
             compactor: CompactorConfig::default(),
+            ruler: RulerConfig::default(),
             _remote_write: Unsupported,
             _remote_read: Unsupported,
             _storage: Unsupported,

@@ -59,6 +59,7 @@ impl Config {
         self.validate_cluster()?;
         self.validate_bucket()?;
         self.compactor.validate()?;
+        self.ruler.validate()?;
         positive("tsdb.retention", self.tsdb.retention)?;
         positive("tsdb.block_duration", self.tsdb.block_duration)?;
         if self

@@ -6,13 +6,15 @@
 //! and the later `rule_name[]`, `rule_group[]`, `file[]`. Like `/api/v1/targets`, the node
 //! asked answers for the whole cluster: it merges the answers of every live RuleEvaluator
 //! (asked for their own groups only), each group and each alert listed once although
-//! `cluster.rule_replication` nodes evaluate it. Also `/api/v1/alertmanagers` from
-//! the notifier.
+//! `cluster.rule_replication` nodes evaluate it. Each group carries one key Prometheus does
+//! not have, `evaluatedBy`: the ids of the nodes evaluating it (sorted), as Thanos adds its
+//! own `partialResponseStrategy`; clients that read Prometheus's shape ignore it. Also
+//! `/api/v1/alertmanagers` from the notifier.
 
 use actix_web::{web, HttpRequest};
 use serde_json::{json, Map, Value};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{success, success_with_annotations, ApiError, ApiResult};
 use super::params::Params;
@@ -155,9 +157,10 @@ fn multi(params: &Params, name: &str) -> Vec<String> {
     out
 }
 
-fn group_json(g: &Group, rules: Vec<Value>) -> Value {
+fn group_json(g: &Group, rules: Vec<Value>, node: &str) -> Value {
     json!({
         "name": g.name,
+        "evaluatedBy": [node],
         "file": g.file,
         "rules": rules,
         "interval": go_seconds(g.interval.as_secs_f64()),
@@ -185,6 +188,7 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
     let files = multi(&params, "file");
     let mut out = local_groups(
         &state.rules,
+        &state.router.node_id,
         &names,
         &group_names,
         &files,
@@ -209,6 +213,7 @@ async fn rules(req: HttpRequest, body: web::Bytes, state: web::Data<RulesState>)
 /// This node's groups, filtered, as `/api/v1/rules` lists them.
 fn local_groups(
     rules: &SharedRules,
+    node: &str,
     names: &[String],
     group_names: &[String],
     files: &[String],
@@ -241,21 +246,28 @@ fn local_groups(
         if !names.is_empty() && rules.is_empty() {
             continue;
         }
-        out.push(group_json(g, rules));
+        out.push(group_json(g, rules, node));
     }
     out
 }
 
 /// One entry per group (`file`, `name`) across the evaluators that answered: groups are
 /// evaluated by several nodes (`cluster.rule_replication`); the most recently evaluated copy
-/// is listed. Sorted by (file, name) as Prometheus sorts them.
+/// is listed, its `evaluatedBy` the union of every copy's. Sorted by (file, name) as
+/// Prometheus sorts them.
 fn merge_groups(all: Vec<Value>) -> Vec<Value> {
     let mut best: BTreeMap<(String, String), Value> = BTreeMap::new();
+    let mut nodes: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for g in all {
         let key = (
             g["file"].as_str().unwrap_or_default().to_string(),
             g["name"].as_str().unwrap_or_default().to_string(),
         );
+        let by = g["evaluatedBy"].as_array().into_iter().flatten();
+        nodes
+            .entry(key.clone())
+            .or_default()
+            .extend(by.filter_map(|n| n.as_str().map(String::from)));
         let newer = best.get(&key).is_none_or(|old| {
             g["lastEvaluation"].as_str().unwrap_or_default()
                 > old["lastEvaluation"].as_str().unwrap_or_default()
@@ -264,7 +276,13 @@ fn merge_groups(all: Vec<Value>) -> Vec<Value> {
             best.insert(key, g);
         }
     }
-    best.into_values().collect()
+    let mut out = Vec::with_capacity(best.len());
+    for (key, mut g) in best {
+        let by: Vec<String> = nodes.remove(&key).unwrap_or_default().into_iter().collect();
+        g["evaluatedBy"] = json!(by);
+        out.push(g);
+    }
+    out
 }
 
 /// One alert per label set across the evaluators: firing before pending, then the earliest

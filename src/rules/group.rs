@@ -140,6 +140,10 @@ pub struct Group {
     pub last_duration: Duration,
     /// Restore of `for` state still to do (after the first evaluation of a fresh load).
     pub needs_restore: bool,
+    /// A firing alert is sent again once this long has passed since its last send.
+    pub resend_delay: Duration,
+    /// How far back `ALERTS_FOR_STATE` is looked for when restoring.
+    pub outage_tolerance: Duration,
 }
 
 impl Group {
@@ -168,6 +172,8 @@ impl Group {
             last_eval_ns: None,
             last_duration: Duration::ZERO,
             needs_restore: restore,
+            resend_delay: RESEND_DELAY,
+            outage_tolerance: OUTAGE_TOLERANCE,
         })
     }
 
@@ -219,11 +225,11 @@ impl Group {
         let ts_ms = ts_ns.div_euclid(NS_PER_MS);
         let mut out = EvalOutput::default();
         let limit = self.limit;
-        let interval = self.interval;
+        let timing = (self.interval, self.resend_delay);
         for r in &mut self.rules {
             let rule_started = std::time::Instant::now();
             r.last_eval_ns = Some(ts_ns);
-            let result = eval_rule(r, ts_ns, ts_ms, limit, interval, querier, expander).await;
+            let result = eval_rule(r, ts_ns, limit, timing, querier, expander).await;
             r.last_duration = rule_started.elapsed();
             match result {
                 Ok((samples, alerts, warnings)) => {
@@ -267,7 +273,7 @@ impl Group {
     pub async fn restore(&mut self, now_ns: i64, querier: &dyn RuleQuerier, ignore: &[String]) {
         let now_ms = now_ns.div_euclid(NS_PER_MS);
         let ignore: Vec<&str> = ignore.iter().map(String::as_str).collect();
-        let window = format!("{}s", OUTAGE_TOLERANCE.as_secs());
+        let window = format!("{}s", self.outage_tolerance.as_secs().max(1));
         for r in &mut self.rules {
             let Some(rule) = r.alerting.as_mut() else {
                 continue;
@@ -311,15 +317,16 @@ pub fn group_key(file: &str, name: &str) -> String {
 
 type RuleOutcome = (Vec<VectorSample>, Vec<Alert>, Vec<String>);
 
+/// One rule at `ts_ns`; `(interval, resend_delay)` time the alert notifications.
 async fn eval_rule(
     r: &mut RuleRuntime,
     ts_ns: i64,
-    ts_ms: i64,
     limit: i64,
-    interval: Duration,
+    (interval, resend_delay): (Duration, Duration),
     querier: &dyn RuleQuerier,
     expander: &(dyn Expander + Sync),
 ) -> Result<RuleOutcome, String> {
+    let ts_ms = ts_ns.div_euclid(NS_PER_MS);
     let (value, warnings) = querier.query(&r.rule.expr, ts_ms).await?;
     match (&r.rule.kind, r.alerting.as_mut()) {
         (RuleKind::Alert(_), Some(rule)) => {
@@ -332,7 +339,7 @@ async fn eval_rule(
             let samples = rule
                 .eval(ts_ns, vector, limit, expander)
                 .map_err(|e| e.to_string())?;
-            let alerts = rule.alerts_to_send(ts_ns, RESEND_DELAY, interval);
+            let alerts = rule.alerts_to_send(ts_ns, resend_delay, interval);
             Ok((samples, alerts, warnings))
         }
         (RuleKind::Record(name), _) => {
