@@ -10,7 +10,7 @@ pub use series::SeriesIterator;
 
 use crate::storage::model::{EncodedChunk, Sample};
 
-mod bstream;
+pub(crate) mod bstream;
 mod series;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ pub mod compact;
 pub mod compactor;
 pub mod db;
 pub mod dedup;
+pub mod downsample;
 pub mod head;
 pub mod model;
 pub mod store;

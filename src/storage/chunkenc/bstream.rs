@@ -139,7 +139,7 @@ mod tests {
 /// so a sample costs a few shifts rather than a bounds-checked load per field. Every read is
 /// checked against the end of the payload.
 #[derive(Clone, Debug, Default)]
-pub(super) struct BitReader {
+pub(crate) struct BitReader {
     /// Index of the first byte of the payload not yet in `buf`.
     next: usize,
     /// The upcoming bits, most significant first. `valid` of them are counted as read in;
@@ -151,7 +151,7 @@ pub(super) struct BitReader {
 
 impl BitReader {
     /// A reader positioned at byte `at` of the payload.
-    pub(super) fn at_byte(at: usize) -> Self {
+    pub(crate) fn at_byte(at: usize) -> Self {
         BitReader {
             next: at,
             buf: 0,
@@ -160,7 +160,7 @@ impl BitReader {
     }
 
     /// The absolute bit position of the next unread bit.
-    pub(super) fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.next * 8 - self.valid as usize
     }
 
@@ -244,7 +244,7 @@ impl BitReader {
     }
 
     /// Go `binary.ReadUvarint` over 8-bit reads; `None` on truncation, `Err` on overflow.
-    pub(super) fn read_uvarint(&mut self, data: &[u8]) -> Option<std::result::Result<u64, ()>> {
+    pub(crate) fn read_uvarint(&mut self, data: &[u8]) -> Option<std::result::Result<u64, ()>> {
         let mut x: u64 = 0;
         let mut shift = 0u32;
         for i in 0..10 {
@@ -270,7 +270,7 @@ pub(super) fn zigzag_decode(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
-pub(super) fn uvarint_bytes(mut v: u64, out: &mut [u8; 10]) -> usize {
+pub(crate) fn uvarint_bytes(mut v: u64, out: &mut [u8; 10]) -> usize {
     let mut i = 0;
     while v >= 0x80 {
         out[i] = (v as u8) | 0x80;
