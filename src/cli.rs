@@ -5,6 +5,7 @@
 
 pub mod bench_compact;
 pub mod bench_query;
+pub mod bench_rules;
 pub mod bench_scrape;
 pub mod bench_ship;
 pub mod bucket;
@@ -144,6 +145,9 @@ pub enum BenchCommand {
     /// Bucket compaction throughput and peak RSS side by side with Prometheus 2.42 compacting
     /// the same blocks.
     Compact(bench_compact::CompactBenchArgs),
+    /// Rule evaluation CPU and group evaluation times side by side with Prometheus 2.42
+    /// evaluating the same rules over the same live targets.
+    Rules(bench_rules::RulesBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
@@ -207,6 +211,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Compact(args),
         } => bench_compact::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Rules(args),
+        } => bench_rules::run(args, &mut out)?,
         ToolCommand::Tsdb {
             cmd:
                 TsdbCommand::Import {

@@ -186,12 +186,22 @@ fn start_prometheus(bin: &Path, work: &Path) -> Result<Server> {
 /// Starts a Strata node from `bin` in `work` (scraper and query roles, a filesystem bucket
 /// beside its data), with `extra` appended to its config: the benchmarks' one node set-up.
 pub(super) fn start_strata(bin: &Path, work: &Path, extra: &str) -> Result<Server> {
+    start_strata_with_roles(bin, work, "scraper_shipper, query_planner", extra)
+}
+
+/// [`start_strata`] with the node's `roles` (comma-separated) given.
+pub(super) fn start_strata_with_roles(
+    bin: &Path,
+    work: &Path,
+    roles: &str,
+    extra: &str,
+) -> Result<Server> {
     let (web, gossip, rpc) = (free_port()?, free_port()?, free_port()?);
     let cfg = work.join("strata.yml");
     let yaml = format!(
         "global:\n  scrape_interval: 15s\nnode:\n  id: bench\n  web_listen: 127.0.0.1:{web}\n  \
          gossip_listen: 127.0.0.1:{gossip}\n  rpc_listen: 127.0.0.1:{rpc}\n  data_dir: {}\n  \
-         roles: [scraper_shipper, query_planner]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n{extra}",
+         roles: [{roles}]\nbucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n{extra}",
         work.join("strata").display(),
         work.join("strata-bucket").display()
     );

@@ -365,7 +365,7 @@ fn start_prometheus(opts: &CpuOptions, scrape: &str) -> Result<Server> {
 }
 
 /// utime + stime of a process, in seconds.
-fn process_cpu(pid: u32) -> Result<f64> {
+pub(super) fn process_cpu(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let s = std::fs::read_to_string(&path).map_err(|source| CliError::Open {
         path: path.clone(),
