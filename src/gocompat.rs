@@ -7,7 +7,9 @@
 //!   exposition parsers use it ([`parse_float`]), all with Prometheus's `+Inf`/`-Inf`/`NaN`;
 //! * Prometheus durations (`model.ParseDuration`, `model.Duration.String`: `1h30m`, `90d`),
 //!   [`parse_duration`] and [`format_duration`];
-//! * Go's `time.Duration.String` ([`format_go_duration_ms`]: `1h46m25.006s`).
+//! * Go's `time.Duration.String` ([`format_go_duration_ms`]: `1h46m25.006s`);
+//! * Go's `strconv.Quote` ([`go_quote`], the `%q` of error messages, promtool's output and
+//!   templates), with Go's idea of a printable character approximated by [`is_print`].
 //!
 //! A leaf module: it imports nothing from the crate, so every layer (storage included) may use
 //! it.
@@ -316,6 +318,55 @@ pub fn write_duration(w: &mut impl fmt::Write, mut ms: u64) -> fmt::Result {
     Ok(())
 }
 
+/// Go's `strconv.Quote`: `s` in double quotes, with Go's escapes.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        go_escape_char(&mut out, c, '"');
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `unicode.IsPrint`, approximated without Unicode category tables: the ASCII space,
+/// and anything that is neither a control, nor white space, nor one of the format and
+/// private-use characters Go treats as unprintable (soft hyphen, zero-width and
+/// bidirectional marks, the byte-order mark, ...).
+pub fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    let n = c as u32;
+    let format_char = matches!(n,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+            | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb
+            | 0xe000..=0xf8ff | 0xf0000..=0x10ffff);
+    !(c.is_control() || c.is_whitespace() || format_char)
+}
+
+/// Appends `c` as Go's `strconv` quoting writes it inside quotes `q` (`"` or `'`).
+pub fn go_escape_char(out: &mut String, c: char, q: char) {
+    match c {
+        '\x07' => out.push_str("\\a"),
+        '\x08' => out.push_str("\\b"),
+        '\x0c' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x0b' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == q => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if is_print(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,5 +559,18 @@ mod tests {
         assert_eq!(format_float_e(0.0), "0e+00");
         assert_eq!(format_float_e(f64::NAN), "NaN");
         assert_eq!(format_float_e(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn go_quote_escapes_like_strconv_quote() {
+        assert_eq!(go_quote("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(go_quote("\u{1}\u{7f}é"), "\"\\x01\\x7fé\"");
+        // Unprintable to Go: C1 controls, no-break space, soft hyphen, BOM, private use.
+        assert_eq!(
+            go_quote("\u{85}\u{a0}\u{ad}\u{feff}\u{e000}"),
+            "\"\\u0085\\u00a0\\u00ad\\ufeff\\ue000\""
+        );
+        assert_eq!(go_quote("\u{10ffff}"), "\"\\U0010ffff\"");
+        assert_eq!(go_quote("日本 ✓"), "\"日本 ✓\"");
     }
 }

@@ -9,6 +9,8 @@
 use promql_parser::parser::token::{self, TokenId, TokenType};
 use promql_parser::parser::{lexer, parse};
 
+use crate::gocompat::go_quote;
+
 /// What the crate says for any syntax error of its grammar.
 pub(crate) const INVALID_QUERY: &str = "invalid promql query";
 
@@ -133,23 +135,6 @@ fn describe(id: TokenId, text: &str) -> String {
         _ if id > token::T_KEYWORDS_START && id < token::T_KEYWORDS_END => format!("<{text}>"),
         _ => quoted,
     }
-}
-
-/// Go's `%q` for the ASCII text of a token.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The `" in <context>, expected <what>"` suffix Prometheus's error productions add, judged

@@ -8,15 +8,8 @@ use super::float::format_float_signed;
 pub(crate) use super::float::{format_float_v, format_g};
 use super::value::Value;
 
-/// Go's `strconv.Quote`.
-pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        escape_char(&mut out, c, '"');
-    }
-    out.push('"');
-    out
-}
+pub(crate) use crate::gocompat::go_quote as quote;
+use crate::gocompat::{go_escape_char as escape_char, is_print};
 
 /// Go's `strconv.QuoteToASCII` (`%+q`).
 pub(crate) fn quote_ascii(s: &str) -> String {
@@ -40,31 +33,6 @@ pub(crate) fn quote_rune(c: char) -> String {
     escape_char(&mut out, c, '\'');
     out.push('\'');
     out
-}
-
-fn is_print(c: char) -> bool {
-    c == ' ' || !(c.is_control() || c.is_whitespace())
-}
-
-fn escape_char(out: &mut String, c: char, q: char) {
-    match c {
-        '\x07' => out.push_str("\\a"),
-        '\x08' => out.push_str("\\b"),
-        '\x0c' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\x0b' => out.push_str("\\v"),
-        '\\' => out.push_str("\\\\"),
-        c if c == q => {
-            out.push('\\');
-            out.push(c);
-        }
-        c if is_print(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-        c => out.push_str(&format!("\\U{:08x}", c as u32)),
-    }
 }
 
 /// Go's `%#U`: `U+0023 '#'`.
