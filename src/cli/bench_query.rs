@@ -6,7 +6,7 @@
 //! p50/p90 latencies and their ratio, and checks that the answers agree (same series, values
 //! equal within 1e-9 relative). Both servers are stopped at the end.
 
-mod data;
+pub(super) mod data;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -116,6 +116,28 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The benchmark's work directory: `dir` when given (kept), else a fresh temporary one named
+/// after `what` (the bool says it is temporary, to be removed afterwards).
+pub(super) fn work_dir(dir: &Option<PathBuf>, what: &str) -> (PathBuf, bool) {
+    match dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("strata-bench-{what}-{}", std::process::id())),
+            true,
+        ),
+    }
+}
+
+/// The Strata binary to run as the benchmarked node: `given`, else this one.
+pub(super) fn strata_binary(given: &Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().map_err(|e| {
+            CliError::Failed(format!("cannot locate this binary (pass --strata): {e}"))
+        }),
     }
 }
 
@@ -281,7 +303,7 @@ async fn run_query(
     Ok((t0.elapsed().as_secs_f64() * 1000.0, body))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -469,13 +491,7 @@ fn print_table(rows: &mut [Row], out: &mut dyn Write) -> Result<()> {
 }
 
 pub fn run(args: QueryBenchArgs, out: &mut dyn Write) -> Result<()> {
-    let (work, temporary) = match &args.dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("strata-bench-query-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (work, temporary) = work_dir(&args.dir, "query");
     let result = run_in(&args, &work, out);
     if temporary {
         let _ = std::fs::remove_dir_all(&work);
@@ -522,12 +538,7 @@ fn run_in(args: &QueryBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()>
     // already (as after a sidecar's earlier uploads), so no upload competes with the queries.
     data::mark_shipped(&strata_tsdb)?;
 
-    let strata_bin = match &args.strata {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            CliError::Failed(format!("cannot locate this binary (pass --strata): {e}"))
-        })?,
-    };
+    let strata_bin = strata_binary(&args.strata)?;
     let rt = super::bucket::runtime()?;
     rt.block_on(async {
         let client = reqwest::Client::new();

@@ -17,11 +17,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::bench_query::{free_port, spawn, start_strata_with_roles, Server};
-use super::bench_scrape::{process_cpu, read_request_head};
+use super::bench_query::{
+    free_port, percentile, spawn, start_strata_with_roles, strata_binary, work_dir, Server,
+};
+use super::bench_scrape::{
+    get_json, process_cpu, read_request_head, scalar, wait_all_up, write_file,
+};
 use super::{CliError, Result};
 
 #[derive(Args, Debug, Clone)]
@@ -118,13 +121,6 @@ impl TargetServer {
     }
 }
 
-fn write_file(p: &Path, text: &str) -> Result<()> {
-    std::fs::write(p, text).map_err(|source| CliError::Open {
-        path: p.display().to_string(),
-        source,
-    })
-}
-
 fn start_prometheus(bin: &Path, work: &Path, config: &str) -> Result<Server> {
     let port = free_port()?;
     let cfg = work.join("prometheus.yml");
@@ -145,37 +141,6 @@ fn start_prometheus(bin: &Path, work: &Path, config: &str) -> Result<Server> {
     )
 }
 
-async fn get_json(client: &reqwest::Client, url: &str, query: &[(&str, &str)]) -> Option<Value> {
-    let resp = client.get(url).query(query).send().await.ok()?;
-    resp.json().await.ok()
-}
-
-/// Waits until `s` has `targets` targets, all up.
-async fn wait_all_up(client: &reqwest::Client, s: &mut Server, targets: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let url = format!("{}/api/v1/targets", s.base);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = s.child.try_wait() {
-            return Err(CliError::Failed(format!(
-                "{} exited with {status} (see its log in the work dir)",
-                s.name
-            )));
-        }
-        if let Some(v) = get_json(client, &url, &[]).await {
-            let active = v["data"]["activeTargets"].as_array();
-            let up = active.map_or(0, |a| a.iter().filter(|x| x["health"] == "up").count());
-            if up == targets {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(CliError::Failed(format!(
-        "{} did not have all {targets} targets up within 300 s",
-        s.name
-    )))
-}
-
 /// The per-group `evaluationTime` seconds of `/api/v1/rules`, and how many groups have been
 /// evaluated at all.
 async fn group_times(client: &reqwest::Client, s: &Server) -> (Vec<f64>, usize) {
@@ -193,19 +158,6 @@ async fn group_times(client: &reqwest::Client, s: &Server) -> (Vec<f64>, usize) 
         .filter_map(|g| g["evaluationTime"].as_f64())
         .collect();
     (times, evaluated)
-}
-
-async fn scalar(client: &reqwest::Client, s: &Server, q: &str) -> f64 {
-    let url = format!("{}/api/v1/query", s.base);
-    get_json(client, &url, &[("query", q)])
-        .await
-        .and_then(|v| {
-            v["data"]["result"][0]["value"][1]
-                .as_str()
-                .map(String::from)
-        })
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 async fn reload(client: &reqwest::Client, s: &Server) -> Result<()> {
@@ -378,14 +330,6 @@ async fn missed(client: &reqwest::Client, s: &Server, q: &str) -> f64 {
         .sum()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn print_report(args: &RulesBenchArgs, f: &[ServerFigures; 2], out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
@@ -450,13 +394,7 @@ pub fn run(args: RulesBenchArgs, out: &mut dyn Write) -> Result<()> {
             "--jobs, --instances, --interval-s and --secs must be positive".to_string(),
         ));
     }
-    let (work, temporary) = match &args.dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("strata-bench-rules-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (work, temporary) = work_dir(&args.dir, "rules");
     // A kept work dir starts over: no data, and no rule file until the rules window.
     for d in [
         work.join("prometheus"),
@@ -465,29 +403,11 @@ pub fn run(args: RulesBenchArgs, out: &mut dyn Write) -> Result<()> {
     ] {
         let _ = std::fs::remove_dir_all(d);
     }
-    let strata_bin = match &args.strata {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            CliError::Failed(format!("cannot locate this binary (pass --strata): {e}"))
-        })?,
-    };
+    let strata_bin = strata_binary(&args.strata)?;
     let rt = super::bucket::runtime()?;
     let result = rt.block_on(measure(&args, &work, &strata_bin));
     if temporary {
         let _ = std::fs::remove_dir_all(&work);
     }
     print_report(&args, &result?, out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_pick_ranks() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(percentile(&v, 0.5), 3.0);
-        assert_eq!(percentile(&v, 1.0), 5.0);
-        assert!(percentile(&[], 0.5).is_nan());
-    }
 }

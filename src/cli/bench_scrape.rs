@@ -20,7 +20,7 @@ use clap::Args;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::bench_query::{free_port, spawn, start_strata, Server};
+use super::bench_query::{free_port, spawn, start_strata, strata_binary, work_dir, Server};
 use super::{CliError, Result};
 use crate::scrape::parser::{Entry, Format, Parser};
 
@@ -337,7 +337,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, bodies: Arc<HashMap<String,
     }
 }
 
-fn write_file(p: &Path, text: &str) -> Result<()> {
+pub(super) fn write_file(p: &Path, text: &str) -> Result<()> {
     std::fs::write(p, text).map_err(|source| CliError::Open {
         path: p.display().to_string(),
         source,
@@ -382,7 +382,11 @@ pub(super) fn process_cpu(pid: u32) -> Result<f64> {
     Ok((tick(11) + tick(12)) as f64 / 100.0)
 }
 
-async fn get_json(client: &reqwest::Client, url: &str, query: &[(&str, &str)]) -> Option<Value> {
+pub(super) async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, &str)],
+) -> Option<Value> {
     let resp = client.get(url).query(query).send().await.ok()?;
     resp.json().await.ok()
 }
@@ -397,7 +401,11 @@ async fn all_up(client: &reqwest::Client, s: &Server, targets: usize) -> bool {
     active.is_some_and(|a| a.len() == targets && a.iter().all(|x| x["health"] == "up"))
 }
 
-async fn wait_all_up(client: &reqwest::Client, s: &mut Server, targets: usize) -> Result<()> {
+pub(super) async fn wait_all_up(
+    client: &reqwest::Client,
+    s: &mut Server,
+    targets: usize,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = s.child.try_wait() {
@@ -418,7 +426,7 @@ async fn wait_all_up(client: &reqwest::Client, s: &mut Server, targets: usize) -
 }
 
 /// A scalar instant query's value (NaN when the answer has none).
-async fn scalar(client: &reqwest::Client, s: &Server, q: &str) -> f64 {
+pub(super) async fn scalar(client: &reqwest::Client, s: &Server, q: &str) -> f64 {
     let url = format!("{}/api/v1/query", s.base);
     get_json(client, &url, &[("query", q)])
         .await
@@ -547,19 +555,8 @@ pub fn run(args: ScrapeBenchArgs, out: &mut dyn Write) -> Result<()> {
     if args.parse_only {
         return Ok(());
     }
-    let (work, temporary) = match &args.dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("strata-bench-scrape-{}", std::process::id())),
-            true,
-        ),
-    };
-    let strata = match &args.strata {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| {
-            CliError::Failed(format!("cannot locate this binary (pass --strata): {e}"))
-        })?,
-    };
+    let (work, temporary) = work_dir(&args.dir, "scrape");
+    let strata = strata_binary(&args.strata)?;
     let opts = CpuOptions {
         targets: args.targets,
         series: args.series,

@@ -57,7 +57,7 @@ impl DataSpec {
 
 /// A stateless 64-bit hash of two words (splitmix64 finaliser), so every value depends only
 /// on (series, scrape) and windows can be generated in any order.
-fn mix(a: u64, b: u64) -> u64 {
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let mut z = a
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
         .wrapping_add(b.wrapping_mul(0xbf58_476d_1ce4_e5b9));

@@ -17,15 +17,7 @@ const SHARES: [f64; 12] = [
 /// Series each target exposes.
 pub const SERIES_PER_TARGET: usize = CODES.len() + BUCKETS.len() + 2 + 2;
 
-/// A stateless 64-bit hash of two words (splitmix64 finaliser).
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(b.wrapping_mul(0xbf58_476d_1ce4_e5b9));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use super::super::bench_query::data::mix;
 
 pub fn job_name(job: usize) -> String {
     format!("job-{job:02}")
