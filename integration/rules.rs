@@ -173,9 +173,24 @@ async fn a_reload_with_bad_rules_keeps_the_old_ones_and_a_good_one_replaces_them
     node.handle.stop().await;
 }
 
+/// A restart with an alert firing, notifying a real Alertmanager 0.25: the restarted node's
+/// first listing of the alert is `firing` with the old active time (restored, not pending for
+/// another 30 s), and the receiver gets one firing notification in all, none resolved.
 #[actix_rt::test]
 async fn a_restarted_node_keeps_a_firing_alert_firing_with_its_old_active_time() {
+    use crate::rules_alertmanager::{
+        notifications, spawn_alertmanager, start_webhook, write_am_config,
+    };
     let dir = tempfile::tempdir().unwrap();
+    let (hooks, hook_port, hook_server) = start_webhook().await;
+    let am_port = strata_testing::free_port();
+    let am_cfg = write_am_config(dir.path(), hook_port);
+    let _am = spawn_alertmanager(dir.path(), &am_cfg, "am", am_port, None);
+    strata_testing::wait_http_ok(
+        &format!("http://127.0.0.1:{am_port}/-/ready"),
+        Duration::from_secs(30),
+    )
+    .await;
     let rules = dir.path().join("rules.yml");
     std::fs::write(
         &rules,
@@ -183,7 +198,10 @@ async fn a_restarted_node_keeps_a_firing_alert_firing_with_its_old_active_time()
     )
     .unwrap();
     let data = dir.path().join("data");
-    let yaml = format!("rule_files: [{}]\n", rules.display());
+    let yaml = format!(
+        "rule_files: [{}]\nalerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['127.0.0.1:{am_port}']\n",
+        rules.display()
+    );
     let start = || {
         TestNode::builder()
             .id("ruler-restart")
@@ -195,25 +213,32 @@ async fn a_restarted_node_keeps_a_firing_alert_firing_with_its_old_active_time()
     let node = start().await;
     let alert = |v: &Value| v["data"]["alerts"][0].clone();
     wait_until(
-        "the alert to fire after its 30 s",
+        "the firing notification",
         Duration::from_secs(60),
-        || async { alert(&node.get_json("/api/v1/alerts").await)["state"] == "firing" },
+        || async { !notifications(&hooks, "Always").is_empty() },
     )
     .await;
     let before = alert(&node.get_json("/api/v1/alerts").await);
+    assert_eq!(before["state"], "firing", "{before}");
     node.handle.stop().await;
     let stopped_at = strata_testing::now_ms();
 
     // The new instance restores the alert's active time from ALERTS_FOR_STATE instead of
-    // waiting out a new 30 s `for`.
+    // waiting out a new 30 s `for`: its first listing of the alert is already firing.
     let node = start().await;
-    wait_until(
-        "the alert to fire again",
-        Duration::from_secs(60),
-        || async { alert(&node.get_json("/api/v1/alerts").await)["state"] == "firing" },
-    )
-    .await;
-    let after = alert(&node.get_json("/api/v1/alerts").await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let a = alert(&node.get_json("/api/v1/alerts").await);
+        if !a.is_null() {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(after["state"], "firing", "{after}");
     let secs = |v: &Value| {
         strata::time::parse_rfc3339_millis(v["activeAt"].as_str().unwrap()).unwrap() / 1000
     };
@@ -223,5 +248,13 @@ async fn a_restarted_node_keeps_a_firing_alert_firing_with_its_old_active_time()
         "before {before}, after {after}"
     );
     assert!(secs(&after) * 1000 < stopped_at);
+    // Past the Alertmanager's group interval: still the one firing notification.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n = notifications(&hooks, "Always");
+    assert_eq!(
+        n.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        vec!["firing"]
+    );
     node.handle.stop().await;
+    hook_server.stop(true).await;
 }
