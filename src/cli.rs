@@ -4,6 +4,7 @@
 //! the shipping, query and scrape benchmarks live in the submodules below.
 
 pub mod bench_compact;
+pub mod bench_downsample;
 pub mod bench_query;
 pub mod bench_rules;
 pub mod bench_scrape;
@@ -148,6 +149,9 @@ pub enum BenchCommand {
     /// Rule evaluation CPU and group evaluation times side by side with Prometheus 2.42
     /// evaluating the same rules over the same live targets.
     Rules(bench_rules::RulesBenchArgs),
+    /// 30-day range queries at a 1h step over downsampled versus raw blocks: bytes fetched,
+    /// latency, and the difference of the answers.
+    Downsample(bench_downsample::DownsampleBenchArgs),
 }
 
 fn parse_matchers(sel: Option<&str>) -> Result<Vec<Matcher>> {
@@ -214,6 +218,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Rules(args),
         } => bench_rules::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Downsample(args),
+        } => bench_downsample::run_bench(args, &mut out)?,
         ToolCommand::Tsdb {
             cmd:
                 TsdbCommand::Import {

@@ -243,7 +243,7 @@ pub(super) fn start_strata_with_roles(
     )
 }
 
-async fn wait_ready(client: &reqwest::Client, s: &mut Server) -> Result<()> {
+pub(super) async fn wait_ready(client: &reqwest::Client, s: &mut Server) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(180);
     let url = format!("{}/-/ready", s.base);
     while Instant::now() < deadline {
@@ -571,7 +571,7 @@ fn run_in(args: &QueryBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()>
 
 /// The data spec of `work`, building its blocks first unless a previous run with the same
 /// shape left them there (recorded in `spec.txt`).
-fn load_or_build(args: &QueryBenchArgs, work: &Path, blocks: &Path) -> Result<DataSpec> {
+pub(super) fn load_or_build(args: &QueryBenchArgs, work: &Path, blocks: &Path) -> Result<DataSpec> {
     let shape = format!(
         "jobs={} instances={} days={} interval_s={}",
         args.jobs, args.instances, args.days, args.interval_s

@@ -1,0 +1,352 @@
+//! `strata tools bench downsample`: what downsampling buys a long-range dashboard. Builds the
+//! query benchmark's data set (promtool blocks; by default 2,100 series over 30 days at a 60 s
+//! interval), uploads it to a filesystem bucket, compacts and downsamples it with this binary's
+//! `tools bucket compact` until a pass changes nothing, starts a StoreShard + QueryPlanner node
+//! over the bucket and runs 30-day range queries at a 1 h step with `max_source_resolution=0s`
+//! (raw) and `auto` (step/5, so the 5m blocks). It reports the bytes the store fetched from the
+//! bucket on each variant's first (cold) run, the median latency of the warm runs, the
+//! resolutions the node says it read, and how far the downsampled answers are from raw.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::Value;
+
+use super::bench_query::{
+    load_or_build, percentile, start_strata_with_roles, strata_binary, wait_ready, work_dir,
+    QueryBenchArgs,
+};
+use super::bench_scrape::write_file;
+use super::{CliError, Result};
+
+#[derive(Args, Debug, Clone)]
+pub struct DownsampleBenchArgs {
+    /// Work directory (blocks, bucket, node data, logs). Default: a temporary directory,
+    /// removed afterwards; a given directory keeps its blocks and its compacted bucket for
+    /// later runs.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Targets per job; each target has 21 series.
+    #[arg(long, default_value_t = 25)]
+    pub instances: usize,
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Scrape interval of the generated data, in seconds.
+    #[arg(long = "interval-s", default_value_t = 60)]
+    pub interval_s: i64,
+    /// Measured (warm) runs per query and variant.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long = "import-jobs", default_value_t = 2)]
+    pub import_jobs: usize,
+    #[arg(long, default_value = "/usr/bin/promtool")]
+    pub promtool: PathBuf,
+    /// The Strata binary to run (default: this one).
+    #[arg(long)]
+    pub strata: Option<PathBuf>,
+}
+
+const QUERIES: [(&str, &str); 4] = [
+    ("rate sum", "sum by (job) (rate(http_requests_total[1h]))"),
+    (
+        "max_over_time",
+        "max by (job) (max_over_time(memory_bytes[1h]))",
+    ),
+    (
+        "min_over_time",
+        "min by (job) (min_over_time(cpu_usage[1h]))",
+    ),
+    (
+        "p99 latency",
+        "histogram_quantile(0.99, sum by (job, le) (rate(request_duration_seconds_bucket[1h])))",
+    ),
+];
+
+fn run_cli(bin: &Path, args: &[&str], log: &Path) -> Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .map_err(|e| CliError::Failed(format!("cannot run {}: {e}", bin.display())))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| CliError::Open {
+            path: log.display().to_string(),
+            source,
+        })?;
+    let _ = f.write_all(&out.stderr);
+    if !out.status.success() {
+        return Err(CliError::Failed(format!(
+            "strata {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Uploads the blocks and compacts (and downsamples) the bucket until a pass changes nothing,
+/// unless a previous run with the same data left it so (recorded in `bucket.done`).
+fn prepare_bucket(bin: &Path, work: &Path, blocks: &Path, shape: &str) -> Result<()> {
+    let bucket = work.join("strata-bucket");
+    let done = work.join("bucket.done");
+    if std::fs::read_to_string(&done).ok().as_deref() == Some(shape) {
+        eprintln!("reusing the compacted bucket in {}", bucket.display());
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&bucket);
+    let cfg = work.join("bucket.yml");
+    write_file(
+        &cfg,
+        &format!(
+            "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\ncompactor: {{consistency_delay: 0s}}\n",
+            bucket.display()
+        ),
+    )?;
+    let cfg = cfg.display().to_string();
+    let log = work.join("bucket-tools.log");
+    let t0 = Instant::now();
+    let blocks = blocks.display().to_string();
+    run_cli(
+        bin,
+        &["tools", "bucket", "upload", &blocks, "--config", &cfg],
+        &log,
+    )?;
+    eprintln!("uploaded in {:.1}s", t0.elapsed().as_secs_f64());
+    let mut before = run_cli(bin, &["tools", "bucket", "ls", "--config", &cfg], &log)?;
+    for pass in 1..=12 {
+        let t = Instant::now();
+        run_cli(bin, &["tools", "bucket", "compact", "--config", &cfg], &log)?;
+        let after = run_cli(bin, &["tools", "bucket", "ls", "--config", &cfg], &log)?;
+        eprintln!(
+            "compaction pass {pass}: {:.1}s, {} blocks listed",
+            t.elapsed().as_secs_f64(),
+            after.lines().count().saturating_sub(1)
+        );
+        if after == before {
+            break;
+        }
+        before = after;
+    }
+    eprintln!(
+        "bucket ready after {:.1}s:\n{before}",
+        t0.elapsed().as_secs_f64()
+    );
+    write_file(&done, shape)
+}
+
+/// One run: wall ms, the answer, and the resolution header.
+async fn run(
+    client: &reqwest::Client,
+    base: &str,
+    expr: &str,
+    (start, end): (i64, i64),
+    resolution: &str,
+) -> Result<(f64, Value, String)> {
+    let form = [
+        ("query", expr.to_string()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("step", "3600".to_string()),
+        ("max_source_resolution", resolution.to_string()),
+    ];
+    let t0 = Instant::now();
+    let resp = client
+        .post(format!("{base}/api/v1/query_range"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| CliError::Failed(format!("query: {e}")))?;
+    let header: Vec<String> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("x-strata-resolution"))
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("?")))
+        .collect();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::Failed(format!("query answer: {e}")))?;
+    if body["status"] != "success" {
+        return Err(CliError::Failed(format!("query failed: {body}")));
+    }
+    Ok((t0.elapsed().as_secs_f64() * 1000.0, body, header.join("; ")))
+}
+
+/// `strata_store_bucket_bytes` of the node.
+async fn bucket_bytes(client: &reqwest::Client, base: &str) -> f64 {
+    let Ok(resp) = client.get(format!("{base}/metrics")).send().await else {
+        return f64::NAN;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("strata_store_bucket_bytes"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The largest relative difference between two range answers over the points both have, and
+/// how many points the first has that the second lacks.
+fn difference(raw: &Value, down: &Value) -> (f64, usize) {
+    let points = |v: &Value| -> BTreeMap<(String, String), f64> {
+        let mut out = BTreeMap::new();
+        for s in v["data"]["result"].as_array().into_iter().flatten() {
+            let key = s["metric"].to_string();
+            for p in s["values"].as_array().into_iter().flatten() {
+                let v = p[1]
+                    .as_str()
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(f64::NAN);
+                out.insert((key.clone(), p[0].to_string()), v);
+            }
+        }
+        out
+    };
+    let (a, b) = (points(raw), points(down));
+    let mut worst: f64 = 0.0;
+    let mut missing = 0;
+    for (k, x) in &a {
+        match b.get(k) {
+            Some(y) if x.is_finite() && y.is_finite() => {
+                let rel = (x - y).abs() / x.abs().max(1e-12);
+                worst = worst.max(rel);
+            }
+            Some(_) => {}
+            None => missing += 1,
+        }
+    }
+    (worst, missing)
+}
+
+pub fn run_bench(args: DownsampleBenchArgs, out: &mut dyn Write) -> Result<()> {
+    if args.jobs == 0 || args.instances == 0 || args.days <= 0 || args.interval_s <= 0 {
+        return Err(CliError::Usage(
+            "--jobs, --instances, --days and --interval-s must be positive".to_string(),
+        ));
+    }
+    let (work, temporary) = work_dir(&args.dir, "downsample");
+    let result = bench_in(&args, &work, out);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
+}
+
+fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()> {
+    let bin = strata_binary(&args.strata)?;
+    let blocks = work.join("blocks");
+    std::fs::create_dir_all(&blocks).map_err(|source| CliError::Open {
+        path: blocks.display().to_string(),
+        source,
+    })?;
+    let query_args = QueryBenchArgs {
+        dir: Some(work.to_path_buf()),
+        jobs: args.jobs,
+        instances: args.instances,
+        days: args.days,
+        interval_s: args.interval_s,
+        runs: args.runs,
+        warmup: 0,
+        import_jobs: args.import_jobs,
+        prometheus: PathBuf::from("/usr/bin/prometheus"),
+        promtool: args.promtool.clone(),
+        strata: None,
+        only: None,
+    };
+    let spec = load_or_build(&query_args, work, &blocks)?;
+    let shape = format!(
+        "jobs={} instances={} days={} interval_s={} end={}",
+        args.jobs, args.instances, args.days, args.interval_s, spec.end_ms
+    );
+    prepare_bucket(&bin, work, &blocks, &shape)?;
+    let _ = std::fs::remove_dir_all(work.join("strata"));
+    let rt = super::bucket::runtime()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| CliError::Failed(format!("http client: {e}")))?;
+        let mut node = start_strata_with_roles(&bin, work, "store_shard, query_planner", "")?;
+        wait_ready(&client, &mut node).await?;
+        // The store serves what it has synced; wait until a query over the whole range answers.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Whole hours, a little inside the data (an odd second: no sample on a range edge).
+        let end = spec.end_ms / 1000 / 3600 * 3600 - 3600 + 1;
+        let start = end - (args.days - 1) * 86_400;
+        writeln!(
+            out,
+            "data: {} series, {} days at {}s; queries over {} days at a 1h step",
+            spec.series(),
+            args.days,
+            args.interval_s,
+            args.days - 1
+        )?;
+        writeln!(
+            out,
+            "{:<14} {:>6} {:>12} {:>10} {:>8} {:>9} {:>8}  resolutions read",
+            "query", "res", "cold bytes", "warm p50", "speedup", "max diff", "missing"
+        )?;
+        for (name, expr) in QUERIES {
+            let mut raw_answer = Value::Null;
+            let mut raw_stats = (f64::NAN, f64::NAN);
+            for res in ["0s", "auto"] {
+                let b0 = bucket_bytes(&client, &node.base).await;
+                let (_, answer, header) = run(&client, &node.base, expr, (start, end), res).await?;
+                let cold = bucket_bytes(&client, &node.base).await - b0;
+                let mut times = Vec::new();
+                for _ in 0..args.runs {
+                    times.push(run(&client, &node.base, expr, (start, end), res).await?.0);
+                }
+                times.sort_by(|a, b| a.total_cmp(b));
+                let p50 = percentile(&times, 0.5);
+                let (speedup, diff, missing) = if res == "0s" {
+                    raw_answer = answer;
+                    raw_stats = (cold, p50);
+                    (String::from("-"), String::from("-"), String::from("-"))
+                } else {
+                    let (d, m) = difference(&raw_answer, &answer);
+                    (
+                        format!("{:.1}x", raw_stats.1 / p50),
+                        format!("{:.2}%", d * 100.0),
+                        m.to_string(),
+                    )
+                };
+                writeln!(
+                    out,
+                    "{:<14} {:>6} {:>12.0} {:>8.1}ms {:>8} {:>9} {:>8}  {}",
+                    name, res, cold, p50, speedup, diff, missing, header
+                )?;
+                out.flush()?;
+            }
+            if raw_stats.0.is_finite() {
+                eprintln!("{name}: raw read {:.0} bytes cold", raw_stats.0);
+            }
+        }
+        drop(node);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difference_finds_the_worst_point_and_missing_ones() {
+        let raw = serde_json::json!({"data": {"result": [
+            {"metric": {"a": "1"}, "values": [[1, "100"], [2, "200"], [3, "300"]]}]}});
+        let down = serde_json::json!({"data": {"result": [
+            {"metric": {"a": "1"}, "values": [[1, "101"], [2, "200"]]}]}});
+        let (worst, missing) = difference(&raw, &down);
+        assert!((worst - 0.01).abs() < 1e-12, "{worst}");
+        assert_eq!(missing, 1);
+    }
+}
