@@ -161,6 +161,7 @@ async fn a_dead_source_is_a_warning_with_partial_response_and_an_error_without()
         replica_labels: vec!["replica".into()],
         partial_response: partial,
         timeout: Duration::from_secs(2),
+        max_source_resolution_ms: 0,
     };
     let matchers = [Matcher::equal("__name__", "up")];
     let runtime = Arc::new(FanoutRuntime::start().expect("fan-out runtime"));

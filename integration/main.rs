@@ -11,6 +11,7 @@ mod compactor_faults;
 mod compactor_replicas;
 mod configs;
 mod distributed;
+mod downsampled_query;
 mod ha_query;
 mod node_boot;
 mod query_api;

@@ -543,14 +543,17 @@ fn start_query(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    let query = Arc::new(QueryService::new(
-        Engine::new(EngineOptions::default()).with_freer(Freer::spawn()),
-        sources,
-        client,
-        vec![config.cluster.replica_label.clone()],
-        MAX_CONCURRENT_QUERIES,
-        global_labels,
-    ));
+    let query = Arc::new(
+        QueryService::new(
+            Engine::new(EngineOptions::default()).with_freer(Freer::spawn()),
+            sources,
+            client,
+            vec![config.cluster.replica_label.clone()],
+            MAX_CONCURRENT_QUERIES,
+            global_labels,
+        )
+        .with_default_resolution(config.query.default_max_source_resolution),
+    );
     Ok((query, rpc))
 }
 

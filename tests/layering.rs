@@ -76,8 +76,9 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
 ];
 
 /// PromQL reads storage only through the query model (`Queryable`, series, matchers) and the
-/// chunk encoding its series arrive in.
-const PROMQL_MAY_SEE_OF_STORAGE: &[&str] = &["model", "chunkenc"];
+/// chunk encodings its series arrive in: XOR (`chunkenc`) and the downsampled `AggrChunk`s,
+/// whose pure read side (`downsample::read_series`) the engine decodes them with.
+const PROMQL_MAY_SEE_OF_STORAGE: &[&str] = &["model", "chunkenc", "downsample"];
 
 /// Pure decision code: plain functions with property tests, no actor framework.
 const PURE_PLANNERS: &[&str] = &[

@@ -13,6 +13,7 @@ mod locate;
 mod node;
 mod nullable;
 mod overrides;
+mod query;
 mod relabel;
 mod ruler;
 mod scrape;
@@ -38,6 +39,7 @@ pub use node::{
     ClusterConfig, FilesystemBucketConfig, NodeConfig, Role, S3BucketConfig, TsdbConfig,
 };
 pub use overrides::Overrides;
+pub use query::{QueryConfig, SourceResolution};
 pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
@@ -122,6 +124,8 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub compactor: CompactorConfig,
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub query: QueryConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub ruler: RulerConfig,
 
@@ -213,6 +217,7 @@ impl Config {
             tsdb: TsdbConfig::default(),
             admin: AdminConfig::default(),
             compactor: CompactorConfig::default(),
+            query: QueryConfig::default(),
             ruler: RulerConfig::default(),
             _remote_write: Unsupported,
             _remote_read: Unsupported,

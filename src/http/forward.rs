@@ -94,6 +94,12 @@ async fn forward(router: &Router, req: &HttpRequest, body: &[u8], role: Role) ->
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Which resolutions answered a query is part of its answer (`query::RESOLUTIONS_HEADER`).
+    let resolutions = resp
+        .headers()
+        .get(super::query::RESOLUTIONS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let served_by = resp
         .headers()
         .get(SERVED_BY)
@@ -108,5 +114,8 @@ async fn forward(router: &Router, req: &HttpRequest, body: &[u8], role: Role) ->
         builder.insert_header(("content-type", ct));
     }
     builder.insert_header((SERVED_BY, served_by));
+    if let Some(r) = resolutions {
+        builder.insert_header((super::query::RESOLUTIONS_HEADER, r));
+    }
     Ok(builder.body(bytes))
 }

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 
 use super::error::ApiError;
 use crate::promql::json::{parse_duration_or_seconds, parse_time, MAX_TIME_MS, MIN_TIME_MS};
-use crate::query::service::QueryOptions;
+use crate::query::service::{QueryOptions, SourceResolution};
 use crate::storage::model::Matcher;
 
 /// All parameters of a request in order, query string first, then a form body.
@@ -132,6 +132,7 @@ impl Params {
             replica_labels,
             partial_response: self.flag("partial_response", true)?,
             timeout: None,
+            max_source_resolution: None,
         })
     }
 
@@ -144,12 +145,70 @@ impl Params {
             .map(|ms| std::time::Duration::from_millis(ms as u64));
         Ok(QueryOptions {
             timeout,
+            max_source_resolution: self.max_source_resolution()?,
             ..self.fanout_options()?
         })
+    }
+
+    /// Thanos's `max_source_resolution`: `auto`, `raw`, `0`, float seconds or a duration;
+    /// `None` when absent (the configured default applies).
+    pub fn max_source_resolution(&self) -> Result<Option<SourceResolution>, ApiError> {
+        const NAME: &str = "max_source_resolution";
+        self.get(NAME)
+            .map(|s| SourceResolution::parse(s).map_err(|e| invalid(NAME, e)))
+            .transpose()
     }
 }
 
 /// Prometheus's wording for a bad parameter.
 pub fn invalid(name: &str, err: impl std::fmt::Display) -> ApiError {
     ApiError::bad_data(format!("invalid parameter \"{name}\": {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn max_source_resolution_accepts_thanos_values() {
+        for (v, want) in [
+            ("auto", SourceResolution::Auto),
+            ("0s", SourceResolution::Max(0)),
+            ("0", SourceResolution::Max(0)),
+            ("raw", SourceResolution::Max(0)),
+            ("5m", SourceResolution::Max(300_000)),
+            ("1h", SourceResolution::Max(3_600_000)),
+            ("300", SourceResolution::Max(300_000)),
+        ] {
+            let p = params(&[("max_source_resolution", v)]);
+            assert_eq!(p.max_source_resolution().unwrap(), Some(want), "{v}");
+            assert_eq!(p.query_options().unwrap().max_source_resolution, Some(want));
+        }
+        assert_eq!(params(&[]).max_source_resolution().unwrap(), None);
+    }
+
+    #[test]
+    fn bad_max_source_resolution_is_bad_data_naming_the_parameter() {
+        for v in ["-5m", "-1", "fast", "5x"] {
+            let err = params(&[("max_source_resolution", v)])
+                .query_options()
+                .unwrap_err();
+            assert_eq!(err.kind, super::super::error::ErrorType::BadData, "{v}");
+            assert!(
+                err.message
+                    .contains("invalid parameter \"max_source_resolution\""),
+                "{v}: {}",
+                err.message
+            );
+        }
+    }
 }

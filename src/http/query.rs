@@ -87,13 +87,22 @@ fn query_service(state: &QueryState) -> Result<std::sync::Arc<QueryService>, Api
 /// Go's limit on a form body, which Prometheus inherits.
 const MAX_FORM_BYTES: usize = 10 << 20;
 
-/// Prometheus's exact bytes (timestamps as `1700000045.500`, values as strings).
-fn value_response(svc: &QueryService, v: QueryValue) -> HttpResponse {
+/// The response header naming the resolutions (ms, 0 = raw) of the data that answered a
+/// query, comma-separated and ascending (`0,300000`); absent when no data was read.
+pub const RESOLUTIONS_HEADER: &str = "X-Strata-Resolutions";
+
+/// Prometheus's exact bytes (timestamps as `1700000045.500`, values as strings), with the
+/// `X-Strata-Resolutions` header.
+fn answer_response(svc: &QueryService, v: QueryValue, resolutions: &[i64]) -> HttpResponse {
     let body = crate::promql::json::format_success_body(&v);
     svc.free_later(v);
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("application/json");
+    if !resolutions.is_empty() {
+        let list: Vec<String> = resolutions.iter().map(i64::to_string).collect();
+        resp.insert_header((RESOLUTIONS_HEADER, list.join(",")));
+    }
+    resp.body(body)
 }
 
 /// The `query` parameter; Prometheus lets the parser report an absent one ("no expression
@@ -106,8 +115,8 @@ async fn instant(svc: &QueryService, params: Params) -> ApiResult {
     let query = query_param(&params);
     let t = params.time("time", crate::time::now_ms())?;
     let opts = params.query_options()?;
-    let v = svc.instant(&query, t, &opts).await?;
-    Ok(value_response(svc, v))
+    let a = svc.instant_answer(&query, t, &opts).await?;
+    Ok(answer_response(svc, a.value, &a.resolutions))
 }
 
 async fn range(svc: &QueryService, params: Params) -> ApiResult {
@@ -135,8 +144,8 @@ async fn range(svc: &QueryService, params: Params) -> ApiResult {
     // The engine's own limits, checked before the remaining parameters as Prometheus does.
     crate::promql::check_range_params(start, end, step)?;
     let opts = params.query_options()?;
-    let v = svc.range(&query, start, end, step, &opts).await?;
-    Ok(value_response(svc, v))
+    let a = svc.range_answer(&query, start, end, step, &opts).await?;
+    Ok(answer_response(svc, a.value, &a.resolutions))
 }
 
 fn labels_json(l: &Labels) -> serde_json::Value {

@@ -71,6 +71,8 @@ impl<'a> Evaluator<'a> {
         deadline: Instant,
         cancel: Option<&'a AtomicBool>,
     ) -> Self {
+        // Approximations over downsampled data are the answer's warnings.
+        let warnings: BTreeSet<String> = data.notes().iter().cloned().collect();
         Evaluator {
             opts,
             data,
@@ -79,7 +81,7 @@ impl<'a> Evaluator<'a> {
             step,
             deadline,
             cancel,
-            warnings: BTreeSet::new(),
+            warnings,
             infos: BTreeSet::new(),
             step_samples: 0,
             output_points: 0,

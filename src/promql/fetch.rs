@@ -1,7 +1,8 @@
 //! Data loading for one query: finds every selector of the expression, computes the union
 //! time range each one needs (offsets, `@`, ranges, subqueries, lookback), selects its series
 //! once from the `Queryable` and decodes the chunks of that window with `SeriesIterator`
-//! (plus the samples' start timestamps where a function reads them, see `start_timestamps`).
+//! (plus the samples' start timestamps where a function reads them, see `start_timestamps`);
+//! series with downsampled chunks are decoded by `downsampled` instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use std::time::Instant;
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
+use crate::promql::downsampled::{self, DownsampledRead};
 use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::preprocess::{selector_mode, RangeMode, MODIFIER_LABEL};
@@ -40,9 +42,24 @@ pub(crate) struct Fetched {
     by_key: HashMap<String, Vec<SeriesData>>,
     /// Some series carries start timestamps: only then do functions look for them.
     start_ts: bool,
+    /// Selectors whose samples are per-window sample counts (downsampled data under
+    /// `count_over_time`): the function sums them instead of counting them.
+    sample_counts: std::collections::HashSet<String>,
+    /// Warnings about approximations over downsampled data.
+    notes: Vec<String>,
 }
 
 impl Fetched {
+    /// True when `count_over_time` over this selector must sum its samples.
+    pub fn counts_samples(&self, key: &str) -> bool {
+        self.sample_counts.contains(key)
+    }
+
+    /// Warnings the query's answer carries because downsampled data answered it.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     pub fn get(&self, key: &str) -> Option<&Vec<SeriesData>> {
         self.by_key.get(key)
     }
@@ -101,6 +118,8 @@ struct Need {
     maxt: i64,
     /// The function every use of this selector feeds, if it is always the same one.
     func: Option<String>,
+    /// The shortest range it is read with (ms), 0 when only instant selectors.
+    range_ms: i64,
     /// Some use reads the samples' start timestamps.
     start_ts: bool,
 }
@@ -112,7 +131,8 @@ struct Walk<'a> {
     end: i64,
     lookback: i64,
     needs: &'a mut HashMap<String, Need>,
-    /// The function whose argument is being walked, if the argument is a bare range selector.
+    /// The function whose argument is being walked, if the argument is a bare range selector,
+    /// or the aggregation directly over a bare instant selector (Prometheus's `hints.Func`).
     func: Option<String>,
     /// The argument being walked is a selector whose start timestamps its function reads.
     start_ts: bool,
@@ -147,9 +167,13 @@ impl Walk<'_> {
             mint,
             maxt,
             func: func.clone(),
+            range_ms: range,
             start_ts: false,
         });
         need.start_ts |= self.start_ts;
+        if range > 0 && (need.range_ms == 0 || range < need.range_ms) {
+            need.range_ms = range;
+        }
         need.mint = need.mint.min(mint);
         need.maxt = need.maxt.max(maxt);
         if need.func != func {
@@ -175,7 +199,12 @@ impl Walk<'_> {
                 if let Some(p) = &a.param {
                     self.walk(p, s, e);
                 }
+                // Like Prometheus's hints.Func, an aggregation directly over a selector is
+                // its function: `max(x)` reads the max aggregate of downsampled data.
+                let direct = matches!(a.expr.as_ref(), Expr::VectorSelector(_));
+                self.func = direct.then(|| a.op.to_string().to_lowercase());
                 self.walk(&a.expr, s, e);
+                self.func = None;
             }
             Expr::Unary(u) => self.walk(&u.expr, s, e),
             Expr::Binary(b) => {
@@ -268,13 +297,18 @@ fn expected_samples(chunks: &[crate::storage::model::EncodedChunk]) -> usize {
 /// thread: handing work to the pool costs more than it saves.
 const PARALLEL_MIN_SAMPLES: usize = 32_768;
 
-/// The samples of one series within `[mint, maxt]`.
+/// The samples of one series within `[mint, maxt]`; series with downsampled chunks are read
+/// as `how` says.
 fn decode_window(
     labels: &Labels,
     chunks: Vec<crate::storage::model::EncodedChunk>,
     mint: i64,
     maxt: i64,
+    how: &DownsampledRead,
 ) -> Result<Vec<Sample>> {
+    if downsampled::is_downsampled(&chunks) {
+        return downsampled::decode(labels, &chunks, how, mint, maxt);
+    }
     let mut samples = Vec::with_capacity(expected_samples(&chunks));
     let mut it = SeriesIterator::new(chunks);
     let corrupt = |e: crate::storage::chunkenc::ChunkError| {
@@ -299,6 +333,7 @@ fn decode_batch(
     batch: Vec<Series>,
     mint: i64,
     maxt: i64,
+    how: &DownsampledRead,
     loaded: &AtomicUsize,
     opts: &EngineOptions,
 ) -> Result<Vec<(Labels, Vec<Sample>)>> {
@@ -309,7 +344,7 @@ fn decode_batch(
         use rayon::prelude::*;
         let out: Vec<(Labels, Vec<Sample>)> = batch
             .into_par_iter()
-            .map(|s| decode_window(&s.labels, s.chunks, mint, maxt).map(|v| (s.labels, v)))
+            .map(|s| decode_window(&s.labels, s.chunks, mint, maxt, how).map(|v| (s.labels, v)))
             .collect::<Result<_>>()?;
         let n: usize = out.iter().map(|(_, v)| v.len()).sum();
         if loaded.fetch_add(n, Ordering::Relaxed) + n > opts.max_loaded_samples {
@@ -319,7 +354,7 @@ fn decode_batch(
     }
     let mut out = Vec::with_capacity(batch.len());
     for s in batch {
-        let samples = decode_window(&s.labels, s.chunks, mint, maxt)?;
+        let samples = decode_window(&s.labels, s.chunks, mint, maxt, how)?;
         let n = samples.len();
         if loaded.fetch_add(n, Ordering::Relaxed) + n > opts.max_loaded_samples {
             return Err(PromqlError::exec(crate::promql::error::TOO_MANY_SAMPLES));
@@ -357,32 +392,56 @@ pub(crate) fn fetch_all(
     let loaded = AtomicUsize::new(0);
     let fetch = |(key, need): (String, Need)| {
         check_deadline(deadline, cancel, "query preparation")?;
-        fetch_need(q, &need, opts, &loaded).map(|(list, st)| (key, list, st))
+        fetch_need(q, &need, opts, &loaded).map(|got| (key, got))
     };
     // Distinct selectors (the two sides of a join, say) are independent reads.
     let needs: Vec<(String, Need)> = needs.into_iter().collect();
-    let results: Vec<(String, Vec<SeriesData>, bool)> = if needs.len() > 1 {
+    let results: Vec<(String, NeedResult)> = if needs.len() > 1 {
         use rayon::prelude::*;
         needs.into_par_iter().map(fetch).collect::<Result<_>>()?
     } else {
         needs.into_iter().map(fetch).collect::<Result<_>>()?
     };
     let mut out = Fetched::default();
-    for (key, list, start_ts) in results {
-        out.start_ts |= start_ts;
-        out.by_key.insert(key, list);
+    for (key, got) in results {
+        out.start_ts |= got.start_ts;
+        if got.downsampled {
+            if downsampled::counts_samples(&got.how) {
+                out.sample_counts.insert(key.clone());
+            }
+            if let Some(n) = downsampled::note(&got.how) {
+                if !out.notes.iter().any(|x| x == n) {
+                    out.notes.push(n.to_string());
+                }
+            }
+        }
+        out.by_key.insert(key, got.list);
     }
     Ok(out)
 }
 
-/// Selects and decodes one selector's series; the flag says whether any carries start
-/// timestamps.
+/// One selector's decoded series and what the fetch learnt about them.
+struct NeedResult {
+    list: Vec<SeriesData>,
+    /// Some series carries start timestamps.
+    start_ts: bool,
+    /// Some series had downsampled chunks, read as `how` says.
+    downsampled: bool,
+    how: DownsampledRead,
+}
+
+/// Selects and decodes one selector's series.
 fn fetch_need(
     q: &dyn Queryable,
     need: &Need,
     opts: &EngineOptions,
     loaded: &AtomicUsize,
-) -> Result<(Vec<SeriesData>, bool)> {
+) -> Result<NeedResult> {
+    let how = DownsampledRead {
+        func: need.func.clone(),
+        range_ms: need.range_ms,
+    };
+    let mut any_downsampled = false;
     let sets = matcher_sets(&need.vs)?;
     // Sources answer sorted and unique, so one matcher set needs no map; several (`or`
     // inside braces) may select a series twice, and the first selection wins.
@@ -393,6 +452,7 @@ fn fetch_need(
     for set in &sets {
         let hints = SelectHints {
             func: need.func.clone(),
+            range_ms: need.range_ms,
             ..SelectHints::default()
         };
         // Sources without start timestamps answer with an empty list: nothing per series.
@@ -418,9 +478,10 @@ fn fetch_need(
                     series.labels
                 )));
             }
+            any_downsampled |= downsampled::is_downsampled(&series.chunks);
             batch.push(series);
         }
-        for (labels, samples) in decode_batch(batch, need.mint, need.maxt, loaded, opts)? {
+        for (labels, samples) in decode_batch(batch, need.mint, need.maxt, &how, loaded, opts)? {
             let start_ts = starts.as_ref().and_then(|st| st.aligned(&labels, &samples));
             any_start_ts |= start_ts.is_some();
             found.push((labels, samples, start_ts));
@@ -439,5 +500,10 @@ fn fetch_need(
             start_ts,
         })
         .collect();
-    Ok((list, any_start_ts))
+    Ok(NeedResult {
+        list,
+        start_ts: any_start_ts,
+        downsampled: any_downsampled,
+        how,
+    })
 }

@@ -356,12 +356,24 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
 }
 
 fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
-    let name = c.func.name;
+    let mut name = c.func.name;
     let (marg, extra) = match name {
         "quantile_over_time" => (arg(c, 1)?, Some(ev.eval_scalar(arg(c, 0)?, t)?)),
         "predict_linear" => (arg(c, 0)?, Some(ev.eval_scalar(arg(c, 1)?, t)?)),
         _ => (arg(c, 0)?, None),
     };
+    if name == "count_over_time" {
+        if let Expr::MatrixSelector(ms) = marg {
+            // Downsampled data was read as per-window raw sample counts: their sum is the
+            // raw sample count (`promql::downsampled`).
+            if ev
+                .fetched()
+                .counts_samples(&crate::promql::fetch::selector_key(&ms.vs))
+            {
+                name = "sum_over_time";
+            }
+        }
+    }
     let (sf, tf) = if name == "double_exponential_smoothing" {
         (
             ev.eval_scalar(arg(c, 1)?, t)?,

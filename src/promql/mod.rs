@@ -11,6 +11,7 @@
 
 pub mod aggregate;
 pub mod binary;
+pub(crate) mod downsampled;
 pub mod engine;
 pub mod error;
 pub mod eval;

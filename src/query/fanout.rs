@@ -3,7 +3,10 @@
 //! running a scraper_shipper or store_shard, over the StoreAPI — in parallel, merges series
 //! with identical labels, and deduplicates HA replicas by the replica labels (the gap-fill rule
 //! of `storage::dedup`, counters adjusted for rate/increase/irate/resets). With `partial_response` a
-//! failed or slow source becomes a warning; without, the query fails.
+//! failed or slow source becomes a warning; without, the query fails. Every select carries the
+//! request's `max_source_resolution` (capped at half the range for rate-like functions,
+//! `effective_resolution`) to the stores, and the resolutions that answered are collected
+//! for the `X-Strata-Resolutions` header; downsampled chunks pass through undecoded.
 //!
 //! `Queryable` is synchronous (the engine runs on the blocking pool), so remote calls run on a
 //! small dedicated runtime (`FanoutRuntime`) that the node owns and that stops with it.
@@ -36,6 +39,38 @@ pub struct FanoutOptions {
     pub replica_labels: Vec<String>,
     pub partial_response: bool,
     pub timeout: Duration,
+    /// The request's `max_source_resolution` in ms (0 = raw), resolved (`auto` already
+    /// turned into step/5 or the default).
+    pub max_source_resolution_ms: i64,
+}
+
+/// Functions whose resolution is capped at half their range (Thanos PR #7012): finer data
+/// answers them better wherever it exists, and the bucket store's coarser gap fill still
+/// answers where only downsampled data is left.
+pub const RANGE_CAPPED_FUNCS: [&str; 9] = [
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "holt_winters",
+    "double_exponential_smoothing",
+];
+
+/// The resolution a select asks the stores for: the hint's, else the request's, capped at
+/// half the range for `RANGE_CAPPED_FUNCS`.
+pub fn effective_resolution(hints: &SelectHints, request_ms: i64) -> i64 {
+    let max = hints.max_resolution_ms.unwrap_or(request_ms).max(0);
+    let capped = hints
+        .func
+        .as_deref()
+        .is_some_and(|f| RANGE_CAPPED_FUNCS.contains(&f));
+    if capped && hints.range_ms > 0 {
+        return max.min(hints.range_ms / 2);
+    }
+    max
 }
 
 /// A source on this node: queried directly, labelled like a remote one would label it.
@@ -101,6 +136,8 @@ pub struct ClusterQueryable {
     pub opts: FanoutOptions,
     runtime: Arc<FanoutRuntime>,
     warnings: Mutex<Vec<String>>,
+    /// Resolutions of the data that answered (0 = raw), for the `X-Strata-Resolutions` header.
+    resolutions: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 impl ClusterQueryable {
@@ -118,7 +155,13 @@ impl ClusterQueryable {
             opts,
             runtime,
             warnings: Mutex::new(Vec::new()),
+            resolutions: Mutex::new(Default::default()),
         }
+    }
+
+    /// Resolutions (ms, 0 = raw) of the data that answered the selects so far, ascending.
+    pub fn resolutions(&self) -> Vec<i64> {
+        self.resolutions.lock().iter().copied().collect()
     }
 
     /// Warnings collected so far (failed sources under partial response).
@@ -189,8 +232,8 @@ impl ClusterQueryable {
     }
 }
 
-/// A remote source's series and warnings.
-type RemoteAnswer = (Vec<Series>, Vec<String>);
+/// A remote source's series, warnings and the resolutions of its data.
+type RemoteAnswer = (Vec<Series>, Vec<String>, Vec<i64>);
 
 /// One source's answer to a select: local series still lack the source's external labels
 /// (remote ones carry them already, so theirs are empty here).
@@ -199,6 +242,7 @@ struct Part {
     series: Vec<Series>,
     warnings: Vec<String>,
     external: Labels,
+    resolutions: Vec<i64>,
 }
 
 /// The labels a series has after being labelled with `external` and losing the replica
@@ -308,6 +352,7 @@ async fn remote_series(
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
+    let mut resolutions = Vec::new();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| e.to_string())?;
         let f: SeriesFrame = storeapi::decode(&frame).map_err(|e| e.to_string())?;
@@ -321,8 +366,9 @@ async fn remote_series(
                 .into_iter()
                 .map(|w| format!("node {}: {w}", src.node)),
         );
+        resolutions.extend(f.resolutions);
     }
-    Ok((out, warnings))
+    Ok((out, warnings, resolutions))
 }
 
 async fn remote_strings(
@@ -346,12 +392,19 @@ impl Queryable for ClusterQueryable {
         maxt: i64,
         hints: &SelectHints,
     ) -> QueryResult<Vec<Series>> {
+        let max_resolution_ms = effective_resolution(hints, self.opts.max_source_resolution_ms);
+        let local_hints = SelectHints {
+            max_resolution_ms: Some(max_resolution_ms),
+            ..hints.clone()
+        };
+        let hints = &local_hints;
         let req = SeriesRequest {
             min_time: mint,
             max_time: maxt,
             matchers: storeapi::to_wire(matchers),
             labels_only: hints.labels_only,
             limit: hints.limit,
+            max_resolution_ms,
         };
         let body = storeapi::encode(&req).map_err(|e| QueryableError::Storage(e.to_string()))?;
         // Local series stay without their external labels for now: when deduplication drops
@@ -369,20 +422,27 @@ impl Queryable for ClusterQueryable {
                     .into_iter()
                     .map(|w| format!("{}: {w}", l.name))
                     .collect();
+                let mut resolutions = l.queryable.take_resolutions();
+                // A source of raw data reports nothing: its series are raw.
+                if resolutions.is_empty() && !series.is_empty() {
+                    resolutions.push(0);
+                }
                 Ok(Part {
                     series,
                     warnings,
                     external: l.external_labels.clone(),
+                    resolutions,
                 })
             },
             |client, src| {
                 let answer = remote_series(client, src, body.clone());
                 async move {
-                    let (series, warnings) = answer.await?;
+                    let (series, warnings, resolutions) = answer.await?;
                     Ok(Part {
                         series,
                         warnings,
                         external: Labels::empty(),
+                        resolutions,
                     })
                 }
             },
@@ -390,6 +450,9 @@ impl Queryable for ClusterQueryable {
         let mut parts = Vec::with_capacity(answers.len());
         let mut skipped = Vec::new();
         for p in answers {
+            if !hints.labels_only {
+                self.resolutions.lock().extend(p.resolutions);
+            }
             parts.push((p.series, p.external));
             skipped.extend(p.warnings);
         }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::fanout::{ClusterQueryable, FanoutOptions};
 use super::sources::SourceSet;
 use crate::cluster::transport::TransportClient;
+pub use crate::config::SourceResolution;
 use crate::promql::{Engine, PromqlError, QueryValue, Value};
 use crate::storage::model::{Labels, Matcher, Queryable, QueryableError, SelectHints};
 
@@ -51,6 +52,31 @@ pub struct QueryOptions {
     pub partial_response: bool,
     /// A tighter timeout than the engine's (`timeout` parameter); `None` keeps the engine's.
     pub timeout: Option<Duration>,
+    /// Thanos's `max_source_resolution`; `None` takes the service's configured default.
+    pub max_source_resolution: Option<SourceResolution>,
+}
+
+/// Thanos's dynamic lookback (`LookbackDeltaFactory`): reading data of resolution `res_ms`,
+/// an instant selector looks back at least one window of it, so raw selectors over 5m or 1h
+/// data have no holes between the window stamps.
+pub fn lookback_for(base: Duration, res_ms: i64) -> Duration {
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+    const HOUR: Duration = Duration::from_secs(3600);
+    let res = Duration::from_millis(res_ms.max(0) as u64);
+    if res > base.max(FIVE_MIN) {
+        base.max(HOUR)
+    } else if res > base {
+        base.max(FIVE_MIN)
+    } else {
+        base
+    }
+}
+
+/// A query's value and the resolutions (ms, 0 = raw) of the data that answered it.
+#[derive(Debug)]
+pub struct Answer {
+    pub value: QueryValue,
+    pub resolutions: Vec<i64>,
 }
 
 impl Default for QueryOptions {
@@ -60,6 +86,7 @@ impl Default for QueryOptions {
             replica_labels: Vec::new(),
             partial_response: true,
             timeout: None,
+            max_source_resolution: None,
         }
     }
 }
@@ -81,6 +108,8 @@ pub struct QueryService {
     concurrency: tokio::sync::Semaphore,
     /// The node's `global.external_labels`, added by federation.
     external_labels: Labels,
+    /// `query.default_max_source_resolution`, for requests without the parameter.
+    default_resolution: SourceResolution,
 }
 
 impl QueryService {
@@ -99,7 +128,21 @@ impl QueryService {
             replica_labels,
             concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)),
             external_labels,
+            default_resolution: SourceResolution::Auto,
         }
+    }
+
+    /// Sets the `max_source_resolution` of requests that do not give one.
+    pub fn with_default_resolution(mut self, r: SourceResolution) -> Self {
+        self.default_resolution = r;
+        self
+    }
+
+    /// The resolution in ms a query with these options reads (`step_ms` `None` = instant).
+    pub fn resolution_for(&self, opts: &QueryOptions, step_ms: Option<i64>) -> i64 {
+        opts.max_source_resolution
+            .unwrap_or(self.default_resolution)
+            .resolve(step_ms)
     }
 
     /// The node's `global.external_labels`.
@@ -109,6 +152,11 @@ impl QueryService {
 
     /// The cluster-wide queryable for one query with these options.
     pub fn queryable(&self, opts: &QueryOptions) -> Arc<ClusterQueryable> {
+        self.queryable_at(opts, self.resolution_for(opts, None))
+    }
+
+    /// The cluster-wide queryable reading data up to `resolution_ms`.
+    fn queryable_at(&self, opts: &QueryOptions, resolution_ms: i64) -> Arc<ClusterQueryable> {
         let replica_labels = if opts.replica_labels.is_empty() {
             self.replica_labels.clone()
         } else {
@@ -119,6 +167,7 @@ impl QueryService {
             replica_labels,
             partial_response: opts.partial_response,
             timeout: self.engine.opts.timeout,
+            max_source_resolution_ms: resolution_ms,
         };
         Arc::new(ClusterQueryable::new(
             self.sources.local(),
@@ -130,7 +179,13 @@ impl QueryService {
     }
 
     fn engine_for(&self, opts: &QueryOptions) -> Engine {
+        self.engine_at(opts, 0)
+    }
+
+    /// The engine for a query reading data up to `resolution_ms` (its lookback grows).
+    fn engine_at(&self, opts: &QueryOptions, resolution_ms: i64) -> Engine {
         let mut engine = self.engine.clone();
+        engine.opts.lookback_delta = lookback_for(engine.opts.lookback_delta, resolution_ms);
         if let Some(t) = opts.timeout.filter(|t| !t.is_zero()) {
             engine.opts.timeout = engine.opts.timeout.min(t);
         }
@@ -139,8 +194,19 @@ impl QueryService {
 
     /// Evaluates `query` at `t_ms` over the cluster.
     pub async fn instant(&self, query: &str, t_ms: i64, opts: &QueryOptions) -> Result<QueryValue> {
-        let engine = self.engine_for(opts);
-        let q = self.queryable(opts);
+        Ok(self.instant_answer(query, t_ms, opts).await?.value)
+    }
+
+    /// `instant`, with the resolutions that answered.
+    pub async fn instant_answer(
+        &self,
+        query: &str,
+        t_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Answer> {
+        let res = self.resolution_for(opts, None);
+        let engine = self.engine_at(opts, res);
+        let q = self.queryable_at(opts, res);
         let query = query.to_string();
         let mut v = self
             .run_query({
@@ -149,7 +215,10 @@ impl QueryService {
             })
             .await?;
         v.warnings.extend(q.take_warnings());
-        Ok(v)
+        Ok(Answer {
+            value: v,
+            resolutions: q.resolutions(),
+        })
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms` over the cluster.
@@ -161,8 +230,24 @@ impl QueryService {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryValue> {
-        let engine = self.engine_for(opts);
-        let q = self.queryable(opts);
+        Ok(self
+            .range_answer(query, start_ms, end_ms, step_ms, opts)
+            .await?
+            .value)
+    }
+
+    /// `range`, with the resolutions that answered.
+    pub async fn range_answer(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<Answer> {
+        let res = self.resolution_for(opts, Some(step_ms));
+        let engine = self.engine_at(opts, res);
+        let q = self.queryable_at(opts, res);
         let query = query.to_string();
         let mut v = self
             .run_query({
@@ -171,7 +256,10 @@ impl QueryService {
             })
             .await?;
         v.warnings.extend(q.take_warnings());
-        Ok(v)
+        Ok(Answer {
+            value: v,
+            resolutions: q.resolutions(),
+        })
     }
 
     /// Runs `f` on the blocking pool once a concurrency slot is free.
@@ -326,6 +414,29 @@ fn selector_text(set: &[Matcher]) -> String {
 mod tests {
     use super::*;
     use crate::storage::model::MatchOp;
+
+    #[test]
+    fn auto_resolution_is_step_over_five_for_ranges_and_raw_for_instants() {
+        assert_eq!(SourceResolution::Auto.resolve(Some(1_500_000)), 300_000);
+        assert_eq!(SourceResolution::Auto.resolve(Some(60_000)), 12_000);
+        assert_eq!(SourceResolution::Auto.resolve(None), 0);
+        assert_eq!(SourceResolution::Max(3_600_000).resolve(None), 3_600_000);
+        assert_eq!(SourceResolution::Max(0).resolve(Some(1 << 40)), 0);
+    }
+
+    #[test]
+    fn lookback_grows_with_the_resolution_read() {
+        let five = Duration::from_secs(300);
+        assert_eq!(lookback_for(five, 0), five);
+        assert_eq!(lookback_for(five, 300_000), five);
+        assert_eq!(lookback_for(five, 3_600_000), Duration::from_secs(3600));
+        let one = Duration::from_secs(60);
+        assert_eq!(lookback_for(one, 0), one);
+        assert_eq!(lookback_for(one, 300_000), five);
+        assert_eq!(lookback_for(one, 3_600_000), Duration::from_secs(3600));
+        let two_h = Duration::from_secs(7200);
+        assert_eq!(lookback_for(two_h, 3_600_000), two_h);
+    }
 
     #[test]
     fn selector_text_selects_the_matcher_set() {

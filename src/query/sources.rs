@@ -22,6 +22,8 @@ pub struct BucketStoreQueryable {
     pub store: Arc<BucketStore>,
     runtime: Arc<FanoutRuntime>,
     pub warnings: parking_lot::Mutex<Vec<String>>,
+    /// Resolutions of the blocks that answered since the last `take_resolutions`.
+    resolutions: parking_lot::Mutex<std::collections::BTreeSet<i64>>,
 }
 
 impl BucketStoreQueryable {
@@ -30,6 +32,7 @@ impl BucketStoreQueryable {
             store,
             runtime,
             warnings: parking_lot::Mutex::new(Vec::new()),
+            resolutions: parking_lot::Mutex::new(Default::default()),
         }
     }
 
@@ -63,13 +66,14 @@ impl Queryable for BucketStoreQueryable {
         let opts = SelectOptions {
             labels_only: hints.labels_only,
             limits: STORE_QUERY_LIMITS,
-            ..SelectOptions::default()
+            max_resolution_ms: hints.max_resolution_ms.unwrap_or(0),
         };
         let res = self
             .runtime
             .block_on(self.store.select(matchers, mint, maxt, &opts))?
             .map_err(store_error)?;
         self.warn(res.warnings);
+        self.resolutions.lock().extend(res.resolutions);
         Ok(res.series)
     }
 
@@ -99,6 +103,12 @@ impl Queryable for BucketStoreQueryable {
 
     fn take_warnings(&self) -> Vec<String> {
         std::mem::take(&mut *self.warnings.lock())
+    }
+
+    fn take_resolutions(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.resolutions.lock())
+            .into_iter()
+            .collect()
     }
 }
 

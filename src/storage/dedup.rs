@@ -241,6 +241,31 @@ fn dedup_group(labels: Labels, mut replicas: Vec<Series>, counter_adjust: bool) 
             });
         }
     }
+    if replicas.iter().any(|r| {
+        r.chunks
+            .iter()
+            .any(|c| c.encoding == crate::storage::downsample::CHUNK_ENC_AGGR)
+    }) {
+        // Downsampled replicas carry five aggregates per chunk, which sample-level gap fill
+        // cannot merge; the replica covering the most time answers alone (the engine decodes
+        // the aggregate it needs later).
+        let span = |r: &Series| -> i64 {
+            r.chunks
+                .iter()
+                .map(|c| c.max_time.saturating_sub(c.min_time))
+                .sum()
+        };
+        let mut best: Option<Series> = None;
+        for r in replicas {
+            if best.as_ref().is_none_or(|b| span(&r) > span(b)) {
+                best = Some(r);
+            }
+        }
+        return Ok(Series {
+            labels,
+            chunks: best.map(|b| b.chunks).unwrap_or_default(),
+        });
+    }
     let mut decoded = Vec::with_capacity(replicas.len());
     for r in replicas {
         let samples = decode_series(r.chunks).map_err(|source| DedupError::Decode {

@@ -349,8 +349,15 @@ pub struct SelectHints {
     pub limit: usize,
     /// The PromQL function the selected samples feed, when every use of the selector is one
     /// function (e.g. `rate`): a deduplicating source adjusts counters across replica
-    /// switches only for the counter functions.
+    /// switches only for the counter functions; over downsampled data it also picks the
+    /// aggregate read (`storage::downsample::read_for`).
     pub func: Option<String>,
+    /// The range of the matrix selector `func` reads (ms), 0 for an instant selector: a
+    /// source may cap the resolution of rate-like functions at half of it.
+    pub range_ms: i64,
+    /// The query's maximum source resolution (ms, 0 = raw); `None` leaves it to the source
+    /// (a fan-out applies the request's own). Sources without downsampled data ignore it.
+    pub max_resolution_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -410,6 +417,12 @@ pub trait Queryable: Send + Sync {
     /// Problems that did not fail a call but left its answer incomplete (a corrupt block that
     /// was skipped, say), collected since the last call. Sources without such cases have none.
     fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Resolutions (ms, 0 = raw) of the data that answered selects since the last call,
+    /// ascending; sources that only hold raw data report nothing.
+    fn take_resolutions(&self) -> Vec<i64> {
         Vec::new()
     }
 }

@@ -1,7 +1,7 @@
 //! The StoreAPI between nodes: what a QueryPlanner asks a ScraperShipper (recent, not yet
 //! shipped data) or a StoreShard (bucket blocks) for, carried over the RPC transport as bincode.
-//! Series come back as a stream of batches of raw XOR chunks, so a large answer never sits in
-//! one frame; every source labels its series with its external labels, like Thanos stores do,
+//! Series come back as a stream of batches of chunks (raw XOR, or Thanos `AggrChunk`s from
+//! downsampled blocks), so a large answer never sits in one frame; every source labels its series with its external labels, like Thanos stores do,
 //! so the querier can tell replicas apart and deduplicate them. This module holds the wire
 //! types; `server` answers them from this node's sources and `rpc` dispatches every request the
 //! node's transport receives.
@@ -73,6 +73,11 @@ pub struct SeriesRequest {
     pub labels_only: bool,
     /// Most series the caller accepts; 0 = no limit.
     pub limit: usize,
+    /// The query's maximum source resolution (ms, 0 = raw), Thanos's `max_resolution_window`:
+    /// bucket stores pick their blocks by it; sources of raw data ignore it. Chunks of
+    /// downsampled blocks travel as Thanos `AggrChunk`s (encoding 0xff) with every aggregate,
+    /// and the querier's engine decodes the one its function needs.
+    pub max_resolution_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +95,8 @@ pub struct LabelsRequest {
 pub struct SeriesFrame {
     pub series: Vec<(Labels, Vec<EncodedChunk>)>,
     pub warnings: Vec<String>,
+    /// Resolutions (ms, 0 = raw) of the data in the whole answer, in the first frame.
+    pub resolutions: Vec<i64>,
 }
 
 /// What a source says about itself, for store matching.
@@ -173,6 +180,7 @@ mod tests {
             matchers: to_wire(&[Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap()]),
             labels_only: false,
             limit: 3,
+            max_resolution_ms: 300_000,
         };
         assert_eq!(
             decode::<SeriesRequest>(&encode(&req).unwrap()).unwrap(),

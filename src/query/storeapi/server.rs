@@ -28,22 +28,35 @@ pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, 
             let hints = SelectHints {
                 labels_only: r.labels_only,
                 limit: r.limit,
-                func: None,
+                max_resolution_ms: Some(r.max_resolution_ms),
+                ..SelectHints::default()
             };
-            let (series, warnings) = tokio::task::spawn_blocking(move || {
+            let (series, warnings, resolutions) = tokio::task::spawn_blocking(move || {
                 let mut parts = Vec::new();
                 let mut warnings = Vec::new();
+                let mut resolutions = std::collections::BTreeSet::new();
                 for s in &sources {
                     if storeapi::store_matches(&s.external_labels, &matchers) {
                         let got = s
                             .queryable
                             .select(&matchers, r.min_time, r.max_time, &hints)
                             .map_err(|e| e.to_string())?;
+                        let res = s.queryable.take_resolutions();
+                        // A source of raw data reports nothing: its series are raw.
+                        if res.is_empty() && !got.is_empty() {
+                            resolutions.insert(0);
+                        }
+                        resolutions.extend(res);
                         parts.push(label_series(got, &s.external_labels));
                         warnings.extend(s.queryable.take_warnings());
                     }
                 }
-                Ok::<_, String>((crate::storage::dedup::merge_sources(parts), warnings))
+                let resolutions: Vec<i64> = resolutions.into_iter().collect();
+                Ok::<_, String>((
+                    crate::storage::dedup::merge_sources(parts),
+                    warnings,
+                    resolutions,
+                ))
             })
             .await
             .map_err(|e| internal(e.to_string()))?
@@ -56,6 +69,11 @@ pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, 
                         .map(|s| (s.labels.clone(), s.chunks.clone()))
                         .collect(),
                     warnings: if i == 0 { warnings.clone() } else { Vec::new() },
+                    resolutions: if i == 0 {
+                        resolutions.clone()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 frames.push(storeapi::encode(&frame).map_err(|e| internal(e.to_string())));
             }
@@ -64,6 +82,7 @@ pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, 
                     storeapi::encode(&SeriesFrame {
                         series: Vec::new(),
                         warnings,
+                        resolutions,
                     })
                     .map_err(|e| internal(e.to_string())),
                 );

@@ -111,7 +111,9 @@ impl BlockWriter {
         let mut samples = 0u64;
         let mut prev_max: Option<i64> = None;
         for (i, c) in chunks.iter().enumerate() {
-            if c.encoding == 0 || c.encoding > 3 {
+            // XOR and the histogram encodings, or a Thanos AggrChunk (downsampled blocks).
+            let aggr = c.encoding == crate::storage::downsample::CHUNK_ENC_AGGR;
+            if c.encoding == 0 || (c.encoding > 3 && !aggr) {
                 return Err(BlockError::Invalid(format!(
                     "series {labels}: chunk {i} has unsupported encoding {}",
                     c.encoding

@@ -18,6 +18,7 @@ use ulid::Ulid;
 use super::bucket_block::BucketBlock;
 use super::cache::{ByteLru, CacheStats};
 use super::index_header::header_path;
+use super::resolution::{select_blocks, BlockSpan};
 use super::sync::{MetaSyncer, SyncedBlock};
 use super::{QueryBudget, QueryLimits, Result, StoreConfig, StoreCounters, StoreError};
 use crate::storage::block::BlockMeta;
@@ -60,7 +61,8 @@ pub struct SelectOptions {
     pub limits: QueryLimits,
     /// Only label sets are wanted: series come back without chunks.
     pub labels_only: bool,
-    /// Serve blocks with a downsampling resolution up to this (ms); 0 = raw blocks only.
+    /// The query's maximum source resolution (ms; 0 = raw): which blocks answer follows
+    /// `resolution::select_blocks` (coarsest allowed first, finer then coarser data in gaps).
     pub max_resolution_ms: i64,
 }
 
@@ -72,6 +74,8 @@ pub struct SelectResult {
     pub warnings: Vec<String>,
     pub blocks_queried: usize,
     pub chunk_bytes: u64,
+    /// Resolutions (ms, 0 = raw) of the blocks that returned series, ascending.
+    pub resolutions: Vec<i64>,
 }
 
 /// Names or values plus per-block warnings.
@@ -110,6 +114,9 @@ pub struct BucketStore {
     cache: Arc<ByteLru>,
     counters: Arc<StoreCounters>,
     blocks: RwLock<BTreeMap<Ulid, Arc<BucketBlock>>>,
+    /// Extents of every loadable block of the bucket in this store's time window, served here
+    /// or not: resolution selection must see what other shards serve.
+    known: RwLock<Vec<BlockSpan>>,
     failed: RwLock<BTreeMap<Ulid, String>>,
     syncer: tokio::sync::Mutex<MetaSyncer>,
     query_slots: tokio::sync::Semaphore,
@@ -128,6 +135,7 @@ impl BucketStore {
             cache: Arc::new(ByteLru::new(cfg.cache_bytes)),
             counters: Arc::new(StoreCounters::default()),
             blocks: RwLock::new(BTreeMap::new()),
+            known: RwLock::new(Vec::new()),
             failed: RwLock::new(BTreeMap::new()),
             syncer: tokio::sync::Mutex::new(MetaSyncer::new(cfg.prepare_concurrency)),
             ready: AtomicBool::new(false),
@@ -172,6 +180,21 @@ impl BucketStore {
             .filter(|b| in_window(b))
             .map(|b| b.meta.ulid)
             .filter(|u| owns(u))
+            .collect();
+        *self.known.write() = state
+            .blocks
+            .values()
+            .filter(|b| in_window(b))
+            .map(|b| BlockSpan {
+                id: b.meta.ulid,
+                min_time: b.meta.min_time,
+                max_time: b.meta.max_time,
+                resolution: b
+                    .meta
+                    .thanos
+                    .as_ref()
+                    .map_or(0, |t| t.downsample.resolution),
+            })
             .collect();
         let mut report = SyncReport {
             known: state.blocks.len(),
@@ -386,12 +409,26 @@ impl BucketStore {
         n
     }
 
+    /// The served blocks that answer `[mint, maxt]` at `max_resolution` (module
+    /// `resolution`). Served blocks the bucket listing does not know (revived inputs of a
+    /// failed block) take part in the choice too.
     fn blocks_for(&self, mint: i64, maxt: i64, max_resolution: i64) -> Vec<Arc<BucketBlock>> {
-        self.blocks
-            .read()
-            .values()
-            .filter(|b| b.overlaps(mint, maxt) && b.resolution() <= max_resolution)
-            .cloned()
+        let blocks = self.blocks.read();
+        let mut spans = self.known.read().clone();
+        for b in blocks.values() {
+            if !spans.iter().any(|s| s.id == b.ulid()) {
+                spans.push(BlockSpan {
+                    id: b.ulid(),
+                    min_time: b.meta().min_time,
+                    max_time: b.meta().max_time,
+                    resolution: b.resolution(),
+                });
+            }
+        }
+        select_blocks(&spans, mint, maxt, max_resolution)
+            .into_iter()
+            .filter_map(|u| blocks.get(&u).cloned())
+            .filter(|b| b.overlaps(mint, maxt))
             .collect()
     }
 
@@ -434,14 +471,18 @@ impl BucketStore {
                 let r = b
                     .select(matchers, mint, maxt, opts.labels_only, budget_ref)
                     .await;
-                (b.ulid(), r)
+                (b.ulid(), b.resolution(), r)
             })
             .buffer_unordered(self.cfg.query_concurrency);
         let mut merged: BTreeMap<Labels, Vec<EncodedChunk>> = BTreeMap::new();
         let mut warnings = Vec::new();
-        while let Some((ulid, r)) = results.next().await {
+        let mut resolutions = BTreeSet::new();
+        while let Some((ulid, resolution, r)) = results.next().await {
             match r {
                 Ok(series) => {
+                    if !series.is_empty() {
+                        resolutions.insert(resolution);
+                    }
                     for s in series {
                         merged.entry(s.labels).or_default().extend(s.chunks);
                     }
@@ -472,6 +513,7 @@ impl BucketStore {
             warnings,
             blocks_queried: blocks.len(),
             chunk_bytes: budget.chunk_bytes(),
+            resolutions: resolutions.into_iter().collect(),
         })
     }
 
@@ -505,7 +547,14 @@ impl BucketStore {
     ) -> Result<LabelsResult> {
         let _slot = self.query_slot().await?;
         self.counters.inc(&self.counters.queries);
-        let blocks = self.blocks_for(mint, maxt, i64::MAX);
+        // Labels do not depend on the resolution: every overlapping block answers.
+        let blocks: Vec<Arc<BucketBlock>> = self
+            .blocks
+            .read()
+            .values()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect();
         let mut results = stream::iter(blocks)
             .map(|b| async move {
                 let r = match name {

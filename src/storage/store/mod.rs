@@ -12,6 +12,7 @@ pub mod decode;
 pub mod header_build;
 pub mod index_header;
 pub mod ranges;
+pub mod resolution;
 pub mod sync;
 pub mod synth;
 

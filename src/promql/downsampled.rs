@@ -1,0 +1,111 @@
+//! Reading downsampled series in the engine: a selected series whose chunks include Thanos
+//! `AggrChunk`s (encoding 0xff, from 5m/1h blocks) is turned into samples here, by the
+//! aggregate the enclosing function needs (`storage::downsample::read_for`), instead of by
+//! the XOR `SeriesIterator`. Decoding happens in the engine rather than in the stores so that
+//! the StoreAPI carries whole AggrChunks as Thanos's does (any store, Thanos's included, can
+//! answer) and one fetched chunk serves every function that reads it.
+//!
+//! What the engine must do beyond decoding, decided here:
+//! - `count_over_time` reads `Read::SampleCount` (raw samples per window) and is then
+//!   evaluated as `sum_over_time` (`Fetched::counts_samples`), so it counts raw samples.
+//! - `rate`-like functions over a range shorter than two windows get interpolated counter
+//!   points (`Interpolation::for_range`) at the resolution of the data, inferred from the
+//!   chunks' window stamps (`infer_resolution`), so `rate(x[5m])` over 5m data has values.
+//! - Functions whose answer is an approximation a user would not guess (`resets`,
+//!   `changes`) add `approximation_note` as a query warning when downsampled data answered.
+
+use crate::promql::error::{PromqlError, Result};
+use crate::storage::downsample::{
+    self, AggrChunk, AggrType, Interpolation, Read, ReadOptions, CHUNK_ENC_AGGR, RES_1H, RES_5M,
+};
+use crate::storage::model::{EncodedChunk, Labels, Sample};
+
+/// How one selector reads downsampled series: the enclosing function and its range.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DownsampledRead {
+    pub func: Option<String>,
+    /// The matrix selector's range (ms), 0 for an instant selector.
+    pub range_ms: i64,
+}
+
+impl DownsampledRead {
+    pub fn read(&self) -> Read {
+        downsample::read_for(self.func.as_deref())
+    }
+}
+
+/// True when a series holds downsampled chunks.
+pub(crate) fn is_downsampled(chunks: &[EncodedChunk]) -> bool {
+    chunks.iter().any(|c| c.encoding == CHUNK_ENC_AGGR)
+}
+
+/// The samples of a series with downsampled chunks within `[mint, maxt]`.
+pub(crate) fn decode(
+    labels: &Labels,
+    chunks: &[EncodedChunk],
+    how: &DownsampledRead,
+    mint: i64,
+    maxt: i64,
+) -> Result<Vec<Sample>> {
+    let read = how.read();
+    let interpolation = match read {
+        Read::Counter => Interpolation::for_range(infer_resolution(chunks), how.range_ms),
+        _ => None,
+    };
+    let opts = ReadOptions {
+        mint,
+        maxt,
+        interpolation,
+    };
+    downsample::read_series(chunks, read, &opts)
+        .map_err(|e| PromqlError::Storage(format!("reading downsampled series {labels}: {e}")))
+}
+
+/// The resolution of a series' downsampled chunks, from their window stamps: a window is
+/// stamped at its last millisecond, except a chunk's last window, so the other stamps of a
+/// 1h chunk are all hour-aligned and those of a 5m chunk are not (two consecutive 5m windows
+/// never both end on the hour). A series without such stamps (one window a chunk) counts as
+/// 1h when a chunk spans more than 5m, else 5m. Interpolation only needs it roughly: it joins
+/// points in the same or adjacent windows.
+pub(crate) fn infer_resolution(chunks: &[EncodedChunk]) -> i64 {
+    let mut seen = false;
+    for c in chunks.iter().filter(|c| c.encoding == CHUNK_ENC_AGGR) {
+        let Ok(stamps) = AggrChunk::from_bytes(c.data.clone()).samples(AggrType::Count) else {
+            continue;
+        };
+        let inner = stamps.len().saturating_sub(1);
+        for s in stamps.iter().take(inner) {
+            seen = true;
+            if (s.t + 1).rem_euclid(RES_1H) != 0 {
+                return RES_5M;
+            }
+        }
+    }
+    if seen {
+        return RES_1H;
+    }
+    let wide = chunks
+        .iter()
+        .filter(|c| c.encoding == CHUNK_ENC_AGGR)
+        .any(|c| c.max_time - c.min_time > RES_5M);
+    if wide {
+        RES_1H
+    } else {
+        RES_5M
+    }
+}
+
+/// The function a range function must be evaluated as over what `read` produced:
+/// `count_over_time` over per-window sample counts is their sum.
+pub(crate) fn counts_samples(how: &DownsampledRead) -> bool {
+    how.read() == Read::SampleCount
+}
+
+/// The warning for `how`'s function over downsampled data, if it approximates.
+pub(crate) fn note(how: &DownsampledRead) -> Option<&'static str> {
+    downsample::approximation_note(how.func.as_deref())
+}
+
+#[cfg(test)]
+#[path = "downsampled_tests.rs"]
+mod tests;
