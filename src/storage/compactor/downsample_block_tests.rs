@@ -108,9 +108,10 @@ fn meta_json_is_what_thanos_writes() {
         min_time: T0,
         max_time: T0 + DAY_MS,
     }];
+    let files = ThanosMeta::gather_files(&dir_of(tmp.path(), &input)).unwrap();
     if let Some(t) = input.thanos.as_mut() {
         t.upload_time = Some("2023-11-16T00:00:00Z".into());
-        t.files = ThanosMeta::gather_files(&dir_of(tmp.path(), &input)).unwrap();
+        t.files = files;
     }
     input.write(&dir_of(tmp.path(), &input)).unwrap();
     let out = tmp.path().join("out");

@@ -43,7 +43,20 @@ pub(super) async fn stream(
             no_downsample: s.no_downsample.contains(&m.ulid),
         })
         .collect();
-    let jobs = plan_downsample(&candidates, &s.covering);
+    // Not in Thanos: a copy that retention of its resolution would delete at once is not
+    // made (Thanos makes it, deletes it, and then makes it again every pass).
+    let retention = &ctx.settings.retention;
+    let now_ms = ctx.now_ms();
+    let jobs = plan_downsample(&candidates, &s.covering)
+        .into_iter()
+        .filter(|j| {
+            let keep = retention.for_resolution(j.to);
+            let max_time = candidates
+                .iter()
+                .find(|c| c.meta.ulid == j.ulid)
+                .map_or(i64::MAX, |c| c.meta.max_time);
+            keep <= 0 || now_ms <= max_time.saturating_add(keep)
+        });
     for job in jobs {
         let Some(meta) = candidates
             .iter()

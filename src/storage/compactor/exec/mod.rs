@@ -27,7 +27,9 @@
 //!    `downsample_plan::plan_downsample` picks (raw → 5m from a 40h span, 5m → 1h from 10d,
 //!    not when every source is already downsampled, not no-downsample-marked) are downloaded,
 //!    downsampled a series at a time on a blocking thread and uploaded as a new block of the
-//!    next resolution (meta.json last). Its inputs stay: each resolution has its own
+//!    next resolution (meta.json last); not when the copy would already be past the
+//!    retention of its resolution (Thanos would make it, delete it, and make it again). Its
+//!    inputs stay: each resolution has its own
 //!    retention. The new block belongs to the next resolution's stream and is compacted there
 //!    from the next pass on. An input at fault (corrupt, unsupported chunks) gets
 //!    `no-downsample-mark.json` and the step goes on; a bucket or local error ends the stream
