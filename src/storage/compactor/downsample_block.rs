@@ -151,7 +151,7 @@ pub fn downsample_block(
         w.add_series(&series.labels, &chunks)
             .map_err(DownsampleBlockError::Output)?;
         let done = i as u64 + 1;
-        if done % PROGRESS_EVERY == 0 {
+        if done.is_multiple_of(PROGRESS_EVERY) {
             progress(done, total);
         }
     }

@@ -77,7 +77,11 @@ fn blocks_whose_sources_are_all_covered_are_skipped() {
     let five = with_sources(block(11, 0, 48 * H, RES_5M), &[1, 2, 3]);
     assert!(plan_downsample(&unmarked(&[raw.clone(), five.clone()]), &[]).is_empty());
     // The 5m block given as a covering block of another stream counts the same.
-    assert!(plan_downsample(&unmarked(std::slice::from_ref(&raw)), &[five.clone()]).is_empty());
+    assert!(plan_downsample(
+        &unmarked(std::slice::from_ref(&raw)),
+        std::slice::from_ref(&five)
+    )
+    .is_empty());
     // Covered by a 5m block compacted from several downsampled blocks (more sources).
     let wide = with_sources(block(12, 0, 14 * D, RES_5M), &[1, 2, 3, 4, 5]);
     assert!(plan_downsample(&unmarked(std::slice::from_ref(&raw)), &[wide]).is_empty());
@@ -90,7 +94,10 @@ fn blocks_whose_sources_are_all_covered_are_skipped() {
     // A 1h block does not cover a raw block: coverage is at the target resolution only.
     let hour = with_sources(block(14, 0, 48 * H, RES_1H), &[1, 2, 3]);
     assert_eq!(
-        plan_downsample(&unmarked(std::slice::from_ref(&raw)), &[hour.clone()]),
+        plan_downsample(
+            &unmarked(std::slice::from_ref(&raw)),
+            std::slice::from_ref(&hour)
+        ),
         vec![job(10, RES_RAW, RES_5M)]
     );
     // ... but covers a 5m block with those sources.

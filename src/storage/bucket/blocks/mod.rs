@@ -27,8 +27,9 @@
 //! - **Deletion is delayed.** A block is first marked (`write_deletion_mark`). Readers keep
 //!   serving it while the mark is younger than their delay; once the mark is at least the
 //!   delay old the block counts as gone and may be deleted (`DeletionMark::is_due`).
-//! - **Marks are written once.** Writing a deletion or no-compact mark never replaces one that
-//!   exists, so marking a block again does not restart its delay. A no-compact mark keeps the
+//! - **Marks are written once.** Writing a deletion, no-compact or no-downsample mark never
+//!   replaces one that exists, so marking a block again does not restart its delay. A
+//!   no-downsample mark keeps the block out of downsampling. A no-compact mark keeps the
 //!   block out of every compaction.
 //! - **Parsing.** `meta.json` must have version 1, name the ULID of its directory, carry a
 //!   `thanos` section of version 0 or 1, and have `minTime <= maxTime` (`parse_meta`). A mark
