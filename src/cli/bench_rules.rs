@@ -340,7 +340,10 @@ async fn measure(
         samples
     };
     let pair = [&strata, &prom];
-    let (cpu, samples) = tokio::join!(cpu_window(&pair, Duration::from_secs(args.secs)), sampler);
+    let (cpu, samples) = tokio::join!(
+        cpu_window(&pair, Duration::from_secs(args.secs)),
+        sampler
+    );
     let cpu = cpu?;
     let queries = [(
         "sum(strata_rule_group_iterations_missed_total)",
@@ -458,11 +461,7 @@ pub fn run(args: RulesBenchArgs, out: &mut dyn Write) -> Result<()> {
         ),
     };
     // A kept work dir starts over: no data, and no rule file until the rules window.
-    for d in [
-        work.join("prometheus"),
-        work.join("strata"),
-        work.join("rules"),
-    ] {
+    for d in [work.join("prometheus"), work.join("strata"), work.join("rules")] {
         let _ = std::fs::remove_dir_all(d);
     }
     let strata_bin = match &args.strata {
