@@ -7,6 +7,7 @@
 mod cluster;
 mod compactor;
 mod compactor_cluster;
+mod compactor_downsample;
 mod compactor_faults;
 mod compactor_replicas;
 mod configs;

@@ -1,5 +1,6 @@
 //! The Compactor role: every `compactor.interval` it runs one pass of the bucket compactor
-//! (`storage::compactor::exec::run_pass`: compaction, vertical dedup of HA replicas, retention,
+//! (`storage::compactor::exec::run_pass`: compaction, vertical dedup of HA replicas, downsampling
+//! to 5m and 1h (`compactor.downsample`), retention,
 //! delayed deletion, partial-upload cleanup). Several nodes may hold the role
 //! (`role_policy: {compactor: N}`): each stream of blocks is owned by rendezvous hashing of its
 //! id over the live compactors, and before any write for a stream the owner must also hold

@@ -106,7 +106,7 @@ fn prepare_bucket(bin: &Path, work: &Path, blocks: &Path, shape: &str) -> Result
     write_file(
         &cfg,
         &format!(
-            "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\ncompactor: {{consistency_delay: 0s}}\n",
+            "global:\n  external_labels: {{cluster: bench}}\nbucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\ncompactor: {{consistency_delay: 0s}}\n",
             bucket.display()
         ),
     )?;

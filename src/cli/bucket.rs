@@ -1,4 +1,4 @@
-//! `strata tools bucket upload|ls|inspect|verify` (and `compact|mark|cleanup`, in
+//! `strata tools bucket upload|ls|inspect|verify` (and `compact|downsample|mark|cleanup`, in
 //! `bucket_compact`): opens the bucket named by the config's
 //! `bucket:` section (the embedded filesystem bucket without `--config`) through
 //! `storage::bucket::config::from_config` + `open_bucket`, runs the library tools of `storage::bucket::tools`
@@ -63,7 +63,14 @@ pub enum BucketCommand {
         #[command(flatten)]
         bucket: BucketArgs,
     },
-    /// Mark blocks for deletion (deleted after `compactor.delete_delay`) or no-compact.
+    /// Downsample the bucket once, as the compactor does after compacting: raw blocks
+    /// spanning 40h or more to 5m, 5m blocks spanning 10d or more to 1h, each block once.
+    Downsample {
+        #[command(flatten)]
+        bucket: BucketArgs,
+    },
+    /// Mark blocks for deletion (deleted after `compactor.delete_delay`), no-compact or
+    /// no-downsample.
     Mark {
         #[arg(long, value_enum)]
         kind: super::bucket_compact::MarkKind,
@@ -180,6 +187,11 @@ async fn run_async(cmd: BucketCommand, out: &mut dyn Write) -> Result<()> {
             let cfg = load_config(bucket.config.as_deref())?;
             let store = open_store(&cfg)?;
             super::bucket_compact::compact(&cfg, store, out).await
+        }
+        BucketCommand::Downsample { bucket } => {
+            let cfg = load_config(bucket.config.as_deref())?;
+            let store = open_store(&cfg)?;
+            super::bucket_compact::downsample(&cfg, store, out).await
         }
         BucketCommand::Cleanup { bucket } => {
             let cfg = load_config(bucket.config.as_deref())?;

@@ -1,9 +1,12 @@
-//! `strata tools bucket compact|mark|cleanup`: the Compactor's code run once from the command
-//! line over the config's bucket. `compact` runs one full pass (compaction, vertical dedup of
-//! HA replicas, retention, delayed deletion, partial-upload cleanup) with progress on stderr
-//! and a summary table on stdout; `mark` puts Thanos deletion or no-compact marks on blocks by
-//! hand; `cleanup` runs only the deletion side of a pass (due deletion marks, abandoned partial
-//! uploads). Like Thanos's `compact --wait=false` and `tools bucket mark|cleanup`.
+//! `strata tools bucket compact|downsample|mark|cleanup`: the Compactor's code run once from
+//! the command line over the config's bucket. `compact` runs one full pass (compaction,
+//! vertical dedup of HA replicas, downsampling unless `compactor.downsample: false`,
+//! retention, delayed deletion, partial-upload cleanup) with progress on stderr and a summary
+//! table on stdout; `downsample` runs only the downsampling step (every eligible block, one
+//! progress line per block); `mark` puts Thanos deletion, no-compact or no-downsample marks on
+//! blocks by hand; `cleanup` runs only the deletion side of a pass (due deletion marks,
+//! abandoned partial uploads). Like Thanos's `compact --wait=false` and `tools bucket
+//! downsample|mark|cleanup`.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -14,7 +17,9 @@ use super::{CliError, Result};
 use crate::config::Config;
 use crate::storage::bucket::blocks::{self, NoCompactReason};
 use crate::storage::bucket::{DynStore, ObjectStore};
-use crate::storage::compactor::exec::{run_cleanup, run_pass, AlwaysOwn, PassReport, Progress};
+use crate::storage::compactor::exec::{
+    run_cleanup, run_downsample, run_pass, AlwaysOwn, PassReport, Progress,
+};
 use crate::storage::compactor::settings::settings_from_config;
 
 /// What `mark --kind` takes.
@@ -22,6 +27,17 @@ use crate::storage::compactor::settings::settings_from_config;
 pub enum MarkKind {
     Deletion,
     NoCompact,
+    NoDownsample,
+}
+
+/// `300000` ms as `5m`, `3600000` as `1h`.
+fn resolution_name(ms: i64) -> String {
+    match ms {
+        0 => "raw".to_string(),
+        300_000 => "5m".to_string(),
+        3_600_000 => "1h".to_string(),
+        other => format!("{other}ms"),
+    }
 }
 
 /// A progress line for stderr, or `None` for events too frequent to print.
@@ -42,6 +58,18 @@ fn progress_line(p: &Progress) -> Option<String> {
         }
         // The executor reports a merge about once a second.
         Progress::Merging { series } => format!("  merged {series} series"),
+        Progress::Downsampling { block, resolution } => {
+            format!("downsampling {block} to {}", resolution_name(*resolution))
+        }
+        Progress::Downsampled {
+            block,
+            into,
+            resolution,
+            series,
+        } => format!(
+            "  downsampled {block} into {into} ({}, {series} series)",
+            resolution_name(*resolution)
+        ),
         Progress::Uploading { block } => format!("  uploading {block}"),
         Progress::Marked { block, what } => format!("  marked {block}: {what}"),
         Progress::Deleted { block } => format!("  deleted {block}"),
@@ -57,7 +85,7 @@ fn print_progress(p: Progress) {
 
 /// The summary of a pass as a two-column table.
 pub fn write_summary(report: &PassReport, out: &mut dyn Write) -> std::io::Result<()> {
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 16] = [
         ("streams", report.streams.to_string()),
         ("vertical compactions", report.vertical_plans.to_string()),
         ("level compactions", report.level_plans.to_string()),
@@ -69,6 +97,11 @@ pub fn write_summary(report: &PassReport, out: &mut dyn Write) -> std::io::Resul
         (
             "blocks marked no-compact",
             report.no_compact_marked.len().to_string(),
+        ),
+        ("blocks downsampled", report.downsampled.len().to_string()),
+        (
+            "blocks marked no-downsample",
+            report.no_downsample_marked.len().to_string(),
         ),
         ("retention marks", report.retention_marked.len().to_string()),
         (
@@ -98,6 +131,24 @@ pub fn write_summary(report: &PassReport, out: &mut dyn Write) -> std::io::Resul
             b.ulid, b.level, b.kind, b.sources, b.stream
         )?;
     }
+    for d in &report.downsampled {
+        writeln!(
+            out,
+            "downsampled {} into {} ({}, {} series, {} samples)",
+            d.source,
+            d.ulid,
+            resolution_name(d.resolution),
+            d.num_series,
+            d.num_samples
+        )?;
+    }
+    for m in &report.no_downsample_marked {
+        writeln!(
+            out,
+            "no-downsample {} ({}): {}",
+            m.ulid, m.reason, m.details
+        )?;
+    }
     for m in &report.no_compact_marked {
         writeln!(out, "no-compact {} ({}): {}", m.ulid, m.reason, m.details)?;
     }
@@ -114,6 +165,25 @@ pub fn write_summary(report: &PassReport, out: &mut dyn Write) -> std::io::Resul
 pub async fn compact(cfg: &Config, store: DynStore, out: &mut dyn Write) -> Result<()> {
     let settings = settings_from_config(cfg, cfg.node.data_dir.join("compactor"));
     let report = run_pass_on(store, &settings, false).await?;
+    write_summary(&report, out)?;
+    if report.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "the pass hit {} error(s); run it again",
+            report.errors.len()
+        )))
+    }
+}
+
+/// Only the downsampling step, over every stream; fails (non-zero exit) when it hit
+/// transient errors.
+pub async fn downsample(cfg: &Config, store: DynStore, out: &mut dyn Write) -> Result<()> {
+    let settings = settings_from_config(cfg, cfg.node.data_dir.join("compactor"));
+    let now = SystemTime::now();
+    let report = run_downsample(store, &settings, &AlwaysOwn, None, &print_progress, now)
+        .await
+        .map_err(|e| CliError::Usage(format!("downsampling pass: {e}")))?;
     write_summary(&report, out)?;
     if report.errors.is_empty() {
         Ok(())
@@ -147,7 +217,8 @@ async fn run_pass_on(
     res.map_err(|e| CliError::Usage(format!("compactor pass: {e}")))
 }
 
-/// Puts a deletion or no-compact mark (reason `manual`) on each block; blocks must exist.
+/// Puts a deletion, no-compact or no-downsample mark (reason `manual`) on each block; blocks
+/// must exist.
 pub async fn mark(
     store: &dyn ObjectStore,
     kind: MarkKind,
@@ -179,11 +250,16 @@ pub async fn mark(
                 blocks::write_no_compact_mark(store, id, NoCompactReason::Manual, details, now)
                     .await
             }
+            MarkKind::NoDownsample => {
+                blocks::write_no_downsample_mark(store, id, NoCompactReason::Manual, details, now)
+                    .await
+            }
         }
         .map_err(|e| CliError::Usage(e.to_string()))?;
         let what = match kind {
             MarkKind::Deletion => "deletion",
             MarkKind::NoCompact => "no-compact",
+            MarkKind::NoDownsample => "no-downsample",
         };
         if written {
             writeln!(out, "marked {id} for {what}")?;

@@ -38,6 +38,10 @@ pub struct CompactorConfig {
     /// into one deduplicated stream.
     #[serde(default = "default_dedup")]
     pub dedup: bool,
+    /// Downsample raw blocks spanning 40h or more to 5m, and 5m blocks spanning 10d or more
+    /// to 1h, after compaction (the inverse of Thanos's `--downsampling.disable`).
+    #[serde(default = "default_downsample")]
+    pub downsample: bool,
 }
 
 /// Retention per resolution; `0s` keeps blocks forever.
@@ -85,6 +89,16 @@ fn default_dedup() -> bool {
     true
 }
 
+fn default_downsample() -> bool {
+    true
+}
+
+/// Thanos refuses to start with downsampling on and raw retention below this: a raw block
+/// must live long enough to reach the 40h a 5m downsampling needs.
+const MIN_RAW_RETENTION_MS: u64 = 40 * 3_600_000;
+/// Likewise for 5m blocks and the 10d a 1h downsampling needs.
+const MIN_5M_RETENTION_MS: u64 = 10 * 24 * 3_600_000;
+
 impl Default for CompactorConfig {
     fn default() -> Self {
         CompactorConfig {
@@ -96,6 +110,7 @@ impl Default for CompactorConfig {
             memory_budget: default_memory_budget(),
             concurrency: default_concurrency(),
             dedup: default_dedup(),
+            downsample: default_downsample(),
         }
     }
 }
@@ -148,6 +163,32 @@ impl CompactorConfig {
                 "must be at least 1",
             ));
         }
+        if self.downsample {
+            // Thanos's check (`cmd/thanos/compact.go`): with retention shorter than the span
+            // downsampling needs, data would be deleted before it could be downsampled.
+            let raw = self.retention.raw.as_millis();
+            if raw != 0 && raw < MIN_RAW_RETENTION_MS {
+                return Err(ConfigError::invalid(
+                    "compactor.retention.raw",
+                    format!(
+                        "must be 0 (forever) or at least 40h while compactor.downsample is on \
+                         (raw blocks are downsampled once they span 40h), got {}",
+                        self.retention.raw
+                    ),
+                ));
+            }
+            let five_m = self.retention.five_m.as_millis();
+            if five_m != 0 && five_m < MIN_5M_RETENTION_MS {
+                return Err(ConfigError::invalid(
+                    "compactor.retention.5m",
+                    format!(
+                        "must be 0 (forever) or at least 10d while compactor.downsample is on \
+                         (5m blocks are downsampled once they span 10d), got {}",
+                        self.retention.five_m
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -173,6 +214,23 @@ mod tests {
         assert!(c.retention.raw.is_zero() && c.retention.five_m.is_zero());
         assert_eq!(c.memory_budget.0, 512 << 20);
         assert!(c.dedup);
+        assert!(c.downsample);
+    }
+
+    #[test]
+    fn short_retention_is_refused_only_while_downsampling() {
+        for (yaml, key) in [
+            ("retention: {raw: 39h}", "compactor.retention.raw"),
+            ("retention: {raw: 2d, 5m: 9d}", "compactor.retention.5m"),
+        ] {
+            let err = parse(yaml).unwrap_err();
+            assert!(err.contains(key), "{yaml}: {err}");
+            let off = format!("{yaml}\ndownsample: false\n");
+            assert!(parse(&off).is_ok(), "{off}");
+        }
+        let c = parse("retention: {raw: 40h, 5m: 10d, 1h: 1h}").unwrap();
+        assert!(c.downsample);
+        assert!(parse("retention: {raw: 0s, 5m: 0s}").is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::meta::{BlockMeta, BlockStats, META_VERSION};
 use super::tombstones::Tombstones;
 use super::{fsync_dir, io_err, BlockError, Result};
 use crate::storage::chunkenc::ENCODING_XOR;
+use crate::storage::downsample::{AggrChunk, CHUNK_ENC_AGGR};
 use crate::storage::model::{EncodedChunk, Labels};
 
 /// Suffix of the directory a block is assembled in (same as Prometheus).
@@ -111,9 +112,10 @@ impl BlockWriter {
         let mut samples = 0u64;
         let mut prev_max: Option<i64> = None;
         for (i, c) in chunks.iter().enumerate() {
-            // XOR and the histogram encodings, or a Thanos AggrChunk (downsampled blocks).
-            let aggr = c.encoding == crate::storage::downsample::CHUNK_ENC_AGGR;
-            if c.encoding == 0 || (c.encoding > 3 && !aggr) {
+            // 1-3: Prometheus's XOR, histogram and float-histogram chunks; 0xff: Thanos's
+            // AggrChunk of a downsampled block.
+            let known = (1..=3).contains(&c.encoding) || c.encoding == CHUNK_ENC_AGGR;
+            if !known {
                 return Err(BlockError::Invalid(format!(
                     "series {labels}: chunk {i} has unsupported encoding {}",
                     c.encoding
@@ -142,6 +144,9 @@ impl BlockWriter {
             };
             if c.encoding == ENCODING_XOR {
                 samples += u16::from_be_bytes([h[0], h[1]]) as u64;
+            } else if c.encoding == CHUNK_ENC_AGGR {
+                // Thanos counts an AggrChunk's windows: its count aggregate's samples.
+                samples += AggrChunk::from_bytes(c.data.clone()).num_samples() as u64;
             }
         }
         let mut metas = Vec::with_capacity(chunks.len());

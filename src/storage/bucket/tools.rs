@@ -46,7 +46,8 @@ pub struct BlockSummary {
     pub samples: u64,
     pub size_bytes: u64,
     pub labels: BTreeMap<String, String>,
-    /// The marks the block carries: `deletion`, `no-compact` (`-` for none in the table).
+    /// The marks the block carries: `deletion`, `no-compact`, `no-downsample` (`-` for none
+    /// in the table).
     pub marks: Vec<&'static str>,
 }
 
@@ -138,6 +139,9 @@ pub async fn bucket_ls(store: &dyn ObjectStore, out: &mut dyn Write) -> Result<V
                 }
                 if dir.has_no_compact_mark {
                     row.marks.push("no-compact");
+                }
+                if dir.has_no_downsample_mark {
+                    row.marks.push("no-downsample");
                 }
                 rows.push(row);
             }

@@ -35,6 +35,8 @@ pub struct CompactorMetrics {
     pub group_progress: Gauge<f64, AtomicU64>,
     pub blocks_deleted: Counter,
     pub invalid_files: Family<FileLabels, Counter>,
+    pub downsamples: Counter,
+    pub downsample_failures: Counter,
 }
 
 impl Default for CompactorMetrics {
@@ -103,6 +105,16 @@ impl CompactorMetrics {
             "Unparseable meta.json or mark files met while listing; their blocks are skipped, never deleted",
             m.invalid_files.clone(),
         );
+        sub.register(
+            "downsample",
+            "Blocks downsampled (raw to 5m, 5m to 1h) and uploaded",
+            m.downsamples.clone(),
+        );
+        sub.register(
+            "downsample_failures",
+            "Downsamplings that failed: inputs marked no-downsample, or local errors retried next pass",
+            m.downsample_failures.clone(),
+        );
         m
     }
 
@@ -121,6 +133,8 @@ impl CompactorMetrics {
             group_progress: Gauge::default(),
             blocks_deleted: Counter::default(),
             invalid_files: Family::default(),
+            downsamples: Counter::default(),
+            downsample_failures: Counter::default(),
         }
     }
 
@@ -178,6 +192,8 @@ mod tests {
             "strata_compactor_group_progress_ratio 0.5",
             "strata_compactor_blocks_deleted_total 0",
             "strata_compactor_invalid_block_files_total{file=\"meta.json\"} 1",
+            "strata_compactor_downsample_total 0",
+            "strata_compactor_downsample_failures_total 0",
         ] {
             assert!(out.contains(name), "{name} missing in:\n{out}");
         }

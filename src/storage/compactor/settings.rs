@@ -30,6 +30,7 @@ pub fn settings_from_config(cfg: &Config, scratch_dir: PathBuf) -> CompactorSett
     };
     s.memory_budget_bytes = c.memory_budget.0;
     s.concurrency = c.concurrency.max(1);
+    s.downsample = c.downsample;
     s
 }
 
@@ -52,5 +53,8 @@ mod tests {
         assert_eq!(s.retention.raw_ms, 2 * 86_400_000);
         assert_eq!(s.retention.one_h_ms, 0);
         assert_eq!(s.memory_budget_bytes, 64 << 20);
+        assert!(s.downsample, "on by default");
+        let off = Config::from_yaml_str("compactor: {downsample: false}\n", "t.yml").unwrap();
+        assert!(!settings_from_config(&off, PathBuf::from("/tmp/x")).downsample);
     }
 }

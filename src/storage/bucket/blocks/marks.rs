@@ -1,4 +1,5 @@
-//! The Thanos block marks, `deletion-mark.json` and `no-compact-mark.json`
+//! The Thanos block marks, `deletion-mark.json`, `no-compact-mark.json` and
+//! `no-downsample-mark.json`
 //! (`pkg/block/metadata/markers.go`): their JSON, reading them as Thanos's `ReadMarker` does
 //! (version 1 only, absent fields zero) and writing them once, compact like Go's
 //! `json.Marshal`, never replacing a mark that exists.
@@ -10,7 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use super::{object_key, BlocksError, Result, DELETION_MARK_FILE, NO_COMPACT_MARK_FILE};
+use super::{
+    object_key, BlocksError, Result, DELETION_MARK_FILE, NO_COMPACT_MARK_FILE,
+    NO_DOWNSAMPLE_MARK_FILE,
+};
 use crate::storage::bucket::{BucketError, ObjectStore};
 
 /// The only mark version Thanos reads and writes.
@@ -124,6 +128,33 @@ impl NoCompactMark {
     }
 }
 
+/// `no-downsample-mark.json`: the block is never downsampled (Thanos's `NoDownsampleMark`;
+/// its reason takes the no-compact reasons' values, `manual` by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoDownsampleMark {
+    pub id: Ulid,
+    pub version: u32,
+    /// Why, for humans; omitted when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub details: String,
+    /// When the block was marked, unix seconds.
+    pub no_downsample_time: i64,
+    pub reason: NoCompactReason,
+}
+
+impl NoDownsampleMark {
+    pub fn new(id: Ulid, reason: NoCompactReason, details: &str, now: SystemTime) -> Self {
+        NoDownsampleMark {
+            id,
+            version: MARK_VERSION,
+            details: details.to_string(),
+            no_downsample_time: unix_seconds(now),
+            reason,
+        }
+    }
+}
+
 /// What reading and writing need to know about a mark type.
 trait Mark: Serialize + DeserializeOwned {
     const FILE: &'static str;
@@ -139,6 +170,13 @@ impl Mark for DeletionMark {
 
 impl Mark for NoCompactMark {
     const FILE: &'static str = NO_COMPACT_MARK_FILE;
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Mark for NoDownsampleMark {
+    const FILE: &'static str = NO_DOWNSAMPLE_MARK_FILE;
     fn version(&self) -> u32 {
         self.version
     }
@@ -190,6 +228,36 @@ pub fn parse_deletion_mark(bytes: &[u8], ulid: Ulid) -> Result<DeletionMark> {
 /// Parses the `no-compact-mark.json` of block `ulid`.
 pub fn parse_no_compact_mark(bytes: &[u8], ulid: Ulid) -> Result<NoCompactMark> {
     parse_mark(bytes, ulid)
+}
+
+/// Parses the `no-downsample-mark.json` of block `ulid`.
+pub fn parse_no_downsample_mark(bytes: &[u8], ulid: Ulid) -> Result<NoDownsampleMark> {
+    parse_mark(bytes, ulid)
+}
+
+/// The no-downsample mark of block `ulid`, `None` when it has none.
+pub async fn read_no_downsample_mark(
+    store: &dyn ObjectStore,
+    ulid: Ulid,
+) -> Result<Option<NoDownsampleMark>> {
+    read_mark(store, ulid).await
+}
+
+/// Marks block `ulid` as not to be downsampled. Returns `false`, writing nothing, when the
+/// block already has a no-downsample mark.
+pub async fn write_no_downsample_mark(
+    store: &dyn ObjectStore,
+    ulid: Ulid,
+    reason: NoCompactReason,
+    details: &str,
+    now: SystemTime,
+) -> Result<bool> {
+    write_mark(
+        store,
+        ulid,
+        &NoDownsampleMark::new(ulid, reason, details, now),
+    )
+    .await
 }
 
 /// The deletion mark of block `ulid`, `None` when it has none.

@@ -5,7 +5,8 @@
 //!
 //! Layout. Every block lives at the bucket root under its ULID, with no tenant prefix:
 //! `<ULID>/meta.json`, `<ULID>/index`, `<ULID>/chunks/NNNNNN`, optionally `<ULID>/tombstones`,
-//! and the marks `<ULID>/deletion-mark.json` and `<ULID>/no-compact-mark.json`. Objects that are
+//! and the marks `<ULID>/deletion-mark.json`, `<ULID>/no-compact-mark.json` and
+//! `<ULID>/no-downsample-mark.json`. Objects that are
 //! not under a ULID directory (`debug/metas/...`) are not blocks and are ignored.
 //! `list_blocks` reads the whole layout with one listing: per ULID, whether meta.json and each
 //! mark are present, the index size, the chunk segments in order, and every object.
@@ -26,8 +27,9 @@
 //! - **Deletion is delayed.** A block is first marked (`write_deletion_mark`). Readers keep
 //!   serving it while the mark is younger than their delay; once the mark is at least the
 //!   delay old the block counts as gone and may be deleted (`DeletionMark::is_due`).
-//! - **Marks are written once.** Writing a deletion or no-compact mark never replaces one that
-//!   exists, so marking a block again does not restart its delay. A no-compact mark keeps the
+//! - **Marks are written once.** Writing a deletion, no-compact or no-downsample mark never
+//!   replaces one that exists, so marking a block again does not restart its delay. A
+//!   no-downsample mark keeps the block out of downsampling. A no-compact mark keeps the
 //!   block out of every compaction.
 //! - **Parsing.** `meta.json` must have version 1, name the ULID of its directory, carry a
 //!   `thanos` section of version 0 or 1, and have `minTime <= maxTime` (`parse_meta`). A mark
@@ -51,8 +53,9 @@ use super::{BucketError, ListEntry, ObjectStore};
 use crate::storage::block::BlockMeta;
 
 pub use marks::{
-    parse_deletion_mark, parse_no_compact_mark, read_deletion_mark, read_no_compact_mark,
-    write_deletion_mark, write_no_compact_mark, DeletionMark, NoCompactMark, NoCompactReason,
+    parse_deletion_mark, parse_no_compact_mark, parse_no_downsample_mark, read_deletion_mark,
+    read_no_compact_mark, read_no_downsample_mark, write_deletion_mark, write_no_compact_mark,
+    write_no_downsample_mark, DeletionMark, NoCompactMark, NoCompactReason, NoDownsampleMark,
 };
 pub use transfer::{delete_block, upload, BlockFile};
 
@@ -62,6 +65,7 @@ pub const CHUNKS_DIR: &str = "chunks";
 pub const TOMBSTONES_FILE: &str = "tombstones";
 pub const DELETION_MARK_FILE: &str = "deletion-mark.json";
 pub const NO_COMPACT_MARK_FILE: &str = "no-compact-mark.json";
+pub const NO_DOWNSAMPLE_MARK_FILE: &str = "no-downsample-mark.json";
 
 /// Age after which a directory without `meta.json` is an abandoned upload (Thanos's
 /// `PartialUploadThresholdAge`).
@@ -107,6 +111,7 @@ pub struct BlockDir {
     pub has_meta: bool,
     pub has_deletion_mark: bool,
     pub has_no_compact_mark: bool,
+    pub has_no_downsample_mark: bool,
     /// Size of `index`, when listed.
     pub index_size: Option<u64>,
     /// The `chunks/NNNNNN` segments, in segment number order.
@@ -122,6 +127,7 @@ impl BlockDir {
             has_meta: false,
             has_deletion_mark: false,
             has_no_compact_mark: false,
+            has_no_downsample_mark: false,
             index_size: None,
             segments: Vec::new(),
             objects: Vec::new(),
@@ -173,6 +179,7 @@ pub async fn list_blocks(
             META_FILE => d.has_meta = true,
             DELETION_MARK_FILE => d.has_deletion_mark = true,
             NO_COMPACT_MARK_FILE => d.has_no_compact_mark = true,
+            NO_DOWNSAMPLE_MARK_FILE => d.has_no_downsample_mark = true,
             INDEX_FILE => d.index_size = Some(obj.size),
             _ => {
                 let seq = rest

@@ -416,6 +416,47 @@ async fn marks_are_written_once_in_thanos_json() {
     let m = read_no_compact_mark(&store, u).await.unwrap().unwrap();
     assert_eq!(m.reason, NoCompactReason::IndexSizeExceeding);
 
+    // no-downsample-mark.json: Thanos's `NoDownsampleMark` shape, written once.
+    assert!(read_no_downsample_mark(&store, u).await.unwrap().is_none());
+    assert!(write_no_downsample_mark(
+        &store,
+        u,
+        NoCompactReason::Manual,
+        "keep raw",
+        secs(1_700_000_002)
+    )
+    .await
+    .unwrap());
+    let raw = store
+        .get(&object_key(u, NO_DOWNSAMPLE_MARK_FILE))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&raw).unwrap(),
+        format!(
+            r#"{{"id":"{u}","version":1,"details":"keep raw","no_downsample_time":1700000002,"reason":"manual"}}"#
+        )
+    );
+    assert!(
+        !write_no_downsample_mark(&store, u, NoCompactReason::Other("x".into()), "", secs(1))
+            .await
+            .unwrap()
+    );
+    let m = read_no_downsample_mark(&store, u).await.unwrap().unwrap();
+    assert_eq!(
+        (m.no_downsample_time, m.reason),
+        (1_700_000_002, NoCompactReason::Manual)
+    );
+    // A mark without a reason (older Thanos) reads with the default one, `manual`; the
+    // version is still checked.
+    let bare = format!(r#"{{"id":"{u}","version":1,"no_downsample_time":5}}"#);
+    let m = parse_no_downsample_mark(bare.as_bytes(), u).unwrap();
+    assert_eq!(
+        (m.no_downsample_time, m.reason),
+        (5, NoCompactReason::Manual)
+    );
+    assert!(parse_no_downsample_mark(br#"{"version":2}"#, u).is_err());
+
     put(&store, &object_key(u, DELETION_MARK_FILE), b"{\"version\":").await;
     assert!(matches!(
         read_deletion_mark(&store, u).await,

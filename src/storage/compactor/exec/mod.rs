@@ -22,6 +22,18 @@
 //!    marks (one log line naming the blocks and the reason) and planning goes on without
 //!    those blocks. A bucket or local I/O error is recorded in `PassReport::errors` and ends
 //!    that stream for this pass with no further marks: the next pass retries.
+//!    Then the stream's **downsampling** (`downsample`, when `settings.downsample` is on),
+//!    after its compaction and before its retention as in Thanos: the blocks
+//!    `downsample_plan::plan_downsample` picks (raw → 5m from a 40h span, 5m → 1h from 10d,
+//!    not when every source is already downsampled, not no-downsample-marked) are downloaded,
+//!    downsampled a series at a time on a blocking thread and uploaded as a new block of the
+//!    next resolution (meta.json last); not when the copy would already be past the
+//!    retention of its resolution (Thanos would make it, delete it, and make it again). Its
+//!    inputs stay: each resolution has its own
+//!    retention. The new block belongs to the next resolution's stream and is compacted there
+//!    from the next pass on. An input at fault (corrupt, unsupported chunks) gets
+//!    `no-downsample-mark.json` and the step goes on; a bucket or local error ends the stream
+//!    for this pass like a compaction error.
 //!    Then the stream's clean-up: retention (deletion marks, reason `retention`), hidden
 //!    blocks (deletion marks, reason `duplicate`), and deletion of blocks whose deletion mark
 //!    is at least `delete_delay` old (`blocks::delete_block`, meta.json first).
@@ -36,6 +48,7 @@
 //! output's sources and marks them then, so no data is ever visible twice or lost.
 
 mod cleanup;
+mod downsample;
 mod pass;
 #[cfg(test)]
 mod tests;
@@ -48,11 +61,13 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use ulid::Ulid;
 
+use super::downsample_plan::{next_level, resolution_of};
 use super::metrics::CompactorMetrics;
 use super::plan::{hidden_by_sources, too_young, PlanKind, PlannerConfig, Retention, StreamKey};
 use crate::storage::block::BlockMeta;
 use crate::storage::bucket::blocks::{
     self, BlockDir, BlocksError, DeletionMark, DELETION_MARK_FILE, NO_COMPACT_MARK_FILE,
+    NO_DOWNSAMPLE_MARK_FILE,
 };
 use crate::storage::bucket::{BucketError, ObjectStore};
 
@@ -72,11 +87,14 @@ pub struct CompactorSettings {
     pub concurrency: usize,
     /// Where inputs are downloaded and outputs built; emptied after each pass.
     pub scratch_dir: PathBuf,
+    /// Downsample after compaction (raw → 5m, 5m → 1h); config `compactor.downsample`.
+    pub downsample: bool,
 }
 
 impl CompactorSettings {
     /// Thanos's defaults: consistency delay 30 m, delete delay 48 h, retention forever, one
-    /// stream at a time, no memory budget.
+    /// stream at a time, no memory budget; downsampling off here (tests of compaction alone
+    /// start from this), on by default in the config (`settings_from_config`).
     pub fn new(planner: PlannerConfig, scratch_dir: PathBuf) -> Self {
         CompactorSettings {
             planner,
@@ -86,6 +104,7 @@ impl CompactorSettings {
             memory_budget_bytes: 0,
             concurrency: 1,
             scratch_dir,
+            downsample: false,
         }
     }
 }
@@ -132,6 +151,20 @@ pub struct MarkedBlock {
     pub details: String,
 }
 
+/// A downsampled block a pass wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DownsampledBlock {
+    /// The new block.
+    pub ulid: Ulid,
+    /// The block it was made from.
+    pub source: Ulid,
+    pub resolution: i64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub num_series: u64,
+    pub num_samples: u64,
+}
+
 /// A meta.json or mark file that could not be parsed; its block was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InvalidFile {
@@ -153,6 +186,9 @@ pub struct PassReport {
     /// Inputs of written blocks, marked for deletion.
     pub inputs_marked: Vec<Ulid>,
     pub no_compact_marked: Vec<MarkedBlock>,
+    pub downsampled: Vec<DownsampledBlock>,
+    /// Blocks that could not be downsampled, given a no-downsample mark.
+    pub no_downsample_marked: Vec<MarkedBlock>,
     pub retention_marked: Vec<Ulid>,
     /// Blocks hidden by a newer block's sources, marked for deletion.
     pub duplicates_marked: Vec<Ulid>,
@@ -175,6 +211,8 @@ impl PassReport {
         self.blocks_written.extend(o.blocks_written);
         self.inputs_marked.extend(o.inputs_marked);
         self.no_compact_marked.extend(o.no_compact_marked);
+        self.downsampled.extend(o.downsampled);
+        self.no_downsample_marked.extend(o.no_downsample_marked);
         self.retention_marked.extend(o.retention_marked);
         self.duplicates_marked.extend(o.duplicates_marked);
         self.deleted.extend(o.deleted);
@@ -191,13 +229,43 @@ impl PassReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub enum Progress {
     Listing,
-    Planned { streams: usize },
-    StreamStart { stream: String, plan: usize },
-    Downloading { block: Ulid, bytes: u64, total: u64 },
-    Merging { series: u64 },
-    Uploading { block: Ulid },
-    Marked { block: Ulid, what: String },
-    Deleted { block: Ulid },
+    Planned {
+        streams: usize,
+    },
+    StreamStart {
+        stream: String,
+        plan: usize,
+    },
+    Downloading {
+        block: Ulid,
+        bytes: u64,
+        total: u64,
+    },
+    Merging {
+        series: u64,
+    },
+    /// Downsampling `block` to `resolution` ms begins (after its download).
+    Downsampling {
+        block: Ulid,
+        resolution: i64,
+    },
+    /// `block` was downsampled into `into`, now uploaded.
+    Downsampled {
+        block: Ulid,
+        into: Ulid,
+        resolution: i64,
+        series: u64,
+    },
+    Uploading {
+        block: Ulid,
+    },
+    Marked {
+        block: Ulid,
+        what: String,
+    },
+    Deleted {
+        block: Ulid,
+    },
     Done,
 }
 
@@ -254,6 +322,7 @@ pub(crate) struct Entry {
     pub meta: BlockMeta,
     pub deletion: Option<DeletionMark>,
     pub no_compact: bool,
+    pub no_downsample: bool,
 }
 
 /// One stream's blocks, classified.
@@ -269,6 +338,11 @@ pub(crate) struct StreamBlocks {
     pub deleting: Vec<(Ulid, DeletionMark)>,
     /// Listing facts of the blocks (sizes, objects) for downloads.
     pub dirs: BTreeMap<Ulid, BlockDir>,
+    /// Blocks with a no-downsample mark (also the ones marked during the pass).
+    pub no_downsample: BTreeSet<Ulid>,
+    /// The bucket's blocks at this stream's next resolution (every stream's, without
+    /// deletion-marked ones): their sources count as already downsampled.
+    pub covering: Vec<BlockMeta>,
 }
 
 /// Everything a stream's work needs from the pass.
@@ -280,8 +354,18 @@ pub(crate) struct Ctx<'a> {
     pub progress: &'a (dyn Fn(Progress) + Send + Sync),
     pub now: SystemTime,
     pub pass_dir: PathBuf,
-    /// False for `run_cleanup`: no planning, only the clean-up steps.
+    pub steps: Steps,
+}
+
+/// Which parts of a pass run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Steps {
+    /// Plan and compact each stream.
     pub compact: bool,
+    /// Downsample each stream's eligible blocks.
+    pub downsample: bool,
+    /// Retention, duplicate and deletion marks, deletions, partial uploads.
+    pub cleanup: bool,
 }
 
 impl Ctx<'_> {
@@ -306,7 +390,31 @@ pub async fn run_pass(
     progress: &(dyn Fn(Progress) + Send + Sync),
     now: SystemTime,
 ) -> Result<PassReport> {
-    run(store, settings, guard, metrics, progress, now, true).await
+    let steps = Steps {
+        compact: true,
+        downsample: settings.downsample,
+        cleanup: true,
+    };
+    run(store, settings, guard, metrics, progress, now, steps).await
+}
+
+/// A pass that only downsamples (`strata tools bucket downsample`, Thanos's `tools bucket
+/// downsample`): every stream's eligible blocks, whatever `settings.downsample` says; no
+/// compaction, no marks or deletions other than no-downsample marks on bad inputs.
+pub async fn run_downsample(
+    store: Arc<dyn ObjectStore>,
+    settings: &CompactorSettings,
+    guard: &dyn StreamGuard,
+    metrics: Option<&CompactorMetrics>,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+    now: SystemTime,
+) -> Result<PassReport> {
+    let steps = Steps {
+        compact: false,
+        downsample: true,
+        cleanup: false,
+    };
+    run(store, settings, guard, metrics, progress, now, steps).await
 }
 
 /// A pass without compaction, for every stream: retention marks, duplicate marks, deletion
@@ -319,7 +427,12 @@ pub async fn run_cleanup(
     progress: &(dyn Fn(Progress) + Send + Sync),
     now: SystemTime,
 ) -> Result<PassReport> {
-    run(store, settings, &AlwaysOwn, metrics, progress, now, false).await
+    let steps = Steps {
+        compact: false,
+        downsample: false,
+        cleanup: true,
+    };
+    run(store, settings, &AlwaysOwn, metrics, progress, now, steps).await
 }
 
 async fn run(
@@ -329,7 +442,7 @@ async fn run(
     metrics: Option<&CompactorMetrics>,
     progress: &(dyn Fn(Progress) + Send + Sync),
     now: SystemTime,
-    compact: bool,
+    steps: Steps,
 ) -> Result<PassReport> {
     let started = Instant::now();
     let pass_dir = settings.scratch_dir.join(format!("pass-{}", Ulid::new()));
@@ -346,7 +459,7 @@ async fn run(
                     progress,
                     now,
                     pass_dir,
-                    compact,
+                    steps,
                 };
                 pass(&ctx).await
             }
@@ -457,11 +570,19 @@ async fn load(store: &dyn ObjectStore, dir: BlockDir) -> std::result::Result<Loa
             Err(e) => return invalid(e, ulid, NO_COMPACT_MARK_FILE),
         }
     }
+    let mut no_downsample = false;
+    if dir.has_no_downsample_mark {
+        match blocks::read_no_downsample_mark(store, ulid).await {
+            Ok(m) => no_downsample = m.is_some(),
+            Err(e) => return invalid(e, ulid, NO_DOWNSAMPLE_MARK_FILE),
+        }
+    }
     Ok(Loaded::Block(Box::new(Entry {
         dir,
         meta,
         deletion,
         no_compact,
+        no_downsample,
     })))
 }
 
@@ -505,7 +626,9 @@ async fn pass(ctx: &Ctx<'_>) -> Result<PassReport> {
     for r in reports {
         report.absorb(r);
     }
-    cleanup::partial_uploads(ctx, &partials, &mut report).await;
+    if ctx.steps.cleanup {
+        cleanup::partial_uploads(ctx, &partials, &mut report).await;
+    }
     Ok(report)
 }
 
@@ -524,11 +647,27 @@ fn classify(ctx: &Ctx<'_>, entries: BTreeMap<Ulid, Entry>) -> BTreeMap<StreamKey
         .map(|e| e.meta.clone())
         .collect();
     let hidden = hidden_by_sources(&live);
+    // Blocks by resolution, for each stream's `covering` list.
+    let mut by_res: BTreeMap<i64, Vec<BlockMeta>> = BTreeMap::new();
+    for e in entries.values().filter(|e| e.deletion.is_none()) {
+        by_res
+            .entry(resolution_of(&e.meta))
+            .or_default()
+            .push(e.meta.clone());
+    }
     let mut streams: BTreeMap<StreamKey, StreamBlocks> = BTreeMap::new();
     for (ulid, e) in entries {
         let s = streams
             .entry(StreamKey::of(&e.meta, &ctx.settings.planner))
-            .or_default();
+            .or_insert_with_key(|k| StreamBlocks {
+                covering: next_level(k.resolution_ms)
+                    .and_then(|(to, _)| by_res.get(&to).cloned())
+                    .unwrap_or_default(),
+                ..StreamBlocks::default()
+            });
+        if e.no_downsample {
+            s.no_downsample.insert(ulid);
+        }
         if let Some(mark) = e.deletion {
             s.deleting.push((ulid, mark));
         } else if young.contains(&ulid) {

@@ -1,5 +1,5 @@
 //! One stream's compaction: plan, execute, re-plan until the planner has nothing left; then
-//! the stream's clean-up (`cleanup::stream`).
+//! the stream's downsampling (`downsample::stream`) and its clean-up (`cleanup::stream`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,8 @@ use bytes::Bytes;
 use ulid::Ulid;
 
 use super::{
-    cleanup, Ctx, MarkedBlock, PassReport, Progress, ScratchGuard, StreamBlocks, WrittenBlock,
+    cleanup, downsample, Ctx, MarkedBlock, PassReport, Progress, ScratchGuard, StreamBlocks,
+    WrittenBlock,
 };
 use crate::storage::block::{BlockMeta, ThanosMeta};
 use crate::storage::bucket::blocks::{
@@ -47,7 +48,7 @@ impl From<BlocksError> for StepError {
 }
 
 /// How a step ended when it did not fail.
-enum Step {
+pub(super) enum Step {
     /// Go on planning the stream.
     Continue,
     /// The guard took the stream away: stop without further writes.
@@ -61,13 +62,16 @@ pub(super) async fn run_stream(ctx: &Ctx<'_>, key: StreamKey, mut s: StreamBlock
         rep.streams_not_owned = 1;
         return rep;
     }
-    let compacted = if ctx.compact {
+    let mut done = if ctx.steps.compact {
         compact(ctx, &key, &mut s, &mut rep).await
     } else {
         Ok(Step::Continue)
     };
-    let result = match compacted {
-        Ok(Step::Continue) if ctx.guard.acquire(&key).await => {
+    if ctx.steps.downsample && matches!(done, Ok(Step::Continue)) {
+        done = downsample::stream(ctx, &key, &mut s, &mut rep).await;
+    }
+    let result = match done {
+        Ok(Step::Continue) if ctx.steps.cleanup && ctx.guard.acquire(&key).await => {
             cleanup::stream(ctx, &key, &s, &mut rep).await
         }
         Ok(_) => Ok(()),
@@ -179,13 +183,13 @@ async fn mark_no_compact(
     Ok(())
 }
 
-fn set_ratio(ctx: &Ctx<'_>, r: f64) {
+pub(super) fn set_ratio(ctx: &Ctx<'_>, r: f64) {
     ctx.metrics(|m| {
         m.group_progress.set(r.clamp(0.0, 1.0));
     });
 }
 
-fn ratio(done: u64, total: u64) -> f64 {
+pub(super) fn ratio(done: u64, total: u64) -> f64 {
     if total == 0 {
         1.0
     } else {
@@ -353,17 +357,17 @@ fn download_objects(dir: &BlockDir) -> Vec<(String, String, u64)> {
     out
 }
 
-fn download_size(dir: &BlockDir) -> u64 {
+pub(super) fn download_size(dir: &BlockDir) -> u64 {
     download_objects(dir).iter().map(|(_, _, n)| n).sum()
 }
 
-fn local_err(path: &Path, e: impl std::fmt::Display) -> StepError {
+pub(super) fn local_err(path: &Path, e: impl std::fmt::Display) -> StepError {
     StepError::Local(format!("{}: {e}", path.display()))
 }
 
 /// Downloads one input to `dest`, every object streamed to disk; meta.json is written from
 /// the meta the pass already read and checked.
-async fn download(
+pub(super) async fn download(
     ctx: &Ctx<'_>,
     rep: &mut PassReport,
     meta: &BlockMeta,
@@ -435,7 +439,7 @@ async fn merge(
 
 /// Uploads the merged block in `dir` (meta.json last) and returns its meta as uploaded. A
 /// failed upload is removed again, best effort; what is left is an invisible partial upload.
-async fn upload(
+pub(super) async fn upload(
     ctx: &Ctx<'_>,
     rep: &mut PassReport,
     dir: &Path,
@@ -510,6 +514,7 @@ fn uploaded_dir(dir: &Path, meta: &BlockMeta) -> Result<BlockDir, StepError> {
         has_meta: true,
         has_deletion_mark: false,
         has_no_compact_mark: false,
+        has_no_downsample_mark: false,
         index_size: None,
         segments: Vec::new(),
         objects: Vec::new(),

@@ -676,3 +676,6 @@ async fn a_killed_pass_leaves_scratch_that_the_next_pass_removes() {
         .collect();
     assert_eq!(names, vec!["not-ours".to_string()]);
 }
+
+#[path = "downsample_tests.rs"]
+mod downsample_tests;
