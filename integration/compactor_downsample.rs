@@ -23,7 +23,7 @@ const STEP_S: i64 = 60;
 const HOURS: i64 = 56;
 
 /// First sample time (s): on a 2d boundary, so the first 48 hours make one 2d block.
-fn start_s() -> i64 {
+pub(crate) fn start_s() -> i64 {
     1_700_000_000i64 / (48 * HOUR_S) * (48 * HOUR_S)
 }
 
@@ -41,7 +41,7 @@ fn counter(job: usize, i: i64) -> f64 {
 }
 
 /// The raw samples of the test, by (metric, job): (t ms, v).
-fn raw() -> BTreeMap<(String, String), Vec<(i64, f64)>> {
+pub(crate) fn raw() -> BTreeMap<(String, String), Vec<(i64, f64)>> {
     let mut out = BTreeMap::new();
     for (j, job) in ["a", "b", "c"].iter().enumerate() {
         for (name, f) in [
@@ -58,7 +58,7 @@ fn raw() -> BTreeMap<(String, String), Vec<(i64, f64)>> {
     out
 }
 
-fn openmetrics(raw: &BTreeMap<(String, String), Vec<(i64, f64)>>) -> String {
+pub(crate) fn openmetrics(raw: &BTreeMap<(String, String), Vec<(i64, f64)>>) -> String {
     let mut om = String::new();
     for name in ["ds_gauge", "ds_requests"] {
         let kind = if name == "ds_gauge" {

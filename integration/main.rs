@@ -12,6 +12,7 @@ mod compactor_faults;
 mod compactor_replicas;
 mod configs;
 mod distributed;
+mod downsampled_e2e;
 mod downsampled_query;
 mod ha_query;
 mod node_boot;
