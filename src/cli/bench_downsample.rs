@@ -3,7 +3,7 @@
 //! interval), uploads it to a filesystem bucket, compacts and downsamples it with this binary's
 //! `tools bucket compact` until a pass changes nothing, starts a StoreShard + QueryPlanner node
 //! over the bucket and runs 30-day range queries at a 1 h step with `max_source_resolution=0s`
-//! (raw) and `auto` (step/5, so the 5m blocks). It reports the bytes the store fetched from the
+//! (raw), `auto` (step/5, so the 5m blocks) and `1h`. It reports the bytes the store fetched from the
 //! bucket on each variant's first (cold) run, the median latency of the warm runs, the
 //! resolutions the node says it read, and how far the downsampled answers are from raw.
 
@@ -150,10 +150,11 @@ async fn run(
     (start, end): (i64, i64),
     resolution: &str,
 ) -> Result<(f64, Value, String)> {
+    let secs = |ms: i64| format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
     let form = [
         ("query", expr.to_string()),
-        ("start", start.to_string()),
-        ("end", end.to_string()),
+        ("start", secs(start)),
+        ("end", secs(end)),
         ("step", "3600".to_string()),
         ("max_source_resolution", resolution.to_string()),
     ];
@@ -278,9 +279,11 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
         wait_ready(&client, &mut node).await?;
         // The store serves what it has synced; wait until a query over the whole range answers.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        // Whole hours, a little inside the data (an odd second: no sample on a range edge).
-        let end = spec.end_ms / 1000 / 3600 * 3600 - 3600 + 1;
-        let start = end - (args.days - 1) * 86_400;
+        // Steps on the last millisecond of an hour, where 5m and 1h windows end: a range
+        // that is a multiple of 1h then covers whole windows at every resolution, and the
+        // raw samples in it are exactly those the windows aggregate.
+        let end = spec.end_ms / 3_600_000 * 3_600_000 - 3_600_000 - 1;
+        let start = end - (args.days - 1) * 86_400_000;
         writeln!(
             out,
             "data: {} series, {} days at {}s; queries over {} days at a 1h step",
@@ -291,13 +294,13 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
         )?;
         writeln!(
             out,
-            "{:<14} {:>6} {:>12} {:>10} {:>8} {:>9} {:>8}  resolutions read",
-            "query", "res", "cold bytes", "warm p50", "speedup", "max diff", "missing"
+            "{:<14} {:>6} {:>12} {:>7} {:>10} {:>8} {:>9} {:>8}  resolutions read",
+            "query", "res", "cold bytes", "fewer", "warm p50", "speedup", "max diff", "missing"
         )?;
         for (name, expr) in QUERIES {
             let mut raw_answer = Value::Null;
             let mut raw_stats = (f64::NAN, f64::NAN);
-            for res in ["0s", "auto"] {
+            for res in ["0s", "auto", "1h"] {
                 let b0 = bucket_bytes(&client, &node.base).await;
                 let (_, answer, header) = run(&client, &node.base, expr, (start, end), res).await?;
                 let cold = bucket_bytes(&client, &node.base).await - b0;
@@ -307,13 +310,15 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
                 }
                 times.sort_by(|a, b| a.total_cmp(b));
                 let p50 = percentile(&times, 0.5);
-                let (speedup, diff, missing) = if res == "0s" {
+                let (fewer, speedup, diff, missing) = if res == "0s" {
                     raw_answer = answer;
                     raw_stats = (cold, p50);
-                    (String::from("-"), String::from("-"), String::from("-"))
+                    let dash = || String::from("-");
+                    (dash(), dash(), dash(), dash())
                 } else {
                     let (d, m) = difference(&raw_answer, &answer);
                     (
+                        format!("{:.1}x", raw_stats.0 / cold),
                         format!("{:.1}x", raw_stats.1 / p50),
                         format!("{:.2}%", d * 100.0),
                         m.to_string(),
@@ -321,13 +326,10 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
                 };
                 writeln!(
                     out,
-                    "{:<14} {:>6} {:>12.0} {:>8.1}ms {:>8} {:>9} {:>8}  {}",
-                    name, res, cold, p50, speedup, diff, missing, header
+                    "{:<14} {:>6} {:>12.0} {:>7} {:>8.1}ms {:>8} {:>9} {:>8}  {}",
+                    name, res, cold, fewer, p50, speedup, diff, missing, header
                 )?;
                 out.flush()?;
-            }
-            if raw_stats.0.is_finite() {
-                eprintln!("{name}: raw read {:.0} bytes cold", raw_stats.0);
             }
         }
         drop(node);
