@@ -13,35 +13,20 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use strata_testing::{http_client, Wait};
+use strata_testing::Wait;
 
 use crate::compactor::write_config;
 use crate::compactor_downsample::{openmetrics, raw, start_s};
+use crate::downsampled_query::{query, Answer};
 use crate::shipping_cli::{promtool_create_blocks, strata};
 
 const RES_MS: i64 = 300_000;
 
-struct Answer {
-    resolutions: String,
-    body: Value,
-}
-
+/// A successful answer and the resolutions that gave it.
 async fn ask(base: &str, path: &str, params: &[(&str, String)]) -> Answer {
-    let resp = http_client()
-        .post(format!("{base}{path}"))
-        .form(params)
-        .send()
-        .await
-        .unwrap();
-    let resolutions = resp
-        .headers()
-        .get("X-Strata-Resolutions")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], "success", "{body}");
-    Answer { resolutions, body }
+    let a = query(base, path, params).await;
+    assert_eq!(a.body["status"], "success", "{}", a.body);
+    a
 }
 
 /// (series labels, value) of every point of an instant or range answer, keyed by

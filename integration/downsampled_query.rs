@@ -80,12 +80,13 @@ fn write_block(
     w.finish(meta).unwrap()
 }
 
-struct Answer {
-    resolutions: String,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) resolutions: String,
+    pub(crate) body: Value,
 }
 
-async fn query(base: &str, path: &str, params: &[(&str, String)]) -> Answer {
+/// Posts `params` to `path`; the answer and its `X-Strata-Resolutions` header.
+pub(crate) async fn query(base: &str, path: &str, params: &[(&str, String)]) -> Answer {
     let resp = http_client()
         .post(format!("{base}{path}"))
         .form(params)
