@@ -197,7 +197,6 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             defs = next;
             let mut view = ctx.rules.write();
             view.loaded = defs.len();
-            view.groups.retain(|k, _| defs.contains_key(k));
             tracing::info!(groups = defs.len(), "rule files reloaded");
         }
         let live = live_evaluators(&ctx);

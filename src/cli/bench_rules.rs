@@ -14,17 +14,15 @@ mod workload;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::io::AsyncWriteExt;
 
 use super::bench_query::{
     free_port, percentile, spawn, start_strata_with_roles, strata_binary, work_dir, Server,
 };
-use super::bench_scrape::{
-    get_json, process_cpu, read_request_head, scalar, wait_all_up, write_file,
-};
+use super::bench_scrape::{get_json, process_cpu, scalar, wait_all_up, write_file, BodyServer};
 use super::{CliError, Result};
 
 #[derive(Args, Debug, Clone)]
@@ -58,67 +56,6 @@ pub struct RulesBenchArgs {
     /// The Strata binary to run as the node (default: this one).
     #[arg(long)]
     pub strata: Option<PathBuf>,
-}
-
-/// Serves every target's body, made at request time, over HTTP/1.1 keep-alive until dropped.
-struct TargetServer {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TargetServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve_conn(mut sock: tokio::net::TcpStream) {
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        let Some(head_end) = read_request_head(&mut sock, &mut buf).await else {
-            return;
-        };
-        let path = std::str::from_utf8(&buf[..head_end])
-            .ok()
-            .and_then(|h| h.split_whitespace().nth(1))
-            .unwrap_or("/")
-            .to_string();
-        buf.drain(..head_end);
-        let now_s = crate::time::now_ms().max(0) as u64 / 1000;
-        let reply = match workload::parse_target_path(&path) {
-            None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
-            Some((job, inst)) => {
-                let body = workload::target_body(job, inst, now_s);
-                let mut r = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                r.extend_from_slice(body.as_bytes());
-                r
-            }
-        };
-        if sock.write_all(&reply).await.is_err() {
-            return;
-        }
-    }
-}
-
-impl TargetServer {
-    async fn start() -> Result<TargetServer> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot listen for the targets: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| CliError::Failed(format!("target server address: {e}")))?;
-        let task = tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve_conn(sock));
-            }
-        });
-        Ok(TargetServer { addr, task })
-    }
 }
 
 fn start_prometheus(bin: &Path, work: &Path, config: &str) -> Result<Server> {
@@ -209,7 +146,13 @@ async fn measure(
 ) -> Result<[ServerFigures; 2]> {
     let targets = args.jobs * args.instances;
     let groups = workload::group_count(args.recording, args.alerting, args.rules_per_group);
-    let server = TargetServer::start().await?;
+    // Bodies made at request time, so counters grow with wall time.
+    let server = BodyServer::start(Arc::new(|path: &str| {
+        let (job, inst) = workload::parse_target_path(path)?;
+        let now_s = crate::time::now_ms().max(0) as u64 / 1000;
+        Some(workload::target_body(job, inst, now_s).into())
+    }))
+    .await?;
     let scrape = workload::scrape_configs(
         &server.addr.to_string(),
         args.jobs,

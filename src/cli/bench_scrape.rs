@@ -258,9 +258,12 @@ fn scrape_config(addr: &str, opts: &CpuOptions) -> String {
     y
 }
 
-/// Serves fixed bodies by path over HTTP/1.1 keep-alive until dropped.
-struct BodyServer {
-    addr: std::net::SocketAddr,
+/// What a target server answers for a path: the body, or `None` for a 404.
+pub(super) type Bodies = Arc<dyn Fn(&str) -> Option<bytes::Bytes> + Send + Sync>;
+
+/// Serves the bodies `bodies` gives per path over HTTP/1.1 keep-alive until dropped.
+pub(super) struct BodyServer {
+    pub(super) addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -271,14 +274,13 @@ impl Drop for BodyServer {
 }
 
 impl BodyServer {
-    async fn start(bodies: HashMap<String, Vec<u8>>) -> Result<BodyServer> {
+    pub(super) async fn start(bodies: Bodies) -> Result<BodyServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| CliError::Failed(format!("cannot listen for the targets: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Failed(format!("target server address: {e}")))?;
-        let bodies = Arc::new(bodies);
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 tokio::spawn(serve_conn(sock, bodies.clone()));
@@ -306,7 +308,7 @@ pub async fn read_request_head(
     }
 }
 
-async fn serve_conn(mut sock: tokio::net::TcpStream, bodies: Arc<HashMap<String, Vec<u8>>>) {
+async fn serve_conn(mut sock: tokio::net::TcpStream, bodies: Bodies) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let Some(head_end) = read_request_head(&mut sock, &mut buf).await else {
@@ -318,7 +320,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, bodies: Arc<HashMap<String,
             .unwrap_or("/")
             .to_string();
         buf.drain(..head_end);
-        let ok = match bodies.get(&path) {
+        let ok = match bodies(&path) {
             None => sock
                 .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 .await
@@ -328,7 +330,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, bodies: Arc<HashMap<String,
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
-                sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(body).await.is_ok()
+                sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(&body).await.is_ok()
             }
         };
         if !ok {
@@ -450,10 +452,10 @@ pub async fn cpu_comparison(opts: &CpuOptions) -> Result<CpuReport> {
         path: opts.work.display().to_string(),
         source,
     })?;
-    let bodies = (0..opts.targets)
-        .map(|i| (format!("/t{i}"), target_body(i, opts.series).into_bytes()))
+    let bodies: HashMap<String, bytes::Bytes> = (0..opts.targets)
+        .map(|i| (format!("/t{i}"), target_body(i, opts.series).into()))
         .collect();
-    let server = BodyServer::start(bodies).await?;
+    let server = BodyServer::start(Arc::new(move |path: &str| bodies.get(path).cloned())).await?;
     let scrape = scrape_config(&server.addr.to_string(), opts);
     let mut strata = start_strata(&opts.strata, &opts.work, &scrape)?;
     let mut prom = start_prometheus(opts, &scrape)?;

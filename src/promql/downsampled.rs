@@ -48,8 +48,13 @@ pub(crate) fn decode(
     maxt: i64,
 ) -> Result<Vec<Sample>> {
     let read = how.read();
+    // Only ranges shorter than two windows are interpolated, and no resolution is coarser
+    // than 1h: for any other read the resolution (which decodes every chunk's count stamps)
+    // is not needed.
     let interpolation = match read {
-        Read::Counter => Interpolation::for_range(infer_resolution(chunks), how.range_ms),
+        Read::Counter if how.range_ms > 0 && how.range_ms < 2 * RES_1H => {
+            Interpolation::for_range(infer_resolution(chunks), how.range_ms)
+        }
         _ => None,
     };
     let opts = ReadOptions {

@@ -205,7 +205,7 @@ pub fn parse_file(path: &Path, templates: &dyn TemplateCheck) -> Result<RuleGrou
 }
 
 /// Go's `*PathError` text for a failed read, e.g. `open x.yml: no such file or directory`.
-fn go_io_error(file: &str, e: &std::io::Error) -> String {
+pub(crate) fn go_io_error(file: &str, e: &std::io::Error) -> String {
     let what = match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

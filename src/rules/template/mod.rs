@@ -222,6 +222,11 @@ pub fn check_alert_template(alert: &str, text: &str) -> Result<()> {
 /// Expands an alert label or annotation template as `AlertingRule.Eval` does, with the errors
 /// Prometheus's `Expander.Expand` returns.
 pub fn expand_alert_template(alert: &str, text: &str, ctx: &ExpandContext<'_>) -> Result<String> {
+    // Text without an action is its own expansion (most rule labels: `severity: page`); it is
+    // not worth a lex and parse per alert per evaluation.
+    if !text.contains("{{") {
+        return Ok(text.to_string());
+    }
     let name = alert_template_name(alert);
     let t = Template::parse(&name, &format!("{ALERT_TEMPLATE_DEFS}{text}")).map_err(|e| {
         TemplateError::ExpandParse {

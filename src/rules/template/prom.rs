@@ -146,22 +146,9 @@ pub(crate) fn float_to_time(v: f64) -> Result<(i64, u32), String> {
     Ok((secs, nanos as u32))
 }
 
-pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// Go's `time.Time.String()` of a UTC time: `2015-06-23 13:19:44.128 +0000 UTC`.
 pub(crate) fn go_time_string(secs: i64, nanos: u32) -> String {
-    let (y, mo, d) = civil(secs.div_euclid(86400));
+    let (y, mo, d) = crate::time::civil_from_days(secs.div_euclid(86400));
     let sod = secs.rem_euclid(86400);
     let mut s = if y < 0 {
         format!("-{:04}", -y)
@@ -196,8 +183,10 @@ pub(crate) fn time_method(name: &str, secs: i64, nanos: u32) -> Option<Value> {
         "Second" => Value::Int(secs.rem_euclid(60)),
         "Minute" => Value::Int(secs.rem_euclid(3600) / 60),
         "Hour" => Value::Int(secs.rem_euclid(86400) / 3600),
-        "Day" => Value::Int(i64::from(civil(secs.div_euclid(86400)).2)),
-        "Year" => Value::Int(civil(secs.div_euclid(86400)).0),
+        "Day" => Value::Int(i64::from(
+            crate::time::civil_from_days(secs.div_euclid(86400)).2,
+        )),
+        "Year" => Value::Int(crate::time::civil_from_days(secs.div_euclid(86400)).0),
         _ => return None,
     })
 }

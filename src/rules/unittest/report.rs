@@ -71,23 +71,8 @@ pub fn alerts_string(list: &[LabelsAndAnnotations]) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'E', -1, 64)`: `6E+00`, `1.5E+00`, `1E-05`, `NaN`, `+Inf`.
 pub fn format_float_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".to_string();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    let s = format!("{v:E}");
-    let (mant, exp) = s.split_once('E').unwrap_or((&s, "0"));
-    let (sign, digits) = match exp.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', exp),
-    };
-    if digits.len() < 2 {
-        format!("{mant}E{sign}0{digits}")
-    } else {
-        format!("{mant}E{sign}{digits}")
-    }
+    // Go's 'E' verb is the 'e' one upper-cased; `NaN` and `±Inf` hold no 'e'.
+    crate::gocompat::format_float_e(v).replace('e', "E")
 }
 
 /// promtool's `parsedSamplesString`: `nil`, or `{labels} value` joined by `, `.

@@ -24,7 +24,7 @@ use crate::promql::testlang::MemStorage;
 use crate::promql::testlang_parse::{parse_series_desc, parse_values, SeqValue};
 use crate::promql::Value;
 use crate::rules::alerting::{AlertState, Expander};
-use crate::rules::file::{self, go_quote, RuleGroup};
+use crate::rules::file::{self, go_io_error, go_quote, RuleGroup};
 use crate::rules::group::{Group, RuleQuerier};
 use crate::rules::template::{
     expand_or_error_text, ExpandContext, QueryFunc, QuerySample, TemplateData,
@@ -53,7 +53,7 @@ pub fn test_file(path: &Path) -> Outcome {
 
 fn run_file(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| UnitTestError::Read(format!("open {}: {}", path.display(), io_text(&e))))?;
+        .map_err(|e| UnitTestError::Read(go_io_error(&path.display().to_string(), &e)))?;
     let tf: TestFile = spec::parse(&text)?;
     let rule_files = resolve_rule_files(path, &tf.rule_files, warnings)?;
     let mut eval_interval = opt_duration_ms(&tf.evaluation_interval)?;
@@ -77,14 +77,6 @@ fn run_file(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<String>> {
 }
 
 /// An I/O error worded as Go's `os` package words the common ones.
-fn io_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
-
 /// `rule_files` relative to the test file's directory, expanded as globs in order.
 fn resolve_rule_files(
     test: &Path,

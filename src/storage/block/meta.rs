@@ -56,6 +56,12 @@ pub struct BlockMeta {
 }
 
 impl BlockMeta {
+    /// The block's downsampling resolution in ms (`thanos.downsample.resolution`); 0 = raw,
+    /// also for a meta without a `thanos` section.
+    pub fn resolution(&self) -> i64 {
+        self.thanos.as_ref().map_or(0, |t| t.downsample.resolution)
+    }
+
     /// A level-1 meta for a new block covering `[min_time, max_time)`.
     pub fn new(ulid: Ulid, min_time: i64, max_time: i64) -> Self {
         BlockMeta {

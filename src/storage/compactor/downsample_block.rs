@@ -28,7 +28,6 @@ use ulid::Ulid;
 use crate::storage::block::ThanosMeta;
 use crate::storage::block::{BlockError, BlockMeta, BlockReader, BlockWriter, BlockWriterOptions};
 use crate::storage::chunkenc::ChunkError;
-use crate::storage::compactor::downsample_plan::resolution_of;
 use crate::storage::compactor::plan::COMPACTOR_SOURCE;
 use crate::storage::downsample::{downsample_series, DownsampleError};
 use crate::storage::model::EncodedChunk;
@@ -118,7 +117,7 @@ pub fn downsample_block(
     };
     let block =
         BlockReader::open(input_dir).map_err(|e| input_err(block_reason(&e), e.to_string()))?;
-    let from = resolution_of(block.meta());
+    let from = block.meta().resolution();
     let refs = block
         .series_refs(&[])
         .map_err(|e| input_err(block_reason(&e), e.to_string()))?;

@@ -61,13 +61,6 @@ pub struct DownsampleJob {
     pub to: i64,
 }
 
-/// The block's resolution (0 without a Thanos section).
-pub fn resolution_of(meta: &BlockMeta) -> i64 {
-    meta.thanos
-        .as_ref()
-        .map_or(RES_RAW, |t| t.downsample.resolution)
-}
-
 /// The resolution a block of `resolution` is downsampled to, and the span it needs first;
 /// `None` for 1h and for resolutions Thanos does not know.
 pub fn next_level(resolution: i64) -> Option<(i64, i64)> {
@@ -102,7 +95,7 @@ pub fn plan_downsample(
         .map(|c| &c.meta)
         .chain(covering);
     for m in live {
-        let res = resolution_of(m);
+        let res = m.resolution();
         for s in sources_of(m) {
             covered.insert((res, s));
         }
@@ -111,7 +104,7 @@ pub fn plan_downsample(
         .iter()
         .filter(|c| !c.deletion_marked && !c.no_downsample)
         .filter(|c| {
-            let Some((to, min_span)) = next_level(resolution_of(&c.meta)) else {
+            let Some((to, min_span)) = next_level(c.meta.resolution()) else {
                 return false;
             };
             let span = c.meta.max_time.saturating_sub(c.meta.min_time);
@@ -126,7 +119,7 @@ pub fn plan_downsample(
     chosen
         .into_iter()
         .filter_map(|c| {
-            let from = resolution_of(&c.meta);
+            let from = c.meta.resolution();
             next_level(from).map(|(to, _)| DownsampleJob {
                 ulid: c.meta.ulid,
                 from,

@@ -115,10 +115,6 @@ pub struct StreamKey {
     pub labels: BTreeMap<String, String>,
 }
 
-fn resolution_of(meta: &BlockMeta) -> i64 {
-    meta.thanos.as_ref().map_or(0, |t| t.downsample.resolution)
-}
-
 /// The block's full external labels (empty without a `thanos` section).
 fn full_labels(meta: &BlockMeta) -> Option<&BTreeMap<String, String>> {
     meta.thanos.as_ref().map(|t| &t.labels)
@@ -140,7 +136,7 @@ impl StreamKey {
             }
         }
         StreamKey {
-            resolution_ms: resolution_of(meta),
+            resolution_ms: meta.resolution(),
             labels,
         }
     }
@@ -406,7 +402,7 @@ fn join_capped(items: &[String], sep: &str) -> String {
 }
 
 fn decide_overlap(stream: &StreamKey, set: &[&BlockMeta], cfg: &PlannerConfig) -> StreamDecision {
-    if stream.resolution_ms > 0 || set.iter().any(|m| resolution_of(m) > 0) {
+    if stream.resolution_ms > 0 || set.iter().any(|m| m.resolution() > 0) {
         let blocks: BTreeSet<Ulid> = set.iter().map(|m| m.ulid).collect();
         let listed: Vec<String> = set.iter().map(|m| describe(m)).collect();
         return StreamDecision::MarkNoCompact {
@@ -526,7 +522,7 @@ pub fn hidden_by_sources(metas: &[BlockMeta]) -> BTreeSet<Ulid> {
         .iter()
         .map(|m| Entry {
             ulid: m.ulid,
-            res: resolution_of(m),
+            res: m.resolution(),
             sources: sources_of(m),
         })
         .collect();
@@ -608,7 +604,7 @@ pub fn expired(metas: &[BlockMeta], retention: &Retention, now_ms: i64) -> Vec<U
     let out: BTreeSet<Ulid> = metas
         .iter()
         .filter(|m| {
-            let keep = retention.for_resolution(resolution_of(m));
+            let keep = retention.for_resolution(m.resolution());
             keep > 0 && now_ms > m.max_time.saturating_add(keep)
         })
         .map(|m| m.ulid)

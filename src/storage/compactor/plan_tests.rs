@@ -969,7 +969,7 @@ fn thanos_tree(metas: &[BlockMeta]) -> BTreeSet<Ulid> {
     }
     let mut by_res: BTreeMap<i64, Vec<&BlockMeta>> = BTreeMap::new();
     for m in metas {
-        by_res.entry(resolution_of(m)).or_default().push(m);
+        by_res.entry(m.resolution()).or_default().push(m);
     }
     let mut hidden = BTreeSet::new();
     for (_, mut list) in by_res {

@@ -123,10 +123,7 @@ impl BucketBlock {
     }
 
     pub fn resolution(&self) -> i64 {
-        self.meta
-            .thanos
-            .as_ref()
-            .map_or(0, |t| t.downsample.resolution)
+        self.meta.resolution()
     }
 
     /// Does `[minTime, maxTime)` meet the inclusive query range?

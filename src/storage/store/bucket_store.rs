@@ -189,11 +189,7 @@ impl BucketStore {
                 id: b.meta.ulid,
                 min_time: b.meta.min_time,
                 max_time: b.meta.max_time,
-                resolution: b
-                    .meta
-                    .thanos
-                    .as_ref()
-                    .map_or(0, |t| t.downsample.resolution),
+                resolution: b.meta.resolution(),
             })
             .collect();
         let mut report = SyncReport {
@@ -411,10 +407,18 @@ impl BucketStore {
 
     /// The served blocks that answer `[mint, maxt]` at `max_resolution` (module
     /// `resolution`). Served blocks the bucket listing does not know (revived inputs of a
-    /// failed block) take part in the choice too.
+    /// failed block) take part in the choice too; blocks this store failed to load do not,
+    /// or their range would count as answered and finer or coarser blocks would not fill it.
     fn blocks_for(&self, mint: i64, maxt: i64, max_resolution: i64) -> Vec<Arc<BucketBlock>> {
         let blocks = self.blocks.read();
-        let mut spans = self.known.read().clone();
+        let failed = self.failed.read();
+        let mut spans: Vec<BlockSpan> = self
+            .known
+            .read()
+            .iter()
+            .filter(|s| !failed.contains_key(&s.id))
+            .cloned()
+            .collect();
         for b in blocks.values() {
             if !spans.iter().any(|s| s.id == b.ulid()) {
                 spans.push(BlockSpan {
@@ -428,7 +432,6 @@ impl BucketStore {
         select_blocks(&spans, mint, maxt, max_resolution)
             .into_iter()
             .filter_map(|u| blocks.get(&u).cloned())
-            .filter(|b| b.overlaps(mint, maxt))
             .collect()
     }
 

@@ -416,6 +416,33 @@ async fn an_unloadable_covering_block_does_not_hide_its_inputs() {
     assert_eq!(serving, vec![covering]);
 }
 
+/// A downsampled block this store cannot load does not claim its range in the resolution
+/// choice: the raw block beside it answers instead of nothing.
+#[tokio::test]
+async fn an_unloadable_downsampled_block_leaves_its_range_to_finer_blocks() {
+    let f = fixture(vec![small_spec(30, 0, 1), small_spec(30, 0, 2)]).await;
+    let (raw, five_m) = (f.ulids[0], f.ulids[1]);
+    let meta_key = format!("{five_m}/meta.json");
+    let mut meta: crate::storage::block::BlockMeta =
+        serde_json::from_slice(&f.bucket.get(&meta_key).await.unwrap()).unwrap();
+    let thanos = meta.thanos.get_or_insert_with(Default::default);
+    thanos.downsample.resolution = 300_000;
+    f.bucket
+        .put_bytes(&meta_key, meta.to_json().unwrap().into())
+        .await
+        .unwrap();
+    corrupt_object(&f.bucket, &format!("{five_m}/index"), Some(60), 0).await;
+    let s = BucketStore::new(f.bucket.clone() as DynStore, config(&f, "n1")).unwrap();
+    let r = s.sync(&all_blocks).await.unwrap();
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    let opts = SelectOptions {
+        max_resolution_ms: 300_000,
+        ..SelectOptions::default()
+    };
+    let got = s.select(&[], 0, H2, &opts).await.unwrap();
+    assert_eq!(got.series.len(), 30, "the raw block {raw} answers");
+}
+
 #[tokio::test]
 async fn corrupt_chunks_and_series_become_warnings() {
     let f = fixture(vec![

@@ -61,7 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use ulid::Ulid;
 
-use super::downsample_plan::{next_level, resolution_of};
+use super::downsample_plan::next_level;
 use super::metrics::CompactorMetrics;
 use super::plan::{hidden_by_sources, too_young, PlanKind, PlannerConfig, Retention, StreamKey};
 use crate::storage::block::BlockMeta;
@@ -651,7 +651,7 @@ fn classify(ctx: &Ctx<'_>, entries: BTreeMap<Ulid, Entry>) -> BTreeMap<StreamKey
     let mut by_res: BTreeMap<i64, Vec<BlockMeta>> = BTreeMap::new();
     for e in entries.values().filter(|e| e.deletion.is_none()) {
         by_res
-            .entry(resolution_of(&e.meta))
+            .entry(e.meta.resolution())
             .or_default()
             .push(e.meta.clone());
     }
