@@ -157,7 +157,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
     );
     let me = ctx.config.node.id.clone();
     let replication = ctx.config.cluster.rule_replication;
-    let mut running: BTreeMap<String, GroupTask> = BTreeMap::new();
+    let mut running: BTreeMap<String, (GroupTask, tokio::task::JoinHandle<()>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(OWNERSHIP_POLL);
     let roles = ctx.cluster.local_roles();
     let every = maintenance_interval(ctx.config.tsdb.block_duration.as_millis());
@@ -185,15 +185,22 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         // group's alert state), removed ones stop and mark their series stale.
         let pending = ctx.rules.write().pending.take();
         if let Some(next) = pending {
-            running.retain(|key, task| {
-                let same = next.get(key) == defs.get(key);
-                if !same {
-                    task.replaced
-                        .store(next.contains_key(key), std::sync::atomic::Ordering::SeqCst);
-                    task.stop.cancel();
-                }
-                same
-            });
+            let changed: Vec<String> = running
+                .keys()
+                .filter(|k| next.get(*k) != defs.get(*k))
+                .cloned()
+                .collect();
+            for key in changed {
+                let Some((task, handle)) = running.remove(&key) else {
+                    continue;
+                };
+                task.replaced
+                    .store(next.contains_key(&key), std::sync::atomic::Ordering::SeqCst);
+                task.stop.cancel();
+                // An evaluation in flight finishes and publishes its state before the new
+                // definition copies it, so no slot is evaluated twice nor state lost.
+                let _ = handle.await;
+            }
             defs = next;
             let mut view = ctx.rules.write();
             view.loaded = defs.len();
@@ -203,7 +210,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {
             ownership::is_owner(k.as_bytes(), n, l, r)
         });
-        running.retain(|key, task| {
+        running.retain(|key, (task, _)| {
             let keep = owned.contains(&key.as_str());
             if !keep {
                 tracing::info!(group = %key, "rule group moved away from this node");
@@ -236,11 +243,11 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
                 stop: stop.child_token(),
                 replaced: Arc::default(),
             };
-            tokio::spawn(run_group(ctx.clone(), group, task.clone()));
-            running.insert(key.to_string(), task);
+            let handle = tokio::spawn(run_group(ctx.clone(), group, task.clone()));
+            running.insert(key.to_string(), (task, handle));
         }
     }
-    for task in running.values() {
+    for (task, _) in running.values() {
         task.stop.cancel();
     }
 }
