@@ -368,7 +368,7 @@ fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             // raw sample count (`promql::downsampled`).
             if ev
                 .fetched()
-                .counts_samples(&crate::promql::fetch::selector_key(&ms.vs))
+                .counts_samples(&ms.vs)
             {
                 name = "sum_over_time";
             }

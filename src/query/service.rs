@@ -56,21 +56,9 @@ pub struct QueryOptions {
     pub max_source_resolution: Option<SourceResolution>,
 }
 
-/// Thanos's dynamic lookback (`LookbackDeltaFactory`): reading data of resolution `res_ms`,
-/// an instant selector looks back at least one window of it, so raw selectors over 5m or 1h
-/// data have no holes between the window stamps.
-pub fn lookback_for(base: Duration, res_ms: i64) -> Duration {
-    const FIVE_MIN: Duration = Duration::from_secs(300);
-    const HOUR: Duration = Duration::from_secs(3600);
-    let res = Duration::from_millis(res_ms.max(0) as u64);
-    if res > base.max(FIVE_MIN) {
-        base.max(HOUR)
-    } else if res > base {
-        base.max(FIVE_MIN)
-    } else {
-        base
-    }
-}
+/// Thanos's dynamic lookback, grown to the coarsest resolution a query may read (the
+/// engine grows it further, per sample, where coarser data fills a gap).
+pub use crate::promql::lookback_for;
 
 /// A query's value and the resolutions (ms, 0 = raw) of the data that answered it.
 #[derive(Debug)]
