@@ -185,12 +185,7 @@ impl BucketStore {
             .blocks
             .values()
             .filter(|b| in_window(b))
-            .map(|b| BlockSpan {
-                id: b.meta.ulid,
-                min_time: b.meta.min_time,
-                max_time: b.meta.max_time,
-                resolution: b.meta.resolution(),
-            })
+            .map(|b| BlockSpan::of(&b.meta))
             .collect();
         let mut report = SyncReport {
             known: state.blocks.len(),
@@ -421,12 +416,7 @@ impl BucketStore {
             .collect();
         for b in blocks.values() {
             if !spans.iter().any(|s| s.id == b.ulid()) {
-                spans.push(BlockSpan {
-                    id: b.ulid(),
-                    min_time: b.meta().min_time,
-                    max_time: b.meta().max_time,
-                    resolution: b.resolution(),
-                });
+                spans.push(BlockSpan::of(b.meta()));
             }
         }
         select_blocks(&spans, mint, maxt, max_resolution)
