@@ -4,15 +4,18 @@
 //! built by the node; errors become responses in `error`.
 
 pub mod admin;
+pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod nodes;
 pub mod params;
 pub mod query;
 pub mod remote_write;
 pub mod rules;
 pub mod status;
 pub mod status_api;
+pub mod stores;
 pub mod targets;
 pub mod targets_cluster;
 
@@ -95,6 +98,8 @@ pub struct AdminState {
     pub bucket: Arc<dyn ObjectStore>,
     /// What this node's compactor role is doing.
     pub compactor: SharedStatus,
+    /// The bucket's meta.json files, read once, for `/api/v1/blocks`.
+    pub block_metas: blocks::MetaCache,
 }
 
 /// Samples pushed to the node (`/api/v1/write`).
@@ -160,6 +165,9 @@ pub fn serve(
             .configure(status::routes)
             .configure(status_api::routes)
             .configure(admin::routes)
+            .configure(nodes::routes)
+            .configure(blocks::routes)
+            .configure(stores::routes)
             .configure(cluster::routes)
             .configure(query::routes)
             .configure(remote_write::routes)

@@ -13,12 +13,12 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
 use crate::promql::downsampled::{self, DownsampledRead};
-use crate::storage::downsample;
 use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result};
 use crate::promql::preprocess::{selector_mode, RangeMode, MODIFIER_LABEL};
 use crate::promql::start_timestamps::{uses_start_timestamps, StartTimes};
 use crate::storage::chunkenc::{declared_samples, SeriesIterator};
+use crate::storage::downsample;
 use crate::storage::model::{
     Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, Series, METRIC_NAME,
 };
@@ -504,7 +504,12 @@ struct NeedResult {
 }
 
 /// A selected series: labels, samples, start timestamps, downsampled stretches.
-type Found = (Labels, Vec<Sample>, Option<Vec<i64>>, Vec<downsampled::CoarseSpan>);
+type Found = (
+    Labels,
+    Vec<Sample>,
+    Option<Vec<i64>>,
+    Vec<downsampled::CoarseSpan>,
+);
 
 /// Selects and decodes one selector's series.
 fn fetch_need(

@@ -30,10 +30,10 @@ pub mod testlang;
 pub mod testlang_parse;
 pub mod value;
 
+pub use downsampled::lookback_for;
 pub use engine::{check_range_params, Engine, EngineOptions, MAX_POINTS_PER_SERIES};
 pub use error::{ErrorKind, PromqlError, Result};
 pub use freer::Freer;
-pub use downsampled::lookback_for;
 pub use json::{
     format_error_body, format_success_body, format_value, format_value_bytes,
     parse_duration_or_seconds, parse_time,

@@ -86,6 +86,18 @@ pub struct Listing<T> {
     pub warnings: Vec<String>,
 }
 
+/// One source the planner reads, as `/api/v1/stores` lists it.
+#[derive(Clone, Debug)]
+pub struct StoreStatus {
+    pub node: String,
+    /// `None` for this node's own sources.
+    pub rpc_addr: Option<String>,
+    /// `None` when the node did not answer (see `last_error`) or holds no source.
+    pub info: Option<super::storeapi::StoreInfo>,
+    pub last_check_ms: i64,
+    pub last_error: Option<String>,
+}
+
 /// What a node needs to run queries.
 pub struct QueryService {
     engine: Engine,
@@ -94,6 +106,7 @@ pub struct QueryService {
     /// Replica labels deduplicated by default (`replicaLabels[]` overrides per request).
     replica_labels: Vec<String>,
     concurrency: tokio::sync::Semaphore,
+    max_concurrent: usize,
     /// The node's `global.external_labels`, added by federation.
     external_labels: Labels,
     /// `query.default_max_source_resolution`, for requests without the parameter.
@@ -115,9 +128,16 @@ impl QueryService {
             client,
             replica_labels,
             concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            max_concurrent: max_concurrent.max(1),
             external_labels,
             default_resolution: SourceResolution::Auto,
         }
+    }
+
+    /// Queries running or waiting for a slot now.
+    pub fn queries_in_flight(&self) -> usize {
+        self.max_concurrent
+            .saturating_sub(self.concurrency.available_permits())
     }
 
     /// Sets the `max_source_resolution` of requests that do not give one.
@@ -311,6 +331,54 @@ impl QueryService {
             Ok(all)
         })
         .await
+    }
+
+    /// What every source the planner fans out to holds, this node's own and each live
+    /// peer's (asked with the StoreAPI `info` method, in parallel); a peer that does not
+    /// answer is listed with the error.
+    pub async fn stores(&self) -> Vec<StoreStatus> {
+        let now = crate::time::now_ms();
+        let mut out: Vec<StoreStatus> = self
+            .sources
+            .info()
+            .into_iter()
+            .map(|info| StoreStatus {
+                node: info.node.clone(),
+                rpc_addr: None,
+                info: Some(info),
+                last_check_ms: now,
+                last_error: None,
+            })
+            .collect();
+        let remote = self.sources.remote();
+        let asks = remote.iter().map(|r| {
+            let req = crate::cluster::transport::Request::new(
+                super::storeapi::STORE_TARGET,
+                super::storeapi::METHOD_INFO,
+                Vec::new(),
+            );
+            self.client.call(r.rpc_addr, req)
+        });
+        let answers = futures::future::join_all(asks).await;
+        for (r, answer) in remote.iter().zip(answers) {
+            let decoded = answer.map_err(|e| e.to_string()).and_then(|body| {
+                super::storeapi::decode::<Vec<super::storeapi::StoreInfo>>(&body)
+                    .map_err(|e| e.to_string())
+            });
+            let status = |info, last_error| StoreStatus {
+                node: r.node.clone(),
+                rpc_addr: Some(r.rpc_addr.to_string()),
+                info,
+                last_check_ms: now,
+                last_error,
+            };
+            match decoded {
+                Ok(list) if list.is_empty() => out.push(status(None, None)),
+                Ok(list) => out.extend(list.into_iter().map(|i| status(Some(i), None))),
+                Err(e) => out.push(status(None, Some(e))),
+            }
+        }
+        out
     }
 
     /// Label names of the series matching any of `sets` (all series without sets).

@@ -891,7 +891,11 @@ mod tests {
         };
         let got = dedup_replicas(vec![a, b], &["replica".to_string()], false).unwrap();
         assert_eq!(got.len(), 1);
-        let tags: Vec<(i64, u8)> = got[0].chunks.iter().map(|c| (c.min_time, c.data[0])).collect();
+        let tags: Vec<(i64, u8)> = got[0]
+            .chunks
+            .iter()
+            .map(|c| (c.min_time, c.data[0]))
+            .collect();
         // B covers more time and leads; A's first chunk overlaps B's and is not added.
         assert_eq!(tags, vec![(10, 2), (100, 2), (200, 2)]);
         let a_only = Series {
@@ -903,7 +907,11 @@ mod tests {
             chunks: vec![chunk(200, 299, 2)],
         };
         let got = dedup_replicas(vec![a_only, b_gap], &["replica".to_string()], false).unwrap();
-        let tags: Vec<(i64, u8)> = got[0].chunks.iter().map(|c| (c.min_time, c.data[0])).collect();
+        let tags: Vec<(i64, u8)> = got[0]
+            .chunks
+            .iter()
+            .map(|c| (c.min_time, c.data[0]))
+            .collect();
         assert_eq!(tags, vec![(0, 1), (100, 1), (200, 2), (300, 1)]);
     }
 

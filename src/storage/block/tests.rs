@@ -368,7 +368,11 @@ fn thanos_index_stats_are_recorded_on_blocks_with_a_thanos_section() {
     // and chunk sizes from the chunk file's own framing (length varint, encoding, data, CRC).
     let block = BlockReader::open(&tmp.path().join(meta.ulid.to_string())).unwrap();
     let ids = block.series_refs(&[]).unwrap();
-    let want_series = ids.windows(2).map(|w| (w[1] - w[0]) as i64 * 16).max().unwrap();
+    let want_series = ids
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as i64 * 16)
+        .max()
+        .unwrap();
     assert_eq!(stats.series_max_size, want_series);
     let framed = |c: &EncodedChunk| {
         let n = c.data.len();

@@ -595,6 +595,10 @@ impl BucketBlock {
             let recs = self
                 .fetch_records_keyed(key, ItemKind::Chunk, ranges, &record_len, seg_bits)
                 .await?;
+            let touched: usize = recs.values().map(Bytes::len).sum();
+            self.counters
+                .chunk_bytes_touched
+                .fetch_add(touched as u64, std::sync::atomic::Ordering::Relaxed);
             for (off, b) in recs {
                 out.insert(seg_bits | off, b);
             }

@@ -106,6 +106,7 @@ pub struct StoreStats {
     pub sync_failures: u64,
     pub queries: u64,
     pub limit_hits: u64,
+    pub chunk_bytes_touched: u64,
 }
 
 pub struct BucketStore {
@@ -639,6 +640,7 @@ impl BucketStore {
             sync_failures: get(&c.sync_failures),
             queries: get(&c.queries),
             limit_hits: get(&c.limit_hits),
+            chunk_bytes_touched: get(&c.chunk_bytes_touched),
         }
     }
 }
