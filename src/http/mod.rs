@@ -4,7 +4,6 @@
 //! built by the node; errors become responses in `error`.
 
 pub mod admin;
-pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
@@ -98,8 +97,6 @@ pub struct AdminState {
     pub bucket: Arc<dyn ObjectStore>,
     /// What this node's compactor role is doing.
     pub compactor: SharedStatus,
-    /// The bucket's meta.json files, read once, for `/api/v1/blocks`.
-    pub block_metas: blocks::MetaCache,
 }
 
 /// Samples pushed to the node (`/api/v1/write`).
@@ -166,7 +163,6 @@ pub fn serve(
             .configure(status_api::routes)
             .configure(admin::routes)
             .configure(nodes::routes)
-            .configure(blocks::routes)
             .configure(stores::routes)
             .configure(cluster::routes)
             .configure(query::routes)
