@@ -17,6 +17,7 @@ pub mod status_api;
 pub mod stores;
 pub mod targets;
 pub mod targets_cluster;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -164,6 +165,7 @@ pub fn serve(
             .configure(admin::routes)
             .configure(nodes::routes)
             .configure(stores::routes)
+            .configure(usage::routes)
             .configure(cluster::routes)
             .configure(query::routes)
             .configure(remote_write::routes)

@@ -456,7 +456,7 @@ pub(crate) fn fetch_all(
     };
     // Distinct selectors (the two sides of a join, say) are independent reads.
     let needs: Vec<(String, Need)> = needs.into_iter().collect();
-    let results: Vec<(String, NeedResult, Vec<(Vec<usize>, NeedResult)>)> = if needs.len() > 1 {
+    let results: Vec<Fetch> = if needs.len() > 1 {
         use rayon::prelude::*;
         needs.into_par_iter().map(fetch).collect::<Result<_>>()?
     } else {
@@ -492,6 +492,10 @@ impl Fetched {
         self.by_key.insert(key, got.list);
     }
 }
+
+/// One selector's fetch: its key, its series, and the own reads of the occurrences whose
+/// function needs another aggregate of downsampled data (by `site`).
+type Fetch = (String, NeedResult, Vec<(Vec<usize>, NeedResult)>);
 
 /// One selector's decoded series and what the fetch learnt about them.
 struct NeedResult {

@@ -54,6 +54,8 @@ pub struct QueryOptions {
     pub timeout: Option<Duration>,
     /// Thanos's `max_source_resolution`; `None` takes the service's configured default.
     pub max_source_resolution: Option<SourceResolution>,
+    /// Who asked, for metric usage (`usage`).
+    pub source: super::usage::Source,
 }
 
 /// Thanos's dynamic lookback, grown to the coarsest resolution a query may read (the
@@ -75,6 +77,7 @@ impl Default for QueryOptions {
             partial_response: true,
             timeout: None,
             max_source_resolution: None,
+            source: super::usage::Source::AdHoc,
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct QueryService {
     external_labels: Labels,
     /// `query.default_max_source_resolution`, for requests without the parameter.
     default_resolution: SourceResolution,
+    /// What every evaluated query read (metric usage).
+    usage: Arc<super::usage::Usage>,
 }
 
 impl QueryService {
@@ -131,7 +136,19 @@ impl QueryService {
             max_concurrent: max_concurrent.max(1),
             external_labels,
             default_resolution: SourceResolution::Auto,
+            usage: Arc::new(super::usage::Usage::new(crate::time::now_ms(), None)),
         }
+    }
+
+    /// Records metric usage into `usage` (shared with the node, which persists it).
+    pub fn with_usage(mut self, usage: Arc<super::usage::Usage>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// The metric usage this node recorded.
+    pub fn usage(&self) -> &Arc<super::usage::Usage> {
+        &self.usage
     }
 
     /// Queries running or waiting for a slot now.
@@ -194,6 +211,10 @@ impl QueryService {
     fn engine_at(&self, opts: &QueryOptions, resolution_ms: i64) -> Engine {
         let mut engine = self.engine.clone();
         engine.opts.lookback_delta = lookback_for(engine.opts.lookback_delta, resolution_ms);
+        let (usage, source) = (self.usage.clone(), opts.source.clone());
+        engine.observe(Arc::new(move |expr| {
+            usage.record(expr, &source, crate::time::now_ms())
+        }));
         if let Some(t) = opts.timeout.filter(|t| !t.is_zero()) {
             engine.opts.timeout = engine.opts.timeout.min(t);
         }
