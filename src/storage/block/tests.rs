@@ -41,18 +41,25 @@ fn series() -> Vec<(Labels, Vec<EncodedChunk>)> {
 }
 
 fn write(dir: &std::path::Path) -> BlockMeta {
-    let data = series();
+    write_series(dir, &series(), BlockMeta::new(ulid::Ulid::new(), 0, 2000))
+}
+
+/// Writes `data` (in label order) as one block under `dir`, finished with `meta`.
+fn write_series(
+    dir: &std::path::Path,
+    data: &[(Labels, Vec<EncodedChunk>)],
+    meta: BlockMeta,
+) -> BlockMeta {
     let symbols = data.iter().flat_map(|(l, _)| {
         l.iter()
             .flat_map(|x| [x.name.to_string(), x.value.to_string()])
             .collect::<Vec<_>>()
     });
     let mut w = BlockWriter::create(dir, symbols.collect::<Vec<_>>()).unwrap();
-    for (l, c) in &data {
+    for (l, c) in data {
         w.add_series(l, c).unwrap();
     }
-    w.finish(BlockMeta::new(ulid::Ulid::new(), 0, 2000))
-        .unwrap()
+    w.finish(meta).unwrap()
 }
 
 fn names(ss: &[crate::storage::model::Series]) -> Vec<String> {
@@ -347,21 +354,9 @@ fn thanos_index_stats_are_recorded_on_blocks_with_a_thanos_section() {
         chunk(1000..1990, 10, 1.0),
         chunk(1990..2000, 10, 1.0),
     ];
-    let symbols: Vec<String> = data
-        .iter()
-        .flat_map(|(l, _)| {
-            l.iter()
-                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let mut w = BlockWriter::create(tmp.path(), symbols).unwrap();
-    for (l, c) in &data {
-        w.add_series(l, c).unwrap();
-    }
     let mut meta = BlockMeta::new(ulid::Ulid::new(), 0, 2000);
     meta.thanos = Some(ThanosMeta::new(Default::default(), 0, "compactor"));
-    let meta = w.finish(meta).unwrap();
+    let meta = write_series(tmp.path(), &data, meta);
     let stats = meta.thanos.as_ref().unwrap().index_stats.unwrap();
 
     // Independently: distances between consecutive series entries (ids are offsets / 16),
