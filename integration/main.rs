@@ -31,3 +31,4 @@ mod shipping_cli;
 mod shipping_faults;
 mod store_shards;
 mod tools_tsdb;
+mod web_ui;
