@@ -148,10 +148,26 @@ impl Browser {
             })
             .await
             .expect("install the error collector");
+        // The viewport (what a screenshot shows) is 1280×800: grow the window by the browser's
+        // own frame.
         client
             .set_window_size(1280, 800)
             .await
             .expect("window size");
+        let frame = client
+            .execute(
+                "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
+                vec![],
+            )
+            .await
+            .expect("window frame");
+        let (dw, dh) = (frame[0].as_u64().unwrap_or(0), frame[1].as_u64().unwrap_or(0));
+        if dw > 0 || dh > 0 {
+            client
+                .set_window_size(1280 + dw as u32, 800 + dh as u32)
+                .await
+                .expect("window size");
+        }
         Browser {
             client,
             _driver: driver,
@@ -176,12 +192,32 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    /// Waits until `script` returns true.
+    /// Waits until `script` returns true; on a timeout the panic shows the page's text.
     async fn wait_js(&self, what: &str, script: &str) {
-        wait_until(what, Duration::from_secs(20), || async {
-            self.js(script).await == json!(true)
-        })
-        .await;
+        let waited = strata_testing::Wait::new(what, Duration::from_secs(20))
+            .until(|| async { self.js(script).await == json!(true) })
+            .await;
+        if let Err(e) = waited {
+            let text = self.js("return document.body.innerText").await;
+            let problems = self.problems().await;
+            let requests = self
+                .js("return performance.getEntriesByType('resource').map((r) => r.name)")
+                .await;
+            let last_api = requests
+                .as_array()
+                .and_then(|a| a.iter().rev().find_map(|r| r.as_str().filter(|u| u.contains("/api/"))))
+                .unwrap_or_default()
+                .to_string();
+            let again = match http_client().get(&last_api).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            panic!(
+                "{e}\npage text:\n{}\nproblems: {problems:?}\nrequests: {requests}\nthe last API request again: {}",
+                text.as_str().unwrap_or_default(),
+                again.chars().take(600).collect::<String>()
+            );
+        }
     }
 
     /// The errors and failed requests the page has seen, plus any resource that answered an
@@ -238,7 +274,8 @@ uidemo_requests_total{code=\"500\"} 3
 ";
 
 /// A node (all roles) scraping a target that serves `EXPOSITION` and one that answers 404,
-/// every second, below `prefix` ("" or "/strata"); returns once `uidemo_*` has samples.
+/// every second, below `prefix` ("" or "/strata"); returns once `uidemo_*` has ten seconds
+/// of samples (so a graph of the last minute has lines, not lone points).
 async fn start_node(prefix: &str) -> (TestNode, BodyServer, String) {
     let target = BodyServer::start().await;
     target.set("/metrics", "text/plain; version=0.0.4", EXPOSITION);
@@ -254,16 +291,24 @@ async fn start_node(prefix: &str) -> (TestNode, BodyServer, String) {
     }
     let node = TestNode::builder().yaml(&yaml).start().await;
     let base = format!("{}{prefix}", node.base);
-    let probe = format!("{base}/api/v1/query?query=uidemo_temperature_celsius");
     wait_until(
-        "the node to have scraped the demo target",
-        Duration::from_secs(30),
+        "the node to have scraped the demo target for ten seconds",
+        Duration::from_secs(40),
         || async {
+            let end = strata_testing::now_ms() / 1000;
+            let probe = format!(
+                "{base}/api/v1/query_range?query=uidemo_temperature_celsius&start={}&end={end}&step=1",
+                end - 60
+            );
             let Ok(resp) = http_client().get(&probe).send().await else {
                 return false;
             };
             let v: Value = resp.json().await.unwrap_or_default();
-            v["data"]["result"].as_array().is_some_and(|a| a.len() == 3)
+            v["data"]["result"].as_array().is_some_and(|a| {
+                a.len() == 3
+                    && a.iter()
+                        .all(|s| s["values"].as_array().is_some_and(|v| v.len() >= 10))
+            })
         },
     )
     .await;
@@ -350,7 +395,8 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     browser.assert_clean("query (typed)").await;
     browser.screenshot("query-typed-table").await;
 
-    // The Graph tab draws: the canvas has coloured (series) pixels, not only grey axes.
+    // The Graph tab draws: the canvas has coloured (series) pixels, not only grey axes. The
+    // node has scraped for seconds only: a 1m range shows them.
     browser
         .client
         .find(Locator::Css("[data-testid=panel-0] [data-testid=tab-graph]"))
@@ -359,6 +405,16 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         .click()
         .await
         .expect("click graph tab");
+    let range = browser
+        .client
+        .find(Locator::Css("[data-testid=panel-0] [data-testid=range]"))
+        .await
+        .expect("range input");
+    // Ctrl+A (the modifier stays down until the NULL key), then the new range and Enter.
+    range
+        .send_keys("\u{E009}a\u{E000}1m\u{E007}")
+        .await
+        .expect("type range");
     browser
         .wait_js(
             "the graph to be drawn",

@@ -129,7 +129,8 @@ export function drawGraph(container, opts) {
   const series = [{ value: (u, v) => (v === null ? '' : formatTime(v)) }];
   labels.forEach((label, i) => {
     const color = seriesColor(i);
-    const s = { label, stroke: color, width: 1.5, points: { show: false }, spanGaps: false };
+    // uPlot's default points.show draws points only where they fit, so lone samples still show.
+    const s = { label, stroke: color, width: 1.5, spanGaps: false };
     if (opts.stacked) s.fill = withAlpha(color, 0.35);
     series.push(s);
   });
