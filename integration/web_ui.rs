@@ -437,6 +437,48 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     browser.assert_clean("query (graph)").await;
     browser.screenshot("query-typed-graph").await;
 
+    // The dark theme (the toggle, kept in localStorage) and a phone-width layout.
+    browser
+        .client
+        .find(Locator::Css("[data-testid=theme-toggle]"))
+        .await
+        .expect("theme toggle")
+        .click()
+        .await
+        .expect("toggle the theme");
+    let theme = browser
+        .js("return [document.documentElement.dataset.theme, localStorage.getItem('strata.theme')]")
+        .await;
+    assert!(theme[0] == theme[1] && theme[0].is_string(), "{theme}");
+    browser.open(&format!("{base}/graph?g0.expr=uidemo_temperature_celsius&g0.tab=0&g0.range_input=1m&g0.stacked=1")).await;
+    browser
+        .wait_js(
+            "the stacked graph",
+            "return !!document.querySelector('[data-testid=panel-0] [data-testid=graph] canvas')",
+        )
+        .await;
+    browser.assert_clean("query (stacked, other theme)").await;
+    browser.screenshot("query-graph-stacked-other-theme").await;
+    browser.client.find(Locator::Css("[data-testid=theme-toggle]")).await.expect("toggle").click().await.expect("toggle back");
+    let frame = browser.js("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]").await;
+    let (dw, dh) = (frame[0].as_u64().unwrap_or(0) as u32, frame[1].as_u64().unwrap_or(0) as u32);
+    browser.client.set_window_size(390 + dw, 844 + dh).await.expect("phone size");
+    for page in ["query?g0.expr=uidemo_temperature_celsius&g0.tab=0&g0.range_input=1m", "targets"] {
+        browser.open(&format!("{base}/{page}")).await;
+        browser
+            .wait_js("no panel still loading", "return !document.querySelector('[data-state=loading]')")
+            .await;
+        browser.assert_clean(page).await;
+        browser.screenshot(&format!("phone-{}", page.split('?').next().unwrap_or(page))).await;
+        let overflow = browser
+            .js("return [document.documentElement.scrollWidth - window.innerWidth,
+                  [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                    .slice(0, 5).map((e) => e.tagName + '.' + e.className)]")
+            .await;
+        assert!(overflow[0].as_i64().unwrap_or(0) <= 0, "{page} is wider than a phone: {overflow}");
+    }
+    browser.client.set_window_size(1280 + dw, 800 + dh).await.expect("desktop size");
+
     // Completion offers a metric name after its first letters (from the node's own API).
     browser.open(&format!("{base}/query")).await;
     let editor = browser

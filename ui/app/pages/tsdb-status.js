@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { el, html, mount, errorBox, formatTime, formatNumber, formatBytes } from '../util.js';
 
 function top(title, rows, fmt = formatNumber) {
-  return html`<h2>${title}</h2><div class="table-wrap"><table class="data"><thead><tr><th>Name</th><th>Count</th></tr></thead><tbody>
+  return html`<h2>${title}</h2><div class="table-wrap"><table class="data"><thead><tr><th>Name</th><th class="num">${title.includes('memory') ? 'Bytes' : 'Count'}</th></tr></thead><tbody>
     ${(rows || []).length ? rows.map((r) => html`<tr><td class="mono">${r.name}</td><td class="num">${fmt(r.value)}</td></tr>`) : html`<tr><td colspan="2" class="muted">none</td></tr>`}
   </tbody></table></div>`;
 }
@@ -24,7 +24,7 @@ export async function render(container) {
   }
   const h = d.headStats || {};
   const time = (ms) => (ms && Math.abs(ms) < 8.64e15 && h.numSeries ? `${formatTime(ms, true)} UTC` : '—');
-  mount(out, html`<h2>Head</h2><div class="table-wrap"><table class="data"><thead><tr><th>Series</th><th>Chunks</th><th>Label pairs</th><th>Min time</th><th>Max time</th></tr></thead>
+  mount(out, html`<h2>Head</h2><div class="table-wrap"><table class="data"><thead><tr><th class="num">Series</th><th class="num">Chunks</th><th class="num">Label pairs</th><th>Min time</th><th>Max time</th></tr></thead>
     <tbody><tr><td class="num">${formatNumber(h.numSeries)}</td><td class="num">${formatNumber(h.chunkCount)}</td><td class="num">${formatNumber(h.numLabelPairs)}</td>
     <td>${time(h.minTime)}</td><td>${time(h.maxTime)}</td></tr></tbody></table></div>
     ${top('Top 10 series count by metric name', d.seriesCountByMetricName)}

@@ -58,6 +58,22 @@ export function stack(ys) {
   );
 }
 
+const pad = (n) => String(n).padStart(2, '0');
+
+/** Tick labels in UTC, 24-hour: the date when ticks are days apart or the day changes. */
+export function timeTicks(splits, incr) {
+  let lastDay = '';
+  return splits.map((ts) => {
+    const d = new Date(ts * 1000);
+    const day = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+    const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    const time = incr < 60 ? `${hm}:${pad(d.getUTCSeconds())}` : hm;
+    const label = incr >= 86400 ? day : day !== lastDay && lastDay !== '' ? `${day}\n${time}` : time;
+    lastDay = day;
+    return label;
+  });
+}
+
 function cssVar(name, fallback) {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return v || fallback;
@@ -138,7 +154,8 @@ export function drawGraph(container, opts) {
   if (opts.stacked) {
     for (let i = 2; i <= labels.length; i++) bands.push({ series: [i, i - 1] });
   }
-  const width = () => Math.max(280, container.clientWidth || 800);
+  // The box has no padding: its clientWidth is the room the chart has.
+  const width = () => Math.max(240, Math.floor(box.clientWidth) || 800);
   const height = () => (window.innerWidth < 720 ? 260 : 380);
   const axis = { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } };
   const u = new window.uPlot(
@@ -149,9 +166,13 @@ export function drawGraph(container, opts) {
       bands,
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: false }, focus: { prox: 30 } },
-      scales: { x: { time: true }, y: { auto: true } },
+      // Stacked areas start at zero; lines fit their data.
+      scales: { x: { time: true }, y: opts.stacked ? { range: (self, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] } : { auto: true } },
       tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-      axes: [Object.assign({}, axis), Object.assign({ size: 60 }, axis)],
+      axes: [
+        Object.assign({ values: (self, splits, ai, space, incr) => timeTicks(splits, incr) }, axis),
+        Object.assign({ size: 60 }, axis),
+      ],
       plugins: [tooltipPlugin(box, ys, labels)],
       hooks: {
         setSelect: [
@@ -197,7 +218,7 @@ export function drawGraph(container, opts) {
       }
     });
   });
-  ro.observe(container);
+  ro.observe(box);
   return {
     destroy() {
       ro.disconnect();

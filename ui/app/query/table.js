@@ -46,7 +46,7 @@ export function tableHtml(data) {
   }
   return {
     html: html`<div class="table-wrap"><table class="data" data-testid="table">
-      <thead><tr><th>Series</th><th>Value</th></tr></thead><tbody>${raw(rows.join(''))}</tbody></table></div>`,
+      <thead><tr><th>Series</th><th class="num">Value</th></tr></thead><tbody>${raw(rows.join(''))}</tbody></table></div>`,
     shown,
     total: result.length,
   };
