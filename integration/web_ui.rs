@@ -122,9 +122,11 @@ impl Browser {
             .expect("start chromedriver");
         let driver = ChildGuard::new(child, "chromedriver");
         let status = format!("http://127.0.0.1:{port}/status");
-        wait_until("chromedriver to answer", Duration::from_secs(20), || async {
-            http_client().get(&status).send().await.is_ok()
-        })
+        wait_until(
+            "chromedriver to answer",
+            Duration::from_secs(20),
+            || async { http_client().get(&status).send().await.is_ok() },
+        )
         .await;
         let profile = strata_testing::temp_dir();
         let mut args: Vec<String> = CHROME_ARGS.iter().map(|s| s.to_string()).collect();
@@ -161,7 +163,10 @@ impl Browser {
             )
             .await
             .expect("window frame");
-        let (dw, dh) = (frame[0].as_u64().unwrap_or(0), frame[1].as_u64().unwrap_or(0));
+        let (dw, dh) = (
+            frame[0].as_u64().unwrap_or(0),
+            frame[1].as_u64().unwrap_or(0),
+        );
         if dw > 0 || dh > 0 {
             client
                 .set_window_size(1280 + dw as u32, 800 + dh as u32)
@@ -205,7 +210,11 @@ impl Browser {
                 .await;
             let last_api = requests
                 .as_array()
-                .and_then(|a| a.iter().rev().find_map(|r| r.as_str().filter(|u| u.contains("/api/"))))
+                .and_then(|a| {
+                    a.iter()
+                        .rev()
+                        .find_map(|r| r.as_str().filter(|u| u.contains("/api/")))
+                })
                 .unwrap_or_default()
                 .to_string();
             let again = match http_client().get(&last_api).send().await {
@@ -399,7 +408,9 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     // node has scraped for seconds only: a 1m range shows them.
     browser
         .client
-        .find(Locator::Css("[data-testid=panel-0] [data-testid=tab-graph]"))
+        .find(Locator::Css(
+            "[data-testid=panel-0] [data-testid=tab-graph]",
+        ))
         .await
         .expect("graph tab")
         .click()
@@ -459,25 +470,54 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         .await;
     browser.assert_clean("query (stacked, other theme)").await;
     browser.screenshot("query-graph-stacked-other-theme").await;
-    browser.client.find(Locator::Css("[data-testid=theme-toggle]")).await.expect("toggle").click().await.expect("toggle back");
+    browser
+        .client
+        .find(Locator::Css("[data-testid=theme-toggle]"))
+        .await
+        .expect("toggle")
+        .click()
+        .await
+        .expect("toggle back");
     let frame = browser.js("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]").await;
-    let (dw, dh) = (frame[0].as_u64().unwrap_or(0) as u32, frame[1].as_u64().unwrap_or(0) as u32);
-    browser.client.set_window_size(390 + dw, 844 + dh).await.expect("phone size");
-    for page in ["query?g0.expr=uidemo_temperature_celsius&g0.tab=0&g0.range_input=1m", "targets"] {
+    let (dw, dh) = (
+        frame[0].as_u64().unwrap_or(0) as u32,
+        frame[1].as_u64().unwrap_or(0) as u32,
+    );
+    browser
+        .client
+        .set_window_size(390 + dw, 844 + dh)
+        .await
+        .expect("phone size");
+    for page in [
+        "query?g0.expr=uidemo_temperature_celsius&g0.tab=0&g0.range_input=1m",
+        "targets",
+    ] {
         browser.open(&format!("{base}/{page}")).await;
         browser
-            .wait_js("no panel still loading", "return !document.querySelector('[data-state=loading]')")
+            .wait_js(
+                "no panel still loading",
+                "return !document.querySelector('[data-state=loading]')",
+            )
             .await;
         browser.assert_clean(page).await;
-        browser.screenshot(&format!("phone-{}", page.split('?').next().unwrap_or(page))).await;
+        browser
+            .screenshot(&format!("phone-{}", page.split('?').next().unwrap_or(page)))
+            .await;
         let overflow = browser
             .js("return [document.documentElement.scrollWidth - window.innerWidth,
                   [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
                     .slice(0, 5).map((e) => e.tagName + '.' + e.className)]")
             .await;
-        assert!(overflow[0].as_i64().unwrap_or(0) <= 0, "{page} is wider than a phone: {overflow}");
+        assert!(
+            overflow[0].as_i64().unwrap_or(0) <= 0,
+            "{page} is wider than a phone: {overflow}"
+        );
     }
-    browser.client.set_window_size(1280 + dw, 800 + dh).await.expect("desktop size");
+    browser
+        .client
+        .set_window_size(1280 + dw, 800 + dh)
+        .await
+        .expect("desktop size");
 
     // Completion offers a metric name after its first letters (from the node's own API).
     browser.open(&format!("{base}/query")).await;
@@ -501,7 +541,9 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
 
     // A shared link opens with that query's table.
     browser
-        .open(&format!("{base}/graph?g0.expr=uidemo_requests_total&g0.tab=1"))
+        .open(&format!(
+            "{base}/graph?g0.expr=uidemo_requests_total&g0.tab=1"
+        ))
         .await;
     browser
         .wait_js(
@@ -549,8 +591,16 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         .await;
     let rows: Vec<String> = serde_json::from_value(targets).unwrap_or_default();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows.iter().any(|r| r.contains("/metrics") && r.contains("UP")), "{rows:?}");
-    assert!(rows.iter().any(|r| r.contains("/missing") && r.contains("DOWN")), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("/metrics") && r.contains("UP")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("/missing") && r.contains("DOWN")),
+        "{rows:?}"
+    );
 
     // The static files are cached as immutable, the shell is not.
     let shell = http_client()
@@ -600,7 +650,13 @@ async fn web_ui_under_a_route_prefix() {
     check_every_page(&browser, &base, "prefix-").await;
 
     // Every route is below the prefix: the API, health, metrics and the UI.
-    for path in ["/-/ready", "/-/healthy", "/metrics", "/api/v1/status/buildinfo", "/query"] {
+    for path in [
+        "/-/ready",
+        "/-/healthy",
+        "/metrics",
+        "/api/v1/status/buildinfo",
+        "/query",
+    ] {
         assert_eq!(
             node.status(&format!("/strata{path}")).await,
             200,
@@ -633,5 +689,131 @@ async fn web_ui_under_a_route_prefix() {
         .await;
     browser.assert_clean("prefix completion").await;
 
+    browser.client.close().await.expect("close the browser");
+}
+
+/// `/cluster` on a three-node cluster lists every member, and ticking a role in the matrix
+/// moves it: `GET /api/v1/admin/cluster` shows the new assignment.
+#[actix_rt::test]
+async fn web_ui_cluster_page_moves_a_role() {
+    let browser = Browser::start().await;
+    let bucket = strata_testing::temp_dir();
+    let a = TestNode::builder()
+        .id("ui-a")
+        .filesystem_bucket(bucket.path())
+        .start()
+        .await;
+    let b = TestNode::builder()
+        .id("ui-b")
+        .roles(&["scraper_shipper", "query_planner"])
+        .filesystem_bucket(bucket.path())
+        .join(a.gossip_addr())
+        .start()
+        .await;
+    let c = TestNode::builder()
+        .id("ui-c")
+        .roles(&["store_shard", "query_planner"])
+        .filesystem_bucket(bucket.path())
+        .join(a.gossip_addr())
+        .start()
+        .await;
+    wait_until("three live members", Duration::from_secs(20), || async {
+        let v = a.get_json("/api/v1/admin/cluster").await;
+        v["data"]["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 3 && m.iter().all(|x| x["state"] == "alive"))
+    })
+    .await;
+
+    browser.open(&format!("{}/cluster", a.base)).await;
+    browser
+        .wait_js(
+            "three members listed",
+            "return document.querySelectorAll('[data-testid=member]').length === 3",
+        )
+        .await;
+    browser.assert_clean("cluster").await;
+    browser.screenshot("cluster-three-nodes").await;
+
+    // ui-b has no compactor role; tick it in the matrix.
+    browser
+        .client
+        .find(Locator::Css("[data-testid=role-ui-b-compactor]"))
+        .await
+        .expect("the ui-b × compactor box")
+        .click()
+        .await
+        .expect("tick it");
+    wait_until(
+        "the admin API to show compactor on ui-b",
+        Duration::from_secs(20),
+        || async {
+            let v = c.get_json("/api/v1/admin/cluster").await;
+            v["data"]["assignments"]["ui-b"]["roles"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == "compactor"))
+        },
+    )
+    .await;
+    browser
+        .wait_js(
+            "the matrix to show ui-b's compactor running",
+            "const row = document.querySelector('[data-testid=roles-ui-b]');
+             return !!row && row.innerText.includes('RECONCILED')
+               && document.querySelector('[data-testid=role-ui-b-compactor]').checked;",
+        )
+        .await;
+    browser.assert_clean("cluster (after the move)").await;
+    browser.screenshot("cluster-role-moved").await;
+    drop((b, c));
+    browser.client.close().await.expect("close the browser");
+}
+
+/// Budget figure, not an assertion: the time from opening a `/graph` link of a range query
+/// over 1,000 series to the drawn graph, printed for the report.
+#[actix_rt::test]
+async fn web_ui_time_to_first_graph_of_1000_series() {
+    let browser = Browser::start().await;
+    let target = BodyServer::start().await;
+    let mut body = String::from("# TYPE uibench_value gauge\n");
+    for i in 0..1000 {
+        body.push_str(&format!("uibench_value{{series=\"s{i:04}\"}} {}\n", i % 97));
+    }
+    target.set("/metrics", "text/plain; version=0.0.4", body);
+    let yaml = format!(
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: bench\n  static_configs: [{{targets: [\"{}\"]}}]\n",
+        target.addr
+    );
+    let node = TestNode::builder().yaml(&yaml).start().await;
+    let probe = format!("{}/api/v1/query?query=count(uibench_value)", node.base);
+    wait_until("1000 series scraped", Duration::from_secs(30), || async {
+        let Ok(r) = http_client().get(&probe).send().await else {
+            return false;
+        };
+        let v: Value = r.json().await.unwrap_or_default();
+        v["data"]["result"][0]["value"][1] == "1000"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await; // a few samples per series
+    let url = format!(
+        "{}/graph?g0.expr=uibench_value&g0.tab=0&g0.range_input=1m",
+        node.base
+    );
+    browser.open(&url).await;
+    browser
+        .wait_js(
+            "the 1000-series graph",
+            "return !!document.querySelector('[data-testid=panel-0] [data-testid=graph] canvas')",
+        )
+        .await;
+    let ms = browser
+        .js("return document.querySelector('[data-testid=panel-0]').dataset.drawnMs")
+        .await;
+    let stats = browser
+        .js("return document.querySelector('[data-testid=panel-0] [data-testid=stats]').innerText")
+        .await;
+    eprintln!("time to first graph of 1000 series: {ms} ms after navigation start ({stats})");
+    browser.assert_clean("1000-series graph").await;
+    browser.screenshot("query-graph-1000-series").await;
     browser.client.close().await.expect("close the browser");
 }

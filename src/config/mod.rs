@@ -48,8 +48,8 @@ pub use relabel::{
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
-pub use web::{normalize_route_prefix, WebConfig};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
+pub use web::{normalize_route_prefix, WebConfig};
 
 use unsupported as refuse;
 

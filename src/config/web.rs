@@ -63,7 +63,10 @@ pub fn normalize_route_prefix(raw: &str) -> std::result::Result<String, String> 
             "must be a plain path without spaces, '?', '#', '%' or '\\', got {raw:?}"
         ));
     }
-    if trimmed[1..].split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if trimmed[1..]
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(format!(
             "must not have empty, \".\" or \"..\" segments, got {raw:?}"
         ));
@@ -71,7 +74,9 @@ pub fn normalize_route_prefix(raw: &str) -> std::result::Result<String, String> 
     Ok(trimmed.to_string())
 }
 
-fn deserialize_route_prefix<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+fn deserialize_route_prefix<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
     let raw = String::deserialize(d)?;
     normalize_route_prefix(&raw)
         .map_err(|m| serde::de::Error::custom(format!("web.route_prefix: {m}")))
@@ -118,6 +123,9 @@ mod tests {
         let built = WebConfig {
             route_prefix: "x".into(),
         };
-        assert_eq!(built.validate().unwrap_err().key(), Some("web.route_prefix"));
+        assert_eq!(
+            built.validate().unwrap_err().key(),
+            Some("web.route_prefix")
+        );
     }
 }

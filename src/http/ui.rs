@@ -268,8 +268,14 @@ mod tests {
 
     #[test]
     fn content_types_follow_the_extension() {
-        assert_eq!(content_type("app/main.js"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("vendor/uPlot.min.css"), "text/css; charset=utf-8");
+        assert_eq!(
+            content_type("app/main.js"),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("vendor/uPlot.min.css"),
+            "text/css; charset=utf-8"
+        );
         assert_eq!(content_type("vendor/LICENSES"), "text/plain; charset=utf-8");
     }
 }

@@ -229,6 +229,8 @@ export class Panel {
           });
         }
         this.showStats(res, total, step);
+        // When the graph was drawn (ms since navigation): the UI's budget figure.
+        this.root.dataset.drawnMs = String(Math.round(performance.now()));
       }
       this.root.dataset.state = 'done';
     } catch (e) {
