@@ -759,7 +759,8 @@ async fn web_ui_cluster_page_moves_a_role() {
         .wait_js(
             "the matrix to show ui-b's compactor running",
             "const row = document.querySelector('[data-testid=roles-ui-b]');
-             return !!row && row.innerText.includes('RECONCILED')
+             const cell = document.querySelector('[data-testid=cell-ui-b-compactor]');
+             return !!row && !!cell && cell.dataset.running === '1' && row.innerText.includes('RECONCILED')
                && document.querySelector('[data-testid=role-ui-b-compactor]').checked;",
         )
         .await;

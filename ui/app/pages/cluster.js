@@ -15,6 +15,7 @@ export async function render(container) {
   const tokenBox = el('div', { class: 'hidden' });
   container.append(tokenBox, msg, out);
   tokenBox.append(tokenForm(() => load()));
+  let refresh = null;
 
   async function load() {
     let d;
@@ -78,15 +79,21 @@ export async function render(container) {
             cb.checked = !cb.checked;
             mount(msg, errorBox(e.message));
           }
-          setTimeout(load, 800);
+          clearTimeout(refresh);
+          refresh = setTimeout(load, 800);
         });
-        tr.append(el('td', { class: 'role' }, cb, running.has(r) ? ' ●' : ''));
+        tr.append(el('td', { class: 'role', 'data-testid': `cell-${m.id}-${r}`, 'data-running': running.has(r) ? '1' : '0' }, cb, running.has(r) ? ' ●' : ''));
       }
       tr.append(el('td', {}, pending ? el('span', { class: 'state pending' }, 'pending') : el('span', { class: 'state ok' }, 'reconciled')));
       body.append(tr);
     }
     table.append(body);
     out.querySelector('[data-testid="matrix-box"]').append(table);
+    // While a change is pending, look again until the nodes have reconciled.
+    clearTimeout(refresh);
+    if (members.some((m) => out.querySelector(`[data-testid="roles-${CSS.escape(m.id)}"] .state.pending`))) {
+      refresh = setTimeout(load, 1500);
+    }
   }
 
   await load();

@@ -146,7 +146,9 @@ export function drawGraph(container, opts) {
   labels.forEach((label, i) => {
     const color = seriesColor(i);
     // uPlot's default points.show draws points only where they fit, so lone samples still show.
+    // With many series the points would hide the lines: lines only.
     const s = { label, stroke: color, width: 1.5, spanGaps: false };
+    if (labels.length > 100) s.points = { show: false };
     if (opts.stacked) s.fill = withAlpha(color, 0.35);
     series.push(s);
   });
