@@ -282,19 +282,41 @@ uidemo_requests_total{code=\"200\"} 1027
 uidemo_requests_total{code=\"500\"} 3
 ";
 
+const RULES: &str = "\
+groups:
+- name: rooms
+  rules:
+  - record: room:uidemo_temperature_celsius:max
+    expr: max(uidemo_temperature_celsius)
+  - alert: RoomTooWarm
+    expr: uidemo_temperature_celsius > 25
+    labels: {severity: warning}
+    annotations: {summary: 'The {{ $labels.room }} is {{ $value }}°C'}
+  - alert: RoomFreezing
+    expr: uidemo_temperature_celsius < 5
+    for: 10m
+";
+
 /// A node (all roles) scraping a target that serves `EXPOSITION` and one that answers 404,
 /// every second, below `prefix` ("" or "/strata"); returns once `uidemo_*` has ten seconds
 /// of samples (so a graph of the last minute has lines, not lone points).
 async fn start_node(prefix: &str) -> (TestNode, BodyServer, String) {
     let target = BodyServer::start().await;
     target.set("/metrics", "text/plain; version=0.0.4", EXPOSITION);
+    let rules_dir = strata_testing::temp_dir();
+    let rules = rules_dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).expect("write rules");
     let mut yaml = format!(
-        "global: {{scrape_interval: 1s, external_labels: {{cluster: ui-test}}}}\n\
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s, external_labels: {{cluster: ui-test}}}}\n\
+         rule_files: [\"{rules}\"]\n\
          scrape_configs:\n\
          - job_name: demo\n  static_configs: [{{targets: [\"{a}\"]}}]\n\
          - job_name: broken\n  metrics_path: /missing\n  static_configs: [{{targets: [\"{a}\"]}}]\n",
-        a = target.addr
+        a = target.addr,
+        rules = rules.display()
     );
+    // The rule evaluator (re)reads the file while the node runs: keep it (the OS cleans temp).
+    std::mem::forget(rules_dir);
     if !prefix.is_empty() {
         yaml.push_str(&format!("web: {{route_prefix: \"{prefix}/\"}}\n"));
     }

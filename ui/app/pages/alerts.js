@@ -2,7 +2,7 @@
 // active alerts; filters by state and text. Dense, one line per rule until opened.
 
 import { api } from '../api.js';
-import { el, html, mount, errorBox, emptyBox, stateClass, labelBadges, ago, debounce } from '../util.js';
+import { el, html, mount, errorBox, emptyBox, stateClass, labelBadges, ago, debounce, formatDuration } from '../util.js';
 
 const STATES = ['firing', 'pending', 'inactive'];
 
@@ -46,7 +46,7 @@ export async function render(container) {
       parts.push(html`<div class="card"><div class="head"><b>${g.name}</b><span class="muted">${g.file}</span></div><div class="body">
         ${rules.map((r) => html`<details data-testid="alert-rule"><summary><span class="state ${stateClass(r.state)}">${r.state}</span>
           <b>${r.name}</b> <span class="muted">(${(r.alerts || []).length} active)</span></summary>
-          <pre>alert: ${r.name}\nexpr: ${r.query}${r.duration ? `\nfor: ${r.duration}s` : ''}${Object.keys(r.labels || {}).length ? '\nlabels: ' + JSON.stringify(r.labels) : ''}${Object.keys(r.annotations || {}).length ? '\nannotations: ' + JSON.stringify(r.annotations, null, 1) : ''}</pre>
+          <pre>alert: ${r.name}\nexpr: ${r.query}${r.duration ? `\nfor: ${formatDuration(r.duration)}` : ''}${Object.keys(r.labels || {}).length ? '\nlabels: ' + JSON.stringify(r.labels) : ''}${Object.keys(r.annotations || {}).length ? '\nannotations: ' + JSON.stringify(r.annotations, null, 1) : ''}</pre>
           ${(r.alerts || []).length ? html`<div class="table-wrap"><table class="data"><thead><tr><th>Labels</th><th>State</th><th>Active since</th><th>Value</th></tr></thead><tbody>
             ${r.alerts.map((a) => html`<tr><td>${labelBadges(a.labels)}</td><td><span class="state ${stateClass(a.state)}">${a.state}</span></td><td>${ago(a.activeAt)}</td><td class="num">${a.value}</td></tr>`)}
           </tbody></table></div>` : ''}

@@ -29,8 +29,8 @@ export async function render(container) {
       cards.push(html`<div class="card" data-testid="rule-group"><div class="head"><b>${g.name}</b>
         <span class="muted">${g.file}</span><span class="spacer"></span>
         <span class="muted">interval ${formatDuration(g.interval)} · last evaluation ${ago(g.lastEvaluation)} · took ${formatDuration(g.evaluationTime)}${g.evaluatedBy ? ' · by ' + g.evaluatedBy.join(', ') : ''}</span></div>
-        <div class="table-wrap"><table class="data"><thead><tr><th>Rule</th><th>Health</th><th>Last evaluation</th><th>Duration</th></tr></thead><tbody>
-        ${rules.map((r) => html`<tr data-testid="rule"><td><pre style="margin:0">${r.type === 'alerting' ? 'alert' : 'record'}: ${r.name}\nexpr: ${r.query}${r.labels && Object.keys(r.labels).length ? '\nlabels: ' + JSON.stringify(r.labels) : ''}</pre>
+        <div class="table-wrap"><table class="data"><thead><tr><th>Rule</th><th>Health</th><th>Last evaluation</th><th class="num">Duration</th></tr></thead><tbody>
+        ${rules.map((r) => html`<tr data-testid="rule"><td><pre style="margin:0">${r.type === 'alerting' ? 'alert' : 'record'}: ${r.name}\nexpr: ${r.query}${r.duration ? `\nfor: ${formatDuration(r.duration)}` : ''}${r.labels && Object.keys(r.labels).length ? '\nlabels: ' + JSON.stringify(r.labels) : ''}</pre>
           ${r.lastError ? errorBox(r.lastError) : ''}</td>
           <td><span class="state ${stateClass(r.health)}">${r.health}</span></td><td>${ago(r.lastEvaluation)}</td><td class="num">${formatDuration(r.evaluationTime)}</td></tr>`)}
         </tbody></table></div></div>`);
