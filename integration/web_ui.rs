@@ -840,3 +840,94 @@ async fn web_ui_time_to_first_graph_of_1000_series() {
     browser.screenshot("query-graph-1000-series").await;
     browser.client.close().await.expect("close the browser");
 }
+
+/// A block directory in a filesystem bucket: meta.json (with Thanos's section), a small index
+/// and one chunk segment. The block's content is not valid TSDB data; the listing does not
+/// read it.
+fn block_in_bucket(
+    bucket: &std::path::Path,
+    min_time: i64,
+    hours: i64,
+    level: u32,
+    resolution: i64,
+    replica: &str,
+) -> String {
+    use strata::storage::block::{BlockMeta, ThanosMeta};
+    let ulid = ulid::Ulid::new();
+    let dir = bucket.join(ulid.to_string());
+    std::fs::create_dir_all(dir.join("chunks")).unwrap();
+    std::fs::write(dir.join("index"), vec![0u8; 1024]).unwrap();
+    std::fs::write(dir.join("chunks/000001"), vec![0u8; 4096]).unwrap();
+    let mut meta = BlockMeta::new(ulid, min_time, min_time + hours * 3_600_000);
+    meta.compaction.level = level;
+    let labels = [("cluster", "eu1"), ("replica", replica)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    meta.thanos = Some(ThanosMeta::new(labels, resolution, "sidecar"));
+    meta.write(&dir).unwrap();
+    ulid.to_string()
+}
+
+/// `/blocks` shows the blocks in the bucket on its timeline, and their details on a click.
+#[actix_rt::test]
+async fn web_ui_blocks_page_shows_the_bucket() {
+    let browser = Browser::start().await;
+    let bucket = strata_testing::temp_dir();
+    let day = 86_400_000;
+    let start = (strata_testing::now_ms() / day - 3) * day;
+    let mut ulids = Vec::new();
+    for (i, level) in [1u32, 1, 2, 3].into_iter().enumerate() {
+        let hours = [2, 2, 8, 48][i];
+        let offset = [0, 2, 4, 12][i] * 3_600_000;
+        ulids.push(block_in_bucket(
+            bucket.path(),
+            start + offset,
+            hours,
+            level,
+            0,
+            "r1",
+        ));
+    }
+    ulids.push(block_in_bucket(bucket.path(), start, 48, 3, 300_000, "r1"));
+    ulids.push(block_in_bucket(bucket.path(), start, 2, 1, 0, "r2"));
+    let node = TestNode::builder()
+        .filesystem_bucket(bucket.path())
+        .start()
+        .await;
+    let api = node.get_json("/api/v1/blocks").await;
+    let listed = api["data"]["blocks"].as_array().map_or(0, |b| b.len());
+    assert_eq!(listed, ulids.len(), "{api}");
+
+    browser.open(&format!("{}/blocks", node.base)).await;
+    browser
+        .wait_js(
+            "every block on the timeline",
+            &format!(
+                "return document.querySelectorAll('[data-testid=block]').length === {}",
+                ulids.len()
+            ),
+        )
+        .await;
+    browser
+        .client
+        .find(Locator::Css(&format!("[data-ulid='{}']", ulids[2])))
+        .await
+        .expect("a block")
+        .click()
+        .await
+        .expect("click it");
+    browser
+        .wait_js(
+            "the block's details",
+            &format!(
+                "const d = document.querySelector('[data-testid=block-details]');
+                 return !!d && d.innerText.includes('{}');",
+                ulids[2]
+            ),
+        )
+        .await;
+    browser.assert_clean("blocks").await;
+    browser.screenshot("blocks-with-bucket").await;
+    browser.client.close().await.expect("close the browser");
+}

@@ -4,6 +4,7 @@
 //! built by the node; errors become responses in `error`.
 
 pub mod admin;
+pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
@@ -140,6 +141,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     status::routes(cfg);
     status_api::routes(cfg);
     admin::routes(cfg);
+    blocks::routes(cfg);
     cluster::routes(cfg);
     query::routes(cfg);
     remote_write::routes(cfg);

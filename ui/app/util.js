@@ -164,6 +164,7 @@ export function formatBytes(n) {
 }
 
 export function formatNumber(n) {
+  if (n === null || n === undefined || n === '') return '—';
   const v = Number(n);
   if (!isFinite(v)) return String(n);
   return v.toLocaleString('en-US');
