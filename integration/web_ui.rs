@@ -927,6 +927,30 @@ async fn web_ui_blocks_page_shows_the_bucket() {
             ),
         )
         .await;
+    // Marking it no-compact from its details writes the mark into the bucket.
+    browser
+        .client
+        .find(Locator::Css("[data-testid=mark-no-compaction]"))
+        .await
+        .expect("the mark button")
+        .click()
+        .await
+        .expect("mark it");
+    browser
+        .wait_js(
+            "the details to show the mark",
+            "const d = document.querySelector('[data-testid=block-details]');
+             return !!d && d.innerText.includes('no-compact');",
+        )
+        .await;
+    assert!(
+        bucket
+            .path()
+            .join(&ulids[2])
+            .join("no-compact-mark.json")
+            .exists(),
+        "the mark is in the bucket"
+    );
     browser.assert_clean("blocks").await;
     browser.screenshot("blocks-with-bucket").await;
     browser.client.close().await.expect("close the browser");

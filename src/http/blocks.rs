@@ -3,22 +3,79 @@
 //! `meta.json` exactly as stored, plus a `strata` object per block with what a listing of its
 //! directory shows: the marks (`deletion-mark.json`, `no-compact-mark.json`,
 //! `no-downsample-mark.json`) and the size of its objects. Partial uploads (no `meta.json`)
-//! are left out and counted. Read-only, like Thanos's: no admin token. What the `/blocks` page
-//! of the UI draws.
+//! are left out and counted; reading needs no token, like Thanos's. `POST /api/v1/blocks/mark`
+//! (Thanos's form: `id`, `action=DELETION|NO_COMPACTION`, `detail`) writes the mark into the
+//! bucket and needs the admin token. What the `/blocks` page of the UI draws and marks.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::error::{success, ApiError, ApiResult};
+use super::admin::authorize;
+use super::error::{success, ApiError, ApiResult, ErrorType};
+use super::params::Params;
 use super::AdminState;
-use crate::storage::bucket::blocks::{list_blocks, read_meta_json, BlockDir};
+use crate::storage::bucket::blocks::{
+    block_exists, list_blocks, read_meta_json, write_deletion_mark, write_no_compact_mark,
+    BlockDir, NoCompactReason,
+};
 
 /// How many `meta.json` reads run at once.
 const META_READS: usize = 16;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/blocks", web::get().to(blocks));
+    cfg.route("/api/v1/blocks", web::get().to(blocks))
+        .route("/api/v1/blocks/mark", web::post().to(mark));
+}
+
+/// The marks Thanos's `action` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkAction {
+    Deletion,
+    NoCompaction,
+}
+
+impl MarkAction {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "DELETION" => Ok(MarkAction::Deletion),
+            "NO_COMPACTION" => Ok(MarkAction::NoCompaction),
+            other => Err(ApiError::bad_data(format!(
+                "invalid parameter \"action\": {other:?}, want DELETION or NO_COMPACTION"
+            ))),
+        }
+    }
+}
+
+async fn mark(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes) -> ApiResult {
+    authorize(&req, &state)?;
+    let params = Params::from_request(&req, &body);
+    let id = params.get("id").unwrap_or_default();
+    let ulid = ulid::Ulid::from_string(id)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"id\": {id:?}: {e}")))?;
+    let action = MarkAction::parse(params.get("action").unwrap_or_default())?;
+    let detail = params.get("detail").unwrap_or_default();
+    let bucket = state.bucket.as_ref();
+    let exists = block_exists(bucket, ulid)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("reading the bucket: {e}")))?;
+    if !exists {
+        return Err(ApiError::new(
+            ErrorType::NotFound,
+            format!("no block {ulid} in the bucket"),
+        ));
+    }
+    let now = std::time::SystemTime::now();
+    let written = match action {
+        MarkAction::Deletion => write_deletion_mark(bucket, ulid, detail, now).await,
+        MarkAction::NoCompaction => {
+            write_no_compact_mark(bucket, ulid, NoCompactReason::Manual, detail, now).await
+        }
+    }
+    .map_err(|e| ApiError::unavailable(format!("writing the mark of {ulid}: {e}")))?;
+    Ok(success(
+        &json!({"id": ulid.to_string(), "written": written}),
+    ))
 }
 
 /// What the directory listing says about a block, beside its meta.json.
@@ -82,6 +139,16 @@ async fn blocks(state: web::Data<AdminState>) -> ApiResult {
 mod tests {
     use super::*;
     use crate::storage::bucket::ListEntry;
+
+    #[test]
+    fn actions_are_thanos_words() {
+        assert_eq!(MarkAction::parse("DELETION").unwrap(), MarkAction::Deletion);
+        assert_eq!(
+            MarkAction::parse("NO_COMPACTION").unwrap(),
+            MarkAction::NoCompaction
+        );
+        assert!(MarkAction::parse("deletion").is_err());
+    }
 
     #[test]
     fn listing_sums_sizes_and_reports_marks() {

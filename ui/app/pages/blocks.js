@@ -45,8 +45,28 @@ function details(b) {
     </tbody></table><details><summary>meta.json</summary><pre>${JSON.stringify(Object.assign({}, b, { strata: undefined }), null, 2)}</pre></details>`;
 }
 
+/** The mark buttons of a block's details (POST /api/v1/blocks/mark with the admin token). */
+function markForm(b, onMarked) {
+  const detail = el('input', { placeholder: 'reason (optional)', 'data-testid': 'mark-detail' });
+  const out = el('div');
+  const send = async (action) => {
+    try {
+      await adminApi('/api/v1/blocks/mark', { id: b.ulid, action, detail: detail.value }, { method: 'POST' });
+      onMarked(b.ulid);
+    } catch (e) {
+      mount(out, html`${errorBox(e.message)}`);
+      if (isUnauthorized(e)) out.append(tokenForm(() => send(action)));
+    }
+  };
+  return el('div', {},
+    el('div', { class: 'row', style: 'margin:8px 0' }, detail,
+      el('button', { 'data-testid': 'mark-deletion', onclick: () => send('DELETION') }, 'Mark for deletion'),
+      el('button', { 'data-testid': 'mark-no-compaction', onclick: () => send('NO_COMPACTION') }, 'Mark no-compact')),
+    out);
+}
+
 /** Blocks (meta.json objects) as a timeline with per-lane totals; click a block for details. */
-export function drawBlocks(container, blocks) {
+export function drawBlocks(container, blocks, { selected = null, onMarked = () => {} } = {}) {
   if (!blocks.length) return mount(container, emptyBox('The bucket has no blocks.'));
   const minT = Math.min(...blocks.map((b) => b.minTime));
   const maxT = Math.max(...blocks.map((b) => b.maxTime));
@@ -58,6 +78,10 @@ export function drawBlocks(container, blocks) {
     lanes.get(key).push(b);
   }
   const info = el('div');
+  const showDetails = (b) => {
+    mount(info, details(b));
+    info.append(markForm(b, onMarked));
+  };
   const tl = el('div', { class: 'timeline', 'data-testid': 'timeline' });
   const totals = [];
   for (const [key, bs] of lanes) {
@@ -84,7 +108,7 @@ export function drawBlocks(container, blocks) {
           'data-ulid': b.ulid,
           style: `left:${((b.minTime - minT) / span) * 100}%;width:${((b.maxTime - b.minTime) / span) * 100}%;` +
             `background:${LEVEL_COLORS[(levelOf(b) - 1) % LEVEL_COLORS.length]};${m.length ? 'outline:2px dashed var(--err);' : ''}`,
-          onclick: () => mount(info, details(b)),
+          onclick: () => showDetails(b),
         }));
       }
       tl.append(lane);
@@ -100,6 +124,8 @@ export function drawBlocks(container, blocks) {
   const table = el('div', { class: 'table-wrap' });
   mount(table, html`<table class="data"><thead><tr><th>Stream · resolution</th><th class="num">Blocks</th><th class="num">Series</th><th class="num">Size</th></tr></thead><tbody>${totals}</tbody></table>`);
   container.replaceChildren(tl, legend, table, info);
+  const again = selected && blocks.find((b) => b.ulid === selected);
+  if (again) showDetails(again);
 }
 
 export async function render(container) {
@@ -113,20 +139,30 @@ export async function render(container) {
   container.append(el('div', { class: 'filters' }, search, summary), msg, out, el('h2', {}, 'Compactor'), tokenBox, status);
 
   let blocks = [];
-  try {
-    const d = await api('/api/v1/blocks');
-    blocks = d.blocks || [];
-    summary.textContent = `${blocks.length} blocks${d.partialUploads ? `, ${d.partialUploads} partial uploads` : ''} · listed ${formatTime(Date.parse(d.refreshedAt), true)} UTC`;
-    if (d.err) mount(msg, html`<div class="alert warning">${d.err}</div>`);
-  } catch (e) {
-    mount(out, errorBox(e.message));
-  }
+  let selected = null;
   const draw = () => {
     const q = search.value.trim().toUpperCase();
-    drawBlocks(out, q ? blocks.filter((b) => b.ulid.includes(q)) : blocks);
+    drawBlocks(out, q ? blocks.filter((b) => b.ulid.includes(q)) : blocks, {
+      selected,
+      onMarked: (ulid) => {
+        selected = ulid;
+        load();
+      },
+    });
   };
+  async function load() {
+    try {
+      const d = await api('/api/v1/blocks');
+      blocks = d.blocks || [];
+      summary.textContent = `${blocks.length} blocks${d.partialUploads ? `, ${d.partialUploads} partial uploads` : ''} · listed ${formatTime(Date.parse(d.refreshedAt), true)} UTC`;
+      mount(msg, d.err ? html`<div class="alert warning">${d.err}</div>` : '');
+      draw();
+    } catch (e) {
+      mount(out, errorBox(e.message));
+    }
+  }
   search.addEventListener('input', debounce(draw));
-  if (blocks.length || !out.childElementCount) draw();
+  await load();
 
   tokenBox.append(tokenForm(() => loadCompactor()));
   async function loadCompactor() {
