@@ -579,6 +579,29 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     assert_eq!(editor_text, json!("uidemo_requests_total"));
     browser.assert_clean("graph link").await;
 
+    // Format rewrites the expression as the engine prints it.
+    browser
+        .open(&format!(
+            "{base}/graph?g0.expr=sum(uidemo_requests_total)by(code)&g0.tab=1"
+        ))
+        .await;
+    browser
+        .client
+        .find(Locator::Css("[data-testid=panel-0] [data-testid=format]"))
+        .await
+        .expect("format button")
+        .click()
+        .await
+        .expect("format");
+    browser
+        .wait_js(
+            "the formatted expression",
+            "return document.querySelector('[data-testid=panel-0] .cm-content').innerText
+               === 'sum by (code) (uidemo_requests_total)'",
+        )
+        .await;
+    browser.assert_clean("format").await;
+
     // An API error is shown as the API words it.
     browser
         .open(&format!("{base}/graph?g0.expr=sum(&g0.tab=1"))

@@ -48,7 +48,8 @@ export class Panel {
     const s = this.s;
     const editorBox = el('div', { class: 'editor', 'data-testid': 'editor' });
     const runBtn = el('button', { class: 'primary', 'data-testid': 'execute', onclick: () => this.run() }, 'Execute');
-    const row = el('div', { class: 'editor-row' }, editorBox, runBtn);
+    const formatBtn = el('button', { title: 'Format the expression (/api/v1/format_query)', 'data-testid': 'format', onclick: () => this.format() }, 'Format');
+    const row = el('div', { class: 'editor-row' }, editorBox, formatBtn, runBtn);
     if (canRemove) row.append(el('button', { title: 'Remove panel', onclick: onRemove }, '✕'));
     const factory = window.StrataEditor && window.StrataEditor.createEditor ? window.StrataEditor.createEditor : plainEditor;
     this.editor = factory(editorBox, {
@@ -147,6 +148,21 @@ export class Panel {
     this.result = el('div', { class: 'result', 'data-testid': 'result' });
     this.root.append(row, tabs, thanosRow, this.graphControls, this.tableControls, el('div', { style: 'padding:0 10px' }, this.messages), this.result);
     this.showTab();
+  }
+
+  /** Replaces the expression with the engine's own formatting of it. */
+  async format() {
+    const expr = this.editor.getValue();
+    if (!expr.trim()) return;
+    try {
+      const res = await apiFull('/api/v1/format_query', { query: expr });
+      this.editor.setValue(res.data);
+      this.s.expr = res.data;
+      this.onChange();
+      mount(this.messages, '');
+    } catch (e) {
+      mount(this.messages, errorBox(e && e.message ? e.message : String(e)));
+    }
   }
 
   setTab(tab) {
