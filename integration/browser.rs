@@ -4,6 +4,7 @@
 //! failed requests (`Browser::assert_clean`); screenshots go to `<target dir>/ui-screenshots/`.
 //! A missing chromium or chromedriver fails the test with a pointer to `scripts/test.sh`.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,6 +26,8 @@ const CHROME_ARGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--window-size=1280,800",
     "--hide-scrollbars",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
 ];
 
 /// Runs before any script of every page: collects uncaught errors, unhandled rejections,
@@ -89,15 +92,30 @@ pub(crate) struct Browser {
     _driver: ChildGuard,
 }
 
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The group's id is chromedriver's pid; the ChildGuard then reaps chromedriver.
+        if let Ok(pid) = i32::try_from(self._driver.child.id()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Browser {
     pub(crate) async fn start() -> Browser {
         let driver_bin = require_binary("chromedriver");
         let chromium = require_binary("chromium");
         let port = free_port();
+        // Its own process group, which the browsers it starts join: dropping the Browser ends
+        // them all, even when a failed test never closed its session.
         let child = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let driver = ChildGuard::new(child, "chromedriver");
@@ -157,6 +175,15 @@ impl Browser {
             client,
             _driver: driver,
         }
+    }
+
+    /// Ends the session (and the browser) cleanly.
+    pub(crate) async fn close(&self) {
+        self.client
+            .clone()
+            .close()
+            .await
+            .expect("close the browser");
     }
 
     /// Opens `url` and waits until the page module rendered (`main[data-ready]`).

@@ -446,7 +446,7 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         .expect("main.js again");
     assert_eq!(again.status(), 304);
 
-    browser.client.close().await.expect("close the browser");
+    browser.close().await;
 }
 
 #[actix_rt::test]
@@ -497,5 +497,5 @@ async fn web_ui_under_a_route_prefix() {
         .await;
     browser.assert_clean("prefix completion").await;
 
-    browser.client.close().await.expect("close the browser");
+    browser.close().await;
 }

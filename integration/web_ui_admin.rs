@@ -87,7 +87,7 @@ async fn web_ui_cluster_page_moves_a_role() {
     browser.assert_clean("cluster (after the move)").await;
     browser.screenshot("cluster-role-moved").await;
     drop((b, c));
-    browser.client.close().await.expect("close the browser");
+    browser.close().await;
 }
 
 /// Budget figure, not an assertion: the time from opening a `/graph` link of a range query
@@ -136,7 +136,7 @@ async fn web_ui_time_to_first_graph_of_1000_series() {
     eprintln!("time to first graph of 1000 series: {ms} ms after navigation start ({stats})");
     browser.assert_clean("1000-series graph").await;
     browser.screenshot("query-graph-1000-series").await;
-    browser.client.close().await.expect("close the browser");
+    browser.close().await;
 }
 
 /// A block directory in a filesystem bucket: meta.json (with Thanos's section), a small index
@@ -251,5 +251,5 @@ async fn web_ui_blocks_page_shows_the_bucket() {
     );
     browser.assert_clean("blocks").await;
     browser.screenshot("blocks-with-bucket").await;
-    browser.client.close().await.expect("close the browser");
+    browser.close().await;
 }
