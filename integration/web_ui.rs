@@ -364,6 +364,23 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         )
         .await;
     browser.assert_clean("format").await;
+    // Shift+Enter adds a line instead of running the query.
+    let editor = browser
+        .client
+        .find(Locator::Css("[data-testid=panel-0] .cm-content"))
+        .await
+        .expect("the editor");
+    editor.click().await.expect("focus the editor");
+    editor
+        .send_keys("\u{E010}\u{E008}\u{E007}\u{E000}")
+        .await
+        .expect("End, Shift+Enter");
+    browser
+        .wait_js(
+            "a second line",
+            "return document.querySelectorAll('[data-testid=panel-0] .cm-line').length === 2",
+        )
+        .await;
 
     // An API error is shown as the API words it.
     browser

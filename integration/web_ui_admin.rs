@@ -253,3 +253,40 @@ async fn web_ui_blocks_page_shows_the_bucket() {
     browser.screenshot("blocks-with-bucket").await;
     browser.close().await;
 }
+
+/// With `admin.token_file`, `/cluster` shows the API's own refusal and a token form; the
+/// token entered there (kept in sessionStorage) opens the page.
+#[actix_rt::test]
+async fn web_ui_cluster_page_asks_for_the_admin_token() {
+    let browser = Browser::start().await;
+    let node = TestNode::builder().admin_token().start().await;
+    browser.open(&format!("{}/cluster", node.base)).await;
+    browser
+        .wait_js(
+            "the API's refusal",
+            "const e = document.querySelector('[data-testid=error]');
+             return !!e && e.innerText.includes('admin API requires a bearer token');",
+        )
+        .await;
+    let token_box = browser
+        .client
+        .find(Locator::Css("[data-testid=admin-token]"))
+        .await
+        .expect("the token input");
+    token_box
+        .send_keys(&format!("{}\u{E007}", strata_testing::ADMIN_TOKEN))
+        .await
+        .expect("type the token");
+    browser
+        .wait_js(
+            "the members once the token is set",
+            "return document.querySelectorAll('[data-testid=member]').length === 1",
+        )
+        .await;
+    let kept = browser
+        .js("return sessionStorage.getItem('strata.adminToken')")
+        .await;
+    assert_eq!(kept, Value::String(strata_testing::ADMIN_TOKEN.into()));
+    browser.screenshot("cluster-after-token").await;
+    browser.close().await;
+}
