@@ -54,16 +54,16 @@ export async function render(container) {
       draw();
     });
     page = pg.page;
-    mount(out, html`${warnings.map((w) => html`<div class="alert warning">${w}</div>`)}<div class="table-wrap"><table class="data">
+    mount(out, html`${warnings.map((w) => html`<div class="alert warning">${w}</div>`)}<div class="table-wrap"><table class="data stack">
       <thead><tr><th>Endpoint</th><th>Pool</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Error</th></tr></thead><tbody>
       ${rows.slice(pg.from, pg.to).map((t) => html`<tr data-testid="target">
-        <td class="mono"><a href="${t.globalUrl || t.scrapeUrl}" rel="noreferrer">${t.scrapeUrl}</a></td>
-        <td>${t.scrapePool}</td>
-        <td><span class="state ${stateClass(t.health)}" data-testid="health">${t.health}</span></td>
-        <td>${labelBadges(t.labels)}</td>
-        <td>${ago(t.lastScrape)}</td>
-        <td class="num">${(t.lastScrapeDuration * 1000).toFixed(1)}ms</td>
-        <td>${t.lastError ? html`<span style="color:var(--err)" data-testid="last-error">${t.lastError}</span>` : ''}</td></tr>`)}
+        <td class="mono" data-label="Endpoint"><a href="${t.globalUrl || t.scrapeUrl}" rel="noreferrer">${t.scrapeUrl}</a></td>
+        <td data-label="Pool">${t.scrapePool}</td>
+        <td data-label="State"><span class="state ${stateClass(t.health)}" data-testid="health">${t.health}</span></td>
+        <td data-label="Labels"><span>${labelBadges(t.labels)}</span></td>
+        <td data-label="Last scrape">${ago(t.lastScrape)}</td>
+        <td class="num" data-label="Duration">${(t.lastScrapeDuration * 1000).toFixed(1)}ms</td>
+        <td data-label="Error">${t.lastError ? html`<span style="color:var(--err)" data-testid="last-error">${t.lastError}</span>` : ''}</td></tr>`)}
       </tbody></table></div>`);
     out.append(pg.node);
   };
