@@ -462,6 +462,20 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         .await
         .expect("main.js again");
     assert_eq!(again.status(), 304);
+    // A client that leaves the answer compressed (the shared one decompresses).
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let gz = raw
+        .get(format!(
+            "{}{}",
+            node.base,
+            main_js.replace("app/main.js", "vendor/strata-editor.iife.min.js")
+        ))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .expect("the editor bundle");
+    assert_eq!(gz.status(), 200);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
 
     browser.close().await;
 }

@@ -4,7 +4,8 @@
 //! `/alerts`, ...) answers the same `index.html` shell with the route prefix, node id and version
 //! filled in (as Prometheus does to its `index.html`), with `Cache-Control: no-cache`; the app's
 //! modules and the vendored libraries are under `/static/<content hash>/...`, cached for a year
-//! as immutable, with an ETag for `If-None-Match`; `/` redirects to `/query`. All paths are
+//! as immutable, with an ETag for `If-None-Match`, compressed when the browser accepts it;
+//! `/` redirects to `/query`. All paths are
 //! relative to the route prefix the caller mounts these routes under (`web.route_prefix`).
 
 use std::sync::OnceLock;
@@ -144,7 +145,12 @@ pub fn content_type(path: &str) -> &'static str {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(redirect_home))
         .route("/", web::get().to(redirect_home))
-        .route("/static/{version}/{path:.*}", web::get().to(asset));
+        // Compressed when the browser asks (the editor bundle is 477 KB, 150 KB gzipped).
+        .service(
+            web::resource("/static/{version}/{path:.*}")
+                .wrap(actix_web::middleware::Compress::default())
+                .route(web::get().to(asset)),
+        );
     for page in PAGES {
         cfg.route(page, web::get().to(shell));
     }
