@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::Locator;
 use serde_json::{json, Value};
 use strata_testing::targets::BodyServer;
@@ -231,7 +232,55 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         )
         .await;
     browser.assert_clean("query (graph)").await;
+    // Hovering the graph names the nearest series in a tooltip.
+    browser
+        .js("const o = document.querySelector('[data-testid=panel-0] .u-over');
+             const r = o.getBoundingClientRect();
+             o.dispatchEvent(new MouseEvent('mousemove', {clientX: r.right - 3, clientY: r.top + r.height / 2, bubbles: true}));
+             return true;")
+        .await;
+    browser
+        .wait_js(
+            "the hover tooltip",
+            "const t = document.querySelector('[data-testid=panel-0] [data-testid=graph-tooltip]');
+             return !!t && !t.classList.contains('hidden') && t.innerText.includes('uidemo_temperature_celsius');",
+        )
+        .await;
     browser.screenshot("query-typed-graph").await;
+    // Dragging across the graph zooms: the range and end follow the selection.
+    let over = browser
+        .client
+        .find(Locator::Css("[data-testid=panel-0] .u-over"))
+        .await
+        .expect("the plot area");
+    let drag = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: over,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(200)),
+            x: 200.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    browser.client.perform_actions(drag).await.expect("drag");
+    browser
+        .wait_js(
+            "the zoomed range in the URL",
+            "const q = new URLSearchParams(location.search);
+             const r = q.get('g0.range_input');
+             return !!q.get('g0.end_input') && !!r && r !== '1m';",
+        )
+        .await;
+    browser.assert_clean("query (hover, zoom)").await;
 
     // The dark theme (the toggle, kept in localStorage) and a phone-width layout.
     browser
