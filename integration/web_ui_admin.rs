@@ -52,6 +52,18 @@ async fn web_ui_cluster_page_moves_a_role() {
             "return document.querySelectorAll('[data-testid=member]').length === 3",
         )
         .await;
+    browser
+        .wait_js(
+            "a health card per node",
+            "return document.querySelectorAll('[data-testid=node-card]').length === 3",
+        )
+        .await;
+    let cards = browser
+        .js("return document.querySelector('[data-testid=node-cards]').innerText")
+        .await;
+    for id in ["ui-a", "ui-b", "ui-c"] {
+        assert!(cards.as_str().unwrap_or_default().contains(id), "{cards}");
+    }
     browser.assert_clean("cluster").await;
     browser.screenshot("cluster-three-nodes").await;
 

@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
+pub mod node_health;
 pub mod params;
 pub mod query;
 pub mod remote_write;
@@ -140,6 +141,7 @@ pub enum HttpError {
 fn all_routes(cfg: &mut web::ServiceConfig) {
     status::routes(cfg);
     status_api::routes(cfg);
+    node_health::routes(cfg);
     admin::routes(cfg);
     blocks::routes(cfg);
     cluster::routes(cfg);

@@ -1,9 +1,11 @@
 // /cluster: the SWIM members (state, addresses, incarnation, roles running), a node × role
 // matrix where each box is the desired assignment — ticking one sends
 // PUT /api/v1/admin/nodes/{id}/roles — with pending (desired ≠ running) marked, the compactor
-// singleton's leases, and gossip counters. From GET /api/v1/admin/cluster.
+// singleton's leases, and gossip counters. From GET /api/v1/admin/cluster; above them a
+// health card per node from GET /api/v1/status/nodes (no token needed).
 
-import { el, html, mount, errorBox, emptyBox, stateClass, ago, formatNumber } from '../util.js';
+import { el, html, mount, errorBox, emptyBox, stateClass, ago, formatNumber, formatBytes } from '../util.js';
+import { apiFull } from '../api.js';
 import { adminApi, tokenForm, isUnauthorized } from '../admin.js';
 
 export const ROLES = ['scraper_shipper', 'store_shard', 'query_planner', 'compactor', 'rule_evaluator'];
@@ -12,8 +14,10 @@ export async function render(container) {
   container.append(el('h1', {}, 'Cluster'));
   const msg = el('div', { 'data-testid': 'messages' });
   const out = el('div', { 'data-testid': 'cluster' });
+  const cards = el('div', { 'data-testid': 'node-cards' });
   const tokenBox = el('div', { class: 'hidden' });
-  container.append(tokenBox, msg, out);
+  container.append(cards, tokenBox, msg, out);
+  loadCards(cards);
   tokenBox.append(tokenForm(() => load()));
   let refresh = null;
 
@@ -97,4 +101,28 @@ export async function render(container) {
   }
 
   await load();
+}
+
+/** A health card per node (GET /api/v1/status/nodes). */
+async function loadCards(box) {
+  let res;
+  try {
+    res = await apiFull('/api/v1/status/nodes');
+  } catch (e) {
+    mount(box, errorBox(e.message));
+    return;
+  }
+  const nodes = res.data.nodes || [];
+  mount(box, html`<h2>Nodes</h2>${res.warnings.map((w) => html`<div class="alert warning">${w}</div>`)}<div class="cards">
+    ${nodes.map((n) => html`<div class="card node-card" data-testid="node-card">
+      <div class="head"><b>${n.node}</b><span class="spacer"></span><span class="state ${n.ready ? 'ok' : 'pending'}">${n.ready ? 'ready' : 'not ready'}</span></div>
+      <div class="body"><table class="data kv"><tbody>
+        <tr><th>Roles</th><td>${(n.roles || []).join(', ') || 'none'}</td></tr>
+        <tr><th>Head series</th><td class="num">${formatNumber(n.headSeries)}</td></tr>
+        <tr><th>Targets</th><td><span style="color:var(--ok)">${n.targetsUp} up</span> · <span style="color:var(--err)">${n.targetsDown} down</span>${n.targetsUnknown ? ` · ${n.targetsUnknown} unknown` : ''}</td></tr>
+        <tr><th>Memory (RSS)</th><td class="num">${formatBytes(n.rssBytes)}</td></tr>
+        <tr><th>Threads</th><td class="num">${n.threads}</td></tr>
+        <tr><th>Started</th><td>${ago(n.startedAt)}</td></tr>
+      </tbody></table></div></div>`)}
+  </div>`);
 }
