@@ -579,3 +579,49 @@ async fn web_ui_under_a_route_prefix() {
 
     browser.close().await;
 }
+
+/// Nodes of one cluster share the route prefix: a node without the query planner forwards a
+/// query below the prefix to one that has it, and the node cards of every member are gathered
+/// below it too.
+#[actix_rt::test]
+async fn route_prefix_carries_over_to_forwarded_requests_and_peer_calls() {
+    let prefix = "web: {route_prefix: /strata}\n";
+    let a = TestNode::builder()
+        .id("prefix-a")
+        .roles(&["store_shard", "query_planner"])
+        .yaml(prefix)
+        .start()
+        .await;
+    let b = TestNode::builder()
+        .id("prefix-b")
+        .roles(&["scraper_shipper"])
+        .yaml(prefix)
+        .join(a.gossip_addr())
+        .start()
+        .await;
+    let url = format!("{}/strata/api/v1/query?query=vector(1)", b.base);
+    wait_until(
+        "prefix-b to forward a query to prefix-a",
+        Duration::from_secs(20),
+        || async {
+            let Ok(r) = http_client().get(&url).send().await else {
+                return false;
+            };
+            r.status() == 200
+                && r.headers()
+                    .get("x-strata-served-by")
+                    .is_some_and(|v| v == "prefix-a")
+        },
+    )
+    .await;
+    let nodes = b.get_json("/strata/api/v1/status/nodes").await;
+    let ids: Vec<&str> = nodes["data"]["nodes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|c| c["node"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["prefix-a", "prefix-b"], "{nodes}");
+    assert!(
+        nodes["warnings"].is_null() || nodes["warnings"] == json!([]),
+        "{nodes}"
+    );
+}
