@@ -148,6 +148,7 @@ export class Panel {
     this.result = el('div', { class: 'result', 'data-testid': 'result' });
     this.root.append(row, tabs, thanosRow, this.graphControls, this.tableControls, el('div', { style: 'padding:0 10px' }, this.messages), this.result);
     this.showTab();
+    if (!s.expr.trim()) mount(this.result, html`<div class="empty">No query run yet: type an expression and press Enter.</div>`);
   }
 
   /** Replaces the expression with the engine's own formatting of it. */
