@@ -507,6 +507,11 @@ fn start_roles(
 
 /// Query execution: the sources a query reads, the fan-out runtime, the engine with its
 /// freeing thread, and the StoreAPI/RPC server that answers peers from the same sources.
+/// Where the metric usage this node recorded is kept across restarts.
+fn usage_path(config: &Config) -> std::path::PathBuf {
+    config.node.data_dir.join("metric-usage.json")
+}
+
 fn start_query(
     config: &Config,
     storage: &Storage,
@@ -552,7 +557,11 @@ fn start_query(
             MAX_CONCURRENT_QUERIES,
             global_labels,
         )
-        .with_default_resolution(config.query.default_max_source_resolution),
+        .with_default_resolution(config.query.default_max_source_resolution)
+        .with_usage(Arc::new(crate::query::usage::Usage::new(
+            crate::time::now_ms(),
+            crate::query::usage::load(&usage_path(config)),
+        ))),
     );
     Ok((query, rpc))
 }
@@ -673,6 +682,11 @@ pub async fn start(
     // Queries first: the RuleEvaluator role evaluates through the query service.
     let running = Arc::new(RunningRoles::default());
     let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
+    query.usage().spawn_saver(
+        usage_path(&config),
+        std::time::Duration::from_secs(60),
+        shutdown.clone(),
+    );
     let rules = crate::rules::manager::SharedRules::new(parking_lot::RwLock::new(
         crate::rules::manager::RulesView {
             metrics: crate::rules::metrics::RuleMetrics::register(&mut registry),

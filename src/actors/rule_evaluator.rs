@@ -48,8 +48,9 @@ pub trait AlertSender: Send + Sync {
     }
 }
 
-/// The querier of a node: the QueryService with dedup and partial responses on.
-struct ServiceQuerier(Arc<QueryService>);
+/// The querier of a node: the QueryService with dedup and partial responses on, its queries
+/// counted as the group's (metric usage).
+struct ServiceQuerier(Arc<QueryService>, crate::query::usage::Source);
 
 impl RuleQuerier for ServiceQuerier {
     fn query<'a>(
@@ -60,7 +61,14 @@ impl RuleQuerier for ServiceQuerier {
         Box::pin(async move {
             let v = self
                 .0
-                .instant(expr, ts_ms, &QueryOptions::default())
+                .instant(
+                    expr,
+                    ts_ms,
+                    &QueryOptions {
+                        source: self.1.clone(),
+                        ..QueryOptions::default()
+                    },
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             Ok((v.value, v.warnings))
@@ -269,10 +277,13 @@ fn now_ns() -> i64 {
 /// removes it from the view.
 async fn run_group(ctx: Arc<RoleContext>, mut group: Group, task: GroupTask) {
     let stop = task.stop.clone();
-    let querier = ServiceQuerier(ctx.query.clone());
+    let key = group.key();
+    let querier = ServiceQuerier(
+        ctx.query.clone(),
+        crate::query::usage::Source::Rule { group: key.clone() },
+    );
     let expander = ctx.expander.clone();
     let ignore: Vec<String> = ctx.config.shipping_labels().into_keys().collect();
-    let key = group.key();
     let mut eval_ns = group.schedule.first_eval(now_ns());
     loop {
         let wait = Duration::from_nanos(u64::try_from(eval_ns - now_ns()).unwrap_or(0));

@@ -2,9 +2,11 @@
 //! query benchmark's data set (promtool blocks; by default 2,100 series over 30 days at a 60 s
 //! interval), uploads it to a filesystem bucket, compacts and downsamples it with this binary's
 //! `tools bucket compact` until a pass changes nothing, starts a StoreShard + QueryPlanner node
-//! over the bucket and runs 30-day range queries at a 1 h step with `max_source_resolution=0s`
-//! (raw), `auto` (step/5, so the 5m blocks) and `1h`. It reports the bytes the store fetched from the
-//! bucket on each variant's first (cold) run, the median latency of the warm runs, the
+//! over the bucket and runs range queries of up to 30 days at a 1 h step with
+//! `max_source_resolution=0s` (raw), `auto` (step/5, so the 5m blocks) and `1h`, over two
+//! windows: the newest days (raw, 5m and 1h blocks mixed, as compaction leaves them) and the
+//! longest stretch wholly covered by 1h blocks (a query "over downsampled data"). It reports
+//! the chunk bytes each query read (cached or not), the median latency of the warm runs, the
 //! resolutions the node says it read, and how far the downsampled answers are from raw.
 
 use std::collections::BTreeMap;
@@ -52,8 +54,13 @@ pub struct DownsampleBenchArgs {
     pub strata: Option<PathBuf>,
 }
 
-const QUERIES: [(&str, &str); 4] = [
+const QUERIES: [(&str, &str); 5] = [
     ("rate sum", "sum by (job) (rate(http_requests_total[1h]))"),
+    // A rate range of two windows or more may read 1h data (Thanos caps shorter ones to 5m).
+    (
+        "rate sum 2h",
+        "sum by (job) (rate(http_requests_total[2h]))",
+    ),
     (
         "max_over_time",
         "max by (job) (max_over_time(memory_bytes[1h]))",
@@ -181,14 +188,14 @@ async fn run(
     Ok((t0.elapsed().as_secs_f64() * 1000.0, body, header.join("; ")))
 }
 
-/// `strata_store_bucket_bytes` of the node.
-async fn bucket_bytes(client: &reqwest::Client, base: &str) -> f64 {
+/// `strata_store_chunk_bytes_touched` of the node: chunk bytes queries read, cached or not.
+async fn bytes_read(client: &reqwest::Client, base: &str) -> f64 {
     let Ok(resp) = client.get(format!("{base}/metrics")).send().await else {
         return f64::NAN;
     };
     let text = resp.text().await.unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with("strata_store_bucket_bytes"))
+        .find(|l| l.starts_with("strata_store_chunk_bytes_touched"))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
@@ -225,6 +232,97 @@ fn difference(raw: &Value, down: &Value) -> (f64, usize) {
         }
     }
     (worst, missing)
+}
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Up to 30 days, ending on the last millisecond of an hour, that the bucket's 1h blocks
+/// (not marked for deletion) cover without a gap: where a query at `1h` reads only them.
+fn one_hour_window(bucket: &Path) -> Option<(i64, i64)> {
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for entry in std::fs::read_dir(bucket).ok()?.flatten() {
+        let dir = entry.path();
+        if dir.join("deletion-mark.json").exists() {
+            continue;
+        }
+        let Ok(text) = std::fs::read(dir.join("meta.json")) else {
+            continue;
+        };
+        let Ok(meta) = serde_json::from_slice::<crate::storage::block::BlockMeta>(&text) else {
+            continue;
+        };
+        if meta.resolution() == HOUR_MS {
+            spans.push((meta.min_time, meta.max_time));
+        }
+    }
+    spans.sort_unstable();
+    // The newest gap-free run of 1h blocks. A block ends one millisecond after its last
+    // sample, so neighbours leave a gap of up to a scrape interval: under an hour is no gap.
+    let mut run: Option<(i64, i64)> = None;
+    for (a, b) in spans {
+        run = match run {
+            Some((s, e)) if a <= e + HOUR_MS => Some((s, e.max(b))),
+            _ => Some((a, b)),
+        };
+    }
+    let (from, to) = run?;
+    let end = to / HOUR_MS * HOUR_MS - 1;
+    // The first step's 1h range must lie inside the run too.
+    let first = (from + HOUR_MS - 1) / HOUR_MS * HOUR_MS + HOUR_MS - 1;
+    let start = first.max(end - 30 * DAY_MS);
+    (end - start >= DAY_MS).then_some((start, end))
+}
+
+/// The query table over one window: every query at raw, auto and 1h resolution.
+async fn table(
+    client: &reqwest::Client,
+    base: &str,
+    (start, end): (i64, i64),
+    runs: usize,
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(
+        out,
+        "{:<14} {:>6} {:>12} {:>7} {:>10} {:>8} {:>9} {:>8}  resolutions read",
+        "query", "res", "chunk bytes", "fewer", "warm p50", "speedup", "max diff", "missing"
+    )?;
+    for (name, expr) in QUERIES {
+        let mut raw_answer = Value::Null;
+        let mut raw_stats = (f64::NAN, f64::NAN);
+        for res in ["0s", "auto", "1h"] {
+            let b0 = bytes_read(client, base).await;
+            let (_, answer, header) = run(client, base, expr, (start, end), res).await?;
+            let read = bytes_read(client, base).await - b0;
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                times.push(run(client, base, expr, (start, end), res).await?.0);
+            }
+            times.sort_by(|a, b| a.total_cmp(b));
+            let p50 = percentile(&times, 0.5);
+            let (fewer, speedup, diff, missing) = if res == "0s" {
+                raw_answer = answer;
+                raw_stats = (read, p50);
+                let dash = || String::from("-");
+                (dash(), dash(), dash(), dash())
+            } else {
+                let (d, m) = difference(&raw_answer, &answer);
+                (
+                    format!("{:.1}x", raw_stats.0 / read),
+                    format!("{:.1}x", raw_stats.1 / p50),
+                    format!("{:.2}%", d * 100.0),
+                    m.to_string(),
+                )
+            };
+            writeln!(
+                out,
+                "{:<14} {:>6} {:>12.0} {:>7} {:>8.1}ms {:>8} {:>9} {:>8}  {}",
+                name, res, read, fewer, p50, speedup, diff, missing, header
+            )?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run_bench(args: DownsampleBenchArgs, out: &mut dyn Write) -> Result<()> {
@@ -282,55 +380,34 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
         // Steps on the last millisecond of an hour, where 5m and 1h windows end: a range
         // that is a multiple of 1h then covers whole windows at every resolution, and the
         // raw samples in it are exactly those the windows aggregate.
-        let end = spec.end_ms / 3_600_000 * 3_600_000 - 3_600_000 - 1;
-        let start = end - (args.days - 1) * 86_400_000;
+        let end = spec.end_ms / HOUR_MS * HOUR_MS - HOUR_MS - 1;
+        let days = (args.days - 1).min(30);
         writeln!(
             out,
-            "data: {} series, {} days at {}s; queries over {} days at a 1h step",
+            "data: {} series, {} days at {}s; queries at a 1h step",
             spec.series(),
             args.days,
             args.interval_s,
-            args.days - 1
         )?;
-        writeln!(
-            out,
-            "{:<14} {:>6} {:>12} {:>7} {:>10} {:>8} {:>9} {:>8}  resolutions read",
-            "query", "res", "cold bytes", "fewer", "warm p50", "speedup", "max diff", "missing"
-        )?;
-        for (name, expr) in QUERIES {
-            let mut raw_answer = Value::Null;
-            let mut raw_stats = (f64::NAN, f64::NAN);
-            for res in ["0s", "auto", "1h"] {
-                let b0 = bucket_bytes(&client, &node.base).await;
-                let (_, answer, header) = run(&client, &node.base, expr, (start, end), res).await?;
-                let cold = bucket_bytes(&client, &node.base).await - b0;
-                let mut times = Vec::new();
-                for _ in 0..args.runs {
-                    times.push(run(&client, &node.base, expr, (start, end), res).await?.0);
-                }
-                times.sort_by(|a, b| a.total_cmp(b));
-                let p50 = percentile(&times, 0.5);
-                let (fewer, speedup, diff, missing) = if res == "0s" {
-                    raw_answer = answer;
-                    raw_stats = (cold, p50);
-                    let dash = || String::from("-");
-                    (dash(), dash(), dash(), dash())
-                } else {
-                    let (d, m) = difference(&raw_answer, &answer);
-                    (
-                        format!("{:.1}x", raw_stats.0 / cold),
-                        format!("{:.1}x", raw_stats.1 / p50),
-                        format!("{:.2}%", d * 100.0),
-                        m.to_string(),
-                    )
-                };
-                writeln!(
-                    out,
-                    "{:<14} {:>6} {:>12.0} {:>7} {:>8.1}ms {:>8} {:>9} {:>8}  {}",
-                    name, res, cold, fewer, p50, speedup, diff, missing, header
-                )?;
-                out.flush()?;
-            }
+        let mut windows = vec![(
+            format!("the newest {days} days (raw, 5m and 1h blocks)"),
+            end - days * DAY_MS,
+            end,
+        )];
+        match one_hour_window(&work.join("strata-bucket")) {
+            Some((start, end)) => windows.push((
+                format!(
+                    "{:.1} days wholly covered by 1h blocks",
+                    (end - start) as f64 / DAY_MS as f64
+                ),
+                start,
+                end,
+            )),
+            None => writeln!(out, "(no day wholly covered by 1h blocks: use more --days)")?,
+        }
+        for (label, start, end) in windows {
+            writeln!(out, "\nwindow: {label}")?;
+            table(&client, &node.base, (start, end), args.runs, out).await?;
         }
         drop(node);
         Ok(())

@@ -15,7 +15,7 @@ use ulid::Ulid;
 
 use super::{CliError, Result};
 use crate::config::Config;
-use crate::storage::bucket::blocks::{self, NoCompactReason};
+use crate::storage::bucket::blocks;
 use crate::storage::bucket::{DynStore, ObjectStore};
 use crate::storage::compactor::exec::{
     run_cleanup, run_downsample, run_pass, AlwaysOwn, PassReport, Progress,
@@ -244,23 +244,15 @@ pub async fn mark(
         {
             return Err(CliError::Usage(format!("no block {id} in the bucket")));
         }
-        let written = match kind {
-            MarkKind::Deletion => blocks::write_deletion_mark(store, id, details, now).await,
-            MarkKind::NoCompact => {
-                blocks::write_no_compact_mark(store, id, NoCompactReason::Manual, details, now)
-                    .await
-            }
-            MarkKind::NoDownsample => {
-                blocks::write_no_downsample_mark(store, id, NoCompactReason::Manual, details, now)
-                    .await
-            }
-        }
-        .map_err(|e| CliError::Usage(e.to_string()))?;
         let what = match kind {
-            MarkKind::Deletion => "deletion",
-            MarkKind::NoCompact => "no-compact",
-            MarkKind::NoDownsample => "no-downsample",
+            MarkKind::Deletion => blocks::ManualMark::Deletion,
+            MarkKind::NoCompact => blocks::ManualMark::NoCompact,
+            MarkKind::NoDownsample => blocks::ManualMark::NoDownsample,
         };
+        let written = blocks::put_manual_mark(store, id, what, details, now)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let what = what.as_str();
         if written {
             writeln!(out, "marked {id} for {what}")?;
         } else {

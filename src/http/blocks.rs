@@ -4,7 +4,7 @@
 //! directory shows: the marks (`deletion-mark.json`, `no-compact-mark.json`,
 //! `no-downsample-mark.json`) and the size of its objects. Partial uploads (no `meta.json`)
 //! are left out and counted; reading needs no token, like Thanos's. `POST /api/v1/blocks/mark`
-//! (Thanos's form: `id`, `action=DELETION|NO_COMPACTION`, `detail`) writes the mark into the
+//! (Thanos's form: `id`, `action=DELETION|NO_COMPACTION` or `NO_DOWNSAMPLE`, `detail`) writes the mark into the
 //! bucket and needs the admin token. What the `/blocks` page of the UI draws and marks.
 
 use actix_web::{web, HttpRequest};
@@ -16,8 +16,7 @@ use super::error::{success, ApiError, ApiResult, ErrorType};
 use super::params::Params;
 use super::AdminState;
 use crate::storage::bucket::blocks::{
-    block_exists, list_blocks, read_meta_json, write_deletion_mark, write_no_compact_mark,
-    BlockDir, NoCompactReason,
+    block_exists, list_blocks, put_manual_mark, read_meta_json, BlockDir, ManualMark,
 };
 
 /// How many `meta.json` reads run at once.
@@ -28,22 +27,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/blocks/mark", web::post().to(mark));
 }
 
-/// The marks Thanos's `action` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkAction {
-    Deletion,
-    NoCompaction,
-}
-
-impl MarkAction {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "DELETION" => Ok(MarkAction::Deletion),
-            "NO_COMPACTION" => Ok(MarkAction::NoCompaction),
-            other => Err(ApiError::bad_data(format!(
-                "invalid parameter \"action\": {other:?}, want DELETION or NO_COMPACTION"
-            ))),
-        }
+/// The mark a Thanos `action` names (`NO_DOWNSAMPLE` is Strata's addition, as the CLI has it).
+pub fn parse_action(s: &str) -> Result<ManualMark, ApiError> {
+    match s {
+        "DELETION" => Ok(ManualMark::Deletion),
+        "NO_COMPACTION" => Ok(ManualMark::NoCompact),
+        "NO_DOWNSAMPLE" => Ok(ManualMark::NoDownsample),
+        other => Err(ApiError::bad_data(format!(
+            "invalid parameter \"action\": {other:?}, want DELETION, NO_COMPACTION or NO_DOWNSAMPLE"
+        ))),
     }
 }
 
@@ -53,7 +45,7 @@ async fn mark(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes) 
     let id = params.get("id").unwrap_or_default();
     let ulid = ulid::Ulid::from_string(id)
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"id\": {id:?}: {e}")))?;
-    let action = MarkAction::parse(params.get("action").unwrap_or_default())?;
+    let action = parse_action(params.get("action").unwrap_or_default())?;
     let detail = params.get("detail").unwrap_or_default();
     let bucket = state.bucket.as_ref();
     let exists = block_exists(bucket, ulid)
@@ -66,13 +58,9 @@ async fn mark(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes) 
         ));
     }
     let now = std::time::SystemTime::now();
-    let written = match action {
-        MarkAction::Deletion => write_deletion_mark(bucket, ulid, detail, now).await,
-        MarkAction::NoCompaction => {
-            write_no_compact_mark(bucket, ulid, NoCompactReason::Manual, detail, now).await
-        }
-    }
-    .map_err(|e| ApiError::unavailable(format!("writing the mark of {ulid}: {e}")))?;
+    let written = put_manual_mark(bucket, ulid, action, detail, now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("writing the mark of {ulid}: {e}")))?;
     Ok(success(
         &json!({"id": ulid.to_string(), "written": written}),
     ))
@@ -142,12 +130,16 @@ mod tests {
 
     #[test]
     fn actions_are_thanos_words() {
-        assert_eq!(MarkAction::parse("DELETION").unwrap(), MarkAction::Deletion);
+        assert_eq!(parse_action("DELETION").unwrap(), ManualMark::Deletion);
         assert_eq!(
-            MarkAction::parse("NO_COMPACTION").unwrap(),
-            MarkAction::NoCompaction
+            parse_action("NO_COMPACTION").unwrap(),
+            ManualMark::NoCompact
         );
-        assert!(MarkAction::parse("deletion").is_err());
+        assert_eq!(
+            parse_action("NO_DOWNSAMPLE").unwrap(),
+            ManualMark::NoDownsample
+        );
+        assert!(parse_action("deletion").is_err());
     }
 
     #[test]

@@ -8,16 +8,18 @@ pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
-pub mod node_health;
+pub mod nodes;
 pub mod params;
 pub mod query;
 pub mod remote_write;
 pub mod rules;
 pub mod status;
 pub mod status_api;
+pub mod stores;
 pub mod targets;
 pub mod targets_cluster;
 pub mod ui;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -141,7 +143,9 @@ pub enum HttpError {
 fn all_routes(cfg: &mut web::ServiceConfig) {
     status::routes(cfg);
     status_api::routes(cfg);
-    node_health::routes(cfg);
+    nodes::routes(cfg);
+    stores::routes(cfg);
+    usage::routes(cfg);
     admin::routes(cfg);
     blocks::routes(cfg);
     cluster::routes(cfg);

@@ -133,6 +133,7 @@ impl Params {
             partial_response: self.flag("partial_response", true)?,
             timeout: None,
             max_source_resolution: None,
+            source: crate::query::usage::Source::AdHoc,
         })
     }
 

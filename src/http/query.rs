@@ -12,7 +12,8 @@ use super::params::{invalid, Params};
 use super::QueryState;
 use crate::config::Role;
 use crate::promql::QueryValue;
-use crate::query::service::QueryService;
+use crate::query::service::{QueryOptions, QueryService};
+use crate::query::usage::Source;
 use crate::storage::model::Labels;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -62,9 +63,16 @@ async fn dispatch(
     }
     let params = Params::from_request(&req, &body);
     let svc = query_service(&state)?;
+    // Grafana names the dashboard or alert rule a query comes from (metric usage).
+    let source = crate::query::usage::Source::from_headers(|name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    });
     match handler {
-        Handler::Instant => instant(&svc, params).await,
-        Handler::Range => range(&svc, params).await,
+        Handler::Instant => instant(&svc, params, source).await,
+        Handler::Range => range(&svc, params, source).await,
         Handler::Series => series(&svc, params).await,
         Handler::Labels => label_names(&svc, params).await,
         Handler::Exemplars => {
@@ -111,15 +119,18 @@ fn query_param(params: &Params) -> String {
     params.get("query").unwrap_or("").to_string()
 }
 
-async fn instant(svc: &QueryService, params: Params) -> ApiResult {
+async fn instant(svc: &QueryService, params: Params, source: Source) -> ApiResult {
     let query = query_param(&params);
     let t = params.time("time", crate::time::now_ms())?;
-    let opts = params.query_options()?;
+    let opts = QueryOptions {
+        source,
+        ..params.query_options()?
+    };
     let a = svc.instant_answer(&query, t, &opts).await?;
     Ok(answer_response(svc, a.value, &a.resolutions))
 }
 
-async fn range(svc: &QueryService, params: Params) -> ApiResult {
+async fn range(svc: &QueryService, params: Params, source: Source) -> ApiResult {
     let query = query_param(&params);
     let start = params
         .get("start")
@@ -143,7 +154,10 @@ async fn range(svc: &QueryService, params: Params) -> ApiResult {
     }
     // The engine's own limits, checked before the remaining parameters as Prometheus does.
     crate::promql::check_range_params(start, end, step)?;
-    let opts = params.query_options()?;
+    let opts = QueryOptions {
+        source,
+        ..params.query_options()?
+    };
     let a = svc.range_answer(&query, start, end, step, &opts).await?;
     Ok(answer_response(svc, a.value, &a.resolutions))
 }

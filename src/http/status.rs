@@ -98,6 +98,11 @@ pub fn store_metrics_text(s: &StoreStats) -> String {
             s.bucket_bytes,
         ),
         (
+            "strata_store_chunk_bytes_touched",
+            "Chunk bytes queries read, cached or not",
+            s.chunk_bytes_touched,
+        ),
+        (
             "strata_store_block_load_failures",
             "Blocks that failed to load during a sync",
             s.block_load_failures,

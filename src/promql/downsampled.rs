@@ -18,6 +18,8 @@ use crate::promql::error::{PromqlError, Result};
 use crate::storage::downsample::{
     self, AggrChunk, AggrType, Interpolation, Read, ReadOptions, CHUNK_ENC_AGGR, RES_1H, RES_5M,
 };
+use std::time::Duration;
+
 use crate::storage::model::{EncodedChunk, Labels, Sample};
 
 /// How one selector reads downsampled series: the enclosing function and its range.
@@ -26,6 +28,9 @@ pub(crate) struct DownsampledRead {
     pub func: Option<String>,
     /// The matrix selector's range (ms), 0 for an instant selector.
     pub range_ms: i64,
+    /// How much earlier than the query's window to decode (ms): an instant selector may
+    /// look back up to an hour over 1h data (`lookback_for`).
+    pub extra_back_ms: i64,
 }
 
 impl DownsampledRead {
@@ -58,7 +63,7 @@ pub(crate) fn decode(
         _ => None,
     };
     let opts = ReadOptions {
-        mint,
+        mint: mint.saturating_sub(how.extra_back_ms),
         maxt,
         interpolation,
     };
@@ -97,6 +102,55 @@ pub(crate) fn infer_resolution(chunks: &[EncodedChunk]) -> i64 {
         RES_1H
     } else {
         RES_5M
+    }
+}
+
+/// A stretch of a series read from one downsampled chunk, and the width of its windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CoarseSpan {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub res_ms: i64,
+}
+
+/// The downsampled stretches of a series, one per aggregate chunk (empty for raw data).
+/// Resolution is inferred per chunk, because a series may be read from 1h blocks in one
+/// period and 5m or raw blocks in another (finer or coarser data filling gaps).
+pub(crate) fn coarse_spans(chunks: &[EncodedChunk]) -> Vec<CoarseSpan> {
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        if c.encoding == CHUNK_ENC_AGGR {
+            out.push(CoarseSpan {
+                min_t: c.min_time,
+                max_t: c.max_time,
+                res_ms: infer_resolution(&chunks[i..=i]),
+            });
+        }
+    }
+    out
+}
+
+/// The window width of the data at `t` (0: raw), from `coarse_spans`.
+pub(crate) fn resolution_at(spans: &[CoarseSpan], t: i64) -> i64 {
+    spans
+        .iter()
+        .find(|s| s.min_t <= t && t <= s.max_t)
+        .map_or(0, |s| s.res_ms)
+}
+
+/// Thanos's dynamic lookback (`LookbackDeltaFactory`): reading data of resolution `res_ms`,
+/// an instant selector looks back at least one window of it, so raw selectors over 5m or 1h
+/// data have no holes between the window stamps.
+pub fn lookback_for(base: Duration, res_ms: i64) -> Duration {
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+    const HOUR: Duration = Duration::from_secs(3600);
+    let res = Duration::from_millis(res_ms.max(0) as u64);
+    if res > base.max(FIVE_MIN) {
+        base.max(HOUR)
+    } else if res > base {
+        base.max(FIVE_MIN)
+    } else {
+        base
     }
 }
 

@@ -249,3 +249,45 @@ fn resolution_is_inferred_from_window_stamps() {
         .collect();
     assert_eq!(super::infer_resolution(&hour), 3_600_000);
 }
+
+#[test]
+fn instant_selectors_look_back_one_window_of_the_data_they_find() {
+    // The first 6h only at 1h resolution (raw past retention), then raw: the query's
+    // lookback is the engine's 5m, yet between two 1h stamps the bare selector has a value
+    // (Thanos's dynamic lookback, here per stretch of data), while the raw stretch keeps 5m.
+    let g = gauge();
+    let split = g.partition_point(|s| s.t < T0 + 6 * 3_600_000);
+    let mut chunks: Vec<EncodedChunk> = downsample_raw(&g[..split], 3_600_000)
+        .unwrap()
+        .iter()
+        .map(|c| c.to_encoded())
+        .collect();
+    for part in g[split..].chunks(120) {
+        let mut app = XorAppender::new();
+        for x in part {
+            app.try_append(x.t, x.v).unwrap();
+        }
+        chunks.extend(app.to_encoded());
+    }
+    let q = Fixed(vec![series("g", chunks)]);
+    let stamp = T0 + 3 * 3_600_000 - 1;
+    let at_stamp = value(&q, "g", stamp).expect("a value at the window stamp");
+    assert_eq!(value(&q, "g", stamp + 40 * 60_000), Some(at_stamp));
+    let last_raw = g.last().unwrap();
+    assert_eq!(value(&q, "g", last_raw.t + 4 * 60_000), Some(last_raw.v));
+    assert_eq!(value(&q, "g", last_raw.t + 10 * 60_000), None);
+}
+
+#[test]
+fn a_selector_shared_by_two_functions_reads_each_its_aggregate() {
+    let (raw, down) = sources();
+    for t in stamps() {
+        for q in [
+            "max_over_time(g[1h]) - min_over_time(g[1h])",
+            "max_over_time(g[30m]) + min_over_time(g[1h]) + sum_over_time(g[1h])",
+            "count_over_time(g[1h]) + max_over_time(g[1h])",
+        ] {
+            assert_eq!(value(&raw, q, t), value(&down, q, t), "{q} at {t}");
+        }
+    }
+}

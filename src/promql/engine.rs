@@ -52,11 +52,25 @@ impl Default for EngineOptions {
 }
 
 /// Evaluates PromQL queries.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Engine {
     pub opts: EngineOptions,
     /// Where each query's data is dropped once its answer is built (inline by default).
     freer: Freer,
+    /// Told every query's parsed expression before it is evaluated (metric usage).
+    observer: Option<Observer>,
+}
+
+/// What `Engine::observe` calls with each parsed query.
+pub type Observer = std::sync::Arc<dyn Fn(&Expr) + Send + Sync>;
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("opts", &self.opts)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// Most points per series a range query may have: Prometheus refuses more than this, so a
@@ -131,6 +145,18 @@ impl Engine {
         Engine {
             opts,
             freer: Freer::default(),
+            observer: None,
+        }
+    }
+
+    /// The same engine, telling `observer` each parsed query before evaluating it.
+    pub fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    fn parsed(&self, expr: &Expr) {
+        if let Some(o) = &self.observer {
+            o(expr);
         }
     }
 
@@ -196,6 +222,7 @@ impl Engine {
     ) -> Result<QueryValue> {
         let t_ms = fetch::clamp_time(t_ms);
         let expr = parse_query(query, 0, 0)?;
+        self.parsed(&expr);
         let mut ev = self.evaluator(queryable, &expr, t_ms, t_ms, 0, cancel, pin)?;
         let val = ev.eval_top(&expr, t_ms)?;
         let value = match val {
@@ -227,6 +254,7 @@ impl Engine {
         let (start_ms, end_ms) = (fetch::clamp_time(start_ms), fetch::clamp_time(end_ms));
         let step_ms = step_ms.min(fetch::TIME_BOUND);
         let expr = parse_query(query, step_ms, end_ms - start_ms)?;
+        self.parsed(&expr);
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 use crate::promql::engine::EngineOptions;
 use crate::promql::error::{PromqlError, Result, TOO_MANY_SAMPLES};
-use crate::promql::fetch::{at_ms, check_deadline, dur_ms, offset_ms, selector_key, Fetched};
+use crate::promql::fetch::{at_ms, check_deadline, dur_ms, offset_ms, Fetched};
 use crate::promql::preprocess::{selector_mode, RangeMode};
 use crate::promql::value::{Elem, MSeries, QueryValue, Val, Value};
 use crate::promql::{aggregate, binary, functions};
@@ -301,7 +301,7 @@ impl<'a> Evaluator<'a> {
         let lookback = dur_ms(self.opts.lookback_delta);
         let smoothed = selector_mode(vs) == RangeMode::Smoothed;
         let mut out = Vec::new();
-        if let Some(list) = self.data.get(&selector_key(vs)) {
+        if let Some(list) = self.data.series(vs) {
             let cursor = self
                 .cursors
                 .entry((vs as *const VectorSelector as usize, 0))
@@ -317,6 +317,13 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 let p = s.samples[idx - 1];
+                // Downsampled data is looked back at one window of its own resolution.
+                let lookback = if s.coarse.is_empty() {
+                    lookback
+                } else {
+                    let res = crate::promql::downsampled::resolution_at(&s.coarse, p.t);
+                    dur_ms(crate::promql::lookback_for(self.opts.lookback_delta, res))
+                };
                 if p.t <= base - lookback || is_stale_nan(p.v) {
                     continue;
                 }
@@ -346,7 +353,7 @@ impl<'a> Evaluator<'a> {
         let range = dur_ms(ms.range);
         let mut out = Vec::new();
         let mut n = 0;
-        if let Some(list) = self.data.get(&selector_key(vs)) {
+        if let Some(list) = self.data.series(vs) {
             let cursor = self
                 .cursors
                 .entry((vs as *const VectorSelector as usize, 1))
@@ -518,7 +525,7 @@ impl Evaluator<'_> {
         let lookback = dur_ms(self.opts.lookback_delta);
         let mut out = Vec::new();
         let mut n = 0;
-        if let Some(list) = self.data.get(&selector_key(vs)) {
+        if let Some(list) = self.data.series(vs) {
             for (i, s) in list.iter().enumerate() {
                 if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
                     check_deadline(self.deadline, self.cancel, "query execution")?;

@@ -18,6 +18,7 @@ use crate::promql::error::{PromqlError, Result};
 use crate::promql::preprocess::{selector_mode, RangeMode, MODIFIER_LABEL};
 use crate::promql::start_timestamps::{uses_start_timestamps, StartTimes};
 use crate::storage::chunkenc::{declared_samples, SeriesIterator};
+use crate::storage::downsample;
 use crate::storage::model::{
     Labels, MatchOp, Matcher, Queryable, Sample, SelectHints, Series, METRIC_NAME,
 };
@@ -34,6 +35,9 @@ pub(crate) struct SeriesData {
     /// The samples' start timestamps (0 = none), only when a function reads them and the
     /// source has some: a column beside the samples, so that they cost nothing otherwise.
     pub start_ts: Option<Vec<i64>>,
+    /// Where the samples come from downsampled chunks, and their resolution (empty: raw),
+    /// kept for instant selectors only: they look back one window of the data they find.
+    pub coarse: Vec<downsampled::CoarseSpan>,
 }
 
 /// Series per selector key (see `selector_key`).
@@ -47,21 +51,37 @@ pub(crate) struct Fetched {
     sample_counts: std::collections::HashSet<String>,
     /// Warnings about approximations over downsampled data.
     notes: Vec<String>,
+    /// Selector occurrences (by address in the query's tree) that read their own copy: a
+    /// selector shared by functions needing different aggregates of downsampled data
+    /// (`max_over_time(x[1h]) - min_over_time(x[1h])`) is read once per function, as
+    /// Prometheus's per-selector `hints.Func` has Thanos do.
+    by_site: HashMap<usize, String>,
 }
 
 impl Fetched {
+    /// The key `vs`'s series are stored under: its own copy's, else the selector's.
+    fn key_of(&self, vs: &VectorSelector) -> std::borrow::Cow<'_, str> {
+        if !self.by_site.is_empty() {
+            if let Some(k) = self.by_site.get(&site(vs)) {
+                return std::borrow::Cow::Borrowed(k);
+            }
+        }
+        std::borrow::Cow::Owned(selector_key(vs))
+    }
+
     /// True when `count_over_time` over this selector must sum its samples.
-    pub fn counts_samples(&self, key: &str) -> bool {
-        self.sample_counts.contains(key)
+    pub fn counts_samples(&self, vs: &VectorSelector) -> bool {
+        !self.sample_counts.is_empty() && self.sample_counts.contains(self.key_of(vs).as_ref())
+    }
+
+    /// The series `vs` selected.
+    pub fn series(&self, vs: &VectorSelector) -> Option<&Vec<SeriesData>> {
+        self.by_key.get(self.key_of(vs).as_ref())
     }
 
     /// Warnings the query's answer carries because downsampled data answered it.
     pub fn notes(&self) -> &[String] {
         &self.notes
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Vec<SeriesData>> {
-        self.by_key.get(key)
     }
 
     pub fn has_start_timestamps(&self) -> bool {
@@ -70,6 +90,12 @@ impl Fetched {
 }
 
 /// The identity of a selector's series set: its matchers without offset, `@` or range.
+/// A selector occurrence's identity: its address in the query's tree, which the fetch and
+/// the evaluation walk alike.
+fn site(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
 pub(crate) fn selector_key(vs: &VectorSelector) -> String {
     let mut bare = vs.clone();
     bare.offset = None;
@@ -122,6 +148,23 @@ struct Need {
     range_ms: i64,
     /// Some use reads the samples' start timestamps.
     start_ts: bool,
+    /// Every occurrence (`site`) and the function it feeds.
+    uses: Vec<(usize, Option<String>)>,
+}
+
+impl Need {
+    /// The functions of a selector read by several, each once (`None` when all agree).
+    fn mixed_funcs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if self.func.is_none() {
+            for f in self.uses.iter().filter_map(|(_, f)| f.as_ref()) {
+                if !out.contains(f) {
+                    out.push(f.clone());
+                }
+            }
+        }
+        out
+    }
 }
 
 struct Walk<'a> {
@@ -169,7 +212,9 @@ impl Walk<'_> {
             func: func.clone(),
             range_ms: range,
             start_ts: false,
+            uses: Vec::new(),
         });
+        need.uses.push((site(vs), func.clone()));
         need.start_ts |= self.start_ts;
         if range > 0 && (need.range_ms == 0 || range < need.range_ms) {
             need.range_ms = range;
@@ -392,33 +437,65 @@ pub(crate) fn fetch_all(
     let loaded = AtomicUsize::new(0);
     let fetch = |(key, need): (String, Need)| {
         check_deadline(deadline, cancel, "query preparation")?;
-        fetch_need(q, &need, opts, &loaded).map(|got| (key, got))
+        let got = fetch_need(q, &need, need.func.clone(), opts, &loaded)?;
+        // Downsampled data read by functions needing different aggregates: each function's
+        // occurrences get their own read (raw data serves them all from one).
+        let mut own = Vec::new();
+        if got.downsampled {
+            for f in need.mixed_funcs() {
+                let sites = need
+                    .uses
+                    .iter()
+                    .filter(|(_, uf)| uf.as_deref() == Some(f.as_str()))
+                    .map(|(s, _)| *s)
+                    .collect::<Vec<_>>();
+                own.push((sites, fetch_need(q, &need, Some(f), opts, &loaded)?));
+            }
+        }
+        Ok((key, got, own))
     };
     // Distinct selectors (the two sides of a join, say) are independent reads.
     let needs: Vec<(String, Need)> = needs.into_iter().collect();
-    let results: Vec<(String, NeedResult)> = if needs.len() > 1 {
+    let results: Vec<Fetch> = if needs.len() > 1 {
         use rayon::prelude::*;
         needs.into_par_iter().map(fetch).collect::<Result<_>>()?
     } else {
         needs.into_iter().map(fetch).collect::<Result<_>>()?
     };
     let mut out = Fetched::default();
-    for (key, got) in results {
-        out.start_ts |= got.start_ts;
-        if got.downsampled {
-            if downsampled::counts_samples(&got.how) {
-                out.sample_counts.insert(key.clone());
+    for (key, got, own) in results {
+        for (sites, got) in own {
+            let own_key = format!("{}\u{1}{key}", got.how.func.as_deref().unwrap_or(""));
+            for s in sites {
+                out.by_site.insert(s, own_key.clone());
             }
-            if let Some(n) = downsampled::note(&got.how) {
-                if !out.notes.iter().any(|x| x == n) {
-                    out.notes.push(n.to_string());
-                }
-            }
+            out.add(own_key, got);
         }
-        out.by_key.insert(key, got.list);
+        out.add(key, got);
     }
     Ok(out)
 }
+
+impl Fetched {
+    fn add(&mut self, key: String, got: NeedResult) {
+        self.start_ts |= got.start_ts;
+        if got.downsampled {
+            if downsampled::counts_samples(&got.how) {
+                self.sample_counts.insert(key.clone());
+            }
+            if let Some(n) = downsampled::note(&got.how) {
+                if !self.notes.iter().any(|x| x == n) {
+                    self.notes.push(n.to_string());
+                }
+            }
+        }
+        self.by_key.insert(key, got.list);
+    }
+}
+
+/// One selector's fetch: its key, its series, and the own reads of the occurrences whose
+/// function needs another aggregate of downsampled data (by `site`).
+type Fetch = (String, NeedResult, Vec<(Vec<usize>, NeedResult)>);
 
 /// One selector's decoded series and what the fetch learnt about them.
 struct NeedResult {
@@ -430,16 +507,34 @@ struct NeedResult {
     how: DownsampledRead,
 }
 
+/// A selected series: labels, samples, start timestamps, downsampled stretches.
+type Found = (
+    Labels,
+    Vec<Sample>,
+    Option<Vec<i64>>,
+    Vec<downsampled::CoarseSpan>,
+);
+
 /// Selects and decodes one selector's series.
 fn fetch_need(
     q: &dyn Queryable,
     need: &Need,
+    func: Option<String>,
     opts: &EngineOptions,
     loaded: &AtomicUsize,
 ) -> Result<NeedResult> {
+    // Only instant selectors look back further over coarse data; the stores answered with
+    // whole chunks overlapping the window, so a window stamp before it is usually there.
+    let extra_back_ms = if need.range_ms == 0 {
+        let base = opts.lookback_delta;
+        dur_ms(downsampled::lookback_for(base, downsample::RES_1H)) - dur_ms(base)
+    } else {
+        0
+    };
     let how = DownsampledRead {
-        func: need.func.clone(),
+        func,
         range_ms: need.range_ms,
+        extra_back_ms,
     };
     let mut any_downsampled = false;
     let sets = matcher_sets(&need.vs)?;
@@ -447,11 +542,12 @@ fn fetch_need(
     // inside braces) may select a series twice, and the first selection wins.
     let several = sets.len() > 1;
     let mut seen: std::collections::HashSet<Labels> = Default::default();
-    let mut found: Vec<(Labels, Vec<Sample>, Option<Vec<i64>>)> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
+    let instant = need.range_ms == 0;
     let mut any_start_ts = false;
     for set in &sets {
         let hints = SelectHints {
-            func: need.func.clone(),
+            func: how.func.clone(),
             range_ms: need.range_ms,
             ..SelectHints::default()
         };
@@ -463,6 +559,7 @@ fn fetch_need(
             None
         };
         let mut batch: Vec<Series> = Vec::new();
+        let mut spans = Vec::new();
         for series in q.select(set, need.mint, need.maxt, &hints)? {
             if several && !seen.insert(series.labels.clone()) {
                 continue;
@@ -478,13 +575,20 @@ fn fetch_need(
                     series.labels
                 )));
             }
-            any_downsampled |= downsampled::is_downsampled(&series.chunks);
+            let coarse = downsampled::is_downsampled(&series.chunks);
+            any_downsampled |= coarse;
+            spans.push(if coarse && instant {
+                downsampled::coarse_spans(&series.chunks)
+            } else {
+                Vec::new()
+            });
             batch.push(series);
         }
-        for (labels, samples) in decode_batch(batch, need.mint, need.maxt, &how, loaded, opts)? {
+        let decoded = decode_batch(batch, need.mint, need.maxt, &how, loaded, opts)?;
+        for ((labels, samples), coarse) in decoded.into_iter().zip(spans) {
             let start_ts = starts.as_ref().and_then(|st| st.aligned(&labels, &samples));
             any_start_ts |= start_ts.is_some();
-            found.push((labels, samples, start_ts));
+            found.push((labels, samples, start_ts, coarse));
         }
     }
     if several && !found.windows(2).all(|w| w[0].0 < w[1].0) {
@@ -494,10 +598,11 @@ fn fetch_need(
     }
     let list = found
         .into_iter()
-        .map(|(labels, samples, start_ts)| SeriesData {
+        .map(|(labels, samples, start_ts, coarse)| SeriesData {
             labels: Arc::new(labels),
             samples,
             start_ts,
+            coarse,
         })
         .collect();
     Ok(NeedResult {

@@ -366,10 +366,7 @@ fn eval_range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         if let Expr::MatrixSelector(ms) = marg {
             // Downsampled data was read as per-window raw sample counts: their sum is the
             // raw sample count (`promql::downsampled`).
-            if ev
-                .fetched()
-                .counts_samples(&crate::promql::fetch::selector_key(&ms.vs))
-            {
+            if ev.fetched().counts_samples(&ms.vs) {
                 name = "sum_over_time";
             }
         }

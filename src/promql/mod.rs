@@ -30,6 +30,7 @@ pub mod testlang;
 pub mod testlang_parse;
 pub mod value;
 
+pub use downsampled::lookback_for;
 pub use engine::{check_range_params, Engine, EngineOptions, MAX_POINTS_PER_SERIES};
 pub use error::{ErrorKind, PromqlError, Result};
 pub use freer::Freer;

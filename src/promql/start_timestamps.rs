@@ -11,7 +11,7 @@ use promql_parser::parser::{Call, Expr, MatrixSelector};
 
 use crate::promql::error::Result;
 use crate::promql::eval::{seek_after, Evaluator};
-use crate::promql::fetch::{dur_ms, offset_ms, selector_key};
+use crate::promql::fetch::{dur_ms, offset_ms};
 use crate::promql::preprocess::{go_quote, selector_mode, RangeMode};
 use crate::promql::range_functions::{self as rf, Window};
 use crate::promql::value::{Elem, Val};
@@ -82,8 +82,7 @@ pub(crate) fn eval_range_function(
     let mut out = Vec::new();
     let mut overlapping: Vec<String> = Vec::new();
     let mut held = 0;
-    let key = selector_key(vs);
-    if let Some(list) = ev.fetched().get(&key) {
+    if let Some(list) = ev.fetched().series(vs) {
         let (mut points, mut sts) = (Vec::new(), Vec::new());
         for (i, s) in list.iter().enumerate() {
             if i % DEADLINE_CHECK_EVERY == DEADLINE_CHECK_EVERY - 1 {
@@ -149,7 +148,7 @@ pub(crate) fn start_timestamp(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Va
         return Ok(Val::Vector(Vec::new()));
     };
     let selected = ev.vector_selector(vs, t)?;
-    let Some(list) = ev.fetched().get(&selector_key(vs)) else {
+    let Some(list) = ev.fetched().series(vs) else {
         return Ok(Val::Vector(Vec::new()));
     };
     // The selector keeps the fetched order and shares its label sets, so one forward walk

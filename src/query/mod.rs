@@ -8,3 +8,4 @@ pub mod fanout;
 pub mod service;
 pub mod sources;
 pub mod storeapi;
+pub mod usage;

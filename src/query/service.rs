@@ -54,23 +54,13 @@ pub struct QueryOptions {
     pub timeout: Option<Duration>,
     /// Thanos's `max_source_resolution`; `None` takes the service's configured default.
     pub max_source_resolution: Option<SourceResolution>,
+    /// Who asked, for metric usage (`usage`).
+    pub source: super::usage::Source,
 }
 
-/// Thanos's dynamic lookback (`LookbackDeltaFactory`): reading data of resolution `res_ms`,
-/// an instant selector looks back at least one window of it, so raw selectors over 5m or 1h
-/// data have no holes between the window stamps.
-pub fn lookback_for(base: Duration, res_ms: i64) -> Duration {
-    const FIVE_MIN: Duration = Duration::from_secs(300);
-    const HOUR: Duration = Duration::from_secs(3600);
-    let res = Duration::from_millis(res_ms.max(0) as u64);
-    if res > base.max(FIVE_MIN) {
-        base.max(HOUR)
-    } else if res > base {
-        base.max(FIVE_MIN)
-    } else {
-        base
-    }
-}
+/// Thanos's dynamic lookback, grown to the coarsest resolution a query may read (the
+/// engine grows it further, per sample, where coarser data fills a gap).
+pub use crate::promql::lookback_for;
 
 /// A query's value and the resolutions (ms, 0 = raw) of the data that answered it.
 #[derive(Debug)]
@@ -87,6 +77,7 @@ impl Default for QueryOptions {
             partial_response: true,
             timeout: None,
             max_source_resolution: None,
+            source: super::usage::Source::AdHoc,
         }
     }
 }
@@ -98,6 +89,18 @@ pub struct Listing<T> {
     pub warnings: Vec<String>,
 }
 
+/// One source the planner reads, as `/api/v1/stores` lists it.
+#[derive(Clone, Debug)]
+pub struct StoreStatus {
+    pub node: String,
+    /// `None` for this node's own sources.
+    pub rpc_addr: Option<String>,
+    /// `None` when the node did not answer (see `last_error`) or holds no source.
+    pub info: Option<super::storeapi::StoreInfo>,
+    pub last_check_ms: i64,
+    pub last_error: Option<String>,
+}
+
 /// What a node needs to run queries.
 pub struct QueryService {
     engine: Engine,
@@ -106,10 +109,13 @@ pub struct QueryService {
     /// Replica labels deduplicated by default (`replicaLabels[]` overrides per request).
     replica_labels: Vec<String>,
     concurrency: tokio::sync::Semaphore,
+    max_concurrent: usize,
     /// The node's `global.external_labels`, added by federation.
     external_labels: Labels,
     /// `query.default_max_source_resolution`, for requests without the parameter.
     default_resolution: SourceResolution,
+    /// What every evaluated query read (metric usage).
+    usage: Arc<super::usage::Usage>,
 }
 
 impl QueryService {
@@ -127,9 +133,28 @@ impl QueryService {
             client,
             replica_labels,
             concurrency: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            max_concurrent: max_concurrent.max(1),
             external_labels,
             default_resolution: SourceResolution::Auto,
+            usage: Arc::new(super::usage::Usage::new(crate::time::now_ms(), None)),
         }
+    }
+
+    /// Records metric usage into `usage` (shared with the node, which persists it).
+    pub fn with_usage(mut self, usage: Arc<super::usage::Usage>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// The metric usage this node recorded.
+    pub fn usage(&self) -> &Arc<super::usage::Usage> {
+        &self.usage
+    }
+
+    /// Queries running or waiting for a slot now.
+    pub fn queries_in_flight(&self) -> usize {
+        self.max_concurrent
+            .saturating_sub(self.concurrency.available_permits())
     }
 
     /// Sets the `max_source_resolution` of requests that do not give one.
@@ -186,6 +211,10 @@ impl QueryService {
     fn engine_at(&self, opts: &QueryOptions, resolution_ms: i64) -> Engine {
         let mut engine = self.engine.clone();
         engine.opts.lookback_delta = lookback_for(engine.opts.lookback_delta, resolution_ms);
+        let (usage, source) = (self.usage.clone(), opts.source.clone());
+        engine.observe(Arc::new(move |expr| {
+            usage.record(expr, &source, crate::time::now_ms())
+        }));
         if let Some(t) = opts.timeout.filter(|t| !t.is_zero()) {
             engine.opts.timeout = engine.opts.timeout.min(t);
         }
@@ -323,6 +352,54 @@ impl QueryService {
             Ok(all)
         })
         .await
+    }
+
+    /// What every source the planner fans out to holds, this node's own and each live
+    /// peer's (asked with the StoreAPI `info` method, in parallel); a peer that does not
+    /// answer is listed with the error.
+    pub async fn stores(&self) -> Vec<StoreStatus> {
+        let now = crate::time::now_ms();
+        let mut out: Vec<StoreStatus> = self
+            .sources
+            .info()
+            .into_iter()
+            .map(|info| StoreStatus {
+                node: info.node.clone(),
+                rpc_addr: None,
+                info: Some(info),
+                last_check_ms: now,
+                last_error: None,
+            })
+            .collect();
+        let remote = self.sources.remote();
+        let asks = remote.iter().map(|r| {
+            let req = crate::cluster::transport::Request::new(
+                super::storeapi::STORE_TARGET,
+                super::storeapi::METHOD_INFO,
+                Vec::new(),
+            );
+            self.client.call(r.rpc_addr, req)
+        });
+        let answers = futures::future::join_all(asks).await;
+        for (r, answer) in remote.iter().zip(answers) {
+            let decoded = answer.map_err(|e| e.to_string()).and_then(|body| {
+                super::storeapi::decode::<Vec<super::storeapi::StoreInfo>>(&body)
+                    .map_err(|e| e.to_string())
+            });
+            let status = |info, last_error| StoreStatus {
+                node: r.node.clone(),
+                rpc_addr: Some(r.rpc_addr.to_string()),
+                info,
+                last_check_ms: now,
+                last_error,
+            };
+            match decoded {
+                Ok(list) if list.is_empty() => out.push(status(None, None)),
+                Ok(list) => out.extend(list.into_iter().map(|i| status(Some(i), None))),
+                Err(e) => out.push(status(None, Some(e))),
+            }
+        }
+        out
     }
 
     /// Label names of the series matching any of `sets` (all series without sets).

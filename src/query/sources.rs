@@ -151,6 +151,42 @@ impl SourceSet {
         out
     }
 
+    /// What each local source holds: label sets and time covered (the StoreAPI `info`).
+    pub fn info(&self) -> Vec<super::storeapi::StoreInfo> {
+        let node = self.cluster.node_id().to_string();
+        let mut out = Vec::new();
+        if self.running.contains(Role::ScraperShipper) || self.running.contains(Role::RuleEvaluator)
+        {
+            let head = self.db.head();
+            let blocks = self.db.list_blocks();
+            let mut mint = blocks.iter().map(|b| b.meta.min_time).min();
+            let mut maxt = blocks.iter().map(|b| b.meta.max_time - 1).max();
+            // An empty head reports i64::MAX / i64::MIN.
+            if head.min_time() <= head.max_time() {
+                mint = Some(mint.map_or(head.min_time(), |m| m.min(head.min_time())));
+                maxt = Some(maxt.map_or(head.max_time(), |m| m.max(head.max_time())));
+            }
+            out.push(super::storeapi::StoreInfo {
+                node: node.clone(),
+                source: "local tsdb".to_string(),
+                label_sets: vec![self.external_labels.clone()],
+                min_time: mint,
+                max_time: maxt,
+            });
+        }
+        if self.running.contains(Role::StoreShard) {
+            let range = self.store.time_range();
+            out.push(super::storeapi::StoreInfo {
+                node,
+                source: "bucket store".to_string(),
+                label_sets: self.store.label_sets(),
+                min_time: range.map(|r| r.0),
+                max_time: range.map(|r| r.1),
+            });
+        }
+        out
+    }
+
     /// Live peers holding data (scraper_shipper, rule_evaluator or store_shard), one entry
     /// per node.
     pub fn remote(&self) -> Vec<RemoteSource> {

@@ -246,24 +246,9 @@ fn dedup_group(labels: Labels, mut replicas: Vec<Series>, counter_adjust: bool) 
             .iter()
             .any(|c| c.encoding == crate::storage::downsample::CHUNK_ENC_AGGR)
     }) {
-        // Downsampled replicas carry five aggregates per chunk, which sample-level gap fill
-        // cannot merge; the replica covering the most time answers alone (the engine decodes
-        // the aggregate it needs later).
-        let span = |r: &Series| -> i64 {
-            r.chunks
-                .iter()
-                .map(|c| c.max_time.saturating_sub(c.min_time))
-                .sum()
-        };
-        let mut best: Option<Series> = None;
-        for r in replicas {
-            if best.as_ref().is_none_or(|b| span(&r) > span(b)) {
-                best = Some(r);
-            }
-        }
         return Ok(Series {
             labels,
-            chunks: best.map(|b| b.chunks).unwrap_or_default(),
+            chunks: fill_chunks(replicas),
         });
     }
     let mut decoded = Vec::with_capacity(replicas.len());
@@ -280,6 +265,34 @@ fn dedup_group(labels: Labels, mut replicas: Vec<Series>, counter_adjust: bool) 
         source,
     })?;
     Ok(Series { labels, chunks })
+}
+
+/// Gap fill at chunk granularity, for replicas with downsampled chunks (five aggregates per
+/// chunk, which sample-level gap fill cannot merge): the replica covering the most time
+/// answers, and another replica's chunk fills in wherever it overlaps no chunk kept so far
+/// (a replica whose block was never downsampled or was deleted, say). The engine decodes the
+/// aggregate it needs later.
+fn fill_chunks(mut replicas: Vec<Series>) -> Vec<EncodedChunk> {
+    let span = |r: &Series| -> i64 {
+        r.chunks
+            .iter()
+            .map(|c| c.max_time.saturating_sub(c.min_time))
+            .sum()
+    };
+    // Stable: among equal spans the replica first in label order leads, deterministically.
+    replicas.sort_by_key(|r| std::cmp::Reverse(span(r)));
+    // Kept chunks never overlap, so sorted by start they are sorted by end too.
+    let mut kept: Vec<EncodedChunk> = Vec::new();
+    for r in replicas {
+        for c in r.chunks {
+            let at = kept.partition_point(|k| k.max_time < c.min_time);
+            if kept.get(at).is_some_and(|k| k.min_time <= c.max_time) {
+                continue;
+            }
+            kept.insert(at, c);
+        }
+    }
+    kept
 }
 
 fn decode_series(chunks: Vec<EncodedChunk>) -> std::result::Result<Vec<Sample>, ChunkError> {
@@ -856,6 +869,50 @@ mod tests {
         let mut want = vec![0, 15_000, 30_000];
         want.extend((50_000..=185_000).step_by(15_000));
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn downsampled_replicas_fill_each_others_gaps_chunk_by_chunk() {
+        let chunk = |min_time: i64, max_time: i64, tag: u8| EncodedChunk {
+            min_time,
+            max_time,
+            encoding: crate::storage::downsample::CHUNK_ENC_AGGR,
+            data: std::sync::Arc::from(vec![tag]),
+        };
+        let labels = |r: &str| Labels::from_pairs([("__name__", "x"), ("replica", r)]);
+        // A lacks the middle day; B has all three days, but its first chunk starts later.
+        let a = Series {
+            labels: labels("a"),
+            chunks: vec![chunk(0, 99, 1), chunk(200, 299, 1)],
+        };
+        let b = Series {
+            labels: labels("b"),
+            chunks: vec![chunk(10, 99, 2), chunk(100, 199, 2), chunk(200, 299, 2)],
+        };
+        let got = dedup_replicas(vec![a, b], &["replica".to_string()], false).unwrap();
+        assert_eq!(got.len(), 1);
+        let tags: Vec<(i64, u8)> = got[0]
+            .chunks
+            .iter()
+            .map(|c| (c.min_time, c.data[0]))
+            .collect();
+        // B covers more time and leads; A's first chunk overlaps B's and is not added.
+        assert_eq!(tags, vec![(10, 2), (100, 2), (200, 2)]);
+        let a_only = Series {
+            labels: labels("a"),
+            chunks: vec![chunk(0, 99, 1), chunk(100, 199, 1), chunk(300, 399, 1)],
+        };
+        let b_gap = Series {
+            labels: labels("b"),
+            chunks: vec![chunk(200, 299, 2)],
+        };
+        let got = dedup_replicas(vec![a_only, b_gap], &["replica".to_string()], false).unwrap();
+        let tags: Vec<(i64, u8)> = got[0]
+            .chunks
+            .iter()
+            .map(|c| (c.min_time, c.data[0]))
+            .collect();
+        assert_eq!(tags, vec![(0, 1), (100, 1), (200, 2), (300, 1)]);
     }
 
     #[test]

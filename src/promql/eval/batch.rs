@@ -8,7 +8,7 @@ use promql_parser::parser::MatrixSelector;
 
 use super::{seek_after, Evaluator, DEADLINE_CHECK_EVERY};
 use crate::promql::error::Result;
-use crate::promql::fetch::{check_deadline, dur_ms, offset_ms, selector_key, SeriesData};
+use crate::promql::fetch::{check_deadline, dur_ms, offset_ms, SeriesData};
 use crate::promql::value::Elem;
 use crate::storage::model::{is_stale_nan, Labels, Sample};
 
@@ -84,7 +84,7 @@ impl Evaluator<'_> {
     ) -> Result<Option<Batch>> {
         let steps = ((self.end - self.start) / self.step + 1) as usize;
         let empty = Vec::new();
-        let list = self.data.get(&selector_key(&ms.vs)).unwrap_or(&empty);
+        let list = self.data.series(&ms.vs).unwrap_or(&empty);
         if list.len().saturating_mul(steps) > BATCH_LIMIT {
             return Ok(None);
         }

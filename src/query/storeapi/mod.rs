@@ -99,13 +99,17 @@ pub struct SeriesFrame {
     pub resolutions: Vec<i64>,
 }
 
-/// What a source says about itself, for store matching.
+/// What one source of a node says about itself (the `info` method): which external label
+/// sets its series carry and the time it covers, for `/api/v1/stores`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoreInfo {
     pub node: String,
-    pub external_labels: Labels,
-    pub min_time: i64,
-    pub max_time: i64,
+    /// `local tsdb` or `bucket store`.
+    pub source: String,
+    pub label_sets: Vec<Labels>,
+    /// Inclusive ms; `None` while the source holds no data.
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {

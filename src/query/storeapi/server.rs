@@ -1,13 +1,13 @@
-//! The server half of the StoreAPI: answers a peer's `series`, `label_names` and
-//! `label_values` requests from this node's local sources (its TSDB while it runs a
+//! The server half of the StoreAPI: answers a peer's `series`, `label_names`,
+//! `label_values` and `info` requests from this node's local sources (its TSDB while it runs a
 //! scraper_shipper, its bucket blocks while it runs a store_shard), each source's series
 //! labelled with its external labels, merged, and streamed in frames of `BATCH_SERIES`.
 
 use futures::stream;
 
 use super::{
-    label_series, LabelsRequest, SeriesFrame, SeriesRequest, BATCH_SERIES, METHOD_LABEL_NAMES,
-    METHOD_LABEL_VALUES, METHOD_SERIES,
+    label_series, LabelsRequest, SeriesFrame, SeriesRequest, BATCH_SERIES, METHOD_INFO,
+    METHOD_LABEL_NAMES, METHOD_LABEL_VALUES, METHOD_SERIES,
 };
 use crate::cluster::transport::{RemoteError, RemoteErrorKind, Request, ResponseStream};
 use crate::query::fanout::local_label_values;
@@ -16,8 +16,8 @@ use crate::query::storeapi;
 use crate::storage::model::SelectHints;
 
 /// Answers a StoreAPI request from this node's local sources.
-pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, RemoteError> {
-    let sources = sources.local();
+pub async fn serve(set: &SourceSet, req: Request) -> Result<ResponseStream, RemoteError> {
+    let sources = set.local();
     let bad =
         |e: storeapi::StoreApiError| RemoteError::new(RemoteErrorKind::BadRequest, e.to_string());
     let internal = |e: String| RemoteError::new(RemoteErrorKind::Internal, e);
@@ -121,6 +121,10 @@ pub async fn serve(sources: &SourceSet, req: Request) -> Result<ResponseStream, 
             .map_err(|e| internal(e.to_string()))?
             .map_err(internal)?;
             let body = storeapi::encode(&values).map_err(|e| internal(e.to_string()))?;
+            Ok(crate::cluster::transport::single_response(body))
+        }
+        METHOD_INFO => {
+            let body = storeapi::encode(&set.info()).map_err(|e| internal(e.to_string()))?;
             Ok(crate::cluster::transport::single_response(body))
         }
         other => Err(RemoteError::new(

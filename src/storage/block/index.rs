@@ -260,6 +260,16 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// Thanos's `series_max_size`: the largest distance in bytes between the starts of two
+    /// consecutive series entries (so the last entry is not measured).
+    pub fn series_max_size(&self) -> i64 {
+        let mut max = 0;
+        for w in self.all.windows(2) {
+            max = max.max((w[1] as i64 - w[0] as i64) * 16);
+        }
+        max
+    }
+
     fn write_postings_list(&mut self, ids: &[u32]) -> Result<u64> {
         self.pad_to(4)?;
         let at = self.pos;

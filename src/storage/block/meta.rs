@@ -254,6 +254,10 @@ pub struct ThanosMeta {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub files: Vec<ThanosFile>,
+    /// Sizes the index was written with (`index_stats`), set on the blocks the compactor and
+    /// the downsampler write, as Thanos's do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_stats: Option<IndexStats>,
     /// RFC 3339 time the block was uploaded; set by the uploader just before writing meta.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_time: Option<String>,
@@ -314,6 +318,26 @@ impl ThanosMeta {
 pub struct ThanosDownsample {
     #[serde(default, deserialize_with = "null_default")]
     pub resolution: i64,
+}
+
+/// Thanos's `index_stats` (`block.GatherIndexHealthStats`): the largest distance between two
+/// consecutive series entries of the index, and between a chunk and the next one of its
+/// series in one segment (a series' last two chunks are not measured); stores use them to
+/// size their reads. A zero is not written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexStats {
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_i64"
+    )]
+    pub series_max_size: i64,
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero_i64"
+    )]
+    pub chunk_max_size: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,8 @@ pub use index::{ChunkMeta, IndexWriter};
 pub use index_reader::{IndexReader, SeriesEntry};
 pub use merge::MergeCursor;
 pub use meta::{
-    BlockDesc, BlockMeta, BlockMetaCompaction, BlockStats, ThanosDownsample, ThanosFile, ThanosMeta,
+    BlockDesc, BlockMeta, BlockMetaCompaction, BlockStats, IndexStats, ThanosDownsample,
+    ThanosFile, ThanosMeta,
 };
 pub use reader::{list_blocks, open_blocks, BlockReader, SeriesCursor};
 pub use tombstones::{Interval, Tombstones};

@@ -335,3 +335,56 @@ fn large_selections_are_read_in_parallel_in_order_and_limited() {
         "{err}"
     );
 }
+
+#[test]
+fn thanos_index_stats_are_recorded_on_blocks_with_a_thanos_section() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = series();
+    // A series of four chunks, so that two of its chunk distances are measured.
+    data[0].1 = vec![
+        chunk(0..500, 10, 1.0),
+        chunk(500..1000, 10, 1.0),
+        chunk(1000..1990, 10, 1.0),
+        chunk(1990..2000, 10, 1.0),
+    ];
+    let symbols: Vec<String> = data
+        .iter()
+        .flat_map(|(l, _)| {
+            l.iter()
+                .flat_map(|x| [x.name.to_string(), x.value.to_string()])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut w = BlockWriter::create(tmp.path(), symbols).unwrap();
+    for (l, c) in &data {
+        w.add_series(l, c).unwrap();
+    }
+    let mut meta = BlockMeta::new(ulid::Ulid::new(), 0, 2000);
+    meta.thanos = Some(ThanosMeta::new(Default::default(), 0, "compactor"));
+    let meta = w.finish(meta).unwrap();
+    let stats = meta.thanos.as_ref().unwrap().index_stats.unwrap();
+
+    // Independently: distances between consecutive series entries (ids are offsets / 16),
+    // and chunk sizes from the chunk file's own framing (length varint, encoding, data, CRC).
+    let block = BlockReader::open(&tmp.path().join(meta.ulid.to_string())).unwrap();
+    let ids = block.series_refs(&[]).unwrap();
+    let want_series = ids
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as i64 * 16)
+        .max()
+        .unwrap();
+    assert_eq!(stats.series_max_size, want_series);
+    let framed = |c: &EncodedChunk| {
+        let n = c.data.len();
+        let varint = if n < 128 { 1 } else { 2 };
+        (varint + 1 + n + 4) as i64
+    };
+    let want_chunk = data[0].1[..2].iter().map(framed).max().unwrap();
+    assert_eq!(stats.chunk_max_size, want_chunk);
+    let json = String::from_utf8(meta.to_json().unwrap()).unwrap();
+    assert!(json.contains("\"index_stats\": {"), "{json}");
+
+    // A plain Prometheus block (no thanos section) stays as Prometheus writes it.
+    let plain = write(&tmp.path().join("plain"));
+    assert!(plain.thanos.is_none());
+}

@@ -9,7 +9,7 @@ use ulid::Ulid;
 
 use super::chunks::{ChunkWriter, DEFAULT_MAX_SEGMENT_SIZE};
 use super::index::{ChunkMeta, IndexWriter, INDEX_FILENAME};
-use super::meta::{BlockMeta, BlockStats, META_VERSION};
+use super::meta::{BlockMeta, BlockStats, IndexStats, META_VERSION};
 use super::tombstones::Tombstones;
 use super::{fsync_dir, io_err, BlockError, Result};
 use crate::storage::chunkenc::ENCODING_XOR;
@@ -44,6 +44,8 @@ pub struct BlockWriter {
     chunks: Option<ChunkWriter>,
     index: Option<IndexWriter>,
     stats: BlockStats,
+    /// Thanos's `chunk_max_size` so far (see `IndexStats`).
+    chunk_max_size: i64,
     done: bool,
 }
 
@@ -80,6 +82,7 @@ impl BlockWriter {
             chunks: Some(chunks),
             index: Some(index),
             stats: BlockStats::default(),
+            chunk_max_size: 0,
             done: false,
         })
     }
@@ -159,6 +162,14 @@ impl BlockWriter {
             });
         }
         iw.add_series(labels, &metas)?;
+        // Measured as Thanos measures it: from one chunk reference to the next within a
+        // segment, leaving out a series' last two chunks.
+        for i in 0..metas.len().saturating_sub(2) {
+            let (a, b) = (metas[i].reference, metas[i + 1].reference);
+            if a >> 32 == b >> 32 {
+                self.chunk_max_size = self.chunk_max_size.max((b - a) as i64);
+            }
+        }
         self.stats.num_series += 1;
         self.stats.num_chunks += chunks.len() as u64;
         self.stats.num_samples += samples;
@@ -173,8 +184,16 @@ impl BlockWriter {
             return Err(BlockError::Invalid("block writer already finished".into()));
         };
         cw.close()?;
+        let index_stats = IndexStats {
+            series_max_size: iw.series_max_size(),
+            chunk_max_size: self.chunk_max_size,
+        };
         iw.finish()?;
         meta.stats = self.stats.clone();
+        // Thanos records these on what its compactor and downsampler write.
+        if let Some(t) = meta.thanos.as_mut() {
+            t.index_stats = Some(index_stats);
+        }
         meta.version = META_VERSION;
         if meta.compaction.level == 0 {
             meta.compaction.level = 1;

@@ -94,8 +94,8 @@ pub fn downsampled_meta(input: &BlockMeta, ulid: Ulid, resolution: i64) -> Block
     t.files.clear();
     t.segment_files.clear();
     t.upload_time = None;
-    // Index stats describe the input's index, not the new one.
-    t.extra.remove("index_stats");
+    // Index stats describe the input's index; the block writer measures the new one.
+    t.index_stats = None;
     meta.thanos = Some(t);
     meta
 }

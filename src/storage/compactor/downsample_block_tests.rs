@@ -93,6 +93,23 @@ fn round_trip_through_the_block_reader() {
     assert_eq!(BlockMeta::read(&dir_of(&out, &meta)).unwrap(), meta);
 }
 
+/// Thanos's `chunk_max_size` of a block, measured here from the index as
+/// `GatherIndexHealthStats` does: reference to next reference, a series' last two chunks
+/// left out.
+fn chunk_max_size(dir: &std::path::Path) -> i64 {
+    let block = crate::storage::block::BlockReader::open(dir).unwrap();
+    let mut max = 0;
+    for r in block.series_refs(&[]).unwrap() {
+        let entry = block.index().series(r).unwrap();
+        let refs: Vec<u64> = entry.chunks.iter().map(|c| c.reference).collect();
+        for i in 0..refs.len().saturating_sub(2) {
+            max = max.max((refs[i + 1] - refs[i]) as i64);
+        }
+    }
+    assert!(max > 0, "the block has a series of three chunks or more");
+    max
+}
+
 #[test]
 fn meta_json_is_what_thanos_writes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -142,6 +159,7 @@ fn meta_json_is_what_thanos_writes() {
             "labels": {"cluster": "eu"},
             "downsample": {"resolution": 300000},
             "source": "compactor",
+            "index_stats": {"chunk_max_size": chunk_max_size(&dir_of(&out, &meta))},
         },
     });
     assert_eq!(json, expected, "{text}");

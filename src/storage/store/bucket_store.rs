@@ -106,6 +106,7 @@ pub struct StoreStats {
     pub sync_failures: u64,
     pub queries: u64,
     pub limit_hits: u64,
+    pub chunk_bytes_touched: u64,
 }
 
 pub struct BucketStore {
@@ -185,12 +186,7 @@ impl BucketStore {
             .blocks
             .values()
             .filter(|b| in_window(b))
-            .map(|b| BlockSpan {
-                id: b.meta.ulid,
-                min_time: b.meta.min_time,
-                max_time: b.meta.max_time,
-                resolution: b.meta.resolution(),
-            })
+            .map(|b| BlockSpan::of(&b.meta))
             .collect();
         let mut report = SyncReport {
             known: state.blocks.len(),
@@ -421,12 +417,7 @@ impl BucketStore {
             .collect();
         for b in blocks.values() {
             if !spans.iter().any(|s| s.id == b.ulid()) {
-                spans.push(BlockSpan {
-                    id: b.ulid(),
-                    min_time: b.meta().min_time,
-                    max_time: b.meta().max_time,
-                    resolution: b.resolution(),
-                });
+                spans.push(BlockSpan::of(b.meta()));
             }
         }
         select_blocks(&spans, mint, maxt, max_resolution)
@@ -649,6 +640,7 @@ impl BucketStore {
             sync_failures: get(&c.sync_failures),
             queries: get(&c.queries),
             limit_hits: get(&c.limit_hits),
+            chunk_bytes_touched: get(&c.chunk_bytes_touched),
         }
     }
 }

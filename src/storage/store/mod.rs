@@ -151,6 +151,9 @@ pub struct StoreCounters {
     pub sync_failures: AtomicU64,
     pub queries: AtomicU64,
     pub limit_hits: AtomicU64,
+    /// Chunk bytes queries read, from the cache or the bucket (Thanos's
+    /// `series_data_touched{data_type="chunks"}`): what a query costs whatever is cached.
+    pub chunk_bytes_touched: AtomicU64,
 }
 
 impl StoreCounters {

@@ -12,11 +12,17 @@
 //!    5m or 1h block answers instead of nothing, so a one-year dashboard asked at raw
 //!    resolution does not go blank (Thanos #1127, #5039, #4634).
 //!
+//! The choice is made per stream (blocks with the same external labels), as Thanos chooses
+//! per block set: one cluster's or replica's 5m blocks never hide another's raw blocks that
+//! were not downsampled yet.
+//!
 //! A block is taken whole when it overlaps an uncovered part; its whole extent then counts as
 //! covered. Blocks of one level never hide each other (overlapping blocks of a level are all
 //! taken, as before), and blocks outside the range are never taken.
 
 use ulid::Ulid;
+
+use crate::storage::block::BlockMeta;
 
 /// One block's extent, as meta.json has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +34,30 @@ pub struct BlockSpan {
     pub max_time: i64,
     /// Downsampling resolution in ms, 0 for raw.
     pub resolution: i64,
+    /// The block's stream (`stream_of`).
+    pub stream: u64,
+}
+
+impl BlockSpan {
+    pub fn of(meta: &BlockMeta) -> BlockSpan {
+        BlockSpan {
+            id: meta.ulid,
+            min_time: meta.min_time,
+            max_time: meta.max_time,
+            resolution: meta.resolution(),
+            stream: stream_of(meta),
+        }
+    }
+}
+
+/// A hash of a block's external labels (`thanos.labels`; none for a plain Prometheus block).
+pub fn stream_of(meta: &BlockMeta) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let Some(t) = &meta.thanos {
+        t.labels.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The blocks that answer `[mint, maxt]` (inclusive ms) at a requested maximum resolution
@@ -36,6 +66,25 @@ pub fn select_blocks(blocks: &[BlockSpan], mint: i64, maxt: i64, max_resolution:
     if mint > maxt {
         return Vec::new();
     }
+    let mut streams: Vec<u64> = blocks.iter().map(|b| b.stream).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let mut chosen = Vec::new();
+    for stream in streams {
+        let of_stream: Vec<BlockSpan> = blocks
+            .iter()
+            .filter(|b| b.stream == stream)
+            .copied()
+            .collect();
+        chosen.extend(select_in_stream(&of_stream, mint, maxt, max_resolution));
+    }
+    chosen.sort();
+    chosen.dedup();
+    chosen
+}
+
+/// `select_blocks` over the blocks of one stream.
+fn select_in_stream(blocks: &[BlockSpan], mint: i64, maxt: i64, max_resolution: i64) -> Vec<Ulid> {
     let mut levels: Vec<i64> = blocks.iter().map(|b| b.resolution).collect();
     levels.sort_unstable();
     levels.dedup();
@@ -64,8 +113,6 @@ pub fn select_blocks(blocks: &[BlockSpan], mint: i64, maxt: i64, max_resolution:
             chosen.push(b.id);
         }
     }
-    chosen.sort();
-    chosen.dedup();
     chosen
 }
 
@@ -100,6 +147,7 @@ mod tests {
             min_time,
             max_time,
             resolution,
+            stream: 0,
         }
     }
 
@@ -121,6 +169,19 @@ mod tests {
     fn raw_request_reads_raw_blocks_only_where_raw_exists() {
         assert_eq!(select_blocks(&bucket(), 0, 16 * H - 1, 0), ids(&[1, 2]));
         assert_eq!(select_blocks(&bucket(), 9 * H, 10 * H, 0), ids(&[2]));
+    }
+
+    #[test]
+    fn each_stream_chooses_for_itself() {
+        // Stream 1 is downsampled to 5m; stream 2 (another cluster, or a replica whose blocks
+        // are not downsampled yet) has only raw blocks over the same time.
+        let mut b = bucket();
+        b.push(BlockSpan {
+            stream: 2,
+            ..span(5, 0, 16 * H, 0)
+        });
+        assert_eq!(select_blocks(&b, 0, 16 * H - 1, M5), ids(&[3, 5]));
+        assert_eq!(select_blocks(&b, 0, 16 * H - 1, 0), ids(&[1, 2, 5]));
     }
 
     #[test]

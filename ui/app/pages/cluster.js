@@ -2,10 +2,10 @@
 // matrix where each box is the desired assignment — ticking one sends
 // PUT /api/v1/admin/nodes/{id}/roles — with pending (desired ≠ running) marked, the compactor
 // singleton's leases, and gossip counters. From GET /api/v1/admin/cluster; above them a
-// health card per node from GET /api/v1/status/nodes (no token needed).
+// health card per member from GET /api/v1/status/nodes (no token needed).
 
-import { el, html, mount, errorBox, emptyBox, stateClass, ago, formatNumber, formatBytes } from '../util.js';
-import { apiFull } from '../api.js';
+import { el, html, mount, errorBox, emptyBox, stateClass, ago, formatNumber, formatBytes, formatDuration } from '../util.js';
+import { api } from '../api.js';
 import { adminApi, tokenForm, isUnauthorized } from '../admin.js';
 
 export const ROLES = ['scraper_shipper', 'store_shard', 'query_planner', 'compactor', 'rule_evaluator'];
@@ -103,26 +103,36 @@ export async function render(container) {
   await load();
 }
 
-/** A health card per node (GET /api/v1/status/nodes). */
+/** A health card per member (GET /api/v1/status/nodes: id, state, health or error). */
 async function loadCards(box) {
-  let res;
+  let members;
   try {
-    res = await apiFull('/api/v1/status/nodes');
+    members = await api('/api/v1/status/nodes');
   } catch (e) {
     mount(box, errorBox(e.message));
     return;
   }
-  const nodes = res.data.nodes || [];
-  mount(box, html`<h2>Nodes</h2>${res.warnings.map((w) => html`<div class="alert warning">${w}</div>`)}<div class="cards">
-    ${nodes.map((n) => html`<div class="card node-card" data-testid="node-card">
-      <div class="head"><b>${n.node}</b><span class="spacer"></span><span class="state ${n.ready ? 'ok' : 'pending'}">${n.ready ? 'ready' : 'not ready'}</span></div>
-      <div class="body"><table class="data kv"><tbody>
-        <tr><th>Roles</th><td>${(n.roles || []).join(', ') || 'none'}</td></tr>
-        <tr><th>Head series</th><td class="num">${formatNumber(n.headSeries)}</td></tr>
-        <tr><th>Targets</th><td><span style="color:var(--ok)">${n.targetsUp} up</span> · <span style="color:var(--err)">${n.targetsDown} down</span>${n.targetsUnknown ? ` · ${n.targetsUnknown} unknown` : ''}</td></tr>
-        <tr><th>Memory (RSS)</th><td class="num">${formatBytes(n.rssBytes)}</td></tr>
-        <tr><th>Threads</th><td class="num">${n.threads}</td></tr>
-        <tr><th>Started</th><td>${ago(n.startedAt)}</td></tr>
-      </tbody></table></div></div>`)}
+  const row = (k, v) => html`<tr><th>${k}</th><td>${v}</td></tr>`;
+  mount(box, html`<h2>Nodes</h2><div class="cards">
+    ${(members || []).map((m) => {
+      const h = m.health;
+      const badge = h
+        ? html`<span class="state ${h.ready ? 'ok' : 'pending'}">${h.ready ? 'ready' : 'not ready'}</span>`
+        : html`<span class="state err">${m.state}</span>`;
+      const body = h
+        ? html`<table class="data kv"><tbody>
+            ${row('Roles', (h.roles || []).join(', ') || 'none')}
+            ${row('Head series', h.head_series === null || h.head_series === undefined ? '—' : formatNumber(h.head_series))}
+            ${row('Targets', html`<span style="color:var(--ok)">${h.targets_up} up</span> · <span style="color:var(--err)">${h.targets_down} down</span>${h.targets_unknown ? ` · ${h.targets_unknown} unknown` : ''}`)}
+            ${row('Shipping lag', h.shipping_lag_seconds === null || h.shipping_lag_seconds === undefined ? '—' : formatDuration(h.shipping_lag_seconds))}
+            ${row('Queries in flight', h.queries_in_flight)}
+            ${row('Memory (RSS)', h.resident_memory_bytes ? formatBytes(h.resident_memory_bytes) : '—')}
+            ${row('Version', h.version)}
+            ${row('Started', ago(h.started_at))}
+          </tbody></table>`
+        : errorBox(m.error || 'no answer');
+      return html`<div class="card node-card" data-testid="node-card"><div class="head"><b>${m.id}</b><span class="muted mono">${m.http_addr}</span><span class="spacer"></span>${badge}</div>
+        <div class="body">${body}</div></div>`;
+    })}
   </div>`);
 }

@@ -1,40 +1,52 @@
-// /stores: the sources a query fans out to — every live member running the scraper_shipper
-// (recent data) or store_shard (bucket data) role, with its address and state. From
-// GET /api/v1/admin/cluster; per-source time ranges, external labels and last errors need a
-// stores API the node does not have yet, which the page says.
+// /stores: every StoreAPI source the query planner fans out to (GET /api/v1/stores, Thanos's
+// shape: sources grouped by kind — `store` for StoreShards' bucket blocks, `sidecar` for the
+// local TSDB of ScraperShippers and RuleEvaluators, `unreachable` for peers that did not
+// answer), each with its node, announced label sets, time range, last check and last error.
 
-import { el, html, mount, errorBox, emptyBox, stateClass } from '../util.js';
-import { adminApi, tokenForm, isUnauthorized } from '../admin.js';
+import { api } from '../api.js';
+import { el, html, mount, errorBox, emptyBox, formatTime, ago } from '../util.js';
 
-const SOURCE_ROLES = { scraper_shipper: 'ScraperShipper (head, not yet shipped data)', store_shard: 'StoreShard (bucket blocks)', query_planner: 'QueryPlanner (fans out)' };
+const KINDS = {
+  store: 'Store (bucket blocks, StoreShard)',
+  sidecar: 'Sidecar (local TSDB, ScraperShipper / RuleEvaluator)',
+  unreachable: 'Unreachable',
+};
+
+function range(min, max) {
+  // Thanos reports an empty store as minTime = MaxInt64, maxTime = MinInt64.
+  if (min > max || Math.abs(min) >= 9e15 || Math.abs(max) >= 9e15) return html`<span class="muted">no data</span>`;
+  return html`${formatTime(min, true)} – ${formatTime(max, true)}`;
+}
+
+function labelSets(sets) {
+  if (!sets || !sets.length) return html`<span class="muted">none</span>`;
+  return sets.map((s) => html`<div>${Object.keys(s).sort().map((k) => html`<span class="label-badge">${k}="${s[k]}"</span>`)}</div>`);
+}
 
 export async function render(container) {
   container.append(el('h1', {}, 'Stores'));
-  const msg = el('div');
   const out = el('div', { 'data-testid': 'stores' });
-  const tokenBox = el('div', { class: 'hidden' });
-  container.append(tokenBox, msg, out);
-  tokenBox.append(tokenForm(() => load()));
-
-  async function load() {
-    let d;
-    try {
-      d = await adminApi('/api/v1/admin/cluster');
-      tokenBox.classList.add('hidden');
-    } catch (e) {
-      if (isUnauthorized(e)) tokenBox.classList.remove('hidden');
-      mount(msg, errorBox(e.message));
-      return;
-    }
-    mount(msg, '');
-    const members = d.members || [];
-    const groups = Object.keys(SOURCE_ROLES).map((role) => [role, members.filter((m) => (m.roles || []).includes(role))]);
-    if (!members.length) return mount(out, emptyBox('No members known.'));
-    mount(out, html`${groups.map(([role, ms]) => html`<div class="card"><div class="head"><b>${SOURCE_ROLES[role]}</b><span class="muted">${ms.length} node(s)</span></div>
-      <div class="table-wrap"><table class="data"><thead><tr><th>Node</th><th>Endpoint</th><th>State</th></tr></thead><tbody>
-      ${ms.length ? ms.map((m) => html`<tr data-testid="store"><td>${m.id}</td><td class="mono">${m.http_addr}</td><td><span class="state ${stateClass(m.state)}">${m.state}</span></td></tr>`) : html`<tr><td colspan="3" class="muted">none</td></tr>`}
-      </tbody></table></div></div>`)}
-      <div class="alert info">Time ranges, external labels and the last error of each source need a stores API (Thanos's <code>/api/v1/stores</code>), which Strata does not serve yet.</div>`);
+  container.append(out);
+  let data;
+  try {
+    data = await api('/api/v1/stores');
+  } catch (e) {
+    mount(out, errorBox(e.message));
+    return;
   }
-  await load();
+  const kinds = Object.keys(data || {}).sort((a, b) => Object.keys(KINDS).indexOf(a) - Object.keys(KINDS).indexOf(b));
+  if (!kinds.length) {
+    mount(out, emptyBox('The query planner knows no StoreAPI source yet.'));
+    return;
+  }
+  mount(out, html`${kinds.map((kind) => html`<div class="card"><div class="head"><b>${KINDS[kind] || kind}</b><span class="muted">${data[kind].length} source(s)</span></div>
+    <div class="table-wrap"><table class="data stack"><thead><tr><th>Endpoint</th><th>Health</th><th>Label sets</th><th>Time range (UTC)</th><th>Last check</th><th>Last error</th></tr></thead><tbody>
+    ${data[kind].map((s) => html`<tr data-testid="store">
+      <td data-label="Endpoint" class="mono">${s.name}</td>
+      <td data-label="Health"><span class="state ${s.lastError ? 'down' : 'up'}">${s.lastError ? 'down' : 'up'}</span></td>
+      <td data-label="Label sets">${labelSets(s.labelSets)}</td>
+      <td data-label="Time range">${range(s.minTime, s.maxTime)}</td>
+      <td data-label="Last check">${ago(s.lastCheck)}</td>
+      <td data-label="Last error">${s.lastError ? html`<span style="color:var(--err)">${s.lastError}</span>` : ''}</td></tr>`)}
+    </tbody></table></div></div>`)}`);
 }

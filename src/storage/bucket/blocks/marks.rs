@@ -299,6 +299,54 @@ pub async fn write_no_compact_mark(
     write_mark(store, ulid, &NoCompactMark::new(ulid, reason, details, now)).await
 }
 
+/// The marks an operator puts on a block (CLI `tools bucket mark`, the blocks page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManualMark {
+    Deletion,
+    NoCompact,
+    NoDownsample,
+}
+
+impl ManualMark {
+    /// `deletion`, `no-compact` or `no-downsample`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "deletion" => Some(ManualMark::Deletion),
+            "no-compact" => Some(ManualMark::NoCompact),
+            "no-downsample" => Some(ManualMark::NoDownsample),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualMark::Deletion => "deletion",
+            ManualMark::NoCompact => "no-compact",
+            ManualMark::NoDownsample => "no-downsample",
+        }
+    }
+}
+
+/// Puts `kind` (reason `manual`) on block `ulid` as of `now`. Returns `false`, writing nothing,
+/// when the block already has such a mark.
+pub async fn put_manual_mark(
+    store: &dyn ObjectStore,
+    ulid: Ulid,
+    kind: ManualMark,
+    details: &str,
+    now: SystemTime,
+) -> Result<bool> {
+    match kind {
+        ManualMark::Deletion => write_deletion_mark(store, ulid, details, now).await,
+        ManualMark::NoCompact => {
+            write_no_compact_mark(store, ulid, NoCompactReason::Manual, details, now).await
+        }
+        ManualMark::NoDownsample => {
+            write_no_downsample_mark(store, ulid, NoCompactReason::Manual, details, now).await
+        }
+    }
+}
+
 /// Whole seconds since the epoch; 0 for a time before it.
 fn unix_seconds(t: SystemTime) -> i64 {
     i64::try_from(crate::time::since_epoch(t).as_secs()).unwrap_or(i64::MAX)

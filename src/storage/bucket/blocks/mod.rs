@@ -53,9 +53,10 @@ use super::{BucketError, ListEntry, ObjectStore};
 use crate::storage::block::BlockMeta;
 
 pub use marks::{
-    parse_deletion_mark, parse_no_compact_mark, parse_no_downsample_mark, read_deletion_mark,
-    read_no_compact_mark, read_no_downsample_mark, write_deletion_mark, write_no_compact_mark,
-    write_no_downsample_mark, DeletionMark, NoCompactMark, NoCompactReason, NoDownsampleMark,
+    parse_deletion_mark, parse_no_compact_mark, parse_no_downsample_mark, put_manual_mark,
+    read_deletion_mark, read_no_compact_mark, read_no_downsample_mark, write_deletion_mark,
+    write_no_compact_mark, write_no_downsample_mark, DeletionMark, ManualMark, NoCompactMark,
+    NoCompactReason, NoDownsampleMark,
 };
 pub use transfer::{delete_block, upload, BlockFile};
 
