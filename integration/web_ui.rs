@@ -413,6 +413,7 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         )
         .await;
     browser.assert_clean("format").await;
+    browser.screenshot("query-formatted").await;
     // Shift+Enter adds a line instead of running the query.
     let editor = browser
         .client
