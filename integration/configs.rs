@@ -7,7 +7,17 @@ use std::process::Command;
 
 use strata::config::{check_config_report, Config};
 
-const STRATA_ONLY: [&str; 5] = ["node", "cluster", "bucket", "tsdb", "admin"];
+const STRATA_ONLY: [&str; 9] = [
+    "node",
+    "cluster",
+    "bucket",
+    "tsdb",
+    "admin",
+    "compactor",
+    "query",
+    "ruler",
+    "web",
+];
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")

@@ -4,6 +4,7 @@
 //! (`testing/`), shared with `tests/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod browser;
 mod cluster;
 mod compactor;
 mod compactor_cluster;
@@ -33,3 +34,5 @@ mod shipping_faults;
 mod store_shards;
 mod tools_tsdb;
 mod ui_apis;
+mod web_ui;
+mod web_ui_admin;

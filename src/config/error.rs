@@ -94,10 +94,16 @@ impl fmt::Display for LocatedError {
             write!(f, ":{l}:{c}")?;
         }
         f.write_str(": ")?;
+        let mut message = self.message.as_str();
         if let Some(k) = self.key.as_deref().filter(|k| !k.is_empty()) {
             write!(f, "{k}: ")?;
+            // A value's own parser may already have named its key: say it once.
+            message = message
+                .strip_prefix(k)
+                .and_then(|m| m.strip_prefix(": "))
+                .unwrap_or(message);
         }
-        f.write_str(&self.message)?;
+        f.write_str(message)?;
         if !self.snippet.is_empty() {
             write!(f, "\n{}", self.snippet)?;
         }

@@ -1,6 +1,6 @@
 //! Strata's configuration: a Prometheus `prometheus.yml` (global, scrape_configs, rule_files,
 //! alerting in Prometheus 2.42 syntax) plus Strata's own sections (node, cluster, bucket, tsdb,
-//! admin). This module owns the typed config, its defaults, loading with located errors,
+//! admin, web). This module owns the typed config, its defaults, loading with located errors,
 //! one validation step, and the `strata check config` report. Sections Prometheus has and
 //! Strata does not implement yet are refused by name.
 
@@ -20,6 +20,7 @@ mod scrape;
 mod units;
 mod unsupported;
 mod validate;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,6 +49,7 @@ pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
+pub use web::{normalize_route_prefix, WebConfig};
 
 use unsupported as refuse;
 
@@ -128,6 +130,8 @@ pub struct Config {
     pub query: QueryConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub ruler: RulerConfig,
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub web: WebConfig,
 
     #[serde(
         default,
@@ -219,6 +223,7 @@ impl Config {
             compactor: CompactorConfig::default(),
             query: QueryConfig::default(),
             ruler: RulerConfig::default(),
+            web: WebConfig::default(),
             _remote_write: Unsupported,
             _remote_read: Unsupported,
             _storage: Unsupported,

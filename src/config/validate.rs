@@ -60,6 +60,7 @@ impl Config {
         self.validate_bucket()?;
         self.compactor.validate()?;
         self.ruler.validate()?;
+        self.web.validate()?;
         positive("tsdb.retention", self.tsdb.retention)?;
         positive("tsdb.block_duration", self.tsdb.block_duration)?;
         if self

@@ -1,9 +1,10 @@
-//! The node's HTTP surface (actix-web): the Prometheus HTTP API, Strata's admin API, health and
-//! `/metrics`. Routes live in one submodule per area, and each area's handlers get only that
+//! The node's HTTP surface (actix-web): the Prometheus HTTP API, Strata's admin API, health,
+//! `/metrics` and the web UI (`ui`), all below `web.route_prefix`. Routes live in one submodule per area, and each area's handlers get only that
 //! area's state (`QueryState`, `TargetsState`, `StatusState`, `AdminState`, `IngestState`),
 //! built by the node; errors become responses in `error`.
 
 pub mod admin;
+pub mod blocks;
 pub mod cluster;
 pub mod error;
 pub mod forward;
@@ -17,6 +18,7 @@ pub mod status_api;
 pub mod stores;
 pub mod targets;
 pub mod targets_cluster;
+pub mod ui;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -133,10 +135,31 @@ pub enum HttpError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot serve the web UI: {0}")]
+    Ui(#[from] ui::UiError),
+}
+
+/// Every route of the node, relative to the route prefix.
+fn all_routes(cfg: &mut web::ServiceConfig) {
+    status::routes(cfg);
+    status_api::routes(cfg);
+    nodes::routes(cfg);
+    stores::routes(cfg);
+    usage::routes(cfg);
+    admin::routes(cfg);
+    blocks::routes(cfg);
+    cluster::routes(cfg);
+    query::routes(cfg);
+    remote_write::routes(cfg);
+    rules::routes(cfg);
+    targets::routes(cfg);
+    ui::routes(cfg);
 }
 
 /// Starts the HTTP server on an already bound listener; the returned server must be awaited
-/// (or spawned) and is stopped through its handle.
+/// (or spawned) and is stopped through its handle. With a `web.route_prefix` every route is
+/// below it (Prometheus's `--web.route-prefix`); peers are called with the path of the request
+/// being forwarded, prefix included, so all nodes of a cluster share one prefix.
 pub fn serve(
     listener: std::net::TcpListener,
     states: HttpStates,
@@ -147,8 +170,14 @@ pub fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let node_id = states.admin.router.node_id.clone();
+    let prefix = states.status.config.web.path_prefix().to_string();
+    let ui_state = web::Data::new(ui::UiState::new(
+        &prefix,
+        &node_id,
+        &states.status.build.version,
+    )?);
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .wrap(
                 actix_web::middleware::DefaultHeaders::new()
                     .add((forward::SERVED_BY, node_id.clone())),
@@ -159,18 +188,13 @@ pub fn serve(
             .app_data(states.admin.clone())
             .app_data(states.ingest.clone())
             .app_data(states.rules.clone())
-            .app_data(web::PayloadConfig::new(32 * 1024 * 1024))
-            .configure(status::routes)
-            .configure(status_api::routes)
-            .configure(admin::routes)
-            .configure(nodes::routes)
-            .configure(stores::routes)
-            .configure(usage::routes)
-            .configure(cluster::routes)
-            .configure(query::routes)
-            .configure(remote_write::routes)
-            .configure(rules::routes)
-            .configure(targets::routes)
+            .app_data(ui_state.clone())
+            .app_data(web::PayloadConfig::new(32 * 1024 * 1024));
+        if prefix.is_empty() {
+            app.configure(all_routes)
+        } else {
+            app.service(web::scope(&prefix).configure(all_routes))
+        }
     })
     .workers(workers.max(1))
     .disable_signals()
