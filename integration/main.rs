@@ -15,6 +15,7 @@ mod distributed;
 mod downsampled_e2e;
 mod downsampled_query;
 mod ha_query;
+mod lint_vs_promtool;
 mod node_boot;
 mod query_api;
 mod query_bench;

@@ -132,11 +132,11 @@ struct Family {
     metric_type: MetricType,
     help: Option<String>,
     unit: Option<String>,
-    /// Children (promtool's `Metric`s): every sample line, except that a histogram's or a
-    /// summary's lines with the same labels (bar `le`/`quantile`) make one child.
-    children: usize,
-    /// Hashes of the children's label sets (`le`/`quantile` excluded as above).
-    seen: HashSet<u64>,
+    /// Hashes of the label sets (bar `le`/`quantile`) of a histogram's or summary's children
+    /// (promtool's `Metric`s); any other sample line is a child of its own.
+    children: HashSet<u64>,
+    /// Hashes of the series (name and labels) seen, for duplicates.
+    series: HashSet<u64>,
     duplicate: bool,
     camel_labels: usize,
     le_labels: usize,
@@ -193,7 +193,7 @@ impl Linter {
             }
             Entry::Sample(s) => {
                 let i = self.resolve(s.name);
-                add_sample(&mut self.families[i], s);
+                add_sample(&mut self.families[i], s, self.format);
             }
         }
     }
@@ -231,9 +231,7 @@ impl Linter {
     fn owner(&self, name: &str) -> Option<usize> {
         let typed = |base: &str, types: &[MetricType]| {
             let &i = self.by_name.get(base)?;
-            types
-                .contains(&self.families[i].metric_type)
-                .then_some(i)
+            types.contains(&self.families[i].metric_type).then_some(i)
         };
         let strip = |suffix: &str| name.strip_suffix(suffix);
         use MetricType::*;
@@ -265,32 +263,28 @@ impl Linter {
     }
 }
 
-fn add_sample(f: &mut Family, s: &SampleEntry<'_>) {
+fn add_sample(f: &mut Family, s: &SampleEntry<'_>, format: Format) {
     f.samples += 1;
-    let grouped = matches!(
-        f.metric_type,
-        MetricType::Histogram | MetricType::GaugeHistogram | MetricType::Summary
-    );
+    // Go's text parser makes one child per line, except for histograms and summaries; an
+    // OpenMetrics family's samples with the same labels (`_total` and `_created`) are one.
+    let grouped = format == Format::OpenMetrics
+        || matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
     let skipped = match f.metric_type {
         MetricType::Histogram | MetricType::GaugeHistogram => Some("le"),
         MetricType::Summary => Some("quantile"),
         _ => None,
     };
-    let mut labels: Vec<(&str, &str)> = s
-        .labels
-        .iter()
-        .map(|(n, v)| (*n, v.as_ref()))
-        .filter(|(n, _)| Some(*n) != skipped)
-        .collect();
-    labels.sort_unstable();
-    let mut h = DefaultHasher::new();
-    labels.hash(&mut h);
-    let new_child = f.seen.insert(h.finish());
-    if !new_child && !grouped {
+    let mut all: Vec<(&str, &str)> = s.labels.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    all.sort_unstable();
+    if !f.series.insert(hash_of(&(s.name, &all))) {
         f.duplicate = true;
     }
-    if new_child || !grouped {
-        f.children += 1;
+    let labels: Vec<(&str, &str)> = all
+        .into_iter()
+        .filter(|(n, _)| Some(*n) != skipped)
+        .collect();
+    let new_child = !grouped || f.children.insert(hash_of(&labels));
+    if new_child {
         for (n, _) in &labels {
             f.camel_labels += usize::from(has_camel_case(n));
             f.le_labels += usize::from(*n == "le");
@@ -308,6 +302,12 @@ fn add_sample(f: &mut Family, s: &SampleEntry<'_>) {
             f.unbounded.push((n.to_string(), shape));
         }
     }
+}
+
+fn hash_of(v: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }
 
 /// The name promlint would see for a family and the type it would judge it by: OpenMetrics
@@ -365,7 +365,10 @@ fn lint_family(f: &Family, format: Format, out: &mut Vec<Problem>) {
         );
     }
     if name.contains(':') {
-        add(check::COLON_IN_NAME, "metric names should not contain ':'".into());
+        add(
+            check::COLON_IN_NAME,
+            "metric names should not contain ':'".into(),
+        );
     }
     if has_camel_case(name) {
         add(
@@ -505,10 +508,16 @@ fn reserved_suffixes(name: &str, t: MetricType) -> Vec<&'static str> {
 /// Type names in a name (case-insensitive) as `_type_` or a `_type` suffix.
 fn types_in_name(name: &str) -> Vec<&'static str> {
     let lower = name.to_ascii_lowercase();
-    ["counter", "gauge", "histogram", "summary", "gauge_histogram"]
-        .into_iter()
-        .filter(|t| has_token(&lower, t))
-        .collect()
+    [
+        "counter",
+        "gauge",
+        "histogram",
+        "summary",
+        "gauge_histogram",
+    ]
+    .into_iter()
+    .filter(|t| has_token(&lower, t))
+    .collect()
 }
 
 /// `_word_` inside, or `_word` at the end of, a lower-cased name.

@@ -99,7 +99,8 @@ fn families_grouped_like_go_text_parser() {
         ]
     );
     // A HELP for `foo_bucket` after `TYPE foo histogram` belongs to `foo`.
-    let body = "# TYPE foo histogram\n# HELP foo_bucket h\nfoo_bucket{le=\"+Inf\"} 1\nfoo_count 1\n";
+    let body =
+        "# TYPE foo histogram\n# HELP foo_bucket h\nfoo_bucket{le=\"+Inf\"} 1\nfoo_count 1\n";
     assert!(text(body).is_empty());
     // A summary's `le` is counted once per child, not per line.
     let body = "# HELP z z\n# TYPE z summary\nz{quantile=\"0.5\",le=\"1\"} 1\nz_sum{le=\"1\"} 1\nz_count{le=\"1\"} 1\n";
