@@ -438,6 +438,7 @@ fn lint_matches_promtool_check_metrics() {
         assert!(checks_seen.contains(c), "no case exercises {c}");
     }
     assert!(lines > 80, "only {lines} promtool lines");
+    eprintln!("{} cases, {lines} promtool lines, all matched", CASES.len());
 }
 
 /// promtool 2.42 has no `metric not unique` check (newer promlint does); Strata reports
@@ -473,4 +474,147 @@ fn strata_only_checks_where_promtool_is_silent() {
     // node-exporter's MAC addresses are not IPs; python_info is a gauge with the value 1.
     assert!(own("nodeexporter").is_empty());
     assert!(own("python").is_empty());
+}
+
+/// A generated body of many families: name tokens (camelCase, colons, type names,
+/// abbreviations, units with and without prefixes), suffixes, types and labels combined, one
+/// unit at most per name. Each family starts with its own index token so none collides with
+/// another's `_sum`/`_count`/`_bucket` samples.
+fn generated_body() -> (String, usize) {
+    let heads = ["app", "httpServer", "job:rule", "node"];
+    let words = [
+        "requests",
+        "gauge",
+        "counter",
+        "ms",
+        "sec",
+        "MB",
+        "histogram",
+        "summary",
+        "gauge_histogram",
+        "us",
+        "d",
+        "untyped",
+    ];
+    let units = [
+        "",
+        "seconds",
+        "milliseconds",
+        "kilobytes",
+        "mebibytes",
+        "mibibytes",
+        "bits",
+        "hours",
+        "kelvins",
+        "Seconds",
+    ];
+    let suffixes = ["", "_total", "_count", "_sum", "_bucket", "_info"];
+    let types = ["counter", "gauge", "untyped", "", "histogram", "summary"];
+    let labels = [
+        "",
+        "code=\"200\"",
+        "statusCode=\"1\"",
+        "le=\"1\"",
+        "quantile=\"0.5\"",
+    ];
+    let mut body = String::new();
+    let mut n = 0;
+    let total = heads.len() * words.len() * units.len() * suffixes.len() * types.len();
+    for i in (0..total).step_by(7) {
+        let mut k = i;
+        let mut pick = |len: usize| {
+            let v = k % len;
+            k /= len;
+            v
+        };
+        let (h, w, u, s, t) = (
+            heads[pick(heads.len())],
+            words[pick(words.len())],
+            units[pick(units.len())],
+            suffixes[pick(suffixes.len())],
+            types[pick(types.len())],
+        );
+        let label = labels[i % labels.len()];
+        let unit = if u.is_empty() {
+            String::new()
+        } else {
+            format!("_{u}")
+        };
+        let name = format!("f{i}_{h}_{w}{unit}{s}");
+        if i % 3 != 0 {
+            body.push_str(&format!("# HELP {name} Generated.\n"));
+        }
+        if !t.is_empty() {
+            body.push_str(&format!("# TYPE {name} {t}\n"));
+        }
+        let with = |extra: &str| match (label.is_empty(), extra.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => format!("{{{extra}}}"),
+            (false, true) => format!("{{{label}}}"),
+            (false, false) => format!("{{{label},{extra}}}"),
+        };
+        match t {
+            "histogram" => {
+                let le = if label.starts_with("le=") {
+                    ""
+                } else {
+                    "le=\"+Inf\""
+                };
+                body.push_str(&format!("{name}_bucket{} 1\n", with(le)));
+                let plain = if label.starts_with("le=") { "" } else { label };
+                let braces = if plain.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{plain}}}")
+                };
+                body.push_str(&format!("{name}_sum{braces} 1\n{name}_count{braces} 1\n"));
+            }
+            "summary" => {
+                let q = if label.starts_with("quantile=") {
+                    ""
+                } else {
+                    "quantile=\"0.9\""
+                };
+                body.push_str(&format!("{name}{} 1\n", with(q)));
+                let plain = if label.starts_with("quantile=") {
+                    ""
+                } else {
+                    label
+                };
+                let braces = if plain.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{plain}}}")
+                };
+                body.push_str(&format!("{name}_sum{braces} 1\n{name}_count{braces} 1\n"));
+            }
+            _ => {
+                body.push_str(&format!("{name}{} 1\n", with("")));
+                body.push_str(&format!("{name}{} 2\n", with("x=\"2\"")));
+            }
+        }
+        n += 1;
+    }
+    (body, n)
+}
+
+#[test]
+fn generated_families_match_promtool() {
+    let promtool = require_binary("promtool");
+    let (body, families) = generated_body();
+    assert!(families > 500, "{families}");
+    let want = promtool_lines(&promtool, &body);
+    let got = promtool_part(&strata_problems("generated", &body));
+    let only_promtool: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
+    let only_strata: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+    assert!(
+        only_promtool.is_empty() && only_strata.is_empty(),
+        "{families} families; only promtool: {only_promtool:#?}\nonly strata: {only_strata:#?}"
+    );
+    assert_eq!(want, got);
+    assert!(want.len() > 1000, "{}", want.len());
+    eprintln!(
+        "{families} generated families, {} promtool lines, all matched",
+        want.len()
+    );
 }
