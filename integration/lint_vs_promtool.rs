@@ -471,6 +471,14 @@ fn strata_only_checks_where_promtool_is_silent() {
             ("disk_percentage".to_string(), check::PERCENT)
         ]
     );
+    // promlint spells the prefix "mibi": Strata catches mebibytes under its own id.
+    assert!(!promtool_lines(&promtool, case("units"))
+        .iter()
+        .any(|l| l.starts_with("heap_mebibytes ")));
+    assert_eq!(
+        own("units"),
+        [("heap_mebibytes".to_string(), check::PREFIXED_UNIT)]
+    );
     // node-exporter's MAC addresses are not IPs; python_info is a gauge with the value 1.
     assert!(own("nodeexporter").is_empty());
     assert!(own("python").is_empty());

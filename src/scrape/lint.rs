@@ -21,7 +21,7 @@
 //! reports it under its own id, outside [`PROMTOOL_CHECKS`].
 //!
 //! Strata's additions: an OpenMetrics `UNIT` that is not a `_`-suffix of the family name;
-//! `percent` in a name (use a `ratio`, 0–1); an `_info` metric that is not a gauge (or an
+//! units with a prefix promlint misses (`mebibytes`, `exabytes`); `percent` in a name (use a `ratio`, 0–1); an `_info` metric that is not a gauge (or an
 //! OpenMetrics info) or whose value is not 1; label values shaped like UUIDs, IP addresses or
 //! e-mail addresses (unbounded: reported once per label name and family); the same family
 //! declared with different TYPEs by different targets ([`type_conflicts`]).
@@ -47,6 +47,8 @@ pub mod check {
     pub const METRIC_NOT_UNIQUE: &str = "metric_not_unique";
     pub const UNIT_NOT_SUFFIX: &str = "unit_not_suffix";
     pub const PERCENT: &str = "percent";
+    /// A unit with a prefix promlint misses (`mebi`, `exbi`, `exa`).
+    pub const PREFIXED_UNIT: &str = "prefixed_unit";
     pub const INFO_METRIC: &str = "info_metric";
     pub const UNBOUNDED_LABEL_VALUES: &str = "unbounded_label_values";
     pub const TYPE_CONFLICT: &str = "type_conflict";
@@ -400,6 +402,12 @@ fn lint_family(f: &Family, format: Format, out: &mut Vec<Problem>) {
             );
         }
     }
+    if let Some((unit, base)) = missed_prefixed_unit(name) {
+        add(
+            check::PREFIXED_UNIT,
+            format!("use base unit {base:?} instead of {unit:?}"),
+        );
+    }
     if let Some(token) = percent_token(name) {
         add(
             check::PERCENT,
@@ -475,6 +483,19 @@ fn non_base_unit(name: &str) -> Option<(String, &'static str)> {
         }
     }
     None
+}
+
+/// A token promlint's prefix list misses (it spells `mibi` for `mebi`): `(unit, base)`.
+fn missed_prefixed_unit(name: &str) -> Option<(&str, &'static str)> {
+    name.split('_').find_map(|token| {
+        let rest = ["mebi", "exbi", "exa"]
+            .iter()
+            .find_map(|p| token.strip_prefix(p))?;
+        UNITS
+            .iter()
+            .find(|(unit, _)| *unit == rest)
+            .map(|&(_, base)| (token, base))
+    })
 }
 
 fn counter_suffix(name: &str, t: MetricType) -> Option<&'static str> {

@@ -63,6 +63,16 @@ fn base_units_as_promtool_finds_them() {
         Some(("mibibytes".into(), "bytes"))
     );
     assert_eq!(non_base_unit("f_mebibytes"), None);
+    // ... which Strata reports under its own id.
+    assert_eq!(
+        missed_prefixed_unit("f_mebibytes"),
+        Some(("mebibytes", "bytes"))
+    );
+    assert_eq!(
+        missed_prefixed_unit("f_exaseconds_total"),
+        Some(("exaseconds", "seconds"))
+    );
+    assert_eq!(missed_prefixed_unit("f_mebi_bytes"), None);
     assert_eq!(
         non_base_unit("g_kelvins"),
         Some(("kelvins".into(), "kelvin"))
