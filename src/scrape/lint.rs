@@ -134,8 +134,9 @@ struct Family {
     metric_type: MetricType,
     help: Option<String>,
     unit: Option<String>,
-    /// Hashes of the label sets (bar `le`/`quantile`) of a histogram's or summary's children
-    /// (promtool's `Metric`s); any other sample line is a child of its own.
+    /// Hashes of the label sets (bar `le`/`quantile`) of the children (promtool's `Metric`s)
+    /// of a histogram, a summary or any OpenMetrics family; in the text format any other
+    /// sample line is a child of its own.
     children: HashSet<u64>,
     /// Hashes of the series (name and labels) seen, for duplicates.
     series: HashSet<u64>,
