@@ -16,6 +16,7 @@ mod distributed;
 mod downsampled_e2e;
 mod downsampled_query;
 mod ha_query;
+mod lint_vs_promtool;
 mod metric_usage;
 mod node_boot;
 mod query_api;

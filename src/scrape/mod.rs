@@ -1,12 +1,14 @@
 //! Scraping Prometheus targets. The pure, I/O-free half: applying relabel rules to label sets
-//! (`relabel`), parsing exposition bodies (`parser`), building targets from discovered groups
-//! (`target`), turning a body into head samples with staleness (`append`) and choosing this
-//! node's share of the targets (`shard`). The I/O half: file discovery (`file_sd`), one task per
-//! target (`scrape_loop`) and the pools of a config (`manager`), which the ScraperShipper role
-//! starts and stops and the HTTP API reads and reloads.
+//! (`relabel`), parsing exposition bodies (`parser`), checking their metric names against
+//! Prometheus's naming rules (`lint`), building targets from discovered groups (`target`),
+//! turning a body into head samples with staleness (`append`) and choosing this node's share
+//! of the targets (`shard`). The I/O half: file discovery (`file_sd`), one task per target
+//! (`scrape_loop`) and the pools of a config (`manager`), which the ScraperShipper role starts
+//! and stops and the HTTP API reads and reloads.
 
 pub mod append;
 pub mod file_sd;
+pub mod lint;
 pub mod manager;
 pub mod parser;
 pub mod relabel;
