@@ -28,6 +28,7 @@ mod rules_vs_prometheus;
 mod scrape;
 mod scrape_bad;
 mod scrape_bench;
+mod scrape_lint;
 mod shipping;
 mod shipping_bench;
 mod shipping_cli;

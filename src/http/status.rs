@@ -41,7 +41,8 @@ async fn ready(state: web::Data<StatusState>) -> HttpResponse {
 async fn metrics(state: web::Data<StatusState>) -> ApiResult {
     let mut text = encode_registry(&state.registry)
         .map_err(|e| ApiError::internal(format!("encoding metrics: {e}")))?;
-    let extra = store_metrics_text(&state.store.stats());
+    let mut extra = store_metrics_text(&state.store.stats());
+    extra.push_str(&super::targets::lint_metrics_text(&state.scrape.snapshot()));
     match text.rfind("# EOF") {
         Some(at) => text.insert_str(at, &extra),
         None => text.push_str(&extra),

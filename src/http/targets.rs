@@ -38,6 +38,18 @@ pub(super) struct ActiveTarget {
     pub(super) health: Health,
     pub(super) scrape_interval: String,
     pub(super) scrape_timeout: String,
+    /// Strata's addition: naming problems of the target's exposition (`scrape::lint`), absent
+    /// when there are none so the Prometheus fields stand alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) lint_problems: Vec<LintProblem>,
+}
+
+/// One naming problem, as `/api/v1/targets` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct LintProblem {
+    pub(super) metric: String,
+    pub(super) check: String,
+    pub(super) text: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,7 +124,46 @@ fn active_json(v: &TargetView, hostname: &str) -> ActiveTarget {
             .to_string(),
         scrape_timeout: crate::config::PromDuration::from_millis(v.timeout.as_millis() as u64)
             .to_string(),
+        lint_problems: v
+            .status
+            .lint
+            .iter()
+            .map(|p| LintProblem {
+                metric: p.metric.clone(),
+                check: p.check.to_string(),
+                text: p.text.clone(),
+            })
+            .collect(),
     }
+}
+
+/// A label value as the exposition formats write it.
+fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `strata_target_lint_problems{job,check}`: naming problems of this node's targets' last
+/// linted bodies, per job and check.
+pub fn lint_metrics_text(snap: &TargetsSnapshot) -> String {
+    let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for t in &snap.active {
+        for p in &t.status.lint {
+            *counts.entry((t.pool.clone(), p.check)).or_default() += 1;
+        }
+    }
+    let name = "strata_target_lint_problems";
+    let mut out = format!(
+        "# HELP {name} Naming problems in the last linted exposition of this node's targets, by job and check.\n# TYPE {name} gauge\n"
+    );
+    for ((job, check), n) in counts {
+        out.push_str(&format!(
+            "{name}{{job=\"{}\",check=\"{check}\"}} {n}\n",
+            escape_label_value(&job)
+        ));
+    }
+    out
 }
 
 fn discovery(snap: &TargetsSnapshot, state: &str, hostname: &str) -> TargetDiscovery {

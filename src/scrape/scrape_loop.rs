@@ -63,7 +63,17 @@ pub struct TargetStatus {
     pub last_error: String,
     pub last_scrape: Option<SystemTime>,
     pub last_duration: Duration,
+    /// Naming problems of the exposition (`scrape::lint`), from the last linted scrape.
+    pub lint: Vec<crate::scrape::lint::Problem>,
 }
+
+/// How often a target's body is linted: its names rarely change between scrapes, and the
+/// lint costs about as much as a parse.
+const LINT_EVERY: Duration = Duration::from_secs(300);
+
+/// At most this many problems are kept per target (the counts by check stay exact in the
+/// metric only up to it).
+const MAX_LINT_PROBLEMS: usize = 200;
 
 /// The handles a running loop shares with its pool.
 #[derive(Clone, Default)]
@@ -103,6 +113,8 @@ struct LoopState {
     last_t: i64,
     /// Head refs of the five report series, so they skip the label lookup.
     report_refs: [u64; 5],
+    /// When the body was last linted.
+    linted_at: Option<Instant>,
 }
 
 impl ScrapeLoop {
@@ -122,6 +134,7 @@ impl ScrapeLoop {
             url: self.target.url(),
             last_t: 0,
             report_refs: [0; 5],
+            linted_at: None,
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -184,6 +197,7 @@ impl ScrapeLoop {
         // Like Prometheus, the duration is the fetch's, not the append's.
         let duration = started.elapsed();
         let mut app = self.db.appender();
+        let body_format = fetched.as_ref().ok().copied();
         let result = fetched.and_then(|format| {
             let ctx = AppendCtx {
                 cfg: &self.cfg,
@@ -224,6 +238,18 @@ impl ScrapeLoop {
             tracing::warn!(target = %st.url, error = %e, "committing a scrape failed");
         }
         st.last_t = t;
+        let lint = match body_format {
+            Some(format) if up && st.linted_at.is_none_or(|at| at.elapsed() >= LINT_EVERY) => {
+                st.linted_at = Some(Instant::now());
+                crate::scrape::lint::lint_body(&st.body, format)
+                    .ok()
+                    .map(|mut p| {
+                        p.truncate(MAX_LINT_PROBLEMS);
+                        p
+                    })
+            }
+            _ => None,
+        };
         if st.body.capacity() > 4 * st.body.len().max(1 << 16) {
             // A one-off huge body should not pin its buffer.
             st.body = Vec::new();
@@ -234,6 +260,9 @@ impl ScrapeLoop {
             s.last_error = error;
             s.last_scrape = Some(wall);
             s.last_duration = duration;
+            if let Some(lint) = lint {
+                s.lint = lint;
+            }
         }
         if up {
             let mut meta = self.shared.metadata.lock();
