@@ -168,6 +168,7 @@ mod tests {
             health,
             scrape_interval: "1s".into(),
             scrape_timeout: "1s".into(),
+            lint_problems: Vec::new(),
         }
     }
 
