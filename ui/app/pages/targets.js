@@ -55,7 +55,7 @@ export async function render(container) {
     });
     page = pg.page;
     mount(out, html`${warnings.map((w) => html`<div class="alert warning">${w}</div>`)}<div class="table-wrap"><table class="data stack">
-      <thead><tr><th>Endpoint</th><th>Pool</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Error</th></tr></thead><tbody>
+      <thead><tr><th>Endpoint</th><th>Pool</th><th>State</th><th>Labels</th><th>Last scrape</th><th>Duration</th><th>Error</th><th>Naming</th></tr></thead><tbody>
       ${rows.slice(pg.from, pg.to).map((t) => html`<tr data-testid="target">
         <td class="mono" data-label="Endpoint"><a href="${t.globalUrl || t.scrapeUrl}" rel="noreferrer">${t.scrapeUrl}</a></td>
         <td data-label="Pool">${t.scrapePool}</td>
@@ -63,7 +63,8 @@ export async function render(container) {
         <td data-label="Labels"><span>${labelBadges(t.labels)}</span></td>
         <td data-label="Last scrape">${ago(t.lastScrape)}</td>
         <td class="num" data-label="Duration">${(t.lastScrapeDuration * 1000).toFixed(1)}ms</td>
-        <td data-label="Error">${t.lastError ? html`<span style="color:var(--err)" data-testid="last-error">${t.lastError}</span>` : ''}</td></tr>`)}
+        <td data-label="Error">${t.lastError ? html`<span style="color:var(--err)" data-testid="last-error">${t.lastError}</span>` : ''}</td>
+        <td data-label="Naming">${lintCell(t.lintProblems)}</td></tr>`)}
       </tbody></table></div>`);
     out.append(pg.node);
   };
@@ -75,4 +76,12 @@ export async function render(container) {
   health.addEventListener('change', reset);
   search.addEventListener('input', debounce(reset));
   draw();
+}
+
+// Naming problems of the target's exposition (Strata's lintProblems field): a count that
+// opens to promtool-style lines.
+function lintCell(problems) {
+  if (!problems || !problems.length) return '';
+  return html`<details data-testid="lint"><summary>${problems.length} problem${problems.length === 1 ? '' : 's'}</summary>
+    <ul class="mono">${problems.map((p) => html`<li>${p.metric} ${p.text}</li>`)}</ul></details>`;
 }
