@@ -8,7 +8,7 @@
 //! What the engine must do beyond decoding, decided here:
 //! - `count_over_time` reads `Read::SampleCount` (raw samples per window) and is then
 //!   evaluated as `sum_over_time` (`Fetched::counts_samples`), so it counts raw samples.
-//! - `rate`-like functions over a range shorter than two windows get interpolated counter
+//! - `rate`-like functions over a range shorter than three windows get interpolated counter
 //!   points (`Interpolation::for_range`) at the resolution of the data, inferred from the
 //!   chunks' window stamps (`infer_resolution`), so `rate(x[5m])` over 5m data has values.
 //! - Functions whose answer is an approximation a user would not guess (`resets`,
@@ -53,11 +53,11 @@ pub(crate) fn decode(
     maxt: i64,
 ) -> Result<Vec<Sample>> {
     let read = how.read();
-    // Only ranges shorter than two windows are interpolated, and no resolution is coarser
+    // Only ranges shorter than three windows are interpolated, and no resolution is coarser
     // than 1h: for any other read the resolution (which decodes every chunk's count stamps)
     // is not needed.
     let interpolation = match read {
-        Read::Counter if how.range_ms > 0 && how.range_ms < 2 * RES_1H => {
+        Read::Counter if how.range_ms > 0 && how.range_ms < 3 * RES_1H => {
             Interpolation::for_range(infer_resolution(chunks), how.range_ms)
         }
         _ => None,

@@ -291,3 +291,33 @@ fn a_selector_shared_by_two_functions_reads_each_its_aggregate() {
         }
     }
 }
+
+#[test]
+fn rate_over_two_windows_holds_across_chunk_boundaries() {
+    // A steady counter (+1/s) downsampled to 1h as two blocks of 24h: where the first
+    // block's chunk ends and the second's starts, extra counter points used to shrink the
+    // extrapolation of rate(c[2h]) by 37%.
+    let start = T0 - T0 % 3_600_000;
+    let raw: Vec<Sample> = (0..48 * 60)
+        .map(|i| Sample {
+            t: start + i * 60_000,
+            v: (i * 60) as f64,
+        })
+        .collect();
+    let half = raw.partition_point(|s| s.t < start + 24 * 3_600_000);
+    let mut chunks = Vec::new();
+    for part in [&raw[..half], &raw[half..]] {
+        chunks.extend(
+            downsample_raw(part, 3_600_000)
+                .unwrap()
+                .iter()
+                .map(|c| c.to_encoded()),
+        );
+    }
+    let q = Fixed(vec![series("c", chunks)]);
+    for h in 4..46 {
+        let t = start + h * 3_600_000 - 1;
+        let got = value(&q, "rate(c[2h])", t).expect("a rate");
+        assert!((got - 1.0).abs() < 0.02, "rate(c[2h]) at hour {h}: {got}");
+    }
+}

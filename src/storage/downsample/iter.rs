@@ -96,7 +96,7 @@ pub fn average(count: &[Sample], sum: &[Sample]) -> Result<Vec<Sample>> {
     Ok(out)
 }
 
-/// Extra points of the corrected counter for ranges shorter than two windows (module doc,
+/// Extra points of the corrected counter for ranges shorter than three windows (module doc,
 /// "Short ranges").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interpolation {
@@ -109,9 +109,9 @@ pub struct Interpolation {
 
 impl Interpolation {
     /// The interpolation a range function over `range` ms needs on data at `resolution` ms:
-    /// none for raw data, for instant selectors, or when the range spans two windows or more.
+    /// none for raw data, for instant selectors, or when the range spans three windows or more.
     pub fn for_range(resolution: i64, range: i64) -> Option<Self> {
-        if resolution <= 0 || range <= 0 || range >= resolution.saturating_mul(2) {
+        if resolution <= 0 || range <= 0 || range >= resolution.saturating_mul(3) {
             return None;
         }
         Some(Interpolation {

@@ -206,7 +206,8 @@ fn changes_over_averages_is_zero_only_for_constant_series() {
 
 #[test]
 fn interpolation_gives_short_ranges_two_points_and_a_close_rate() {
-    assert_eq!(Interpolation::for_range(RES_5M, 10 * MIN), None);
+    assert_eq!(Interpolation::for_range(RES_5M, 15 * MIN), None);
+    assert!(Interpolation::for_range(RES_5M, 10 * MIN).is_some());
     assert_eq!(Interpolation::for_range(RES_RAW, 5 * MIN), None);
     assert_eq!(Interpolation::for_range(RES_5M, 0), None);
     let ip = Interpolation::for_range(RES_5M, 5 * MIN).unwrap();
