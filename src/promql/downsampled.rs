@@ -71,34 +71,32 @@ pub(crate) fn decode(
         .map_err(|e| PromqlError::Storage(format!("reading downsampled series {labels}: {e}")))
 }
 
-/// The resolution of a series' downsampled chunks, from their window stamps: a window is
-/// stamped at its last millisecond, except a chunk's last window, so the other stamps of a
-/// 1h chunk are all hour-aligned and those of a 5m chunk are not (two consecutive 5m windows
-/// never both end on the hour). A series without such stamps (one window a chunk) counts as
-/// 1h when a chunk spans more than 5m, else 5m. Interpolation only needs it roughly: it joins
-/// points in the same or adjacent windows.
+/// The resolution of a series' downsampled chunks, the coarsest where they mix levels (a
+/// series read from 1h blocks in one period and 5m blocks in another): interpolation must
+/// bridge the widest windows. See `chunk_resolution`.
 pub(crate) fn infer_resolution(chunks: &[EncodedChunk]) -> i64 {
-    let mut seen = false;
-    for c in chunks.iter().filter(|c| c.encoding == CHUNK_ENC_AGGR) {
-        let Ok(stamps) = AggrChunk::from_bytes(c.data.clone()).samples(AggrType::Count) else {
-            continue;
-        };
-        let inner = stamps.len().saturating_sub(1);
-        for s in stamps.iter().take(inner) {
-            seen = true;
-            if (s.t + 1).rem_euclid(RES_1H) != 0 {
-                return RES_5M;
-            }
-        }
-    }
-    if seen {
-        return RES_1H;
-    }
-    let wide = chunks
+    chunks
         .iter()
         .filter(|c| c.encoding == CHUNK_ENC_AGGR)
-        .any(|c| c.max_time - c.min_time > RES_5M);
-    if wide {
+        .map(chunk_resolution)
+        .max()
+        .unwrap_or(RES_5M)
+}
+
+/// One downsampled chunk's resolution, from its window stamps: a window is stamped at its
+/// last millisecond, except a chunk's last window, so the other stamps of a 1h chunk are all
+/// hour-aligned and those of a 5m chunk are not (two consecutive 5m windows never both end on
+/// the hour). A chunk without such stamps (one window) counts as 1h when it spans more than
+/// 5m, else 5m. Interpolation only needs it roughly: it joins points in the same or adjacent
+/// windows.
+fn chunk_resolution(c: &EncodedChunk) -> i64 {
+    let Ok(stamps) = AggrChunk::from_bytes(c.data.clone()).samples(AggrType::Count) else {
+        return RES_5M;
+    };
+    let inner = &stamps[..stamps.len().saturating_sub(1)];
+    if inner.iter().any(|s| (s.t + 1).rem_euclid(RES_1H) != 0) {
+        RES_5M
+    } else if !inner.is_empty() || c.max_time - c.min_time > RES_5M {
         RES_1H
     } else {
         RES_5M
@@ -118,14 +116,12 @@ pub(crate) struct CoarseSpan {
 /// period and 5m or raw blocks in another (finer or coarser data filling gaps).
 pub(crate) fn coarse_spans(chunks: &[EncodedChunk]) -> Vec<CoarseSpan> {
     let mut out = Vec::new();
-    for (i, c) in chunks.iter().enumerate() {
-        if c.encoding == CHUNK_ENC_AGGR {
-            out.push(CoarseSpan {
-                min_t: c.min_time,
-                max_t: c.max_time,
-                res_ms: infer_resolution(&chunks[i..=i]),
-            });
-        }
+    for c in chunks.iter().filter(|c| c.encoding == CHUNK_ENC_AGGR) {
+        out.push(CoarseSpan {
+            min_t: c.min_time,
+            max_t: c.max_time,
+            res_ms: chunk_resolution(c),
+        });
     }
     out
 }

@@ -248,6 +248,9 @@ fn resolution_is_inferred_from_window_stamps() {
         .map(|c| c.to_encoded())
         .collect();
     assert_eq!(super::infer_resolution(&hour), 3_600_000);
+    // A series read from 5m blocks in one period and 1h blocks in another: the coarsest.
+    let mixed: Vec<EncodedChunk> = five.iter().chain(hour.iter()).cloned().collect();
+    assert_eq!(super::infer_resolution(&mixed), 3_600_000);
 }
 
 #[test]
