@@ -370,7 +370,7 @@ disk_percentage 1
 
 /// promtool's problem lines for a body (it prints them on stderr and exits 3 when there are
 /// any, 0 when none).
-fn promtool_lines(promtool: &str, body: &str) -> Vec<String> {
+pub(crate) fn promtool_lines(promtool: &str, body: &str) -> Vec<String> {
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

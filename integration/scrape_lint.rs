@@ -22,30 +22,6 @@ request_latency_milliseconds 12\n\
 # TYPE app_ok_total counter\n\
 app_ok_total 1\n";
 
-fn promtool_lines(body: &str) -> BTreeSet<String> {
-    use std::io::Write;
-    let promtool = require_binary("promtool");
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 #[actix_rt::test]
 async fn lint_problems_show_on_the_target_and_in_the_metric() {
     let target = BodyServer::start().await;
@@ -83,7 +59,12 @@ async fn lint_problems_show_on_the_target_and_in_the_metric() {
             )
         })
         .collect();
-    let want = promtool_lines(BODY);
+    let want: BTreeSet<String> =
+        crate::lint_vs_promtool::promtool_lines(&require_binary("promtool"), BODY)
+            .into_iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
     assert!(!want.is_empty(), "promtool found the problems");
     assert_eq!(ours, want, "the same problems as promtool check metrics");
     assert!(ours.iter().all(|l| !l.starts_with("app_ok_total")));

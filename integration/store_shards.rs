@@ -15,9 +15,13 @@ use strata_testing::{http_client, metric_value, now_ms, wait_until, TestNode, Wa
 const SERIES: usize = 12;
 const STEP_S: i64 = 60;
 
-/// OpenMetrics text: `SERIES` counters over 8 hours ending 2 hours ago.
+/// Hours of data: eight 2h blocks, so that rendezvous hashing over three shards leaves them
+/// all on one shard with a chance of 3 in 3^8 (with four blocks it was 1 in 27).
+const HOURS: i64 = 16;
+
+/// OpenMetrics text: `SERIES` counters over `HOURS` hours ending 2 hours ago.
 fn input(end_s: i64) -> String {
-    let start = end_s - 8 * 3600;
+    let start = end_s - HOURS * 3600;
     let mut out = String::from("# TYPE store_test_total counter\n");
     for t in (start..end_s).step_by(STEP_S as usize) {
         for i in 0..SERIES {
@@ -110,7 +114,7 @@ async fn three_store_shards_split_the_bucket_and_take_over_a_leaver() {
         seen.lock().unwrap()
     );
 
-    let start_s = end_s - 8 * 3600;
+    let start_s = end_s - HOURS * 3600;
     for n in nodes {
         let got = count_samples(&n.base, start_s, end_s).await;
         assert_eq!(
@@ -183,7 +187,10 @@ async fn a_corrupt_bucket_block_is_a_warning_and_a_metric_while_the_others_serve
     let ask = |partial: &'static str| {
         let base = node.base.clone();
         async move {
-            let q = format!("sum(count_over_time(store_test_total[{}s]))", 9 * 3600);
+            let q = format!(
+                "sum(count_over_time(store_test_total[{}s]))",
+                (HOURS + 1) * 3600
+            );
             http_client()
                 .post(format!("{base}/api/v1/query"))
                 .form(&[

@@ -355,21 +355,7 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
 
     // Completion offers a metric name after its first letters (from the node's own API).
     browser.open(&format!("{base}/query")).await;
-    let editor = browser
-        .client
-        .wait()
-        .for_element(Locator::Css("[data-testid=panel-0] .cm-content"))
-        .await
-        .expect("the editor");
-    editor.click().await.expect("focus the editor");
-    editor.send_keys("uidemo_te").await.expect("type");
-    browser
-        .wait_js(
-            "completion to offer uidemo_temperature_celsius",
-            "return [...document.querySelectorAll('.cm-tooltip-autocomplete li')]
-               .some((li) => li.textContent.includes('uidemo_temperature_celsius'))",
-        )
-        .await;
+    type_and_complete(&browser, "uidemo_te", "uidemo_temperature_celsius").await;
     browser.assert_clean("query (completion)").await;
     browser.screenshot("query-completion").await;
 
@@ -561,21 +547,7 @@ async fn web_ui_under_a_route_prefix() {
     );
 
     // The editor's completion asks the API below the prefix too.
-    let editor = browser
-        .client
-        .wait()
-        .for_element(Locator::Css("[data-testid=panel-0] .cm-content"))
-        .await
-        .expect("the editor");
-    editor.click().await.expect("focus the editor");
-    editor.send_keys("uidemo_re").await.expect("type");
-    browser
-        .wait_js(
-            "completion below the prefix",
-            "return [...document.querySelectorAll('.cm-tooltip-autocomplete li')]
-               .some((li) => li.textContent.includes('uidemo_requests_total'))",
-        )
-        .await;
+    type_and_complete(&browser, "uidemo_re", "uidemo_requests_total").await;
     browser.assert_clean("prefix completion").await;
 
     browser.close().await;
@@ -623,4 +595,25 @@ async fn route_prefix_carries_over_to_forwarded_requests_and_peer_calls() {
         members.iter().all(|m| m["health"].is_object()),
         "every member answered below the prefix: {nodes}"
     );
+}
+
+/// Types `typed` into the first panel's editor and waits until completion offers `want`.
+async fn type_and_complete(browser: &Browser, typed: &str, want: &str) {
+    let editor = browser
+        .client
+        .wait()
+        .for_element(Locator::Css("[data-testid=panel-0] .cm-content"))
+        .await
+        .expect("the editor");
+    editor.click().await.expect("focus the editor");
+    editor.send_keys(typed).await.expect("type");
+    browser
+        .wait_js(
+            &format!("completion to offer {want}"),
+            &format!(
+                "return [...document.querySelectorAll('.cm-tooltip-autocomplete li')]
+                   .some((li) => li.textContent.includes('{want}'))"
+            ),
+        )
+        .await;
 }
