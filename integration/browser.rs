@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use strata_testing::{free_port, http_client, require_binary, wait_until, ChildGuard};
@@ -195,6 +195,17 @@ impl Browser {
              || (window.__uiProblems || []).length > 0",
         )
         .await;
+    }
+
+    /// Clicks the element `css` selects; `what` names the click in a failure.
+    pub(crate) async fn click(&self, css: &str, what: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: no element {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 
     pub(crate) async fn js(&self, script: &str) -> Value {

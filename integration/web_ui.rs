@@ -284,13 +284,8 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
 
     // The dark theme (the toggle, kept in localStorage) and a phone-width layout.
     browser
-        .client
-        .find(Locator::Css("[data-testid=theme-toggle]"))
-        .await
-        .expect("theme toggle")
-        .click()
-        .await
-        .expect("toggle the theme");
+        .click("[data-testid=theme-toggle]", "toggle the theme")
+        .await;
     let theme = browser
         .js("return [document.documentElement.dataset.theme, localStorage.getItem('strata.theme')]")
         .await;
@@ -305,13 +300,8 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     browser.assert_clean("query (stacked, other theme)").await;
     browser.screenshot("query-graph-stacked-other-theme").await;
     browser
-        .client
-        .find(Locator::Css("[data-testid=theme-toggle]"))
-        .await
-        .expect("toggle")
-        .click()
-        .await
-        .expect("toggle back");
+        .click("[data-testid=theme-toggle]", "toggle back")
+        .await;
     let frame = browser.js("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]").await;
     let (dw, dh) = (
         frame[0].as_u64().unwrap_or(0) as u32,
@@ -384,13 +374,8 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
         ))
         .await;
     browser
-        .client
-        .find(Locator::Css("[data-testid=panel-0] [data-testid=format]"))
-        .await
-        .expect("format button")
-        .click()
-        .await
-        .expect("format");
+        .click("[data-testid=panel-0] [data-testid=format]", "format")
+        .await;
     browser
         .wait_js(
             "the formatted expression",

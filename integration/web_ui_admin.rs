@@ -69,13 +69,8 @@ async fn web_ui_cluster_page_moves_a_role() {
 
     // ui-b has no compactor role; tick it in the matrix.
     browser
-        .client
-        .find(Locator::Css("[data-testid=role-ui-b-compactor]"))
-        .await
-        .expect("the ui-b × compactor box")
-        .click()
-        .await
-        .expect("tick it");
+        .click("[data-testid=role-ui-b-compactor]", "tick it")
+        .await;
     wait_until(
         "the admin API to show compactor on ui-b",
         Duration::from_secs(20),
@@ -220,13 +215,8 @@ async fn web_ui_blocks_page_shows_the_bucket() {
         )
         .await;
     browser
-        .client
-        .find(Locator::Css(&format!("[data-ulid='{}']", ulids[2])))
-        .await
-        .expect("a block")
-        .click()
-        .await
-        .expect("click it");
+        .click(&format!("[data-ulid='{}']", ulids[2]), "click it")
+        .await;
     browser
         .wait_js(
             "the block's details",
@@ -239,13 +229,8 @@ async fn web_ui_blocks_page_shows_the_bucket() {
         .await;
     // Marking it no-compact from its details writes the mark into the bucket.
     browser
-        .client
-        .find(Locator::Css("[data-testid=mark-no-compaction]"))
-        .await
-        .expect("the mark button")
-        .click()
-        .await
-        .expect("mark it");
+        .click("[data-testid=mark-no-compaction]", "mark it")
+        .await;
     browser
         .wait_js(
             "the details to show the mark",
