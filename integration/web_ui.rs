@@ -153,13 +153,7 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     assert_eq!(path, json!("/query"));
 
     // Typing a query and pressing Enter lists its series in the table.
-    let editor = browser
-        .client
-        .wait()
-        .for_element(Locator::Css("[data-testid=panel-0] .cm-content"))
-        .await
-        .expect("the editor");
-    editor.click().await.expect("focus the editor");
+    let editor = focus_editor(&browser).await;
     editor
         .send_keys("uidemo_temperature_celsius")
         .await
@@ -386,12 +380,7 @@ async fn web_ui_pages_query_graph_and_completion_in_chromium() {
     browser.assert_clean("format").await;
     browser.screenshot("query-formatted").await;
     // Shift+Enter adds a line instead of running the query.
-    let editor = browser
-        .client
-        .find(Locator::Css("[data-testid=panel-0] .cm-content"))
-        .await
-        .expect("the editor");
-    editor.click().await.expect("focus the editor");
+    let editor = focus_editor(&browser).await;
     editor
         .send_keys("\u{E010}\u{E008}\u{E007}\u{E000}")
         .await
@@ -582,8 +571,8 @@ async fn route_prefix_carries_over_to_forwarded_requests_and_peer_calls() {
     );
 }
 
-/// Types `typed` into the first panel's editor and waits until completion offers `want`.
-async fn type_and_complete(browser: &Browser, typed: &str, want: &str) {
+/// The first panel's editor, waited for and focused.
+async fn focus_editor(browser: &Browser) -> fantoccini::elements::Element {
     let editor = browser
         .client
         .wait()
@@ -591,6 +580,12 @@ async fn type_and_complete(browser: &Browser, typed: &str, want: &str) {
         .await
         .expect("the editor");
     editor.click().await.expect("focus the editor");
+    editor
+}
+
+/// Types `typed` into the first panel's editor and waits until completion offers `want`.
+async fn type_and_complete(browser: &Browser, typed: &str, want: &str) {
+    let editor = focus_editor(browser).await;
     editor.send_keys(typed).await.expect("type");
     browser
         .wait_js(
