@@ -108,3 +108,49 @@ async fn nodes_and_stores_are_listed_from_any_node() {
     n2.handle.stop().await;
     n1.handle.stop().await;
 }
+
+#[actix_rt::test]
+async fn block_metas_are_read_once_and_deleted_blocks_leave_the_listing() {
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let end_s = now_ms() / 1000 / 3600 * 3600 - 2 * 3600;
+    let metas = import_openmetrics(&mut input(end_s).as_bytes(), local.path(), 2 * 3600 * 1000)
+        .expect("import");
+    assert!(metas.len() >= 2);
+    let store = FilesystemStore::new(bucket_dir.path()).expect("bucket");
+    let labels = BTreeMap::from([("cluster".to_string(), "ui".to_string())]);
+    upload_dir(&store, local.path(), &labels, &mut |_| {})
+        .await
+        .expect("upload");
+    let node = TestNode::builder()
+        .roles(&["query_planner"])
+        .filesystem_bucket(bucket_dir.path())
+        .start()
+        .await;
+    let listed = |v: &Value| -> Vec<String> {
+        v["data"]["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["ulid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = node.get_json("/api/v1/blocks").await;
+    assert_eq!(listed(&first).len(), metas.len(), "{first}");
+
+    // A meta.json overwritten after upload (it never is) is not read again: the listing
+    // comes from what was read once.
+    let a = metas[0].ulid.to_string();
+    std::fs::write(bucket_dir.path().join(&a).join("meta.json"), b"{not json").unwrap();
+    let second = node.get_json("/api/v1/blocks").await;
+    assert_eq!(listed(&second), listed(&first), "{second}");
+    assert_eq!(second["data"]["err"], Value::Null, "{second}");
+
+    // A block deleted from the bucket leaves the listing.
+    let b = metas[1].ulid.to_string();
+    std::fs::remove_dir_all(bucket_dir.path().join(&b)).unwrap();
+    let third = node.get_json("/api/v1/blocks").await;
+    assert!(!listed(&third).contains(&b), "{third}");
+    assert!(listed(&third).contains(&a), "{third}");
+    node.handle.stop().await;
+}

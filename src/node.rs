@@ -642,6 +642,7 @@ fn start_http(
             router: router.clone(),
             bucket: storage.bucket.clone(),
             compactor: storage.compactor_status.clone(),
+            block_metas: Default::default(),
         }),
         ingest: web::Data::new(http::IngestState {
             router,

@@ -5,7 +5,8 @@
 //! `no-downsample-mark.json`) and the size of its objects. Partial uploads (no `meta.json`)
 //! are left out and counted; reading needs no token, like Thanos's. `POST /api/v1/blocks/mark`
 //! (Thanos's form: `id`, `action=DELETION|NO_COMPACTION` or `NO_DOWNSAMPLE`, `detail`) writes the mark into the
-//! bucket and needs the admin token. What the `/blocks` page of the UI draws and marks.
+//! bucket and needs the admin token. What the `/blocks` page of the UI draws and marks. One
+//! listing per request; each meta.json is read once and kept (`MetaCache`).
 
 use actix_web::{web, HttpRequest};
 use futures::StreamExt;
@@ -78,6 +79,36 @@ pub fn listing_json(d: &BlockDir) -> Value {
     })
 }
 
+/// The bucket's meta.json files as read once: a block's meta never changes after upload, so
+/// a listing of a large bucket reads only the metas of blocks it has not seen.
+#[derive(Default)]
+pub struct MetaCache {
+    metas: parking_lot::Mutex<std::collections::HashMap<ulid::Ulid, Value>>,
+}
+
+impl MetaCache {
+    fn get(&self, ulid: ulid::Ulid) -> Option<Value> {
+        self.metas.lock().get(&ulid).cloned()
+    }
+
+    fn put(&self, ulid: ulid::Ulid, meta: Value) {
+        self.metas.lock().insert(ulid, meta);
+    }
+
+    /// Forgets blocks that are gone from the bucket.
+    fn retain(&self, keep: impl Fn(&ulid::Ulid) -> bool) {
+        self.metas.lock().retain(|u, _| keep(u));
+    }
+
+    pub fn len(&self) -> usize {
+        self.metas.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 async fn blocks(state: web::Data<AdminState>) -> ApiResult {
     let dirs = list_blocks(state.bucket.as_ref())
         .await
@@ -85,11 +116,19 @@ async fn blocks(state: web::Data<AdminState>) -> ApiResult {
     let partial = dirs.values().filter(|d| d.is_partial()).count();
     let complete: Vec<BlockDir> = dirs.into_values().filter(|d| !d.is_partial()).collect();
     let bucket = state.bucket.clone();
+    let cache = &state.block_metas;
+    cache.retain(|u| complete.iter().any(|d| d.ulid == *u));
     let read = futures::stream::iter(complete)
         .map(|d| {
             let bucket = bucket.clone();
             async move {
+                if let Some(m) = cache.get(d.ulid) {
+                    return (d, Ok(Some(m)));
+                }
                 let meta = read_meta_json(bucket.as_ref(), d.ulid).await;
+                if let Ok(Some(m)) = &meta {
+                    cache.put(d.ulid, m.clone());
+                }
                 (d, meta)
             }
         })

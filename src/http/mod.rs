@@ -100,6 +100,8 @@ pub struct AdminState {
     pub bucket: Arc<dyn ObjectStore>,
     /// What this node's compactor role is doing.
     pub compactor: SharedStatus,
+    /// The bucket's meta.json files, read once, for `/api/v1/blocks`.
+    pub block_metas: blocks::MetaCache,
 }
 
 /// Samples pushed to the node (`/api/v1/write`).
