@@ -99,14 +99,6 @@ impl MetaCache {
     fn retain(&self, keep: impl Fn(&ulid::Ulid) -> bool) {
         self.metas.lock().retain(|u, _| keep(u));
     }
-
-    pub fn len(&self) -> usize {
-        self.metas.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 async fn blocks(state: web::Data<AdminState>) -> ApiResult {
