@@ -634,6 +634,7 @@ fn start_http(
             scrape: storage.scrape.clone(),
             config: config.clone(),
             started_at: std::time::SystemTime::now(),
+            shipper: storage.shipper.clone(),
         }),
         admin: web::Data::new(http::AdminState {
             token: admin_token,

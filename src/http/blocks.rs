@@ -109,7 +109,8 @@ async fn blocks(state: web::Data<AdminState>) -> ApiResult {
     let complete: Vec<BlockDir> = dirs.into_values().filter(|d| !d.is_partial()).collect();
     let bucket = state.bucket.clone();
     let cache = &state.block_metas;
-    cache.retain(|u| complete.iter().any(|d| d.ulid == *u));
+    let listed: std::collections::HashSet<ulid::Ulid> = complete.iter().map(|d| d.ulid).collect();
+    cache.retain(|u| listed.contains(u));
     let read = futures::stream::iter(complete)
         .map(|d| {
             let bucket = bucket.clone();

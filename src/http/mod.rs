@@ -86,6 +86,8 @@ pub struct StatusState {
     pub config: Arc<Config>,
     /// When the node started (`/api/v1/status/runtimeinfo`).
     pub started_at: SystemTime,
+    /// The shipper of local blocks (its lag goes on the node's health card).
+    pub shipper: Arc<crate::storage::bucket::shipper::Shipper>,
 }
 
 /// The admin API (`/api/v1/admin/...`): roles, the cluster, the fault switch.

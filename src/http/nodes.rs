@@ -80,13 +80,9 @@ async fn local_health(status: &StatusState, query: &QueryState) -> NodeHealth {
             }
         }
     }
-    let shipping_lag_seconds = if router.runs(Role::ScraperShipper) {
-        crate::metrics::encode_registry(&status.registry)
-            .ok()
-            .and_then(|text| metric_value(&text, "strata_shipper_oldest_unshipped_age_seconds"))
-    } else {
-        None
-    };
+    let shipping_lag_seconds = router
+        .runs(Role::ScraperShipper)
+        .then(|| status.shipper.oldest_unshipped_age_seconds());
     NodeHealth {
         id: router.node_id.clone(),
         ready,
@@ -103,19 +99,12 @@ async fn local_health(status: &StatusState, query: &QueryState) -> NodeHealth {
     }
 }
 
-/// The value of an unlabelled sample `name` in a text exposition.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.split(' ').next()?.parse().ok())?
-    })
-}
-
-/// Resident set size from `/proc/self/statm` (pages × page size); `None` off Linux.
+/// Resident set size from `/proc/self/status` (`VmRSS`, in kB); `None` off Linux.
 fn resident_memory_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 async fn nodes(
@@ -190,15 +179,6 @@ async fn ask(client: &reqwest::Client, url: &str) -> Result<NodeHealth, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metric_value_reads_an_unlabelled_sample() {
-        let text = "# HELP x_seconds X.\n# TYPE x_seconds gauge\nx_seconds 12.5\nx_seconds_total 3\ny{a=\"b\"} 1\n";
-        assert_eq!(metric_value(text, "x_seconds"), Some(12.5));
-        assert_eq!(metric_value(text, "x_seconds_total"), Some(3.0));
-        assert_eq!(metric_value(text, "y"), None);
-        assert_eq!(metric_value(text, "z"), None);
-    }
 
     #[test]
     fn resident_memory_is_read_on_linux() {

@@ -137,13 +137,6 @@ fn active_json(v: &TargetView, hostname: &str) -> ActiveTarget {
     }
 }
 
-/// A label value as the exposition formats write it.
-fn escape_label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 /// `strata_target_lint_problems{job,check}`: naming problems of this node's targets' last
 /// linted bodies, per job and check.
 pub fn lint_metrics_text(snap: &TargetsSnapshot) -> String {
@@ -160,7 +153,7 @@ pub fn lint_metrics_text(snap: &TargetsSnapshot) -> String {
     for ((job, check), n) in counts {
         out.push_str(&format!(
             "{name}{{job=\"{}\",check=\"{check}\"}} {n}\n",
-            escape_label_value(&job)
+            crate::storage::model::escape_label_value(&job)
         ));
     }
     out

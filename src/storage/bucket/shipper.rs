@@ -228,6 +228,11 @@ impl Shipper {
 
     /// Replaces the external labels used for the next uploads (they are re-read from the
     /// config periodically, like the sidecar does with Prometheus' config).
+    /// Age of the oldest block cut but not shipped (0 when none), as the last sync saw it.
+    pub fn oldest_unshipped_age_seconds(&self) -> f64 {
+        self.metrics.oldest_age.get()
+    }
+
     pub fn set_external_labels(&self, labels: BTreeMap<String, String>) {
         if let Ok(mut g) = self.labels.lock() {
             *g = labels;

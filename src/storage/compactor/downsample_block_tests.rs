@@ -33,6 +33,28 @@ fn raw_block(parent: &Path, data: &[(Labels, Vec<Sample>)], span: i64) -> BlockM
     write_block(parent, T0, T0 + span, &[("cluster", "eu")], data)
 }
 
+/// Downsamples the block `input` (under `src`) into a new directory `name` of `parent`;
+/// returns that directory and the new block's meta.
+fn downsample_into(
+    src: &Path,
+    input: &BlockMeta,
+    parent: &Path,
+    name: &str,
+    resolution: i64,
+) -> (PathBuf, BlockMeta) {
+    let out = parent.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let meta = downsample_block(
+        &dir_of(src, input),
+        input.ulid,
+        &out,
+        resolution,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    (out, meta)
+}
+
 #[test]
 fn round_trip_through_the_block_reader() {
     let tmp = tempfile::tempdir().unwrap();
@@ -46,16 +68,7 @@ fn round_trip_through_the_block_reader() {
         })
         .collect();
     let input = raw_block(tmp.path(), &data, span);
-    let out = tmp.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let meta = downsample_block(
-        &dir_of(tmp.path(), &input),
-        input.ulid,
-        &out,
-        RES_5M,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let (out, meta) = downsample_into(tmp.path(), &input, tmp.path(), "out", RES_5M);
     let got = read_chunks(&dir_of(&out, &meta));
     let raw = read_chunks(&dir_of(tmp.path(), &input));
     assert_eq!(got.len(), 3);
@@ -131,16 +144,7 @@ fn meta_json_is_what_thanos_writes() {
         t.files = files;
     }
     input.write(&dir_of(tmp.path(), &input)).unwrap();
-    let out = tmp.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let meta = downsample_block(
-        &dir_of(tmp.path(), &input),
-        input.ulid,
-        &out,
-        RES_5M,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let (out, meta) = downsample_into(tmp.path(), &input, tmp.path(), "out", RES_5M);
     let text = std::fs::read_to_string(dir_of(&out, &meta).join("meta.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let expected = serde_json::json!({
@@ -180,26 +184,8 @@ fn five_minutes_to_one_hour() {
         ),
     ];
     let raw = raw_block(tmp.path(), &data, span);
-    let five_dir = tmp.path().join("5m");
-    std::fs::create_dir_all(&five_dir).unwrap();
-    let five = downsample_block(
-        &dir_of(tmp.path(), &raw),
-        raw.ulid,
-        &five_dir,
-        RES_5M,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let hour_dir = tmp.path().join("1h");
-    std::fs::create_dir_all(&hour_dir).unwrap();
-    let hour = downsample_block(
-        &dir_of(&five_dir, &five),
-        five.ulid,
-        &hour_dir,
-        RES_1H,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let (five_dir, five) = downsample_into(tmp.path(), &raw, tmp.path(), "5m", RES_5M);
+    let (hour_dir, hour) = downsample_into(&five_dir, &five, tmp.path(), "1h", RES_1H);
     assert_eq!(
         hour.thanos.as_ref().map(|t| t.downsample.resolution),
         Some(RES_1H)
@@ -247,16 +233,7 @@ fn series_left_empty_are_not_written() {
         (series(1), samples(1, T0, T0 + span, 60_000, |_| false)),
     ];
     let input = raw_block(tmp.path(), &data, span);
-    let out = tmp.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let meta = downsample_block(
-        &dir_of(tmp.path(), &input),
-        input.ulid,
-        &out,
-        RES_5M,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let (out, meta) = downsample_into(tmp.path(), &input, tmp.path(), "out", RES_5M);
     assert_eq!(meta.stats.num_series, 1);
     assert_eq!(read_chunks(&dir_of(&out, &meta)).len(), 1);
 }
