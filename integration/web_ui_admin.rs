@@ -287,3 +287,111 @@ async fn web_ui_cluster_page_asks_for_the_admin_token() {
     browser.screenshot("cluster-after-token").await;
     browser.close().await;
 }
+
+/// `/targets` with a long list: 125 unreachable targets (each down with its error) and one
+/// whose exposition breaks naming rules. The page shows 100 rows and a pager, the next page
+/// the rest, and the naming problems open on the linted target's row.
+#[actix_rt::test]
+async fn web_ui_targets_page_pages_a_long_list_and_shows_naming_problems() {
+    let browser = Browser::start().await;
+    let target = BodyServer::start().await;
+    target.set(
+        "/metrics",
+        "text/plain; version=0.0.4",
+        "# TYPE queueDepth gauge\nqueueDepth 3\n",
+    );
+    let unreachable: Vec<String> = (1..=125).map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let node = TestNode::builder()
+        .roles(&["scraper_shipper", "query_planner"])
+        .yaml(&format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n\
+             - job_name: lint\n  static_configs: [{{targets: [\"{}\"]}}]\n\
+             - job_name: gone\n  static_configs: [{{targets: [{}]}}]\n",
+            target.addr,
+            unreachable.join(", ")
+        ))
+        .start()
+        .await;
+    wait_until(
+        "every target scraped once and the lint target linted",
+        Duration::from_secs(30),
+        || async {
+            let v = node.get_json("/api/v1/targets").await;
+            let active = v["data"]["activeTargets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            active.len() == 126
+                && active.iter().all(|t| t["health"] != "unknown")
+                && active.iter().any(|t| t["lintProblems"].is_array())
+        },
+    )
+    .await;
+
+    browser.open(&format!("{}/targets", node.base)).await;
+    browser
+        .wait_js(
+            "the first page of targets",
+            "return document.querySelectorAll('[data-testid=target]').length === 100",
+        )
+        .await;
+    let pager = browser
+        .js("return document.querySelector('[data-testid=pager]').innerText")
+        .await;
+    assert!(
+        pager
+            .as_str()
+            .unwrap_or_default()
+            .contains("page 1 of 2 (126 items)"),
+        "{pager}"
+    );
+    // Which page the linted target lands on depends on the order; look on both.
+    browser.screenshot("targets-long-list").await;
+    browser
+        .client
+        .find(Locator::XPath("//div[@data-testid='pager']/button[2]"))
+        .await
+        .expect("the next-page button")
+        .click()
+        .await
+        .expect("next page");
+    browser
+        .wait_js(
+            "the second page of targets",
+            "return document.querySelectorAll('[data-testid=target]').length === 26",
+        )
+        .await;
+    let lint = browser
+        .js("const d = document.querySelector('[data-testid=lint]'); if (!d) return null; d.open = true; return d.innerText")
+        .await;
+    let lint = match lint {
+        Value::String(s) => s,
+        _ => {
+            // On the first page, then.
+            browser
+                .click("[data-testid=pager] button", "previous page")
+                .await;
+            browser
+                .wait_js(
+                    "the first page again",
+                    "return document.querySelectorAll('[data-testid=target]').length === 100",
+                )
+                .await;
+            browser
+                .js("const d = document.querySelector('[data-testid=lint]'); d.open = true; return d.innerText")
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert!(
+        lint.contains("queueDepth metric names should be written in 'snake_case' not 'camelCase'")
+            && lint.contains("queueDepth no help text"),
+        "{lint}"
+    );
+    browser.assert_clean("targets (long list)").await;
+    browser.screenshot("targets-naming-problems").await;
+    browser.close().await;
+    node.handle.stop().await;
+}
