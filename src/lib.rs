@@ -3,6 +3,7 @@
 //! supervised actors. See `DESIGN.md` in the shared folder for the map.
 
 pub mod actors;
+pub mod apiconfig;
 pub mod cli;
 pub mod cluster;
 
