@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
             let ctx = AppendCtx {
                 cfg: &cfg,
                 target_labels: &target,
+                lint_dropped: None,
             };
             let mut app = db.appender();
             let stats = cache
@@ -84,6 +85,7 @@ fn bench(c: &mut Criterion) {
                 let ctx = AppendCtx {
                     cfg: &cfg,
                     target_labels: labels,
+                    lint_dropped: None,
                 };
                 let mut app = db.appender();
                 cache

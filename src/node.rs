@@ -580,6 +580,30 @@ struct HttpParts {
     rules: crate::rules::manager::SharedRules,
     alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
     reload_hooks: Vec<crate::scrape::reload::ReloadHook>,
+    api_configs: crate::apiconfig::ApiConfigs,
+}
+
+/// Keeps the jobs of the scrape-config API in force here: read from the bucket at start (so
+/// they survive restarts), again whenever a peer says it wrote, and on a timer.
+fn start_api_config_sync(
+    storage: &Storage,
+    shutdown: &CancellationToken,
+) -> crate::apiconfig::ApiConfigs {
+    use crate::apiconfig::{run_syncer, ApiConfigs, Apply, SYNC_INTERVAL};
+    let configs = ApiConfigs::new(storage.bucket.clone());
+    let scrape = storage.scrape.clone();
+    let apply: Apply = Arc::new(move |docs| {
+        scrape.set_api_jobs(crate::apiconfig::scrape::jobs_from_documents(docs));
+        Ok(())
+    });
+    tokio::spawn(run_syncer(
+        configs.scrape.clone(),
+        apply,
+        configs.signal.clone(),
+        SYNC_INTERVAL,
+        shutdown.clone(),
+    ));
+    configs
 }
 
 /// Starts the HTTP server, giving each API area only its own state.
@@ -601,6 +625,7 @@ fn start_http(
         rules,
         alerts: alert_sender_for_http,
         reload_hooks,
+        api_configs,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -644,6 +669,7 @@ fn start_http(
             bucket: storage.bucket.clone(),
             compactor: storage.compactor_status.clone(),
             block_metas: Default::default(),
+            api_configs,
         }),
         ingest: web::Data::new(http::IngestState {
             router,
@@ -707,6 +733,7 @@ pub async fn start(
         alerts: alerts.clone(),
         runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
     };
+    let api_configs = start_api_config_sync(&storage, &shutdown);
     let supervisor = start_roles(
         &config, &storage, &cluster, metrics, &shutdown, &running, rule_parts,
     );
@@ -730,6 +757,7 @@ pub async fn start(
         rules,
         alerts,
         reload_hooks,
+        api_configs,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

@@ -12,6 +12,8 @@
 //! names); each segment is percent-encoded so that any name, `/` and `..` included, is one
 //! valid key segment and decodes back to itself.
 
+pub mod scrape;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,25 @@ pub enum ApiConfigError {
 }
 
 pub type Result<T> = std::result::Result<T, ApiConfigError>;
+
+/// How often every node re-reads the API configs even without a signal.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The node's API-config stores and the signal that wakes its syncers.
+#[derive(Clone, Debug)]
+pub struct ApiConfigs {
+    pub scrape: DocStore,
+    pub signal: SyncSignal,
+}
+
+impl ApiConfigs {
+    pub fn new(bucket: Arc<dyn ObjectStore>) -> Self {
+        ApiConfigs {
+            scrape: DocStore::new(bucket, scrape::KIND),
+            signal: SyncSignal::default(),
+        }
+    }
+}
 
 /// Every document of one kind: name segments → text.
 pub type Documents = BTreeMap<Vec<String>, String>;

@@ -321,6 +321,16 @@ impl ClusterService {
         self.handle.members()
     }
 
+    /// Every live member, this node excluded.
+    pub fn live_peers(&self) -> Vec<NodeMeta> {
+        self.handle
+            .live_members()
+            .into_iter()
+            .filter(|m| !m.local)
+            .map(|m| m.meta)
+            .collect()
+    }
+
     /// Live members whose gossiped roles include `role`, this node excluded.
     pub fn live_peers_with_role(&self, role: Role) -> Vec<NodeMeta> {
         let name = role.to_string();

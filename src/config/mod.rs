@@ -46,7 +46,7 @@ pub use relabel::{
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
 };
 pub use ruler::RulerConfig;
-pub use scrape::{FileSdConfig, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
+pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
 pub use web::{normalize_route_prefix, WebConfig};
@@ -281,6 +281,37 @@ impl Config {
             .validate()
             .map_err(|e| locate_error(e, text, source_name))?;
         Ok(config)
+    }
+
+    /// Parses one scrape config as the scrape-config API receives it (YAML, or JSON, which
+    /// is YAML too); errors name the key inside the job (`metric_relabel_configs[0].regex`)
+    /// and quote the text.
+    pub fn parse_scrape_job(text: &str, source_name: &str) -> Result<ScrapeConfig> {
+        parse_located(text, source_name)
+    }
+
+    /// Checks `job` as one more job of this config (this config's API jobs of the same name
+    /// replaced): the checks `Config::load` makes, errors naming the key inside the job.
+    pub fn validate_extra_job(&self, job: &ScrapeConfig) -> Result<()> {
+        let mut candidate = self.clone();
+        candidate
+            .scrape_configs
+            .retain(|j| !(j.from_api && j.job_name == job.job_name));
+        candidate.scrape_configs.push(job.clone());
+        candidate.finalize();
+        let i = candidate.scrape_configs.len() - 1;
+        let own = format!("scrape_configs[{i}]");
+        candidate.validate_scrape_jobs().map_err(|e| match e {
+            ConfigError::Invalid { key, message } => {
+                let key = match key.strip_prefix(&own) {
+                    Some("") => "job".to_string(),
+                    Some(rest) => rest.trim_start_matches('.').to_string(),
+                    None => key,
+                };
+                ConfigError::Invalid { key, message }
+            }
+            other => other,
+        })
     }
 
     /// Fills the values Prometheus derives from other values: global scrape timeout,

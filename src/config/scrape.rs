@@ -109,6 +109,23 @@ fn sd_files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(list)
 }
 
+/// What a job does with the naming problems its targets expose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LintPolicy {
+    /// Report them (`/api/v1/targets`, `strata_target_lint_problems`), store everything.
+    #[default]
+    Warn,
+    /// Report them and store none of the samples of a family that has one.
+    Drop,
+}
+
+impl LintPolicy {
+    fn is_warn(&self) -> bool {
+        *self == LintPolicy::Warn
+    }
+}
+
 /// One scrape job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +203,14 @@ pub struct ScrapeConfig {
     pub body_size_limit: ByteSize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Strata's naming-lint policy (`warn`: report the problems; `drop`: also keep the
+    /// families that have any out of the TSDB). Not a Prometheus key.
+    #[serde(default, skip_serializing_if = "LintPolicy::is_warn")]
+    pub lint: LintPolicy,
+    /// Whether the job came through the scrape-config API rather than the config file:
+    /// never read from or written to YAML.
+    #[serde(skip)]
+    pub from_api: bool,
 
     #[serde(
         default,
@@ -468,6 +493,8 @@ impl ScrapeConfig {
             label_value_length_limit: 0,
             body_size_limit: ByteSize(0),
             scrape_protocols: None,
+            lint: LintPolicy::Warn,
+            from_api: false,
             _azure_sd_configs: Unsupported,
             _consul_sd_configs: Unsupported,
             _digitalocean_sd_configs: Unsupported,

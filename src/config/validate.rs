@@ -106,6 +106,11 @@ impl Config {
         Ok(())
     }
 
+    /// The scrape-job checks alone (for a job added through the API).
+    pub(crate) fn validate_scrape_jobs(&self) -> Result<()> {
+        self.validate_scrape_configs()
+    }
+
     fn validate_scrape_configs(&self) -> Result<()> {
         let mut jobs = BTreeSet::new();
         for (i, job) in self.scrape_configs.iter().enumerate() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::promql::{ErrorKind, PromqlError};
 use crate::query::service::QueryError;
 
-/// Prometheus's `errorType` values, plus `unauthorized` for the admin API.
+/// Prometheus's `errorType` values, plus `unauthorized` and `conflict` for the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorType {
     BadData,
@@ -20,6 +20,8 @@ pub enum ErrorType {
     Unavailable,
     NotFound,
     Unauthorized,
+    /// The request conflicts with what exists (a file-defined job the API may not change).
+    Conflict,
 }
 
 impl ErrorType {
@@ -33,6 +35,7 @@ impl ErrorType {
             ErrorType::Unavailable => "unavailable",
             ErrorType::NotFound => "not_found",
             ErrorType::Unauthorized => "unauthorized",
+            ErrorType::Conflict => "conflict",
         }
     }
 
@@ -49,6 +52,7 @@ impl ErrorType {
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorType::Conflict => StatusCode::CONFLICT,
         }
     }
 }

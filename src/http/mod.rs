@@ -13,6 +13,7 @@ pub mod params;
 pub mod query;
 pub mod remote_write;
 pub mod rules;
+pub mod scrape_configs;
 pub mod status;
 pub mod status_api;
 pub mod stores;
@@ -104,6 +105,8 @@ pub struct AdminState {
     pub compactor: SharedStatus,
     /// The bucket's meta.json files, read once, for `/api/v1/blocks`.
     pub block_metas: blocks::MetaCache,
+    /// Where API-written configs are kept, and the signal that re-reads them here.
+    pub api_configs: crate::apiconfig::ApiConfigs,
 }
 
 /// Samples pushed to the node (`/api/v1/write`).
@@ -156,6 +159,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     query::routes(cfg);
     remote_write::routes(cfg);
     rules::routes(cfg);
+    scrape_configs::routes(cfg);
     targets::routes(cfg);
     ui::routes(cfg);
 }

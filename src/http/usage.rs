@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::error::{success_with_annotations, ApiResult};
 use super::params::Params;
 use super::targets_cluster::{ask_peers, wants_local_only};
-use super::{QueryState, StatusState};
+use super::{AdminState, QueryState, StatusState};
 use crate::config::Config;
 use crate::config::Role;
 use crate::promql::Value as PromValue;
@@ -32,6 +32,7 @@ async fn metric_usage(
     req: HttpRequest,
     state: web::Data<QueryState>,
     status: web::Data<StatusState>,
+    admin: web::Data<AdminState>,
 ) -> ApiResult {
     if let Some(forwarded) =
         super::forward::forward_unless_local(&state.router, &req, &[], Role::QueryPlanner).await
@@ -84,8 +85,21 @@ async fn metric_usage(
         }
     }
     let unused: BTreeSet<&str> = metrics.iter().filter_map(|m| m["name"].as_str()).collect();
-    let suggestions = if unused_for.is_some() {
-        drop_suggestions(&by_job, &unused, &status.config)
+    let mut suggestions = if unused_for.is_some() {
+        drop_suggestions(&by_job, &unused, &status.scrape.config())
+    } else {
+        Vec::new()
+    };
+    if !suggestions.is_empty() {
+        match admin.api_configs.scrape.load_all().await {
+            Ok(docs) => add_apply_calls(&mut suggestions, &docs, &req),
+            Err(e) => warnings.push(format!(
+                "cannot read the API jobs to prepare the calls: {e}"
+            )),
+        }
+    }
+    let aggregations = if unused_for.is_none() {
+        aggregate_suggestions(&state, &series, &usage, now, &mut warnings).await
     } else {
         Vec::new()
     };
@@ -97,6 +111,7 @@ async fn metric_usage(
             "metrics": metrics,
             "open_selectors": open_selectors,
             "suggestions": suggestions,
+            "aggregations": aggregations,
         }),
         &warnings,
         &[],
@@ -175,6 +190,170 @@ fn drop_suggestions(
     out
 }
 
+/// For each suggestion whose job came through the scrape-config API, the one call that
+/// applies it: the stored job with the rule added to its `metric_relabel_configs`, to `PUT`
+/// (first with `?dry_run=true` for the before/after preview). A job of the config file gets a
+/// note instead: the API may not change it.
+fn add_apply_calls(
+    suggestions: &mut [Value],
+    docs: &crate::apiconfig::Documents,
+    req: &HttpRequest,
+) {
+    let prefix = req
+        .path()
+        .split("/api/v1/")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    for s in suggestions.iter_mut() {
+        let Some(job) = s["job"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let stored = docs.get(&vec![job.clone()]);
+        let body = stored.and_then(|text| with_rule(text, &s["metric_relabel_configs"][0]));
+        match body {
+            Some(body) => {
+                let path = format!(
+                    "{prefix}/api/v1/admin/scrape_configs/{}",
+                    utf8_percent_path(&job)
+                );
+                s["apply"] = json!({
+                    "method": "PUT",
+                    "path": path,
+                    "preview": format!("{path}?dry_run=true"),
+                    "content_type": "application/yaml",
+                    "body": body,
+                });
+            }
+            None => {
+                s["note"] = json!(format!(
+                    "job {job:?} is defined in the config file: add the rule to its metric_relabel_configs there and reload"
+                ));
+            }
+        }
+    }
+}
+
+/// A stored job's YAML with `rule` appended to its `metric_relabel_configs`.
+fn with_rule(stored: &str, rule: &Value) -> Option<String> {
+    let mut job: serde_norway::Value = serde_norway::from_str(stored).ok()?;
+    let rule: serde_norway::Value = serde_norway::to_value(rule).ok()?;
+    let map = job.as_mapping_mut()?;
+    let rules = map
+        .entry("metric_relabel_configs".into())
+        .or_insert_with(|| serde_norway::Value::Sequence(Vec::new()));
+    if rules.is_null() {
+        *rules = serde_norway::Value::Sequence(Vec::new());
+    }
+    rules.as_sequence_mut()?.push(rule);
+    serde_norway::to_string(&job).ok()
+}
+
+/// A job name as one URL path segment.
+fn utf8_percent_path(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// At most this many metrics are checked for an aggregation (one count query each).
+const MAX_AGGREGATION_CHECKS: usize = 20;
+
+/// Metrics every query used through some labels only (never with all of them, see
+/// `query::usage`): a recording rule aggregating by exactly the used labels answers those
+/// queries with fewer series. Each suggestion gives the rule and the series before and after
+/// (counted now). No label is ever dropped at scrape time: merging series that a label keeps
+/// apart corrupts `rate()`; the raw metric can go once its readers use the recorded series.
+async fn aggregate_suggestions(
+    state: &QueryState,
+    series: &BTreeMap<String, u64>,
+    usage: &UsageSnapshot,
+    now: i64,
+    warnings: &mut Vec<String>,
+) -> Vec<Value> {
+    let mut candidates: Vec<(&String, u64, Vec<String>)> = Vec::new();
+    for (name, u) in &usage.metrics {
+        let Some(&n) = series.get(name) else { continue };
+        if name.is_empty() || u.requests == 0 || u.all_labels_requests > 0 || n < 2 {
+            continue;
+        }
+        let used: BTreeSet<String> = u
+            .matcher_labels
+            .iter()
+            .chain(u.grouping_labels.iter())
+            .filter(|l| l.as_str() != "__name__")
+            .cloned()
+            .collect();
+        candidates.push((name, n, used.into_iter().collect()));
+    }
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    candidates.truncate(MAX_AGGREGATION_CHECKS);
+    let opts = QueryOptions {
+        source: Source::Internal,
+        ..QueryOptions::default()
+    };
+    let mut out = Vec::new();
+    for (name, before, used) in candidates {
+        let by = used.join(", ");
+        let q = format!("count(count by ({by}) ({{__name__={name:?}}}))");
+        let after = match state.service.instant(&q, now, &opts).await {
+            Ok(v) => match v.value {
+                PromValue::Vector(s) => s.first().map(|s| s.v as u64).unwrap_or(0),
+                _ => 0,
+            },
+            Err(e) => {
+                warnings.push(format!("counting the aggregated series of {name}: {e}"));
+                continue;
+            }
+        };
+        if after == 0 || after >= before {
+            continue;
+        }
+        let (record, expr) = recording_rule(name, &used);
+        out.push(json!({
+            "metric": name,
+            "used_labels": used,
+            "series": before,
+            "series_after": after,
+            "recording_rule": {"record": record, "expr": expr},
+        }));
+    }
+    out
+}
+
+/// The rule aggregating `metric` by `labels`, named `level:metric:operation` as Prometheus's
+/// recording-rule convention says; counters (by their suffix) are summed as rates, since a
+/// sum of raw counters breaks at every reset.
+fn recording_rule(metric: &str, labels: &[String]) -> (String, String) {
+    let level = if labels.is_empty() {
+        "cluster".to_string()
+    } else {
+        labels.join("_")
+    };
+    let by = labels.join(", ");
+    let counter = ["_total", "_count", "_sum", "_bucket"]
+        .iter()
+        .any(|s| metric.ends_with(s));
+    if counter {
+        let base = metric.strip_suffix("_total").unwrap_or(metric);
+        (
+            format!("{level}:{base}:rate5m"),
+            format!("sum by ({by}) (rate({metric}[5m]))"),
+        )
+    } else {
+        (
+            format!("{level}:{metric}:sum"),
+            format!("sum by ({by}) ({metric})"),
+        )
+    }
+}
+
 /// One regex matching exactly `names` (each escaped, the whole anchored).
 fn drop_regex(names: &[&String]) -> String {
     let alts: Vec<String> = names.iter().map(|n| regex::escape(n)).collect();
@@ -184,6 +363,37 @@ fn drop_regex(names: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suggested_rule_is_appended_to_the_stored_job() {
+        let rule = json!({"source_labels": ["__name__"], "regex": "^(?:a)$", "action": "drop"});
+        let out = with_rule("job_name: j\nstatic_configs: [{targets: ['h:1']}]\n", &rule).unwrap();
+        let job = crate::config::Config::parse_scrape_job(&out, "t").unwrap();
+        assert_eq!(job.metric_relabel_configs.len(), 1);
+        let out = with_rule(&out, &rule).unwrap();
+        let job = crate::config::Config::parse_scrape_job(&out, "t").unwrap();
+        assert_eq!(job.metric_relabel_configs.len(), 2);
+        assert_eq!(utf8_percent_path("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn recording_rules_rate_counters_and_sum_gauges() {
+        let l = vec!["job".to_string(), "mode".to_string()];
+        assert_eq!(
+            recording_rule("node_cpu_seconds_total", &l),
+            (
+                "job_mode:node_cpu_seconds:rate5m".to_string(),
+                "sum by (job, mode) (rate(node_cpu_seconds_total[5m]))".to_string()
+            )
+        );
+        assert_eq!(
+            recording_rule("mem_bytes", &[]),
+            (
+                "cluster:mem_bytes:sum".to_string(),
+                "sum by () (mem_bytes)".to_string()
+            )
+        );
+    }
 
     #[test]
     fn drop_regex_matches_exactly_the_names() {

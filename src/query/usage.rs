@@ -79,6 +79,9 @@ pub struct SelectorUse {
     pub matcher_labels: BTreeSet<String>,
     /// Labels the enclosing aggregations and vector matchings name.
     pub grouping_labels: BTreeSet<String>,
+    /// Whether some selector of the metric reaches the result with all its labels (no
+    /// enclosing `sum`/`avg`/... `by`, or a `without`): then every label is in use.
+    pub all_labels: bool,
 }
 
 /// What is known about one metric name.
@@ -91,11 +94,16 @@ pub struct MetricUsage {
     pub grouping_labels: BTreeSet<String>,
     pub rule_groups: BTreeSet<String>,
     pub dashboards: BTreeSet<String>,
+    /// Requests that used the metric with all its labels (see [`SelectorUse::all_labels`]);
+    /// when zero, only `matcher_labels` and `grouping_labels` were ever used.
+    #[serde(default)]
+    pub all_labels_requests: u64,
 }
 
 impl MetricUsage {
     fn merge(&mut self, other: &MetricUsage) {
         self.requests += other.requests;
+        self.all_labels_requests += other.all_labels_requests;
         for (k, v) in &other.by_source {
             *self.by_source.entry(k.clone()).or_default() += v;
         }
@@ -165,6 +173,9 @@ impl Usage {
         for u in uses {
             let m = snap.metrics.entry(u.metric).or_default();
             m.requests += 1;
+            if u.all_labels {
+                m.all_labels_requests += 1;
+            }
             *m.by_source.entry(source.class().to_string()).or_default() += 1;
             m.last_ms = m.last_ms.max(now_ms);
             m.matcher_labels.extend(u.matcher_labels);
@@ -242,48 +253,80 @@ pub fn load(path: &Path) -> Option<UsageSnapshot> {
 /// The metrics a query reads, one entry per metric (labels of its several selectors joined).
 pub fn selector_uses(expr: &Expr) -> Vec<SelectorUse> {
     let mut out: BTreeMap<String, SelectorUse> = BTreeMap::new();
-    walk(expr, &mut Vec::new(), &mut out);
+    walk(expr, &mut Vec::new(), false, &mut out);
     out.into_values().collect()
 }
 
-fn walk(expr: &Expr, grouping: &mut Vec<String>, out: &mut BTreeMap<String, SelectorUse>) {
+/// Aggregations whose result carries only the `by` labels (none without `by`); `topk`,
+/// `bottomk`, `count_values` and `limitk` keep or add labels, so they narrow nothing.
+const NARROWING_AGGREGATIONS: &[&str] = &[
+    "sum", "avg", "min", "max", "count", "stddev", "stdvar", "group", "quantile",
+];
+
+/// `narrowed`: an enclosing aggregation already keeps only the labels in `grouping`.
+fn walk(
+    expr: &Expr,
+    grouping: &mut Vec<String>,
+    narrowed: bool,
+    out: &mut BTreeMap<String, SelectorUse>,
+) {
     match expr {
-        Expr::VectorSelector(vs) => note(vs, grouping, out),
-        Expr::MatrixSelector(ms) => note(&ms.vs, grouping, out),
-        Expr::Subquery(sq) => walk(&sq.expr, grouping, out),
-        Expr::Paren(p) => walk(&p.expr, grouping, out),
-        Expr::Unary(u) => walk(&u.expr, grouping, out),
+        Expr::VectorSelector(vs) => note(vs, grouping, narrowed, out),
+        Expr::MatrixSelector(ms) => note(&ms.vs, grouping, narrowed, out),
+        Expr::Subquery(sq) => walk(&sq.expr, grouping, narrowed, out),
+        Expr::Paren(p) => walk(&p.expr, grouping, narrowed, out),
+        Expr::Unary(u) => walk(&u.expr, grouping, narrowed, out),
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
-                walk(p, grouping, out);
+                walk(p, grouping, narrowed, out);
             }
+            let op = a.op.to_string().to_lowercase();
+            let inner_narrowed = match &a.modifier {
+                Some(LabelModifier::Exclude(_)) => narrowed,
+                _ if NARROWING_AGGREGATIONS.contains(&op.as_str()) => true,
+                _ => narrowed,
+            };
             let n = push_modifier(grouping, a.modifier.as_ref());
-            walk(&a.expr, grouping, out);
+            walk(&a.expr, grouping, inner_narrowed, out);
             grouping.truncate(grouping.len() - n);
         }
         Expr::Binary(b) => {
             let mut n = 0;
             // `group_left (x)` copies `x` from the right-hand ("one") side, `group_right`
             // from the left: those labels are used on that side only.
+            // The result carries the labels of the "many" side (the left one unless
+            // `group_right`); with `on (...)` the other side is used through the `on` and
+            // `group_*` labels only.
             let (mut left_extra, mut right_extra): (&[String], &[String]) = (&[], &[]);
+            let (mut left_narrowed, mut right_narrowed) = (narrowed, narrowed);
             if let Some(m) = &b.modifier {
                 n += push_modifier(grouping, m.matching.as_ref());
+                let on = matches!(m.matching, Some(LabelModifier::Include(_)));
                 match &m.card {
                     VectorMatchCardinality::ManyToOne(l) => right_extra = &l.labels,
                     VectorMatchCardinality::OneToMany(l) => left_extra = &l.labels,
                     _ => {}
                 }
+                if on {
+                    match &m.card {
+                        VectorMatchCardinality::OneToMany(_) => left_narrowed = true,
+                        _ => right_narrowed = true,
+                    }
+                }
             }
-            for (side, extra) in [(&b.lhs, left_extra), (&b.rhs, right_extra)] {
+            for (side, extra, side_narrowed) in [
+                (&b.lhs, left_extra, left_narrowed),
+                (&b.rhs, right_extra, right_narrowed),
+            ] {
                 grouping.extend(extra.iter().cloned());
-                walk(side, grouping, out);
+                walk(side, grouping, side_narrowed, out);
                 grouping.truncate(grouping.len() - extra.len());
             }
             grouping.truncate(grouping.len() - n);
         }
         Expr::Call(c) => {
             for a in &c.args.args {
-                walk(a, grouping, out);
+                walk(a, grouping, narrowed, out);
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
@@ -298,7 +341,12 @@ fn push_modifier(grouping: &mut Vec<String>, m: Option<&LabelModifier>) -> usize
     labels.len()
 }
 
-fn note(vs: &VectorSelector, grouping: &[String], out: &mut BTreeMap<String, SelectorUse>) {
+fn note(
+    vs: &VectorSelector,
+    grouping: &[String],
+    narrowed: bool,
+    out: &mut BTreeMap<String, SelectorUse>,
+) {
     let mut metric = vs.name.clone();
     let mut labels = BTreeSet::new();
     let all = vs
@@ -322,6 +370,7 @@ fn note(vs: &VectorSelector, grouping: &[String], out: &mut BTreeMap<String, Sel
     });
     entry.matcher_labels.extend(labels);
     entry.grouping_labels.extend(grouping.iter().cloned());
+    entry.all_labels |= !narrowed;
 }
 
 #[cfg(test)]
@@ -371,6 +420,35 @@ mod tests {
             vec![("x".into(), s(&[]), s(&[]))]
         );
         assert!(uses("vector(1) + time()").is_empty());
+    }
+
+    #[test]
+    fn all_labels_is_set_unless_an_aggregation_or_on_narrows_the_selector() {
+        let all = |q: &str| -> Vec<(String, bool)> {
+            let expr = promql_parser::parser::parse(q).unwrap();
+            selector_uses(&expr)
+                .into_iter()
+                .map(|u| (u.metric, u.all_labels))
+                .collect()
+        };
+        assert_eq!(all("x"), vec![("x".into(), true)]);
+        assert_eq!(all("rate(x[5m])"), vec![("x".into(), true)]);
+        assert_eq!(all("sum by (job) (rate(x[5m]))"), vec![("x".into(), false)]);
+        assert_eq!(all("sum(x)"), vec![("x".into(), false)]);
+        assert_eq!(all("sum without (cpu) (x)"), vec![("x".into(), true)]);
+        assert_eq!(all("topk(3, x)"), vec![("x".into(), true)]);
+        assert_eq!(all("topk(3, sum by (a) (x))"), vec![("x".into(), false)]);
+        assert_eq!(
+            all("x / on (job) group_left (team) y"),
+            vec![("x".into(), true), ("y".into(), false)]
+        );
+        assert_eq!(
+            all("x / on (job) group_right y"),
+            vec![("x".into(), false), ("y".into(), true)]
+        );
+        assert_eq!(all("x + y"), vec![("x".into(), true), ("y".into(), true)]);
+        // One narrowed and one full use of the same metric: all labels.
+        assert_eq!(all("sum(x) + x"), vec![("x".into(), true)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
@@ -205,6 +205,20 @@ pub struct AppendCtx<'a> {
     pub cfg: &'a ScrapeConfig,
     /// The target's labels without `__` ones.
     pub target_labels: &'a Labels,
+    /// Families the job's `lint: drop` policy keeps out (names as the linter reports them).
+    pub lint_dropped: Option<&'a HashSet<String>>,
+}
+
+/// Whether a sample belongs to one of `families`: its own name, or its name without the
+/// suffix a histogram, summary, counter or info child adds to the family's.
+pub fn in_families(sample_name: &str, families: &HashSet<String>) -> bool {
+    if families.contains(sample_name) {
+        return true;
+    }
+    ["_bucket", "_count", "_sum", "_total", "_created", "_info"]
+        .iter()
+        .filter_map(|suffix| sample_name.strip_suffix(suffix))
+        .any(|family| families.contains(family))
 }
 
 /// How this body's sequence of series texts relates to the last one's.
@@ -528,6 +542,9 @@ fn series_key(buf: &mut Vec<u8>, s: &SampleEntry<'_>) {
 /// Prometheus's `mutateSampleLabels`: target labels win (exposed ones are kept as
 /// `exported_<name>`) unless `honor_labels`, then metric relabeling. `None`: dropped.
 pub fn mutate_sample_labels(s: &SampleEntry<'_>, ctx: &AppendCtx<'_>) -> Option<Labels> {
+    if ctx.lint_dropped.is_some_and(|f| in_families(s.name, f)) {
+        return None;
+    }
     let exposed = s.to_labels();
     let labels = mutate_labels(&exposed, ctx.target_labels, ctx.cfg.honor_labels);
     if ctx.cfg.metric_relabel_configs.is_empty() {

@@ -39,6 +39,7 @@ fn scrape(
     let ctx = AppendCtx {
         cfg: c,
         target_labels: &tl,
+        lint_dropped: None,
     };
     let mut app = db.appender();
     let stats = cache.append(&mut app, &ctx, body.as_bytes(), Format::PrometheusText, t)?;

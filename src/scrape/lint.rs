@@ -67,7 +67,7 @@ pub const PROMTOOL_CHECKS: &[&str] = &[
 ];
 
 /// One naming problem of one metric family.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Problem {
     /// The family name as promtool prints it (for OpenMetrics counters and infos, the name
     /// the samples carry: `foo_total`, `foo_info`).

@@ -3,7 +3,9 @@
 //! this node owns. The node owns the manager (so `/api/v1/targets` and reload work whichever
 //! thread asks); the ScraperShipper role starts it on its runtime and stops it when the role
 //! stops. Reload compares each job's config and restarts only the pools that changed; targets
-//! that disappear get staleness markers.
+//! that disappear get staleness markers. Jobs come from two places: the config file (through
+//! `apply_config`) and the scrape-config API (through `set_api_jobs`); the manager scrapes
+//! their union, and a file job always wins over an API job of the same name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -46,7 +48,10 @@ struct Pool {
 }
 
 struct Inner {
+    /// The config in use: the file's with the API jobs added ([`with_api_jobs`]).
     config: Arc<Config>,
+    /// The jobs of the scrape-config API, as last set.
+    api_jobs: Vec<ScrapeConfig>,
     runtime: Option<Handle>,
     /// Bumped by every `start`, so a stale stop (an old role incarnation) is ignored.
     generation: u64,
@@ -104,6 +109,7 @@ impl ScrapeManager {
             jitter_seed: seed,
             inner: Mutex::new(Inner {
                 config,
+                api_jobs: Vec::new(),
                 runtime: None,
                 generation: 0,
                 lifetime: CancellationToken::new(),
@@ -160,8 +166,25 @@ impl ScrapeManager {
 
     /// Applies a new config: unchanged jobs keep running untouched, changed jobs restart,
     /// removed jobs stop and their targets go stale, new jobs start.
+    /// `config`'s own API jobs (if it is one this manager handed out) are ignored: the API
+    /// jobs are those of the last [`Self::set_api_jobs`].
     pub fn apply_config(self: &Arc<Self>, config: Arc<Config>) -> ReloadReport {
         *self.reload_status.lock() = (true, SystemTime::now());
+        let api = self.inner.lock().api_jobs.clone();
+        self.apply_effective(Arc::new(with_api_jobs(&config, &api)))
+    }
+
+    /// Replaces the jobs of the scrape-config API; the file's jobs stay as they are.
+    pub fn set_api_jobs(self: &Arc<Self>, jobs: Vec<ScrapeConfig>) -> ReloadReport {
+        let file = {
+            let mut inner = self.inner.lock();
+            inner.api_jobs = jobs.clone();
+            inner.config.clone()
+        };
+        self.apply_effective(Arc::new(with_api_jobs(&file, &jobs)))
+    }
+
+    fn apply_effective(self: &Arc<Self>, config: Arc<Config>) -> ReloadReport {
         let mut inner = self.inner.lock();
         let mut report = ReloadReport::default();
         inner.config = config.clone();
@@ -521,6 +544,29 @@ fn stop_pool(pool: Pool, stale: bool) {
         r.shared.stale_on_stop.store(stale, Ordering::Release);
         r.shared.cancel.cancel();
     }
+}
+
+/// The jobs to scrape: `file`'s own jobs (any API jobs in it dropped), then each API job
+/// whose name no file job has, marked `from_api` and with its interval and timeout filled
+/// from `file`'s `global` when it leaves them out.
+pub fn with_api_jobs(file: &Config, api: &[ScrapeConfig]) -> Config {
+    let mut out = file.clone();
+    out.scrape_configs.retain(|j| !j.from_api);
+    for job in api {
+        if out
+            .scrape_configs
+            .iter()
+            .any(|j| j.job_name == job.job_name)
+        {
+            tracing::warn!(job = %job.job_name, "the config file defines this job; its API version is ignored");
+            continue;
+        }
+        let mut job = job.clone();
+        job.from_api = true;
+        out.scrape_configs.push(job);
+    }
+    out.finalize();
+    out
 }
 
 #[cfg(test)]

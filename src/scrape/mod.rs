@@ -7,6 +7,7 @@
 //! and stops and the HTTP API reads and reloads.
 
 pub mod append;
+pub mod dry_run;
 pub mod file_sd;
 pub mod lint;
 pub mod manager;

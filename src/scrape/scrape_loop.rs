@@ -4,6 +4,7 @@
 //! the report series (`up`, `scrape_*`), and records health for `/api/v1/targets`. A failure
 //! touches only this target: it is reported as `up 0` with a clear `lastError`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::append::{report_samples, AppendCtx, AppendError, AppendStats, ScrapeCache};
 use super::parser::{negotiate, Format, Metadata, SCRAPE_ACCEPT_HEADER};
 use super::target::Target;
-use crate::config::ScrapeConfig;
+use crate::config::{LintPolicy, ScrapeConfig};
 use crate::storage::db::Db;
 use crate::storage::model::Labels;
 use crate::time;
@@ -115,6 +116,8 @@ struct LoopState {
     report_refs: [u64; 5],
     /// When the body was last linted.
     linted_at: Option<Instant>,
+    /// Under `lint: drop`, the families with problems in the last body.
+    lint_dropped: HashSet<String>,
 }
 
 impl ScrapeLoop {
@@ -135,6 +138,7 @@ impl ScrapeLoop {
             last_t: 0,
             report_refs: [0; 5],
             linted_at: None,
+            lint_dropped: HashSet::new(),
         };
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -196,12 +200,32 @@ impl ScrapeLoop {
         };
         // Like Prometheus, the duration is the fetch's, not the append's.
         let duration = started.elapsed();
-        let mut app = self.db.appender();
         let body_format = fetched.as_ref().ok().copied();
+        // `lint: drop` lints every body before it is stored, so a family gets in neither
+        // on the first scrape nor after it changes.
+        let drop_lint = match body_format {
+            Some(format) if self.cfg.lint == LintPolicy::Drop => {
+                st.linted_at = Some(Instant::now());
+                let problems = crate::scrape::lint::lint_body(&st.body, format).ok();
+                if let Some(p) = &problems {
+                    let families: HashSet<String> = p.iter().map(|p| p.metric.clone()).collect();
+                    if families != st.lint_dropped {
+                        // Cached series decisions were made under the old set; start over,
+                        // as Prometheus does when a job's relabeling changes.
+                        st.cache = ScrapeCache::default();
+                        st.lint_dropped = families;
+                    }
+                }
+                problems
+            }
+            _ => None,
+        };
+        let mut app = self.db.appender();
         let result = fetched.and_then(|format| {
             let ctx = AppendCtx {
                 cfg: &self.cfg,
                 target_labels: &st.target_labels,
+                lint_dropped: (self.cfg.lint == LintPolicy::Drop).then_some(&st.lint_dropped),
             };
             Ok(st.cache.append(&mut app, &ctx, &st.body, format, t)?)
         });
@@ -239,6 +263,10 @@ impl ScrapeLoop {
         }
         st.last_t = t;
         let lint = match body_format {
+            _ if drop_lint.is_some() => drop_lint.map(|mut p| {
+                p.truncate(MAX_LINT_PROBLEMS);
+                p
+            }),
             Some(format) if up && st.linted_at.is_none_or(|at| at.elapsed() >= LINT_EVERY) => {
                 st.linted_at = Some(Instant::now());
                 crate::scrape::lint::lint_body(&st.body, format)
@@ -289,55 +317,72 @@ impl ScrapeLoop {
 
     /// GETs the body into `buf` within the timeout; returns the negotiated format.
     async fn fetch(&self, url: &str, buf: &mut Vec<u8>) -> Result<Format> {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.fetch_inner(url, buf)).await {
-            Ok(r) => r,
-            Err(_) => Err(ScrapeError::Timeout {
-                url: url.to_string(),
-                timeout,
-            }),
-        }
+        fetch_body(&self.client, &self.cfg, url, self.timeout, buf).await
     }
+}
 
-    async fn fetch_inner(&self, url: &str, buf: &mut Vec<u8>) -> Result<Format> {
-        let mut req = self
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", self.timeout.as_secs_f64()),
-            );
-        req = apply_auth(req, &self.cfg)?;
-        let request_err = |e: reqwest::Error| ScrapeError::Request {
+/// One scrape's GET of `url` into `buf` within `timeout` (Accept negotiation, auth,
+/// body_size_limit), as every scrape and the dry run of the scrape-config API make it;
+/// returns the negotiated format.
+pub async fn fetch_body(
+    client: &reqwest::Client,
+    cfg: &ScrapeConfig,
+    url: &str,
+    timeout: Duration,
+    buf: &mut Vec<u8>,
+) -> Result<Format> {
+    match tokio::time::timeout(timeout, fetch_inner(client, cfg, url, timeout, buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(ScrapeError::Timeout {
             url: url.to_string(),
-            reason: crate::httpclient::error_chain(&e),
-        };
-        let mut resp = req.send().await.map_err(request_err)?;
-        let status = resp.status();
-        if status != reqwest::StatusCode::OK {
-            return Err(ScrapeError::Status(status.to_string()));
-        }
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let limit = self.cfg.body_size_limit.0;
-        buf.clear();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ScrapeError::Body(crate::httpclient::error_chain(&e)))?
-        {
-            if limit > 0 && (buf.len() + chunk.len()) as u64 > limit {
-                return Err(ScrapeError::BodyTooLarge(limit));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(negotiate(&content_type)?.format)
+            timeout,
+        }),
     }
+}
+
+async fn fetch_inner(
+    client: &reqwest::Client,
+    cfg: &ScrapeConfig,
+    url: &str,
+    timeout: Duration,
+    buf: &mut Vec<u8>,
+) -> Result<Format> {
+    let mut req = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, SCRAPE_ACCEPT_HEADER)
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", timeout.as_secs_f64()),
+        );
+    req = apply_auth(req, cfg)?;
+    let request_err = |e: reqwest::Error| ScrapeError::Request {
+        url: url.to_string(),
+        reason: crate::httpclient::error_chain(&e),
+    };
+    let mut resp = req.send().await.map_err(request_err)?;
+    let status = resp.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(ScrapeError::Status(status.to_string()));
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let limit = cfg.body_size_limit.0;
+    buf.clear();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ScrapeError::Body(crate::httpclient::error_chain(&e)))?
+    {
+        if limit > 0 && (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ScrapeError::BodyTooLarge(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(negotiate(&content_type)?.format)
 }
 
 /// Basic auth or an `Authorization` header; files are re-read per scrape like Prometheus.
