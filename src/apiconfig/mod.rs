@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::storage::bucket::ObjectStore;
@@ -194,16 +193,26 @@ fn decode_name(rest: &str) -> Option<Vec<String>> {
     rest.split('/').map(decode_segment).collect()
 }
 
-/// Wakes every syncer of this node at once (a write here, or a peer's word that it wrote).
-#[derive(Clone, Debug, Default)]
-pub struct SyncSignal(Arc<Notify>);
+/// Wakes every syncer of this node (a write here, or a peer's word that it wrote). A watch
+/// channel, so a signal that arrives while a syncer is busy reading is not lost: the syncer
+/// sees the change when it next waits.
+#[derive(Clone, Debug)]
+pub struct SyncSignal(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for SyncSignal {
+    fn default() -> Self {
+        SyncSignal(Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
 
 impl SyncSignal {
     pub fn notify(&self) {
-        self.0.notify_waiters();
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
-    async fn notified(&self) {
-        self.0.notified().await
+
+    /// A receiver for one syncer.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
     }
 }
 
@@ -245,13 +254,15 @@ pub async fn run_syncer(
     cancel: CancellationToken,
 ) {
     let mut last = None;
+    let mut signals = signal.subscribe();
     loop {
+        signals.mark_unchanged();
         if let Err(e) = sync_once(&store, &mut last, &apply).await {
             tracing::warn!(kind = store.kind, error = %e, "cannot read API config");
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = signal.notified() => {}
+            _ = signals.changed() => {}
             _ = tokio::time::sleep(interval) => {}
         }
     }

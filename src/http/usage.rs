@@ -152,6 +152,15 @@ async fn series_by_job(
     out
 }
 
+/// The series every scrape adds about itself (Prometheus 2.42's set).
+const REPORT_SERIES: &[&str] = &[
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
 /// Per job with unused metrics: the relabel rule dropping them and what it saves.
 fn drop_suggestions(
     by_job: &BTreeMap<String, BTreeMap<String, u64>>,
@@ -160,9 +169,11 @@ fn drop_suggestions(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     for (job, metrics) in by_job {
+        // The report series (`up`, `scrape_*`) are written by the scraper itself: metric
+        // relabeling never sees them, so a rule naming them would drop nothing.
         let names: Vec<&String> = metrics
             .keys()
-            .filter(|n| unused.contains(n.as_str()))
+            .filter(|n| unused.contains(n.as_str()) && !REPORT_SERIES.contains(&n.as_str()))
             .collect();
         if job.is_empty() || names.is_empty() {
             continue;

@@ -222,6 +222,12 @@ impl ScrapeManager {
             if let Some(old) = old {
                 // Targets that survive the change hand over without staleness, like
                 // Prometheus's reload; the others go stale once the new pool has synced.
+                // When what is stored changed (relabeling, honor_*, lint policy), every old
+                // loop writes its end-of-run markers, as Prometheus does when it cannot
+                // reuse the scrape cache: they land only on series the new loop no longer
+                // writes (on the others they are older than its samples and refused), so
+                // dropped series end at once instead of lingering for the lookback.
+                let reusable = same_stored_series(&old.cfg, cfg);
                 pool.loops = HashMap::new();
                 inner.pools.insert(job.to_string(), pool);
                 self.sync_pool(&mut inner, job);
@@ -234,7 +240,7 @@ impl ScrapeManager {
                 for (hash, r) in old.loops {
                     r.shared
                         .stale_on_stop
-                        .store(!kept.contains(&hash), Ordering::Release);
+                        .store(!reusable || !kept.contains(&hash), Ordering::Release);
                     r.shared.cancel.cancel();
                 }
             } else {
@@ -544,6 +550,34 @@ fn stop_pool(pool: Pool, stale: bool) {
         r.shared.stale_on_stop.store(stale, Ordering::Release);
         r.shared.cancel.cancel();
     }
+}
+
+/// Whether two versions of a job store the same series from the same bodies (Prometheus's
+/// `reusableCache`): they differ at most in timing, limits and how the target is reached.
+fn same_stored_series(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
+    fn stored_part(c: &ScrapeConfig) -> ScrapeConfig {
+        let mut z = c.clone();
+        z.scrape_interval = Default::default();
+        z.scrape_timeout = Default::default();
+        z.sample_limit = 0;
+        z.target_limit = 0;
+        z.label_limit = 0;
+        z.label_name_length_limit = 0;
+        z.label_value_length_limit = 0;
+        z.body_size_limit = Default::default();
+        z.basic_auth = None;
+        z.authorization = None;
+        z.bearer_token = Default::default();
+        z.bearer_token_file = None;
+        z.tls_config = Default::default();
+        z.follow_redirects = true;
+        z.enable_http2 = true;
+        z.scrape_protocols = None;
+        z.static_configs.clear();
+        z.file_sd_configs.clear();
+        z
+    }
+    stored_part(a) == stored_part(b)
 }
 
 /// The jobs to scrape: `file`'s own jobs (any API jobs in it dropped), then each API job

@@ -33,8 +33,12 @@ type Routes = Arc<Mutex<HashMap<String, Body>>>;
 pub struct BodyServer {
     pub addr: std::net::SocketAddr,
     routes: Routes,
+    hits: Hits,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// Requests served per path.
+type Hits = Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>;
 
 impl Drop for BodyServer {
     fn drop(&mut self) {
@@ -49,13 +53,29 @@ impl BodyServer {
             .expect("bind body server");
         let addr = listener.local_addr().expect("addr");
         let routes: Routes = Arc::default();
-        let r = routes.clone();
+        let hits: Hits = Arc::default();
+        let (r, h) = (routes.clone(), hits.clone());
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(serve_conn(sock, r.clone()));
+                tokio::spawn(serve_conn(sock, r.clone(), h.clone()));
             }
         });
-        BodyServer { addr, routes, task }
+        BodyServer {
+            addr,
+            routes,
+            hits,
+            task,
+        }
+    }
+
+    /// How many requests for `path` were served so far.
+    pub fn hits(&self, path: &str) -> u64 {
+        self.hits
+            .lock()
+            .expect("hits")
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// `path` answers `body` with `content_type` from now on.
@@ -78,7 +98,7 @@ impl BodyServer {
     }
 }
 
-async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Routes) {
+async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Routes, hits: Hits) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let Some(head_end) =
@@ -89,6 +109,7 @@ async fn serve_conn(mut sock: tokio::net::TcpStream, routes: Routes) {
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         buf.drain(..head_end);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        *hits.lock().expect("hits").entry(path.clone()).or_default() += 1;
         let body = routes.lock().expect("routes").get(&path).cloned();
         let ok = match body {
             None => sock
