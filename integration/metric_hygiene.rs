@@ -210,14 +210,14 @@ async fn unused_metrics_are_found_and_the_suggested_drop_applies_through_the_tar
         let v = node
             .get_json("/api/v1/query?query=scrape_samples_post_metric_relabeling%7Bjob%3D%22python%22%7D")
             .await;
-        v["data"]["result"][0]["value"][1] == kept.to_string()
+        v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(kept)
     })
     .await;
     wait_until("the dropped series go stale", Duration::from_secs(20), || async {
         let v = node
             .get_json("/api/v1/query?query=count(%7Bjob%3D%22python%22%2C__name__%3D~%22demo_.*%22%7D)")
             .await;
-        v["data"]["result"][0]["value"][1] == kept.to_string()
+        v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(kept)
     })
     .await;
     node.handle.stop().await;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod node;
 pub mod promql;
 pub mod query;
+pub mod remote;
 pub mod rules;
 pub mod scrape;
 pub mod storage;

@@ -18,35 +18,9 @@ use crate::storage::model::{Label, Labels};
 /// Decoded bodies above this are refused before decompression allocates them.
 const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 
-#[derive(Clone, PartialEq, Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<ProtoLabel>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<ProtoSample>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct ProtoLabel {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct ProtoSample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+pub use crate::remote::prompb::{
+    Label as ProtoLabel, Sample as ProtoSample, TimeSeries, WriteRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
@@ -127,6 +101,7 @@ pub fn encode(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<u8> {
                     .collect(),
             })
             .collect(),
+        metadata: Vec::new(),
     };
     let raw = req.encode_to_vec();
     snap::raw::Encoder::new()
@@ -220,6 +195,7 @@ mod tests {
                 ],
                 samples: vec![],
             }],
+            metadata: vec![],
         };
         let body = snap::raw::Encoder::new()
             .compress_vec(&dup.encode_to_vec())

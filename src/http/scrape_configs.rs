@@ -124,7 +124,8 @@ async fn put_job(
     validate(&current, &parsed.config)?;
     if is_dry_run(&req) {
         let base = current.clone();
-        let mut after_cfg = crate::scrape::manager::with_api_jobs(&base, &[parsed.config.clone()]);
+        let mut after_cfg =
+            crate::scrape::manager::with_api_jobs(&base, std::slice::from_ref(&parsed.config));
         let after_job = after_cfg
             .scrape_configs
             .pop()

@@ -1,0 +1,5 @@
+//! Prometheus's remote-storage protocol as Strata speaks it: the protobuf messages
+//! (`prompb`) shared by the remote-write receiver, remote write out, the remote-read endpoint
+//! and the sidecar's reads from a Prometheus.
+
+pub mod prompb;
