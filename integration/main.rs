@@ -12,6 +12,7 @@ mod compactor_downsample;
 mod compactor_faults;
 mod compactor_replicas;
 mod configs;
+mod discovery;
 mod distributed;
 mod downsampled_e2e;
 mod downsampled_query;
