@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod browser;
+mod cardinality;
 mod cluster;
 mod compactor;
 mod compactor_cluster;
