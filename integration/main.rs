@@ -39,3 +39,4 @@ mod tools_tsdb;
 mod ui_apis;
 mod web_ui;
 mod web_ui_admin;
+mod web_ui_hygiene;
