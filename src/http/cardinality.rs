@@ -139,7 +139,10 @@ async fn cardinality(req: HttpRequest, state: web::Data<StatusState>) -> ApiResu
         return Ok(success(&local));
     }
     let (mut digests, mut warnings) = ask_peers(&state, &req, &r).await;
-    digests.insert(0, local);
+    // A node holding no series is no source: the answer stays the same on every node.
+    if state.router.runs(Role::ScraperShipper) || state.router.runs(Role::StoreShard) {
+        digests.insert(0, local);
+    }
     for d in &digests {
         warnings.extend(
             d.warnings
@@ -168,14 +171,17 @@ async fn cardinality(req: HttpRequest, state: web::Data<StatusState>) -> ApiResu
 async fn local_digest(state: &StatusState, r: &Request) -> Result<Digest> {
     let replica = vec![state.config.cluster.replica_label.clone()];
     let mut b = DigestBuilder::new(&state.router.node_id, &replica, r.focus.as_deref());
+    let external = Labels::from_pairs(state.config.shipping_labels());
+    let head_selectors = head_selectors(&r.selectors, &external);
     if state.router.runs(Role::ScraperShipper) {
-        let db = state.db.clone();
-        let (selectors, start, end) = (r.selectors.clone(), r.start, r.end);
-        let series = web::block(move || db.head().footprints(&selectors, start, end))
-            .await
-            .map_err(|e| CardinalityError::Head(e.to_string()))?;
-        let external = Labels::from_pairs(state.config.shipping_labels());
-        b.add_head(&series, &external);
+        if let Some(selectors) = head_selectors {
+            let db = state.db.clone();
+            let (start, end) = (r.start, r.end);
+            let series = web::block(move || db.head().footprints(&selectors, start, end))
+                .await
+                .map_err(|e| CardinalityError::Head(e.to_string()))?;
+            b.add_head(&series, &external);
+        }
     }
     if state.router.runs(Role::StoreShard) {
         let got = state
@@ -188,6 +194,29 @@ async fn local_digest(state: &StatusState, r: &Request) -> Result<Digest> {
         b.add_blocks(&got.blocks);
     }
     Ok(b.finish())
+}
+
+/// The selectors to apply to the head, whose series carry no external labels: matchers on
+/// an external label are decided by the node's value (as the query path does); a selector
+/// that value rules out is left out. `None`: no selector can match (not "every series").
+fn head_selectors(selectors: &[Vec<Matcher>], external: &Labels) -> Option<Vec<Vec<Matcher>>> {
+    if selectors.is_empty() {
+        return Some(Vec::new());
+    }
+    let kept: Vec<Vec<Matcher>> = selectors
+        .iter()
+        .filter(|sel| {
+            sel.iter()
+                .all(|m| external.get(&m.name).is_none_or(|v| m.matches(v)))
+        })
+        .map(|sel| {
+            sel.iter()
+                .filter(|m| external.get(&m.name).is_none())
+                .cloned()
+                .collect()
+        })
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// Every live peer holding series: ScraperShippers and StoreShards, each once.
@@ -285,6 +314,22 @@ mod tests {
             assert!(e.message.contains("\"limit\""), "{bad}: {}", e.message);
         }
         assert_eq!(parse(&params(&[("limit", "10000")]), 0).unwrap().limit, 10_000);
+    }
+
+    #[test]
+    fn external_label_matchers_are_decided_by_the_nodes_value() {
+        let ext = Labels::from_pairs([("cluster", "eu1"), ("replica", "a")]);
+        let sel = |s: &str| crate::promql::parse_series_selector(s).unwrap();
+        assert_eq!(head_selectors(&[], &ext), Some(vec![]));
+        let got = head_selectors(&sel("up{cluster=\"eu1\"}"), &ext).unwrap();
+        assert_eq!(got, vec![vec![Matcher::equal("__name__", "up")]]);
+        assert_eq!(head_selectors(&sel("up{cluster=\"us\"}"), &ext), None);
+        let mut both = sel("up{replica=\"b\"}");
+        both.extend(sel("{job=\"x\"}"));
+        assert_eq!(
+            head_selectors(&both, &ext),
+            Some(vec![vec![Matcher::equal("job", "x")]])
+        );
     }
 
     #[test]

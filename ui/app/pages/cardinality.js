@@ -61,7 +61,7 @@ export async function render(container) {
   };
   container.append(el('h1', {}, 'Cardinality'));
   const match = el('input', { type: 'text', value: state.match, placeholder: 'match[] selector, e.g. {job="node"}', 'data-testid': 'match', size: 40 });
-  const focus = el('input', { type: 'text', value: state.focusLabel, placeholder: 'focus label, e.g. instance', 'data-testid': 'focus', size: 18 });
+  const focus = el('input', { type: 'text', value: state.focusLabel, placeholder: 'e.g. instance', 'data-testid': 'focus', size: 18 });
   const limit = el('input', { type: 'text', value: state.limit, 'data-testid': 'limit', size: 5, title: 'Entries per list (1 to 10000)' });
   const go = () => {
     location.href = viewUrl({ 'match[]': match.value.trim(), focusLabel: focus.value.trim(), limit: limit.value.trim() === '10' ? '' : limit.value.trim() });
