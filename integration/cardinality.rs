@@ -62,8 +62,14 @@ async fn counted(node: &TestNode) -> BTreeMap<String, u64> {
             a.iter()
                 .map(|r| {
                     (
-                        r["metric"]["__name__"].as_str().unwrap_or_default().to_string(),
-                        r["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+                        r["metric"]["__name__"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        r["value"][1]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0),
                     )
                 })
                 .collect()
@@ -112,8 +118,16 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
     let want = counted(&a).await;
     assert!(want.get("app_shards") == Some(&3), "{want:?}");
     // Each series once, although two heads and two replicas' blocks hold it.
-    assert_eq!(series_by_name(&from_a, "seriesCountByMetricName"), want, "{from_a}");
-    assert_eq!(series_by_name(&from_b, "seriesCountByMetricName"), want, "{from_b}");
+    assert_eq!(
+        series_by_name(&from_a, "seriesCountByMetricName"),
+        want,
+        "{from_a}"
+    );
+    assert_eq!(
+        series_by_name(&from_b, "seriesCountByMetricName"),
+        want,
+        "{from_b}"
+    );
     let total: u64 = want.values().sum();
     assert_eq!(from_a["data"]["totals"]["series"], total, "{from_a}");
     for list in ["seriesCountByJob", "seriesCountByLabelName"] {
@@ -132,7 +146,10 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
     let labels = series_by_name(&from_a, "seriesCountByLabelName");
     assert!(!labels.contains_key("replica"), "{labels:?}");
     assert_eq!(labels.get("cluster"), Some(&total), "{labels:?}");
-    for m in from_a["data"]["seriesCountByMetricName"].as_array().unwrap() {
+    for m in from_a["data"]["seriesCountByMetricName"]
+        .as_array()
+        .unwrap()
+    {
         assert!(m["headBytes"].as_u64() > Some(0), "{m}");
         assert!(m["samplesPerSecond"].as_f64() > Some(0.0), "{m}");
     }
@@ -164,7 +181,10 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
     let top = v["data"]["seriesCountByMetricName"].as_array().unwrap();
     assert_eq!(top.len(), 1, "{v}");
     assert_eq!(top[0]["name"], "app_shards", "{v}");
-    assert_eq!(v["data"]["totals"]["series"], total, "totals are over every series");
+    assert_eq!(
+        v["data"]["totals"]["series"], total,
+        "totals are over every series"
+    );
     let r = http_client()
         .get(format!("{}/api/v1/status/cardinality?limit=0", a.base))
         .send()

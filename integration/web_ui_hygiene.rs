@@ -62,7 +62,11 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         a = target.addr,
         rules = rules.display()
     );
-    let node = TestNode::builder().id("ui-hygiene").yaml(&yaml).start().await;
+    let node = TestNode::builder()
+        .id("ui-hygiene")
+        .yaml(&yaml)
+        .start()
+        .await;
     let base = node.base.clone();
     wait_until(
         "the head and a shipped block to hold the demo series",
@@ -82,19 +86,27 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
     browser.assert_clean("cardinality").await;
     let metrics = text(&browser, "[data-testid=metrics]").await;
     assert!(metrics.contains("hyg_temperature_celsius"), "{metrics}");
-    assert!(metrics.contains("KiB") || metrics.contains(" B"), "bytes shown: {metrics}");
+    assert!(
+        metrics.contains("KiB") || metrics.contains(" B"),
+        "bytes shown: {metrics}"
+    );
     let series = text(&browser, "[data-testid=total-series]").await;
     assert!(series.contains("Series"), "{series}");
     let jobs = text(&browser, "[data-testid=jobs]").await;
     assert!(jobs.contains("demo"), "{jobs}");
     let labels = text(&browser, "[data-testid=labels]").await;
-    assert!(labels.contains("room") && !labels.contains("replica"), "{labels}");
+    assert!(
+        labels.contains("room") && !labels.contains("replica"),
+        "{labels}"
+    );
     browser.screenshot("cardinality").await;
 
     // The match input narrows the view; a focus label lists series per value.
     browser
-        .js("document.querySelector('[data-testid=match]').value = 'hyg_temperature_celsius'; \
-             document.querySelector('[data-testid=focus]').value = 'room'; return true")
+        .js(
+            "document.querySelector('[data-testid=match]').value = 'hyg_temperature_celsius'; \
+             document.querySelector('[data-testid=focus]').value = 'room'; return true",
+        )
         .await;
     browser
         .client
@@ -120,7 +132,10 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
     let metrics = text(&browser, "[data-testid=metrics]").await;
     assert!(!metrics.contains("hyg_requests_total"), "{metrics}");
     assert_eq!(
-        text(&browser, "[data-testid=total-series]").await.lines().next(),
+        text(&browser, "[data-testid=total-series]")
+            .await
+            .lines()
+            .next(),
         Some("3")
     );
     browser.screenshot("cardinality-focus").await;
@@ -141,7 +156,10 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
-    assert!(unused.iter().any(|m| m == "hyg_requests_total"), "{unused:?}");
+    assert!(
+        unused.iter().any(|m| m == "hyg_requests_total"),
+        "{unused:?}"
+    );
     assert!(
         !unused.iter().any(|m| m == "hyg_temperature_celsius"),
         "the rule reads it: {unused:?}"

@@ -144,11 +144,7 @@ async fn cardinality(req: HttpRequest, state: web::Data<StatusState>) -> ApiResu
         digests.insert(0, local);
     }
     for d in &digests {
-        warnings.extend(
-            d.warnings
-                .iter()
-                .map(|w| format!("node {}: {w}", d.node)),
-        );
+        warnings.extend(d.warnings.iter().map(|w| format!("node {}: {w}", d.node)));
     }
     let focus = r.focus.clone();
     let limit = r.limit;
@@ -250,7 +246,12 @@ async fn ask_peers(
     }
     let client = match reqwest::Client::builder().timeout(PEER_TIMEOUT).build() {
         Ok(c) => c,
-        Err(e) => return (Vec::new(), vec![CardinalityError::Client(e.to_string()).to_string()]),
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![CardinalityError::Client(e.to_string()).to_string()],
+            )
+        }
     };
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("start", &format!("{:.3}", r.start as f64 / 1000.0));
@@ -313,7 +314,10 @@ mod tests {
             let e = parse(&params(&[("limit", bad)]), 0).err().unwrap();
             assert!(e.message.contains("\"limit\""), "{bad}: {}", e.message);
         }
-        assert_eq!(parse(&params(&[("limit", "10000")]), 0).unwrap().limit, 10_000);
+        assert_eq!(
+            parse(&params(&[("limit", "10000")]), 0).unwrap().limit,
+            10_000
+        );
     }
 
     #[test]

@@ -26,7 +26,15 @@ use crate::storage::store::footprint::BlockFootprint;
 /// A head series: identity, metric, job, label-name set, focus value (indices into the
 /// digest's strings and name sets), chunk bytes, samples per second.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HeadRow(pub u64, pub u32, pub u32, pub u32, pub Option<u32>, pub u64, pub f64);
+pub struct HeadRow(
+    pub u64,
+    pub u32,
+    pub u32,
+    pub u32,
+    pub Option<u32>,
+    pub u64,
+    pub f64,
+);
 
 /// A series in the bucket for one replica (string index of the replica label's value, that
 /// of `""` without one): identity, metric, job, name set, focus value, replica, bytes summed

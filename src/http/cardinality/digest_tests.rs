@@ -66,7 +66,10 @@ fn stat<'a>(list: &'a [CostStat], name: &str) -> &'a CostStat {
 fn replicas_in_two_heads_count_once_with_the_larger_bytes() {
     let a = digest(
         "a",
-        &[head("up", "app", "x", 100, 11), head("up", "app", "y", 50, 11)],
+        &[
+            head("up", "app", "x", 100, 11),
+            head("up", "app", "y", 50, 11),
+        ],
         &[],
         None,
     );
@@ -88,7 +91,10 @@ fn ha_blocks_count_one_replica_and_deduplicated_blocks_add_up() {
         "s",
         &[],
         &[
-            block(1, &[("up", "x", Some("a"), 300), ("up", "y", Some("a"), 10)]),
+            block(
+                1,
+                &[("up", "x", Some("a"), 300), ("up", "y", Some("a"), 10)],
+            ),
             block(2, &[("up", "x", Some("b"), 280)]),
             block(3, &[("up", "x", Some("a"), 5)]),
             block(4, &[("up", "x", None, 1000)]),

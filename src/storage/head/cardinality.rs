@@ -224,7 +224,11 @@ mod tests {
         assert!(all.iter().all(|f| (f.first, f.last) == (0, 9000)));
         let a = vec![Matcher::equal("job", "a")];
         let one = head.footprints(&[a.clone(), a], 0, 100_000);
-        assert_eq!(one.len(), 1, "two selectors naming one series count it once");
+        assert_eq!(
+            one.len(),
+            1,
+            "two selectors naming one series count it once"
+        );
         assert_eq!(one[0].labels.get("job"), Some("a"));
         assert!(head.footprints(&[], 20_000, 30_000).is_empty());
     }

@@ -402,7 +402,11 @@ impl BucketBlock {
 
     /// Series IDs selected by the matchers, with Prometheus semantics (matchers accepting the
     /// empty value subtract; no matchers = every series).
-    pub(super) async fn postings_for(&self, h: &IndexHeader, matchers: &[Matcher]) -> Result<Vec<u32>> {
+    pub(super) async fn postings_for(
+        &self,
+        h: &IndexHeader,
+        matchers: &[Matcher],
+    ) -> Result<Vec<u32>> {
         // Plan: for each matcher, the postings ranges to union, and whether it intersects or
         // subtracts. Everything is fetched in one batch.
         let mut plan: Vec<(bool, Vec<(u64, u64)>)> = Vec::new();
@@ -465,7 +469,11 @@ impl BucketBlock {
         Ok(result.unwrap_or_default())
     }
 
-    pub(super) async fn fetch_series(&self, h: &IndexHeader, ids: &[u32]) -> Result<Vec<RawSeries>> {
+    pub(super) async fn fetch_series(
+        &self,
+        h: &IndexHeader,
+        ids: &[u32],
+    ) -> Result<Vec<RawSeries>> {
         let toc = h.toc();
         let toc_at = h.index_size().saturating_sub(TOC_LEN as u64);
         let end = section_end(&toc, toc_at, toc.series);

@@ -163,7 +163,11 @@ mod tests {
         let sizes = chunk_sizes(&refs, |pos| [300, 90].get(pos).copied());
         assert_eq!(sizes[&seg(0, 8)], 92);
         assert_eq!(sizes[&seg(0, 100)], 150);
-        assert_eq!(sizes[&seg(0, 250)], 50, "the last chunk runs to the segment's end");
+        assert_eq!(
+            sizes[&seg(0, 250)],
+            50,
+            "the last chunk runs to the segment's end"
+        );
         assert_eq!(sizes[&seg(1, 8)], 32);
         assert_eq!(sizes[&seg(1, 40)], 50);
     }
@@ -173,7 +177,10 @@ mod tests {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
         assert!(selected(&[], &l));
         assert!(selected(
-            &[vec![Matcher::equal("job", "b")], vec![Matcher::equal("job", "a")]],
+            &[
+                vec![Matcher::equal("job", "b")],
+                vec![Matcher::equal("job", "a")]
+            ],
             &l
         ));
         assert!(!selected(&[vec![Matcher::equal("job", "b")]], &l));
