@@ -4,7 +4,7 @@
 //! with the match input and focuses on a label; the never-queried page warns when the window
 //! is longer than usage has been collected, and with a short window lists the metric nobody
 //! read with its job's drop rule as YAML and what it saves. Screenshots (1280×800) go to
-//! `<target dir>/ui-screenshots/` as `cardinality*.png` and `unused*.png`.
+//! `<target dir>/ui-screenshots/` as `cardinality-*.png` and `unused-*.png`.
 
 use std::time::Duration;
 
@@ -99,7 +99,11 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         labels.contains("room") && !labels.contains("replica"),
         "{labels}"
     );
-    browser.screenshot("cardinality").await;
+    browser.screenshot("cardinality-top").await;
+    browser
+        .js("window.scrollTo(0, document.body.scrollHeight); return true")
+        .await;
+    browser.screenshot("cardinality-labels-nodes").await;
 
     // The match input narrows the view; a focus label lists series per value.
     browser
@@ -176,7 +180,7 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         saves.contains("series") && saves.contains("samples/day"),
         "{saves}"
     );
-    browser.screenshot("unused").await;
+    browser.screenshot("unused-drop-rules").await;
 
     browser.close().await;
     node.handle.stop().await;
