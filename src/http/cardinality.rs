@@ -143,6 +143,7 @@ async fn cardinality(req: HttpRequest, state: web::Data<StatusState>) -> ApiResu
     if state.router.runs(Role::ScraperShipper) || state.router.runs(Role::StoreShard) {
         digests.insert(0, local);
     }
+    warnings.extend(digest::doubly_served_blocks(&digests));
     for d in &digests {
         warnings.extend(d.warnings.iter().map(|w| format!("node {}: {w}", d.node)));
     }

@@ -296,6 +296,33 @@ impl SeriesAgg {
     }
 }
 
+/// Warnings for blocks more than one node answered for (while StoreShards rebalance, a block
+/// can be served twice for a moment): their bytes may count twice.
+pub fn doubly_served_blocks(digests: &[Digest]) -> Vec<String> {
+    let mut by_block: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for d in digests {
+        for b in &d.blocks {
+            by_block
+                .entry(b.as_str())
+                .or_default()
+                .push(d.node.as_str());
+        }
+    }
+    by_block
+        .into_iter()
+        .filter_map(|(b, mut nodes)| {
+            nodes.sort_unstable();
+            nodes.dedup();
+            (nodes.len() > 1).then(|| {
+                format!(
+                    "block {b} is served by {} at once (the StoreShards are rebalancing); its bytes may count twice",
+                    nodes.join(" and ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Merges the digests (one per node; a node answering twice counts once) into the report.
 pub fn merge(digests: &[Digest], focus: Option<&str>, limit: usize) -> Report {
     let mut strings: Vec<String> = Vec::new();

@@ -197,3 +197,13 @@ fn rates_need_two_samples_over_time() {
     f.last = 60_000;
     assert!((samples_per_second(&f) - 0.5).abs() < 1e-9);
 }
+
+#[test]
+fn a_block_served_by_two_nodes_is_named() {
+    let s1 = digest("s1", &[], &[block(1, &[("up", "x", None, 3)])], None);
+    let s2 = digest("s2", &[], &[block(1, &[("up", "x", None, 3)])], None);
+    let s3 = digest("s3", &[], &[block(2, &[("up", "x", None, 3)])], None);
+    let w = doubly_served_blocks(&[s1, s2, s3]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("s1 and s2"), "{w:?}");
+}

@@ -172,6 +172,64 @@ mod tests {
         assert_eq!(sizes[&seg(1, 40)], 50);
     }
 
+    /// One synthetic block in a memory bucket, served by a store.
+    async fn served_block(
+        spec: &super::super::synth::SynthSpec,
+    ) -> (tempfile::TempDir, BucketStore, u64) {
+        use crate::storage::bucket::memory::MemoryStore;
+        use crate::storage::bucket::{DynStore, ObjectStore};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = super::super::synth::write_block(dir.path(), spec).unwrap();
+        let bucket = Arc::new(MemoryStore::new());
+        let block_dir = dir.path().join(meta.ulid.to_string());
+        let mut chunk_bytes = 0;
+        for seg in std::fs::read_dir(block_dir.join("chunks")).unwrap() {
+            let seg = seg.unwrap();
+            let name = seg.file_name().to_string_lossy().to_string();
+            chunk_bytes +=
+                seg.metadata().unwrap().len() - crate::storage::block::chunks::SEGMENT_HEADER_LEN;
+            bucket
+                .put_file(&format!("{}/chunks/{name}", meta.ulid), &seg.path())
+                .await
+                .unwrap();
+        }
+        for f in ["index", "meta.json"] {
+            bucket
+                .put_file(&format!("{}/{f}", meta.ulid), &block_dir.join(f))
+                .await
+                .unwrap();
+        }
+        let cfg = super::super::StoreConfig::new(dir.path().join("cache"), "n1");
+        let store = BucketStore::new(bucket as DynStore, cfg).unwrap();
+        store.sync(&|_| true).await.unwrap();
+        (dir, store, chunk_bytes)
+    }
+
+    #[tokio::test]
+    async fn every_chunk_record_of_a_block_is_counted_once() {
+        let mut spec = super::super::synth::SynthSpec::new(40, 0);
+        spec.metrics = 4;
+        spec.external_labels = [("replica".to_string(), "a".to_string())].into();
+        let (_dir, store, chunk_bytes) = served_block(&spec).await;
+        let all = store.footprints(&[], 0, i64::MAX, 2).await;
+        assert!(all.warnings.is_empty(), "{:?}", all.warnings);
+        assert_eq!(all.blocks.len(), 1);
+        let series = &all.blocks[0].series;
+        assert_eq!(series.len(), 40);
+        assert!(series.iter().all(|s| s.labels.get("replica") == Some("a")));
+        let total: u64 = series.iter().map(|s| s.bytes).sum();
+        assert_eq!(total, chunk_bytes, "the chunk records fill the segments");
+
+        let one = vec![Matcher::equal("__name__", "metric_001")];
+        let some = store.footprints(&[one], 0, i64::MAX, 2).await;
+        assert_eq!(some.blocks[0].series.len(), 10);
+        let other = vec![Matcher::equal("replica", "b")];
+        let none = store.footprints(&[other], 0, i64::MAX, 2).await;
+        assert!(none.blocks[0].series.is_empty());
+        let later = store.footprints(&[], 3 * 3600 * 1000, i64::MAX, 2).await;
+        assert!(later.blocks.is_empty());
+    }
+
     #[test]
     fn no_selector_selects_everything() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
