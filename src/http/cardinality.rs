@@ -3,7 +3,10 @@
 //! digest and asks every other live ScraperShipper and StoreShard for theirs (each answers for
 //! itself, marked with the `LOCAL_ONLY` header, with the asking node's resolved time range);
 //! `digest::merge` then counts each series once across HA replicas (see `digest` for the
-//! rules). A peer that does not answer is named in the warnings.
+//! rules). A peer that does not answer is named in the warnings. Exact deduplication needs
+//! the series themselves, so a digest has one compact row per series (a 64-bit identity hash
+//! and indices into a string table) plus the distinct values per label name: the cost of a
+//! request grows with the cluster's series, like Prometheus's TSDB status grows with its head.
 //!
 //! Parameters: `match[]` (series selectors, any of them; default every series), `focusLabel`
 //! (adds `seriesCountByFocusLabelValue`), `limit` (entries per list, default 10, at most
