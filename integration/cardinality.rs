@@ -3,7 +3,7 @@
 //! share of the blocks as a StoreShard: series per metric equal what the deduplicating query
 //! path counts (`count by (__name__)`), each series counted once although both heads and both
 //! replicas' blocks hold it, head and bucket bytes above zero, `match[]`, `focusLabel` and
-//! `limit` applied, and the same counts whichever node is asked.
+//! `limit` applied, and the same counts whichever node is asked, a query-only node included.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,6 +95,15 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
     };
     let a = node("card-a").start().await;
     let b = node("card-b").join(a.gossip_addr()).start().await;
+    // A node holding no series answers too, from the others' digests.
+    let query_node = TestNode::builder()
+        .id("card-q")
+        .roles(&["query_planner"])
+        .filesystem_bucket(bucket.path())
+        .join(a.gossip_addr())
+        .yaml(&yaml)
+        .start()
+        .await;
 
     // Both replicas scrape, cut and ship blocks, and the StoreShards serve them.
     wait_until(
@@ -114,6 +123,7 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
     let q = format!("?match[]={}&limit=100", sel("{job=\"app\"}"));
     let from_a = card(&a, &q).await;
     let from_b = card(&b, &q).await;
+    let from_q = card(&query_node, &q).await;
     assert_eq!(from_a["status"], "success", "{from_a}");
     let want = counted(&a).await;
     assert!(want.get("app_shards") == Some(&3), "{want:?}");
@@ -128,6 +138,12 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
         want,
         "{from_b}"
     );
+    assert_eq!(
+        series_by_name(&from_q, "seriesCountByMetricName"),
+        want,
+        "{from_q}"
+    );
+    assert_eq!(from_q["data"]["nodes"].as_array().map(Vec::len), Some(2));
     let total: u64 = want.values().sum();
     assert_eq!(from_a["data"]["totals"]["series"], total, "{from_a}");
     for list in ["seriesCountByJob", "seriesCountByLabelName"] {
@@ -135,6 +151,11 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
             series_by_name(&from_a, list),
             series_by_name(&from_b, list),
             "{list}: {from_a}\n{from_b}"
+        );
+        assert_eq!(
+            series_by_name(&from_a, list),
+            series_by_name(&from_q, list),
+            "{list}: {from_a}\n{from_q}"
         );
     }
     assert_eq!(from_a["data"]["nodes"].as_array().map(Vec::len), Some(2));
@@ -192,6 +213,7 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
+    query_node.handle.stop().await;
     b.handle.stop().await;
     a.handle.stop().await;
 }
