@@ -168,6 +168,16 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         !unused.iter().any(|m| m == "hyg_temperature_celsius"),
         "the rule reads it: {unused:?}"
     );
+    let table = text(&browser, "[data-testid=unused-metrics]").await;
+    assert!(
+        table.contains(" B"),
+        "bytes from the cardinality report: {table}"
+    );
+    let no_rule = text(&browser, "[data-testid=no-rule]").await;
+    assert!(
+        no_rule.contains("room:hyg_temperature_celsius:max"),
+        "the rule output has no job to drop it in: {no_rule}"
+    );
     let yaml = text(&browser, "[data-testid=yaml-demo]").await;
     assert!(
         yaml.contains("metric_relabel_configs:")
@@ -181,6 +191,10 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         "{saves}"
     );
     browser.screenshot("unused-drop-rules").await;
+    browser
+        .js("window.scrollTo(0, document.body.scrollHeight); return true")
+        .await;
+    browser.screenshot("unused-drop-rules-end").await;
 
     browser.close().await;
     node.handle.stop().await;

@@ -88,15 +88,20 @@ export async function render(container) {
     return;
   }
   const d = r.data || {};
-  // Bytes per metric, when the cardinality report answers (it is optional here).
-  let bytes = {};
-  try {
-    const c = await apiFull('/api/v1/status/cardinality', { limit: 10000 });
-    for (const m of c.data.seriesCountByMetricName || []) bytes[m.name] = m;
-  } catch (e) {
-    bytes = {};
-  }
   const metrics = d.metrics || [];
+  // Bytes per metric, when the cardinality report answers (it is optional here); asked for the
+  // listed metrics only while their names make a URL of sensible length.
+  let bytes = {};
+  if (metrics.length) {
+    try {
+      const names = metrics.map((m) => m.name).filter((n) => /^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(n));
+      const match = metrics.length <= 300 && names.length === metrics.length ? `{__name__=~"${names.join('|')}"}` : undefined;
+      const c = await apiFull('/api/v1/status/cardinality', { 'match[]': match, limit: 10000 });
+      for (const m of c.data.seriesCountByMetricName || []) bytes[m.name] = m;
+    } catch (e) {
+      bytes = {};
+    }
+  }
   const suggestions = d.suggestions || [];
   const totalSeries = metrics.reduce((a, m) => a + (m.series || 0), 0);
   const b = (name, k) => (bytes[name] ? formatBytes(bytes[name][k]) : '—');
@@ -115,4 +120,10 @@ export async function render(container) {
   const box = out.querySelector('[data-testid="suggestions"]');
   if (!suggestions.length) mount(box, emptyBox('Nothing to drop.'));
   else box.append(...suggestions.map(suggestionCard));
+  const covered = new Set(suggestions.flatMap((s) => s.metrics || []));
+  const left = metrics.map((m) => m.name).filter((n) => !covered.has(n));
+  if (suggestions.length && left.length) {
+    box.append(el('p', { class: 'muted', 'data-testid': 'no-rule' },
+      `No drop rule for ${left.join(', ')}: ${left.length === 1 ? 'it has' : 'they have'} no job label (e.g. recording rule outputs); remove the rule that writes ${left.length === 1 ? 'it' : 'them'} instead.`));
+  }
 }
