@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod browser;
+mod cardinality;
 mod cluster;
 mod compactor;
 mod compactor_cluster;
@@ -41,3 +42,4 @@ mod tools_tsdb;
 mod ui_apis;
 mod web_ui;
 mod web_ui_admin;
+mod web_ui_hygiene;

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod blocks;
+pub mod cardinality;
 pub mod cluster;
 pub mod error;
 pub mod forward;
@@ -153,6 +154,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     nodes::routes(cfg);
     stores::routes(cfg);
     usage::routes(cfg);
+    cardinality::routes(cfg);
     admin::routes(cfg);
     blocks::routes(cfg);
     cluster::routes(cfg);
