@@ -372,7 +372,7 @@ fn rules_reload_hook(
         match crate::rules::manager::load(&paths) {
             Ok(defs) => {
                 let mut view = rules.write();
-                view.pending = Some(defs);
+                view.set_file_groups(defs);
                 view.load_errors.clear();
                 view.metrics.last_reload_successful.set(1);
                 Ok(())
@@ -386,6 +386,26 @@ fn rules_reload_hook(
             }
         }
     })
+}
+
+/// Mimir's ruler config API: its groups live in the bucket and a syncer keeps this node's copy
+/// (and so its RuleEvaluator's groups) equal to them. The signal wakes the syncer after a
+/// write here; a peer's broadcast of a write should notify the same signal.
+fn start_rules_api(
+    config: &Config,
+    storage: &Storage,
+    rules: &crate::rules::manager::SharedRules,
+    query: &Arc<QueryService>,
+    shutdown: &CancellationToken,
+) -> http::rules_api::RulesApiState {
+    http::rules_api::start(
+        storage.bucket.clone(),
+        rules.clone(),
+        query.clone(),
+        config.global.evaluation_interval.as_std(),
+        crate::apiconfig::SyncSignal::default(),
+        shutdown.clone(),
+    )
 }
 
 /// The URL alerts and templates link back to: `http://<web address>` of this node.
@@ -580,6 +600,7 @@ struct HttpParts {
     rules: crate::rules::manager::SharedRules,
     alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
     reload_hooks: Vec<crate::scrape::reload::ReloadHook>,
+    rules_api: http::rules_api::RulesApiState,
 }
 
 /// Starts the HTTP server, giving each API area only its own state.
@@ -601,6 +622,7 @@ fn start_http(
         rules,
         alerts: alert_sender_for_http,
         reload_hooks,
+        rules_api,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -649,6 +671,7 @@ fn start_http(
             router,
             db: storage.db.clone(),
         }),
+        rules_api: web::Data::new(rules_api),
     };
     let workers = if opts.http_workers == 0 {
         2
@@ -712,6 +735,7 @@ pub async fn start(
     );
     let db = storage.db.clone();
     let reload_hooks = vec![rules_reload_hook(rules.clone())];
+    let rules_api = start_rules_api(&config, &storage, &rules, &query, &shutdown);
     let reloader = crate::scrape::reload::Reloader {
         path: opts.config_path.clone(),
         manager: storage.scrape.clone(),
@@ -730,6 +754,7 @@ pub async fn start(
         rules,
         alerts,
         reload_hooks,
+        rules_api,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

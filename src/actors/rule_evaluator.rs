@@ -153,7 +153,11 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         }
     };
     {
+        // The API groups join the files' (and a hand-over made before this start is stale).
         let mut view = ctx.rules.write();
+        view.file_groups = defs;
+        view.pending = None;
+        defs = view.all_groups();
         view.loaded = defs.len();
         view.load_errors.clear();
         view.metrics.last_reload_successful.set(1);
@@ -212,7 +216,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             defs = next;
             let mut view = ctx.rules.write();
             view.loaded = defs.len();
-            tracing::info!(groups = defs.len(), "rule files reloaded");
+            tracing::info!(groups = defs.len(), "rule groups reloaded");
         }
         let live = live_evaluators(&ctx);
         let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {

@@ -13,6 +13,7 @@ pub mod params;
 pub mod query;
 pub mod remote_write;
 pub mod rules;
+pub mod rules_api;
 pub mod status;
 pub mod status_api;
 pub mod stores;
@@ -130,6 +131,8 @@ pub struct HttpStates {
     pub admin: web::Data<AdminState>,
     pub ingest: web::Data<IngestState>,
     pub rules: web::Data<rules::RulesState>,
+    /// Mimir's ruler config API.
+    pub rules_api: web::Data<rules_api::RulesApiState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +159,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     query::routes(cfg);
     remote_write::routes(cfg);
     rules::routes(cfg);
+    rules_api::routes(cfg);
     targets::routes(cfg);
     ui::routes(cfg);
 }
@@ -192,6 +196,7 @@ pub fn serve(
             .app_data(states.admin.clone())
             .app_data(states.ingest.clone())
             .app_data(states.rules.clone())
+            .app_data(states.rules_api.clone())
             .app_data(ui_state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024));
         if prefix.is_empty() {

@@ -1,0 +1,473 @@
+//! Mimir's ruler config API: rule groups written over HTTP, kept in the bucket and evaluated by
+//! the RuleEvaluators beside the rule-file groups. Served at `/prometheus/config/v1/rules` (the
+//! path Mimir and mimirtool use) and `/config/v1/rules` (where Grafana's data source-managed
+//! rules send a Mimir data source's calls), both below the web route prefix:
+//! `GET` of all namespaces, of one namespace (YAML map namespace → groups) and of one group
+//! (YAML), `POST /{namespace}` with exactly one group in YAML (202), `DELETE` of a group or a
+//! namespace (202). Names are percent-decoded path segments. As in Mimir: errors are plain
+//! text with Mimir's words (`no rule groups found`, `group does not exist`, `group namespace
+//! does not exist`, 404), successful writes answer `{"status":"success",...}` with 202, and
+//! a namespace with no groups is not listed. Unlike Mimir there is no tenant: a body is
+//! validated as `strata check rules` validates a rule file's group (Mimir only decodes it) and
+//! the problems are answered with 400; a group with a rule file's `file;name` key is refused
+//! with 409; writes need the admin bearer token when one is configured (they change what every
+//! node evaluates, like the admin API's writes); `POST ...?dry_run=true` stores nothing and
+//! evaluates the group once now, answering what each rule would record or which alerts would
+//! be pending or firing, with a warning for every selector that matches no series.
+//!
+//! A write goes to the bucket first (`apiconfig::DocStore`, kind `rules`, one document per
+//! `[namespace, group]`), then to this node's copy (so a GET right after sees it), then wakes
+//! the syncers; every node re-reads the documents at start, on that signal and on a timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::error::success_with_annotations;
+use super::AdminState;
+use crate::apiconfig::{run_syncer, Apply, DocStore, Documents, SyncSignal};
+use crate::promql::Value as PromValue;
+use crate::query::service::{QueryOptions, QueryService};
+use crate::rules::api::{
+    from_documents, parse_group, render_group, render_namespaces, selector_probes, ApiGroups,
+    ApiRulesError,
+};
+use crate::rules::file::RuleGroup;
+use crate::rules::group::{Group, RuleQuerier};
+use crate::rules::manager::SharedRules;
+use crate::storage::bucket::ObjectStore;
+
+/// The bucket kind of API rule groups (`strata/config/rules/`).
+pub const KIND: &str = "rules";
+/// How often every node re-reads the API groups without being told to.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+const NO_RULE_GROUPS: &str = "no rule groups found";
+const GROUP_NOT_FOUND: &str = "group does not exist";
+const NAMESPACE_NOT_FOUND: &str = "group namespace does not exist";
+
+/// What the ruler config API reads and writes.
+pub struct RulesApiState {
+    pub groups: Arc<ApiGroups>,
+    pub store: DocStore,
+    /// Wakes this node's syncers after a write.
+    pub signal: SyncSignal,
+    /// For dry runs.
+    pub query: Arc<QueryService>,
+    /// A group's interval when it sets none (`global.evaluation_interval`).
+    pub default_interval: Duration,
+}
+
+/// Builds the API's state and starts the syncer that keeps this node's API groups (and so its
+/// RuleEvaluator's) equal to the bucket's, until `cancel`.
+pub fn start(
+    bucket: Arc<dyn ObjectStore>,
+    rules: SharedRules,
+    query: Arc<QueryService>,
+    default_interval: Duration,
+    signal: SyncSignal,
+    cancel: CancellationToken,
+) -> RulesApiState {
+    let groups = Arc::new(ApiGroups::new(rules));
+    let store = DocStore::new(bucket, KIND);
+    let target = groups.clone();
+    let apply: Apply = Arc::new(move |docs: &Documents| {
+        let (all, bad) = from_documents(docs);
+        for (name, e) in bad {
+            tracing::error!(document = ?name, error = %e, "API rule group left out");
+        }
+        target.replace(all);
+        Ok(())
+    });
+    actix_rt::spawn(run_syncer(
+        store.clone(),
+        apply,
+        signal.clone(),
+        SYNC_INTERVAL,
+        cancel,
+    ));
+    RulesApiState {
+        groups,
+        store,
+        signal,
+        query,
+        default_interval,
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for base in ["/prometheus/config/v1/rules", "/config/v1/rules"] {
+        cfg.route(base, web::get().to(list_all))
+            .route(&format!("{base}/{{namespace}}"), web::get().to(list_namespace))
+            .route(&format!("{base}/{{namespace}}"), web::post().to(create_group))
+            .route(
+                &format!("{base}/{{namespace}}"),
+                web::delete().to(delete_namespace),
+            )
+            .route(
+                &format!("{base}/{{namespace}}/{{group}}"),
+                web::get().to(get_group),
+            )
+            .route(
+                &format!("{base}/{{namespace}}/{{group}}"),
+                web::delete().to(delete_group),
+            );
+    }
+}
+
+/// Go's `http.Error`: the message and a newline, as plain text.
+fn plain(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(format!("{message}\n"))
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    plain(actix_web::http::StatusCode::BAD_REQUEST, message)
+}
+
+fn not_found(message: &str) -> HttpResponse {
+    plain(actix_web::http::StatusCode::NOT_FOUND, message)
+}
+
+fn internal(message: &str) -> HttpResponse {
+    plain(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, message)
+}
+
+fn yaml(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(text)
+}
+
+/// Mimir's answer to an accepted write.
+fn accepted() -> HttpResponse {
+    HttpResponse::Accepted().json(json!({
+        "status": "success", "data": null, "errorType": "", "error": ""
+    }))
+}
+
+/// A path parameter, percent-decoded (`a%2Fb` is `a/b`).
+fn param(req: &HttpRequest, name: &str) -> Result<String, HttpResponse> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    match percent_decode(raw) {
+        Some(s) if !s.is_empty() => Ok(s),
+        Some(_) => Err(bad_request(if name == "namespace" {
+            "a namespace must be provided in the request"
+        } else {
+            "a matching group name must be provided in the request"
+        })),
+        None => Err(bad_request(&format!("invalid URL escape in {name} {raw:?}"))),
+    }
+}
+
+/// Go's `url.PathUnescape`: `%XX` decoded, anything else as it is; `None` for a bad escape or
+/// a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn authorized(req: &HttpRequest, admin: &AdminState) -> Result<(), HttpResponse> {
+    super::admin::authorize(req, admin).map_err(|e| e.error_response())
+}
+
+fn render(r: crate::rules::api::Result<String>) -> HttpResponse {
+    match r {
+        Ok(text) => yaml(text),
+        Err(e) => internal(&e.to_string()),
+    }
+}
+
+async fn list_all(state: web::Data<RulesApiState>) -> HttpResponse {
+    let all = state.groups.snapshot();
+    if all.is_empty() {
+        return not_found(NO_RULE_GROUPS);
+    }
+    render(render_namespaces(&all))
+}
+
+async fn list_namespace(req: HttpRequest, state: web::Data<RulesApiState>) -> HttpResponse {
+    let namespace = match param(&req, "namespace") {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let mut all = state.groups.snapshot();
+    all.retain(|ns, _| *ns == namespace);
+    if all.is_empty() {
+        return not_found(NO_RULE_GROUPS);
+    }
+    render(render_namespaces(&all))
+}
+
+async fn get_group(req: HttpRequest, state: web::Data<RulesApiState>) -> HttpResponse {
+    let (namespace, name) = match (param(&req, "namespace"), param(&req, "group")) {
+        (Ok(n), Ok(g)) => (n, g),
+        (Err(resp), _) | (_, Err(resp)) => return resp,
+    };
+    let all = state.groups.snapshot();
+    match all.get(&namespace).and_then(|g| g.get(&name)) {
+        Some(g) => render(render_group(g)),
+        None => not_found(GROUP_NOT_FOUND),
+    }
+}
+
+async fn create_group(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<RulesApiState>,
+    admin: web::Data<AdminState>,
+) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &admin) {
+        return resp;
+    }
+    let namespace = match param(&req, "namespace") {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad_request("the rule group is not UTF-8 text");
+    };
+    let group = match parse_group(text) {
+        Ok(g) => g,
+        Err(ApiRulesError::Invalid(problems)) => return bad_request(&problems.join(", ")),
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    if let Err(e) = state.groups.conflict(&namespace, &group.name) {
+        return plain(actix_web::http::StatusCode::CONFLICT, &e.to_string());
+    }
+    if dry_run_asked(&req) {
+        return dry_run(&state, &namespace, &group).await;
+    }
+    let stored = match render_group(&group) {
+        Ok(t) => t,
+        Err(e) => return internal(&e.to_string()),
+    };
+    if let Err(e) = state.store.put(&[&namespace, &group.name], &stored).await {
+        tracing::error!(error = %e, "cannot store API rule group");
+        return internal(&e.to_string());
+    }
+    tracing::info!(namespace = %namespace, group = %group.name, "API rule group stored");
+    state.groups.put(&namespace, group);
+    // Peers learn of it on their next read; the admin route that broadcasts a sync to the
+    // peers belongs here once it exists.
+    state.signal.notify();
+    accepted()
+}
+
+async fn delete_group(
+    req: HttpRequest,
+    state: web::Data<RulesApiState>,
+    admin: web::Data<AdminState>,
+) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &admin) {
+        return resp;
+    }
+    let (namespace, name) = match (param(&req, "namespace"), param(&req, "group")) {
+        (Ok(n), Ok(g)) => (n, g),
+        (Err(resp), _) | (_, Err(resp)) => return resp,
+    };
+    let exists = state
+        .groups
+        .snapshot()
+        .get(&namespace)
+        .is_some_and(|g| g.contains_key(&name));
+    if !exists {
+        return not_found(GROUP_NOT_FOUND);
+    }
+    if let Err(e) = state.store.delete(&[&namespace, &name]).await {
+        return internal(&e.to_string());
+    }
+    tracing::info!(namespace = %namespace, group = %name, "API rule group deleted");
+    state.groups.remove_group(&namespace, &name);
+    state.signal.notify();
+    accepted()
+}
+
+async fn delete_namespace(
+    req: HttpRequest,
+    state: web::Data<RulesApiState>,
+    admin: web::Data<AdminState>,
+) -> HttpResponse {
+    if let Err(resp) = authorized(&req, &admin) {
+        return resp;
+    }
+    let namespace = match param(&req, "namespace") {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let names: Vec<String> = match state.groups.snapshot().remove(&namespace) {
+        Some(groups) => groups.into_keys().collect(),
+        None => return not_found(NAMESPACE_NOT_FOUND),
+    };
+    for name in &names {
+        if let Err(e) = state.store.delete(&[&namespace, name]).await {
+            return internal(&e.to_string());
+        }
+    }
+    tracing::info!(namespace = %namespace, groups = names.len(), "API rule namespace deleted");
+    state.groups.remove_namespace(&namespace);
+    state.signal.notify();
+    accepted()
+}
+
+fn dry_run_asked(req: &HttpRequest) -> bool {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .any(|(k, v)| k == "dry_run" && matches!(v.as_ref(), "true" | "1"))
+}
+
+/// The rules' queries through the node's query service, at the dry run's instant.
+struct Querier(Arc<QueryService>);
+
+impl RuleQuerier for Querier {
+    fn query<'a>(
+        &'a self,
+        expr: &'a str,
+        ts_ms: i64,
+    ) -> futures::future::BoxFuture<'a, Result<(PromValue, Vec<String>), String>> {
+        Box::pin(async move {
+            let v = self
+                .0
+                .instant(expr, ts_ms, &QueryOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((v.value, v.warnings))
+        })
+    }
+}
+
+/// Alert templates in a dry run: labels and values, no `query` function.
+struct DryRunExpander;
+
+impl crate::rules::alerting::Expander for DryRunExpander {
+    fn expand(
+        &self,
+        alert: &str,
+        text: &str,
+        labels: &crate::storage::model::Labels,
+        value: f64,
+        ts_ns: i64,
+    ) -> String {
+        use crate::rules::template::{ExpandContext, NoQueries, TemplateData};
+        let data = TemplateData::for_alert(labels, value, &Default::default(), "");
+        let queries = NoQueries("queries are not run in a dry run".to_string());
+        let ctx = ExpandContext {
+            data: &data,
+            eval_time_ms: ts_ns.div_euclid(1_000_000),
+            query: &queries,
+            external_url: None,
+        };
+        crate::rules::template::expand_or_error_text(alert, text, &ctx)
+    }
+}
+
+/// Evaluates each rule of `group` once now (each on its own: nothing is written, so a rule
+/// never sees another's output) and probes every selector of the rules' expressions.
+async fn dry_run(state: &RulesApiState, namespace: &str, group: &RuleGroup) -> HttpResponse {
+    let now_ns = crate::time::now_ms().saturating_mul(1_000_000);
+    let querier = Querier(state.query.clone());
+    let mut rules = Vec::with_capacity(group.rules.len());
+    let mut warnings = Vec::new();
+    let mut probed: Vec<String> = Vec::new();
+    for rule in &group.rules {
+        let single = RuleGroup {
+            rules: vec![rule.clone()],
+            ..group.clone()
+        };
+        let mut g = match Group::new(namespace, &single, state.default_interval, false) {
+            Ok(g) => g,
+            Err(e) => return bad_request(&e),
+        };
+        let out = g.eval(now_ns, &querier, &DryRunExpander).await;
+        let Some(r) = g.rules.first() else {
+            continue;
+        };
+        let mut o = super::rules::rule_json(r);
+        if r.alerting.is_none() && r.last_error.is_none() {
+            let series: Vec<Value> = out
+                .samples
+                .iter()
+                .map(|s| {
+                    let metric: serde_json::Map<String, Value> = s
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
+                        .collect();
+                    json!({
+                        "metric": metric,
+                        "value": [s.t as f64 / 1000.0, crate::gocompat::format_float(s.v)],
+                    })
+                })
+                .collect();
+            o["series"] = Value::Array(series);
+        }
+        rules.push(o);
+        let Ok(expr) = rule.parsed_expr() else {
+            continue;
+        };
+        for probe in selector_probes(&expr) {
+            if probed.contains(&probe.selector) {
+                continue;
+            }
+            probed.push(probe.selector.clone());
+            let answer = state
+                .query
+                .instant(&probe.query, now_ns / 1_000_000, &QueryOptions::default())
+                .await;
+            match answer {
+                Ok(v) if matches!(&v.value, PromValue::Vector(s) if s.is_empty()) => {
+                    warnings.push(format!(
+                        "rule {:?}: selector {} matches no series",
+                        rule.name(),
+                        probe.selector
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => warnings.push(format!(
+                    "rule {:?}: cannot check selector {}: {e}",
+                    rule.name(),
+                    probe.selector
+                )),
+            }
+        }
+    }
+    let data = json!({
+        "namespace": namespace,
+        "name": group.name,
+        "evaluatedAt": crate::time::go_rfc3339_nano(now_ns),
+        "rules": rules,
+    });
+    success_with_annotations(&data, &warnings, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn path_segments_decode_like_go() {
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("a b%20c").as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
+        assert_eq!(percent_decode("%FF"), None);
+    }
+}
