@@ -45,6 +45,11 @@ pub type Namespaces = BTreeMap<String, BTreeMap<String, RuleGroup>>;
 /// Parses and validates a posted body holding exactly one rule group. The body is checked as
 /// the one group of a rule file would be; positions in the errors point into the body.
 pub fn parse_group(body: &str) -> Result<RuleGroup> {
+    if body.trim().is_empty() {
+        return Err(ApiRulesError::Invalid(vec![
+            "the body holds no rule group".to_string(),
+        ]));
+    }
     let wrapped = wrap_as_file(body);
     let check = default_template_check();
     match parse("", &wrapped, &check) {
@@ -74,9 +79,6 @@ fn wrap_as_file(body: &str) -> String {
         out.push_str(if i == 0 { "- " } else { "  " });
         out.push_str(line);
         out.push('\n');
-    }
-    if body.lines().next().is_none() {
-        out.push_str("- \n");
     }
     out
 }

@@ -65,7 +65,8 @@ fn problems_are_named_with_positions_in_the_body() {
     let m = invalid("rules: []\n");
     assert_eq!(m, vec!["1:1: Groupname must not be empty"]);
     let m = invalid("");
-    assert_eq!(m, vec!["0:0: Groupname must not be empty"]);
+    assert_eq!(m, vec!["the body holds no rule group"]);
+    assert_eq!(invalid(" \n"), vec!["the body holds no rule group"]);
     let m = invalid("name: g\nbogus: 1\nrules: []\n");
     assert!(
         m[0].contains("line 2: field bogus not found in type rulefmt.RuleGroup"),
