@@ -99,7 +99,10 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
 
     // Grafana's detection.
     let info = node.get_json("/api/v1/status/buildinfo").await;
-    assert_eq!(info["data"]["features"]["ruler_config_api"], "true", "{info}");
+    assert_eq!(
+        info["data"]["features"]["ruler_config_api"], "true",
+        "{info}"
+    );
 
     // Nothing yet: Mimir's 404.
     let (status, text) = get(&node, "/prometheus/config/v1/rules").await;
@@ -140,9 +143,13 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     assert_eq!(status, 404);
 
     // Evaluated beside the rule file's group; the namespace is the group's file.
-    wait_until("the API group's recorded series", Duration::from_secs(30), || async {
-        query(&node, "strata:api_answer").await["data"]["result"][0]["value"][1] == "7"
-    })
+    wait_until(
+        "the API group's recorded series",
+        Duration::from_secs(30),
+        || async {
+            query(&node, "strata:api_answer").await["data"]["result"][0]["value"][1] == "7"
+        },
+    )
     .await;
     wait_until("both groups listed", Duration::from_secs(30), || async {
         let groups = listed_groups(&node).await;
@@ -163,8 +170,7 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["data"]["rules"][0]["series"][0]["value"][1], "3", "{v}");
     assert_eq!(
-        v["data"]["rules"][0]["series"][0]["metric"]["__name__"],
-        "strata:dry",
+        v["data"]["rules"][0]["series"][0]["metric"]["__name__"], "strata:dry",
         "{v}"
     );
     let warnings = v["warnings"].to_string();
@@ -201,26 +207,45 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     // The group is in the bucket: a restarted node has it.
     node.handle.stop().await;
     let node = start(&data, &bucket, &rule_file).await;
-    wait_until("the group after a restart", Duration::from_secs(30), || async {
-        get(&node, "/config/v1/rules/team%2Fa/api-group").await.0 == 200
-    })
+    wait_until(
+        "the group after a restart",
+        Duration::from_secs(30),
+        || async { get(&node, "/config/v1/rules/team%2Fa/api-group").await.0 == 200 },
+    )
     .await;
-    wait_until("the group evaluated after a restart", Duration::from_secs(30), || async {
-        listed_groups(&node)
-            .await
-            .contains(&("team/a".to_string(), "api-group".to_string()))
-    })
+    wait_until(
+        "the group evaluated after a restart",
+        Duration::from_secs(30),
+        || async {
+            listed_groups(&node)
+                .await
+                .contains(&("team/a".to_string(), "api-group".to_string()))
+        },
+    )
     .await;
 
     // Deleting it stops its evaluation.
-    assert_eq!(delete(&node, "/config/v1/rules/team%2Fa/api-group").await, 202);
-    assert_eq!(get(&node, "/config/v1/rules/team%2Fa/api-group").await.0, 404);
-    wait_until("the group gone from /api/v1/rules", Duration::from_secs(30), || async {
-        let groups = listed_groups(&node).await;
-        !groups.iter().any(|(_, n)| n == "api-group") && groups.iter().any(|(_, n)| n == "g1")
-    })
+    assert_eq!(
+        delete(&node, "/config/v1/rules/team%2Fa/api-group").await,
+        202
+    );
+    assert_eq!(
+        get(&node, "/config/v1/rules/team%2Fa/api-group").await.0,
+        404
+    );
+    wait_until(
+        "the group gone from /api/v1/rules",
+        Duration::from_secs(30),
+        || async {
+            let groups = listed_groups(&node).await;
+            !groups.iter().any(|(_, n)| n == "api-group") && groups.iter().any(|(_, n)| n == "g1")
+        },
+    )
     .await;
-    assert_eq!(delete(&node, "/config/v1/rules/team%2Fa/api-group").await, 404);
+    assert_eq!(
+        delete(&node, "/config/v1/rules/team%2Fa/api-group").await,
+        404
+    );
     assert_eq!(delete(&node, "/config/v1/rules/team%2Fa").await, 404);
     // A namespace goes with all its groups.
     let (status, _) = post(&node, "/config/v1/rules/other", "name: x\nrules: []\n").await;

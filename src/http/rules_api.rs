@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -101,8 +102,14 @@ pub fn start(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for base in ["/prometheus/config/v1/rules", "/config/v1/rules"] {
         cfg.route(base, web::get().to(list_all))
-            .route(&format!("{base}/{{namespace}}"), web::get().to(list_namespace))
-            .route(&format!("{base}/{{namespace}}"), web::post().to(create_group))
+            .route(
+                &format!("{base}/{{namespace}}"),
+                web::get().to(list_namespace),
+            )
+            .route(
+                &format!("{base}/{{namespace}}"),
+                web::post().to(create_group),
+            )
             .route(
                 &format!("{base}/{{namespace}}"),
                 web::delete().to(delete_namespace),
@@ -118,24 +125,68 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Go's `http.Error`: the message and a newline, as plain text.
-fn plain(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(format!("{message}\n"))
+/// Why a call of the ruler config API fails; each answers as Mimir does, in plain text.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesApiError {
+    /// A bad path parameter or body (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such namespace or group (404), in Mimir's words.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The group would shadow a rule file's group or another API group (409).
+    #[error("{0}")]
+    Conflict(ApiRulesError),
+    /// The bucket or rendering failed (500).
+    #[error("{0}")]
+    Internal(String),
+    /// No or a wrong admin token (401, the admin API's JSON error).
+    #[error("{0}")]
+    Unauthorized(super::error::ApiError),
 }
 
-fn bad_request(message: &str) -> HttpResponse {
-    plain(actix_web::http::StatusCode::BAD_REQUEST, message)
+type Result<T> = std::result::Result<T, RulesApiError>;
+
+impl ResponseError for RulesApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            RulesApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RulesApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            RulesApiError::Conflict(_) => StatusCode::CONFLICT,
+            RulesApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RulesApiError::Unauthorized(e) => e.status_code(),
+        }
+    }
+
+    /// Go's `http.Error`: the message and a newline, as plain text.
+    fn error_response(&self) -> HttpResponse {
+        if let RulesApiError::Unauthorized(e) = self {
+            return e.error_response();
+        }
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(format!("{self}\n"))
+    }
 }
 
-fn not_found(message: &str) -> HttpResponse {
-    plain(actix_web::http::StatusCode::NOT_FOUND, message)
+impl From<ApiRulesError> for RulesApiError {
+    fn from(e: ApiRulesError) -> Self {
+        match e {
+            ApiRulesError::Invalid(problems) => RulesApiError::BadRequest(problems.join(", ")),
+            e @ (ApiRulesError::Conflict { .. } | ApiRulesError::Ambiguous { .. }) => {
+                RulesApiError::Conflict(e)
+            }
+            e => RulesApiError::Internal(e.to_string()),
+        }
+    }
 }
 
-fn internal(message: &str) -> HttpResponse {
-    plain(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, message)
+impl From<crate::apiconfig::ApiConfigError> for RulesApiError {
+    fn from(e: crate::apiconfig::ApiConfigError) -> Self {
+        tracing::error!(error = %e, "cannot store API rule groups");
+        RulesApiError::Internal(e.to_string())
+    }
 }
 
 fn yaml(text: String) -> HttpResponse {
@@ -152,16 +203,19 @@ fn accepted() -> HttpResponse {
 }
 
 /// A path parameter, percent-decoded (`a%2Fb` is `a/b`).
-fn param(req: &HttpRequest, name: &str) -> Result<String, HttpResponse> {
+fn param(req: &HttpRequest, name: &str) -> Result<String> {
     let raw = req.match_info().get(name).unwrap_or_default();
     match percent_decode(raw) {
         Some(s) if !s.is_empty() => Ok(s),
-        Some(_) => Err(bad_request(if name == "namespace" {
-            "a namespace must be provided in the request"
-        } else {
-            "a matching group name must be provided in the request"
-        })),
-        None => Err(bad_request(&format!("invalid URL escape in {name} {raw:?}"))),
+        Some(_) if name == "namespace" => Err(RulesApiError::BadRequest(
+            "a namespace must be provided in the request".to_string(),
+        )),
+        Some(_) => Err(RulesApiError::BadRequest(
+            "a matching group name must be provided in the request".to_string(),
+        )),
+        None => Err(RulesApiError::BadRequest(format!(
+            "invalid URL escape in {name} {raw:?}"
+        ))),
     }
 }
 
@@ -184,47 +238,37 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn authorized(req: &HttpRequest, admin: &AdminState) -> Result<(), HttpResponse> {
-    super::admin::authorize(req, admin).map_err(|e| e.error_response())
+/// Writes change what every node evaluates, so they need the admin token as the admin API's
+/// writes do (Mimir has tenants instead; Strata has none).
+fn authorized(req: &HttpRequest, admin: &AdminState) -> Result<()> {
+    super::admin::authorize(req, admin).map_err(RulesApiError::Unauthorized)
 }
 
-fn render(r: crate::rules::api::Result<String>) -> HttpResponse {
-    match r {
-        Ok(text) => yaml(text),
-        Err(e) => internal(&e.to_string()),
-    }
-}
-
-async fn list_all(state: web::Data<RulesApiState>) -> HttpResponse {
+async fn list_all(state: web::Data<RulesApiState>) -> Result<HttpResponse> {
     let all = state.groups.snapshot();
     if all.is_empty() {
-        return not_found(NO_RULE_GROUPS);
+        return Err(RulesApiError::NotFound(NO_RULE_GROUPS));
     }
-    render(render_namespaces(&all))
+    Ok(yaml(render_namespaces(&all)?))
 }
 
-async fn list_namespace(req: HttpRequest, state: web::Data<RulesApiState>) -> HttpResponse {
-    let namespace = match param(&req, "namespace") {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
+async fn list_namespace(req: HttpRequest, state: web::Data<RulesApiState>) -> Result<HttpResponse> {
+    let namespace = param(&req, "namespace")?;
     let mut all = state.groups.snapshot();
     all.retain(|ns, _| *ns == namespace);
     if all.is_empty() {
-        return not_found(NO_RULE_GROUPS);
+        return Err(RulesApiError::NotFound(NO_RULE_GROUPS));
     }
-    render(render_namespaces(&all))
+    Ok(yaml(render_namespaces(&all)?))
 }
 
-async fn get_group(req: HttpRequest, state: web::Data<RulesApiState>) -> HttpResponse {
-    let (namespace, name) = match (param(&req, "namespace"), param(&req, "group")) {
-        (Ok(n), Ok(g)) => (n, g),
-        (Err(resp), _) | (_, Err(resp)) => return resp,
-    };
+async fn get_group(req: HttpRequest, state: web::Data<RulesApiState>) -> Result<HttpResponse> {
+    let namespace = param(&req, "namespace")?;
+    let name = param(&req, "group")?;
     let all = state.groups.snapshot();
     match all.get(&namespace).and_then(|g| g.get(&name)) {
-        Some(g) => render(render_group(g)),
-        None => not_found(GROUP_NOT_FOUND),
+        Some(g) => Ok(yaml(render_group(g)?)),
+        None => Err(RulesApiError::NotFound(GROUP_NOT_FOUND)),
     }
 }
 
@@ -233,98 +277,67 @@ async fn create_group(
     body: web::Bytes,
     state: web::Data<RulesApiState>,
     admin: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &admin) {
-        return resp;
-    }
-    let namespace = match param(&req, "namespace") {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return bad_request("the rule group is not UTF-8 text");
-    };
-    let group = match parse_group(text) {
-        Ok(g) => g,
-        Err(ApiRulesError::Invalid(problems)) => return bad_request(&problems.join(", ")),
-        Err(e) => return bad_request(&e.to_string()),
-    };
-    if let Err(e) = state.groups.conflict(&namespace, &group.name) {
-        return plain(actix_web::http::StatusCode::CONFLICT, &e.to_string());
-    }
+) -> Result<HttpResponse> {
+    authorized(&req, &admin)?;
+    let namespace = param(&req, "namespace")?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| RulesApiError::BadRequest("the rule group is not UTF-8 text".to_string()))?;
+    let group = parse_group(text)?;
+    state.groups.conflict(&namespace, &group.name)?;
     if dry_run_asked(&req) {
         return dry_run(&state, &namespace, &group).await;
     }
-    let stored = match render_group(&group) {
-        Ok(t) => t,
-        Err(e) => return internal(&e.to_string()),
-    };
-    if let Err(e) = state.store.put(&[&namespace, &group.name], &stored).await {
-        tracing::error!(error = %e, "cannot store API rule group");
-        return internal(&e.to_string());
-    }
+    let stored = render_group(&group)?;
+    state.store.put(&[&namespace, &group.name], &stored).await?;
     tracing::info!(namespace = %namespace, group = %group.name, "API rule group stored");
     state.groups.put(&namespace, group);
     // Peers learn of it on their next read; the admin route that broadcasts a sync to the
     // peers belongs here once it exists.
     state.signal.notify();
-    accepted()
+    Ok(accepted())
 }
 
 async fn delete_group(
     req: HttpRequest,
     state: web::Data<RulesApiState>,
     admin: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &admin) {
-        return resp;
-    }
-    let (namespace, name) = match (param(&req, "namespace"), param(&req, "group")) {
-        (Ok(n), Ok(g)) => (n, g),
-        (Err(resp), _) | (_, Err(resp)) => return resp,
-    };
+) -> Result<HttpResponse> {
+    authorized(&req, &admin)?;
+    let namespace = param(&req, "namespace")?;
+    let name = param(&req, "group")?;
     let exists = state
         .groups
         .snapshot()
         .get(&namespace)
         .is_some_and(|g| g.contains_key(&name));
     if !exists {
-        return not_found(GROUP_NOT_FOUND);
+        return Err(RulesApiError::NotFound(GROUP_NOT_FOUND));
     }
-    if let Err(e) = state.store.delete(&[&namespace, &name]).await {
-        return internal(&e.to_string());
-    }
+    state.store.delete(&[&namespace, &name]).await?;
     tracing::info!(namespace = %namespace, group = %name, "API rule group deleted");
     state.groups.remove_group(&namespace, &name);
     state.signal.notify();
-    accepted()
+    Ok(accepted())
 }
 
 async fn delete_namespace(
     req: HttpRequest,
     state: web::Data<RulesApiState>,
     admin: web::Data<AdminState>,
-) -> HttpResponse {
-    if let Err(resp) = authorized(&req, &admin) {
-        return resp;
-    }
-    let namespace = match param(&req, "namespace") {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
+) -> Result<HttpResponse> {
+    authorized(&req, &admin)?;
+    let namespace = param(&req, "namespace")?;
     let names: Vec<String> = match state.groups.snapshot().remove(&namespace) {
         Some(groups) => groups.into_keys().collect(),
-        None => return not_found(NAMESPACE_NOT_FOUND),
+        None => return Err(RulesApiError::NotFound(NAMESPACE_NOT_FOUND)),
     };
     for name in &names {
-        if let Err(e) = state.store.delete(&[&namespace, name]).await {
-            return internal(&e.to_string());
-        }
+        state.store.delete(&[&namespace, name]).await?;
     }
     tracing::info!(namespace = %namespace, groups = names.len(), "API rule namespace deleted");
     state.groups.remove_namespace(&namespace);
     state.signal.notify();
-    accepted()
+    Ok(accepted())
 }
 
 fn dry_run_asked(req: &HttpRequest) -> bool {
@@ -340,7 +353,7 @@ impl RuleQuerier for Querier {
         &'a self,
         expr: &'a str,
         ts_ms: i64,
-    ) -> futures::future::BoxFuture<'a, Result<(PromValue, Vec<String>), String>> {
+    ) -> futures::future::BoxFuture<'a, std::result::Result<(PromValue, Vec<String>), String>> {
         Box::pin(async move {
             let v = self
                 .0
@@ -379,7 +392,11 @@ impl crate::rules::alerting::Expander for DryRunExpander {
 
 /// Evaluates each rule of `group` once now (each on its own: nothing is written, so a rule
 /// never sees another's output) and probes every selector of the rules' expressions.
-async fn dry_run(state: &RulesApiState, namespace: &str, group: &RuleGroup) -> HttpResponse {
+async fn dry_run(
+    state: &RulesApiState,
+    namespace: &str,
+    group: &RuleGroup,
+) -> Result<HttpResponse> {
     let now_ns = crate::time::now_ms().saturating_mul(1_000_000);
     let querier = Querier(state.query.clone());
     let mut rules = Vec::with_capacity(group.rules.len());
@@ -390,10 +407,8 @@ async fn dry_run(state: &RulesApiState, namespace: &str, group: &RuleGroup) -> H
             rules: vec![rule.clone()],
             ..group.clone()
         };
-        let mut g = match Group::new(namespace, &single, state.default_interval, false) {
-            Ok(g) => g,
-            Err(e) => return bad_request(&e),
-        };
+        let mut g = Group::new(namespace, &single, state.default_interval, false)
+            .map_err(RulesApiError::BadRequest)?;
         let out = g.eval(now_ns, &querier, &DryRunExpander).await;
         let Some(r) = g.rules.first() else {
             continue;
@@ -453,7 +468,7 @@ async fn dry_run(state: &RulesApiState, namespace: &str, group: &RuleGroup) -> H
         "evaluatedAt": crate::time::go_rfc3339_nano(now_ns),
         "rules": rules,
     });
-    success_with_annotations(&data, &warnings, &[])
+    Ok(success_with_annotations(&data, &warnings, &[]))
 }
 
 #[cfg(test)]

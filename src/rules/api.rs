@@ -27,6 +27,9 @@ pub enum ApiRulesError {
     /// The namespace and group name are those of a rule-file group.
     #[error("rule group {group:?} is already defined in rule file {file:?}")]
     Conflict { file: String, group: String },
+    /// The namespace and group name make the key of another API group.
+    #[error("namespace {namespace:?} already has a group {group:?} with the same key")]
+    Ambiguous { namespace: String, group: String },
     /// A stored document whose name is not `[namespace, group]`.
     #[error("stored rule group {0:?} is not named [namespace, group]")]
     BadName(Vec<String>),
@@ -47,7 +50,7 @@ pub type Namespaces = BTreeMap<String, BTreeMap<String, RuleGroup>>;
 pub fn parse_group(body: &str) -> Result<RuleGroup> {
     if body.trim().is_empty() {
         return Err(ApiRulesError::Invalid(vec![
-            "the body holds no rule group".to_string(),
+            "the body holds no rule group".to_string()
         ]));
     }
     let wrapped = wrap_as_file(body);
@@ -60,7 +63,9 @@ pub fn parse_group(body: &str) -> Result<RuleGroup> {
             ])),
         },
         Err(errs) => Err(ApiRulesError::Invalid(
-            errs.iter().map(|e| unwrap_message(&e.to_string())).collect(),
+            errs.iter()
+                .map(|e| unwrap_message(&e.to_string()))
+                .collect(),
         )),
     }
 }
@@ -91,10 +96,7 @@ fn unwrap_message(msg: &str) -> String {
     let bytes = msg.as_bytes();
     let mut i = 0;
     // `L:C: ` at the start (or twice, for `record` and `alert` both).
-    loop {
-        let Some((line, col, used)) = position_at(&msg[i..]) else {
-            break;
-        };
+    while let Some((line, col, used)) = position_at(&msg[i..]) {
         out.push_str(&format!(
             "{}:{}: ",
             line.saturating_sub(1),
@@ -268,15 +270,23 @@ impl ApiGroups {
         self.groups.read().clone()
     }
 
-    /// The rule-file group with this key, if any (an API group may not shadow it).
+    /// Refuses a group whose key is a rule-file group's (an API group may not shadow it) or
+    /// another API group's (`a;b` + `c` and `a` + `b;c` both make the key `a;b;c`).
     pub fn conflict(&self, namespace: &str, group: &str) -> Result<()> {
         let key = group_key(namespace, group);
-        match self.rules.read().file_groups.get(&key) {
-            Some((file, _)) => Err(ApiRulesError::Conflict {
+        let view = self.rules.read();
+        if let Some((file, _)) = view.file_groups.get(&key) {
+            return Err(ApiRulesError::Conflict {
                 file: file.clone(),
                 group: group.to_string(),
+            });
+        }
+        match view.api_groups.get(&key) {
+            Some((ns, g)) if ns != namespace || g.name != group => Err(ApiRulesError::Ambiguous {
+                namespace: ns.clone(),
+                group: g.name.clone(),
             }),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 

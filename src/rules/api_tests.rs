@@ -74,9 +74,7 @@ fn problems_are_named_with_positions_in_the_body() {
     );
     let m = invalid("- name: g\n  rules: []\n");
     assert!(m[0].contains("cannot unmarshal !!seq"), "{m:?}");
-    let m = invalid(
-        "name: g\nrules:\n  - alert: A\n    expr: up\n    annotations: {s: '{{ .x'}\n",
-    );
+    let m = invalid("name: g\nrules:\n  - alert: A\n    expr: up\n    annotations: {s: '{{ .x'}\n");
     assert!(m[0].contains("annotation \"s\""), "{m:?}");
     let m = invalid("name: g\nrules:\n  - record: 'bad name'\n    expr: up\n");
     assert!(m[0].contains("invalid recording rule name"), "{m:?}");
@@ -91,7 +89,10 @@ fn stored_documents_become_groups_keyed_by_namespace() {
     docs.insert(vec!["ns".into(), "g1".into()], GROUP.to_string());
     docs.insert(vec!["ns".into(), "other".into()], GROUP.to_string());
     docs.insert(vec!["ns".into()], GROUP.to_string());
-    docs.insert(vec!["ns".into(), "bad".into()], "name: bad\nrules: 3\n".into());
+    docs.insert(
+        vec!["ns".into(), "bad".into()],
+        "name: bad\nrules: 3\n".into(),
+    );
     let (ns, bad) = from_documents(&docs);
     assert_eq!(ns["ns"].keys().collect::<Vec<_>>(), vec!["g1"]);
     assert_eq!(bad.len(), 3, "{bad:?}");
@@ -105,15 +106,26 @@ fn api_groups_hand_over_to_the_evaluator_and_refuse_file_keys() {
     let rules = SharedRules::default();
     let api = ApiGroups::new(rules.clone());
     let g = parse_group(GROUP).unwrap();
-    rules
-        .write()
-        .set_file_groups(GroupDefs::from([("f.yml;g1".to_string(), ("f.yml".to_string(), g.clone()))]));
+    rules.write().set_file_groups(GroupDefs::from([(
+        "f.yml;g1".to_string(),
+        ("f.yml".to_string(), g.clone()),
+    )]));
     assert!(matches!(
         api.conflict("f.yml", "g1"),
         Err(ApiRulesError::Conflict { .. })
     ));
     api.conflict("ns", "g1").unwrap();
     api.put("ns", g.clone());
+    api.conflict("ns", "g1").unwrap();
+    let mut semi = g.clone();
+    semi.name = "b;c".to_string();
+    api.put("a", semi);
+    assert!(matches!(
+        api.conflict("a;b", "c"),
+        Err(ApiRulesError::Ambiguous { .. })
+    ));
+    api.conflict("a", "b;c").unwrap();
+    api.remove_namespace("a");
     let pending: Vec<String> = rules.write().pending.take().unwrap().into_keys().collect();
     assert_eq!(pending, vec!["f.yml;g1", "ns;g1"]);
     assert!(!api.remove_group("ns", "nope"));
