@@ -159,7 +159,7 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     .await;
 
     // A dry run: what the group would record, and a selector that matches nothing.
-    let dry = "name: dry\nrules:\n  - record: strata:dry\n    expr: vector(3)\n  - record: strata:nothing\n    expr: sum(strata_no_such_metric{job=\"x\"})\n";
+    let dry = "name: dry\nrules:\n  - record: strata:dry\n    expr: vector(3)\n  - record: strata:nothing\n    expr: sum(strata_no_such_metric{job=\"x\"})\n  - alert: DryAlert\n    expr: vector(1) > 0\n    for: 5m\n    annotations: {value: '{{ $value }}'}\n";
     let (status, text) = post(
         &node,
         "/prometheus/config/v1/rules/team%2Fa?dry_run=true",
@@ -178,6 +178,9 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
         warnings.contains("strata_no_such_metric") && warnings.contains("matches no series"),
         "{v}"
     );
+    let alert = &v["data"]["rules"][2]["alerts"][0];
+    assert_eq!(alert["state"], "pending", "{v}");
+    assert_eq!(alert["annotations"]["value"], "1", "{v}");
     let (status, _) = get(&node, "/config/v1/rules/team%2Fa/dry").await;
     assert_eq!(status, 404, "a dry run stores nothing");
 
@@ -203,6 +206,16 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     .await;
     assert_eq!(status, 409, "{text}");
     assert!(text.contains("rules.yml"), "{text}");
+
+    // Another node on the bucket answers reads alike at once.
+    let other = TestNode::builder()
+        .roles(&["query_planner"])
+        .filesystem_bucket(&bucket)
+        .start()
+        .await;
+    let (status, text) = get(&other, "/config/v1/rules/team%2Fa/api-group").await;
+    assert_eq!(status, 200, "{text}");
+    other.handle.stop().await;
 
     // The group is in the bucket: a restarted node has it.
     node.handle.stop().await;

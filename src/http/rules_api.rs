@@ -16,8 +16,10 @@
 //! be pending or firing, with a warning for every selector that matches no series.
 //!
 //! A write goes to the bucket first (`apiconfig::DocStore`, kind `rules`, one document per
-//! `[namespace, group]`), then to this node's copy (so a GET right after sees it), then wakes
-//! the syncers; every node re-reads the documents at start, on that signal and on a timer.
+//! `[namespace, group]`), then to this node's copy (its RuleEvaluator takes it up at once),
+//! then wakes the syncers; every node re-reads the documents at start, on that signal and on
+//! a timer. Reads (and the existence checks of deletes) read the bucket, so every node answers
+//! alike right after a write through any of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +36,7 @@ use crate::promql::Value as PromValue;
 use crate::query::service::{QueryOptions, QueryService};
 use crate::rules::api::{
     from_documents, parse_group, render_group, render_namespaces, selector_probes, ApiGroups,
-    ApiRulesError,
+    ApiRulesError, Namespaces,
 };
 use crate::rules::file::RuleGroup;
 use crate::rules::group::{Group, RuleQuerier};
@@ -244,8 +246,20 @@ fn authorized(req: &HttpRequest, admin: &AdminState) -> Result<()> {
     super::admin::authorize(req, admin).map_err(RulesApiError::Unauthorized)
 }
 
+/// The API groups as the bucket holds them now: reads see a write made through any node at
+/// once (behind a load balancer, mimirtool's next call may reach another node than its
+/// write did), not only after that node's next sync.
+async fn current(state: &RulesApiState) -> Result<Namespaces> {
+    let docs = state.store.load_all().await?;
+    let (all, bad) = from_documents(&docs);
+    for (name, e) in bad {
+        tracing::warn!(document = ?name, error = %e, "API rule group left out");
+    }
+    Ok(all)
+}
+
 async fn list_all(state: web::Data<RulesApiState>) -> Result<HttpResponse> {
-    let all = state.groups.snapshot();
+    let all = current(&state).await?;
     if all.is_empty() {
         return Err(RulesApiError::NotFound(NO_RULE_GROUPS));
     }
@@ -254,7 +268,7 @@ async fn list_all(state: web::Data<RulesApiState>) -> Result<HttpResponse> {
 
 async fn list_namespace(req: HttpRequest, state: web::Data<RulesApiState>) -> Result<HttpResponse> {
     let namespace = param(&req, "namespace")?;
-    let mut all = state.groups.snapshot();
+    let mut all = current(&state).await?;
     all.retain(|ns, _| *ns == namespace);
     if all.is_empty() {
         return Err(RulesApiError::NotFound(NO_RULE_GROUPS));
@@ -265,7 +279,7 @@ async fn list_namespace(req: HttpRequest, state: web::Data<RulesApiState>) -> Re
 async fn get_group(req: HttpRequest, state: web::Data<RulesApiState>) -> Result<HttpResponse> {
     let namespace = param(&req, "namespace")?;
     let name = param(&req, "group")?;
-    let all = state.groups.snapshot();
+    let all = current(&state).await?;
     match all.get(&namespace).and_then(|g| g.get(&name)) {
         Some(g) => Ok(yaml(render_group(g)?)),
         None => Err(RulesApiError::NotFound(GROUP_NOT_FOUND)),
@@ -305,9 +319,8 @@ async fn delete_group(
     authorized(&req, &admin)?;
     let namespace = param(&req, "namespace")?;
     let name = param(&req, "group")?;
-    let exists = state
-        .groups
-        .snapshot()
+    let exists = current(&state)
+        .await?
         .get(&namespace)
         .is_some_and(|g| g.contains_key(&name));
     if !exists {
@@ -327,7 +340,7 @@ async fn delete_namespace(
 ) -> Result<HttpResponse> {
     authorized(&req, &admin)?;
     let namespace = param(&req, "namespace")?;
-    let names: Vec<String> = match state.groups.snapshot().remove(&namespace) {
+    let names: Vec<String> = match current(&state).await?.remove(&namespace) {
         Some(groups) => groups.into_keys().collect(),
         None => return Err(RulesApiError::NotFound(NAMESPACE_NOT_FOUND)),
     };
