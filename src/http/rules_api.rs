@@ -489,6 +489,28 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    #[actix_rt::test]
+    async fn path_parameters_are_decoded_once() {
+        use actix_web::test;
+        async fn echo(req: HttpRequest) -> Result<HttpResponse> {
+            Ok(HttpResponse::Ok().body(param(&req, "namespace")?))
+        }
+        let app =
+            test::init_service(actix_web::App::new().route("/x/{namespace}", web::get().to(echo)))
+                .await;
+        for (path, want) in [
+            ("/x/a%25b%2Fc%2Bd%20e", "a%b/c+d e"),
+            ("/x/%C3%BC", "ü"),
+            ("/x/plain", "plain"),
+        ] {
+            let resp =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(resp.status(), 200, "{path}");
+            let body = test::read_body(resp).await;
+            assert_eq!(std::str::from_utf8(&body).unwrap(), want, "{path}");
+        }
+    }
+
     #[test]
     fn path_segments_decode_like_go() {
         assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));

@@ -36,6 +36,10 @@ fn one_group_parses_and_renders_back() {
     // A document marker, comments and JSON are fine too.
     let marked = format!("---\n# comment\n{GROUP}");
     assert_eq!(parse_group(&marked).unwrap(), g);
+    // A multi-line expression and odd strings survive rendering.
+    let multi = "name: m\nrules:\n  - alert: 'A'\n    expr: |\n      sum(\n        up\n      ) > 0\n    labels: {x: 'yes', y: '1'}\n    annotations: {s: \"{{ $value }}: \\\"quoted\\\"\"}\n";
+    let m = parse_group(multi).unwrap();
+    assert_eq!(parse_group(&render_group(&m).unwrap()).unwrap(), m);
     let json = r#"{"name": "j", "rules": [{"record": "a:b", "expr": "vector(1)"}]}"#;
     assert_eq!(parse_group(json).unwrap().rules.len(), 1);
 }
