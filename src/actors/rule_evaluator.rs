@@ -1,9 +1,10 @@
 //! The RuleEvaluator role (ruler): loads the rule files, evaluates its share of the rule
 //! groups (the files' and those written through the ruler config API, `rules::api`, which
 //! arrive with the files' through `RulesView::pending`) through the node's QueryService (the
-//! global, deduplicated view, with partial responses kept as per-rule warnings), appends what the rules produce (recorded series,
-//! ALERTS, ALERTS_FOR_STATE, staleness markers) to the node's local TSDB like scraped samples,
-//! so they are queryable at once and shipped with the node's external labels, and hands the
+//! global, deduplicated view, with partial responses kept as per-rule warnings), appends what
+//! the rules produce (recorded series, ALERTS, ALERTS_FOR_STATE, staleness markers) to the
+//! node's local TSDB like scraped samples, so they are queryable at once and shipped with the
+//! node's external labels, and hands the
 //! alerts due for sending to the node's [`AlertSender`].
 //!
 //! Groups are owned by rendezvous hashing of their `file;name` key over the live
