@@ -4,8 +4,7 @@
 //! global, deduplicated view, with partial responses kept as per-rule warnings), appends what
 //! the rules produce (recorded series, ALERTS, ALERTS_FOR_STATE, staleness markers) to the
 //! node's local TSDB like scraped samples, so they are queryable at once and shipped with the
-//! node's external labels, and hands the
-//! alerts due for sending to the node's [`AlertSender`].
+//! node's external labels, and hands the alerts due for sending to the node's [`AlertSender`].
 //!
 //! Groups are owned by rendezvous hashing of their `file;name` key over the live
 //! RuleEvaluators with `cluster.rule_replication` owners each (2 by default: two nodes
