@@ -211,10 +211,19 @@ async fn groups_written_through_the_ruler_api_are_evaluated_kept_and_deleted() {
     let other = TestNode::builder()
         .roles(&["query_planner"])
         .filesystem_bucket(&bucket)
+        .yaml(&format!("rule_files: [{}]\n", rule_file.display()))
         .start()
         .await;
     let (status, text) = get(&other, "/config/v1/rules/team%2Fa/api-group").await;
     assert_eq!(status, 200, "{text}");
+    // It knows the rule files' groups without being a RuleEvaluator.
+    let (status, text) = post(
+        &other,
+        &format!("/config/v1/rules/{file_ns}"),
+        "name: g1\nrules: []\n",
+    )
+    .await;
+    assert_eq!(status, 409, "{text}");
     other.handle.stop().await;
 
     // The group is in the bucket: a restarted node has it.

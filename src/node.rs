@@ -401,6 +401,7 @@ fn start_rules_api(
     http::rules_api::start(
         storage.bucket.clone(),
         rules.clone(),
+        &config.rule_file_paths().unwrap_or_default(),
         query.clone(),
         config.global.evaluation_interval.as_std(),
         crate::apiconfig::SyncSignal::default(),

@@ -65,15 +65,26 @@ pub struct RulesApiState {
 }
 
 /// Builds the API's state and starts the syncer that keeps this node's API groups (and so its
-/// RuleEvaluator's) equal to the bucket's, until `cancel`.
+/// RuleEvaluator's) equal to the bucket's, until `cancel`. `rule_files` are read here too
+/// when no RuleEvaluator has read them yet, so that a node without that role also refuses an
+/// API group that would shadow a rule file's.
 pub fn start(
     bucket: Arc<dyn ObjectStore>,
     rules: SharedRules,
+    rule_files: &[std::path::PathBuf],
     query: Arc<QueryService>,
     default_interval: Duration,
     signal: SyncSignal,
     cancel: CancellationToken,
 ) -> RulesApiState {
+    if rules.read().file_groups.is_empty() {
+        if let Ok(defs) = crate::rules::manager::load(rule_files) {
+            let mut view = rules.write();
+            if view.file_groups.is_empty() {
+                view.file_groups = defs;
+            }
+        }
+    }
     let groups = Arc::new(ApiGroups::new(rules));
     let store = DocStore::new(bucket, KIND);
     let target = groups.clone();
