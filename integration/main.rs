@@ -26,6 +26,7 @@ mod query_api;
 mod query_bench;
 mod rules;
 mod rules_alertmanager;
+mod rules_api;
 mod rules_notifier_faults;
 mod rules_vs_prometheus;
 mod scrape;
