@@ -18,6 +18,7 @@ mod distributed;
 mod downsampled_e2e;
 mod downsampled_query;
 mod ha_query;
+mod hygiene_cluster;
 mod lint_vs_promtool;
 mod metric_hygiene;
 mod metric_usage;
