@@ -25,6 +25,7 @@ mod metric_usage;
 mod node_boot;
 mod query_api;
 mod query_bench;
+mod remote_write_out;
 mod rules;
 mod rules_alertmanager;
 mod rules_api;

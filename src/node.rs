@@ -629,6 +629,65 @@ fn start_api_config_sync(
     configs
 }
 
+/// Remote write out: one queue per `remote_write` entry, following the local TSDB's WAL and
+/// sending the scraped families' metadata; external labels are `global.external_labels`,
+/// as Prometheus adds them.
+fn start_remote_write(
+    config: &Config,
+    storage: &Storage,
+    registry: &mut Registry,
+    shutdown: &CancellationToken,
+) {
+    if config.remote_write.is_empty() {
+        return;
+    }
+    use crate::remote::prompb::{MetricMetadata, MetricType as ProtoType};
+    use crate::scrape::parser::MetricType;
+    let scrape = storage.scrape.clone();
+    let metadata: crate::remote::write::MetadataSource = Arc::new(move || {
+        let mut out = Vec::new();
+        for (family, list) in scrape.metadata() {
+            let Some(m) = list.first() else { continue };
+            let t = match m.metric_type {
+                MetricType::Counter => ProtoType::Counter,
+                MetricType::Gauge => ProtoType::Gauge,
+                MetricType::Histogram => ProtoType::Histogram,
+                MetricType::GaugeHistogram => ProtoType::Gaugehistogram,
+                MetricType::Summary => ProtoType::Summary,
+                MetricType::Info => ProtoType::Info,
+                MetricType::StateSet => ProtoType::Stateset,
+                MetricType::Unknown => ProtoType::Unknown,
+            };
+            out.push(MetricMetadata {
+                r#type: t as i32,
+                metric_family_name: family,
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            });
+        }
+        out
+    });
+    let external = crate::storage::model::Labels::from_pairs(
+        config
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    crate::remote::write::start(
+        &config.remote_write,
+        crate::remote::write::Context {
+            wal_dir: config.node.tsdb_dir().join("wal"),
+            external,
+            base_dir: config.base_dir.clone(),
+            metadata,
+            metrics: crate::remote::metrics::RemoteWriteMetrics::register(registry),
+            runtime: tokio::runtime::Handle::current(),
+            stop: shutdown.clone(),
+        },
+    );
+}
+
 /// Starts the HTTP server, giving each API area only its own state.
 fn start_http(
     parts: HttpParts,
@@ -759,6 +818,7 @@ pub async fn start(
         runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
     };
     let api_configs = start_api_config_sync(&storage, &shutdown);
+    start_remote_write(&config, &storage, &mut registry, &shutdown);
     let supervisor = start_roles(
         &config, &storage, &cluster, metrics, &shutdown, &running, rule_parts,
     );

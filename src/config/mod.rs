@@ -15,6 +15,7 @@ mod nullable;
 mod overrides;
 mod query;
 mod relabel;
+mod remote_write;
 mod ruler;
 mod scrape;
 mod sd;
@@ -46,6 +47,7 @@ pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
 };
+pub use remote_write::{MetadataConfig, QueueConfig, RemoteWriteConfig};
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use sd::{DnsRecordType, DnsSdConfig, HttpSdConfig};
@@ -137,11 +139,10 @@ pub struct Config {
 
     #[serde(
         default,
-        skip_serializing,
-        rename = "remote_write",
-        deserialize_with = "refuse::remote_write"
+        deserialize_with = "nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
     )]
-    pub _remote_write: Unsupported,
+    pub remote_write: Vec<RemoteWriteConfig>,
     #[serde(
         default,
         skip_serializing,
@@ -226,7 +227,7 @@ impl Config {
             query: QueryConfig::default(),
             ruler: RulerConfig::default(),
             web: WebConfig::default(),
-            _remote_write: Unsupported,
+            remote_write: Vec::new(),
             _remote_read: Unsupported,
             _storage: Unsupported,
             _tracing: Unsupported,

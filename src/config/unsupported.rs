@@ -33,7 +33,6 @@ macro_rules! refusals {
 }
 
 refusals!(
-    remote_write,
     remote_read,
     storage,
     tracing,

@@ -54,6 +54,7 @@ impl Config {
             }
         }
         self.validate_scrape_configs()?;
+        self.validate_remote_write()?;
         self.validate_alerting()?;
         self.validate_node()?;
         self.validate_cluster()?;
@@ -183,6 +184,30 @@ impl Config {
                 sd.http_client().check().map_err(|m| {
                     ConfigError::invalid(format!("scrape_configs[{i}].http_sd_configs[{j}]"), m)
                 })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_remote_write(&self) -> Result<()> {
+        let mut names = BTreeSet::new();
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            rw.check().map_err(|(key, message)| {
+                let key = if key.is_empty() {
+                    format!("remote_write[{i}]")
+                } else {
+                    format!("remote_write[{i}].{key}")
+                };
+                ConfigError::invalid(key, message)
+            })?;
+            if !rw.name.is_empty() && !names.insert(rw.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("remote_write[{i}].name"),
+                    format!(
+                        "found multiple remote write configs with job name {:?}",
+                        rw.name
+                    ),
+                ));
             }
         }
         Ok(())

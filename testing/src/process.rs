@@ -51,7 +51,8 @@ pub struct Prometheus {
     pub port: u16,
     pub dir: tempfile::TempDir,
     log: PathBuf,
-    _guard: ChildGuard,
+    resolv_conf: Option<PathBuf>,
+    guard: Option<ChildGuard>,
 }
 
 impl Prometheus {
@@ -79,17 +80,42 @@ impl Prometheus {
         blocks: Option<&Path>,
         resolv_conf: Option<&Path>,
     ) -> Prometheus {
-        let bin = require_binary("prometheus");
         let dir = crate::temp_dir();
         if let Some(from) = blocks {
             copy_blocks(from, &dir.path().join("data"));
         }
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(&cfg, config_yaml).expect("write prometheus.yml");
-        let log = dir.path().join("prometheus.log");
-        let stderr = std::fs::File::create(&log).expect("create prometheus.log");
+        std::fs::write(dir.path().join("prometheus.yml"), config_yaml)
+            .expect("write prometheus.yml");
         let port = free_port();
-        let mut cmd = match resolv_conf {
+        let mut prom = Prometheus {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            log: dir.path().join("prometheus.log"),
+            dir,
+            resolv_conf: resolv_conf.map(Path::to_path_buf),
+            guard: None,
+        };
+        prom.restart().await;
+        prom
+    }
+
+    /// SIGKILLs the server (its data dir stays).
+    pub fn stop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            g.kill();
+        }
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let bin = require_binary("prometheus");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open prometheus.log");
+        let mut cmd = match &self.resolv_conf {
             None => Command::new(bin),
             Some(conf) => {
                 let mut c = Command::new("unshare");
@@ -101,12 +127,15 @@ impl Prometheus {
             }
         };
         let child = cmd
-            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--config.file={}",
+                self.dir.path().join("prometheus.yml").display()
+            ))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.path().join("data").display()
+                self.dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
             .arg("--web.enable-remote-write-receiver")
             .arg("--storage.tsdb.retention.time=100y")
             .arg("--log.level=warn")
@@ -115,18 +144,11 @@ impl Prometheus {
             .stderr(Stdio::from(stderr))
             .spawn()
             .expect("start prometheus");
-        let prom = Prometheus {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            dir,
-            log,
-            _guard: ChildGuard::new(child, "prometheus"),
-        };
-        let ready = format!("{}/-/ready", prom.base);
+        self.guard = Some(ChildGuard::new(child, "prometheus"));
+        let ready = format!("{}/-/ready", self.base);
         if let Err(e) = try_wait_http_ok(&ready, Duration::from_secs(30)).await {
-            panic!("{e}; Prometheus's log:\n{}", prom.log_tail());
+            panic!("{e}; Prometheus's log:\n{}", self.log_tail());
         }
-        prom
     }
 
     /// The last lines of Prometheus's log, for failure messages.

@@ -17,6 +17,7 @@
 mod checkpoint;
 pub mod record;
 pub mod segment;
+pub mod watcher;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -236,18 +236,36 @@ pub fn read_segment(
     path: &Path,
     mut on_record: impl FnMut(&[u8], u64) -> Result<()>,
 ) -> Result<SegmentEnd> {
+    read_segment_from(path, 0, |body, start, _| on_record(body, start))
+}
+
+/// Like [`read_segment`], starting at byte `from` (the start of a record, or the end of the
+/// previous one: a fragment boundary), and giving each record's end offset too, so a reader
+/// that follows a segment being written can resume after the last whole record it saw. A
+/// record still being written reads as a torn tail (`Corrupt` at its start).
+pub fn read_segment_from(
+    path: &Path,
+    from: u64,
+    mut on_record: impl FnMut(&[u8], u64, u64) -> Result<()>,
+) -> Result<SegmentEnd> {
     let mut file = File::open(path).map_err(|e| WalError::io(path, "open", e))?;
     let mut page = vec![0u8; PAGE_SIZE];
     let mut rec: Vec<u8> = Vec::new();
     let mut rec_start: Option<u64> = None;
     let mut rec_flags = 0u8;
-    let mut page_off: u64 = 0;
+    let mut page_off: u64 = from / PAGE_SIZE as u64 * PAGE_SIZE as u64;
+    let mut first_p = (from - page_off) as usize;
+    if page_off > 0 {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(page_off))
+            .map_err(|e| WalError::io(path, "seek", e))?;
+    }
     loop {
         let n = read_full(&mut file, &mut page).map_err(|e| WalError::io(path, "read", e))?;
         if n == 0 {
             break;
         }
-        let mut p = 0usize;
+        let mut p = std::mem::take(&mut first_p);
         while p < n {
             let frag_off = page_off + p as u64;
             let corrupt = |reason: String| SegmentEnd::Corrupt {
@@ -346,7 +364,7 @@ pub fn read_segment(
                 } else {
                     &rec
                 };
-                match on_record(body, start) {
+                match on_record(body, start, page_off + p as u64) {
                     Ok(()) => {}
                     Err(WalError::BadRecord(reason)) => {
                         return Ok(SegmentEnd::Corrupt {
