@@ -36,6 +36,7 @@ mod scrape_bad;
 mod scrape_bench;
 mod scrape_config_api;
 mod scrape_lint;
+mod scrape_report;
 mod shipping;
 mod shipping_bench;
 mod shipping_cli;

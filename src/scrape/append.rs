@@ -106,6 +106,14 @@ struct CacheEntry {
     pos: u32,
 }
 
+/// A failed append: why, and what it had counted by then (for the report series).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct AppendFailure {
+    pub error: AppendError,
+    pub stats: AppendStats,
+}
+
 /// Counts of one append, for the report series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AppendStats {
@@ -232,6 +240,10 @@ enum Build {
 impl ScrapeCache {
     /// Appends a scrape body at `t` (ms). On error nothing of this body should be committed:
     /// the caller rolls back and calls [`ScrapeCache::append_failed`].
+    ///
+    /// The counts of a failed append are what Prometheus 2.42 reports for it: the samples read
+    /// and kept until the error (a sample whose labels the head refuses counts as read, not
+    /// kept; past `sample_limit` the rest of the body is still counted, not stored).
     pub fn append(
         &mut self,
         app: &mut HeadAppender<'_>,
@@ -239,10 +251,25 @@ impl ScrapeCache {
         body: &[u8],
         format: Format,
         t: i64,
-    ) -> Result<AppendStats> {
+    ) -> std::result::Result<AppendStats, AppendFailure> {
+        let mut stats = AppendStats::default();
+        match self.append_counting(app, ctx, body, format, t, &mut stats) {
+            Ok(()) => Ok(stats),
+            Err(error) => Err(AppendFailure { error, stats }),
+        }
+    }
+
+    fn append_counting(
+        &mut self,
+        app: &mut HeadAppender<'_>,
+        ctx: &AppendCtx<'_>,
+        body: &[u8],
+        format: Format,
+        t: i64,
+        stats: &mut AppendStats,
+    ) -> Result<()> {
         self.iter += 1;
         let iter = self.iter;
-        let mut stats = AppendStats::default();
         if self.order.format != Some(format) {
             self.order.clear();
             self.order.format = Some(format);
@@ -264,13 +291,22 @@ impl ScrapeCache {
                     let ts = sample_time(ctx.cfg, timestamp, t);
                     let slot = &mut self.entries[entry as usize].slot;
                     if let Some(res) = append_cached(app, slot, iter, ts, value) {
-                        count(&mut stats, res, ctx.cfg)?;
+                        if let Err(e) = count(stats, res, ctx.cfg) {
+                            return self.count_rest(parser, ctx, stats, e);
+                        }
                     }
                     continue;
                 }
             }
-            let Some(entry) = parser.next_entry()? else {
-                break;
+            let entry = match parser.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                // Prometheus's parser takes the line; its head refuses the label set.
+                Err(e @ ParseError::DuplicateLabel { .. }) => {
+                    stats.total += 1;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
             };
             let s = match entry {
                 Entry::Sample(s) => s,
@@ -352,7 +388,9 @@ impl ScrapeCache {
                 }
             }
             if let Some(res) = res {
-                count(&mut stats, res, ctx.cfg)?;
+                if let Err(e) = count(stats, res, ctx.cfg) {
+                    return self.count_rest(parser, ctx, stats, e);
+                }
             }
         }
         self.order.iter = iter;
@@ -368,7 +406,34 @@ impl ScrapeCache {
             }
         }
         self.mark_stale(app, t)?;
-        Ok(stats)
+        Ok(())
+    }
+
+    /// After `error` (the sample limit): counts the rest of the body as Prometheus does —
+    /// every sample read, and those relabeling keeps — without storing any, then fails.
+    fn count_rest(
+        &mut self,
+        mut parser: Parser<'_>,
+        ctx: &AppendCtx<'_>,
+        stats: &mut AppendStats,
+        error: AppendError,
+    ) -> Result<()> {
+        if !matches!(error, AppendError::SampleLimit(_)) {
+            return Err(error);
+        }
+        while let Ok(Some(entry)) = parser.next_entry() {
+            let Entry::Sample(s) = entry else { continue };
+            stats.total += 1;
+            series_key(&mut self.key, &s);
+            let kept = match self.index.get(self.key.as_slice()) {
+                Some(&e) => !matches!(self.entries[e as usize].slot, Slot::Dropped { .. }),
+                None => mutate_sample_labels(&s, ctx).is_some(),
+            };
+            if kept {
+                stats.added += 1;
+            }
+        }
+        Err(error)
     }
 
     /// Starts loading the head series of line `i` of the last body, which will likely be
@@ -513,13 +578,16 @@ fn count(
     res: std::result::Result<(), HeadError>,
     cfg: &ScrapeConfig,
 ) -> Result<()> {
+    // Like Prometheus, a sample the head refuses as out of order, duplicate or out of bounds
+    // still counts as kept after relabeling; only other storage errors fail the scrape.
     match res {
-        Ok(()) => stats.added += 1,
+        Ok(()) => {}
         Err(HeadError::OutOfOrder) => stats.out_of_order += 1,
         Err(HeadError::DuplicateTimestamp) => stats.duplicates += 1,
         Err(HeadError::OutOfBounds) => stats.out_of_bounds += 1,
         Err(e) => return Err(AppendError::Storage(e)),
     }
+    stats.added += 1;
     let limit = cfg.sample_limit;
     if limit > 0 && stats.added > limit {
         return Err(AppendError::SampleLimit(limit));

@@ -221,14 +221,19 @@ impl ScrapeLoop {
             _ => None,
         };
         let mut app = self.db.appender();
-        let result = fetched.and_then(|format| {
-            let ctx = AppendCtx {
-                cfg: &self.cfg,
-                target_labels: &st.target_labels,
-                lint_dropped: (self.cfg.lint == LintPolicy::Drop).then_some(&st.lint_dropped),
-            };
-            Ok(st.cache.append(&mut app, &ctx, &st.body, format, t)?)
-        });
+        // A failed append still reports what it counted (Prometheus's partial counts).
+        let result = fetched
+            .map_err(|e| (e, AppendStats::default()))
+            .and_then(|format| {
+                let ctx = AppendCtx {
+                    cfg: &self.cfg,
+                    target_labels: &st.target_labels,
+                    lint_dropped: (self.cfg.lint == LintPolicy::Drop).then_some(&st.lint_dropped),
+                };
+                st.cache
+                    .append(&mut app, &ctx, &st.body, format, t)
+                    .map_err(|f| (ScrapeError::Append(f.error), f.stats))
+            });
         let (up, stats, error) = match result {
             Ok(stats) => {
                 if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
@@ -237,13 +242,13 @@ impl ScrapeLoop {
                 }
                 (true, stats, String::new())
             }
-            Err(e) => {
+            Err((e, counted)) => {
                 // Dropping the appender rolls the partial body back.
                 app = self.db.appender();
                 if let Err(se) = st.cache.append_failed(&mut app, t) {
                     tracing::warn!(target = %st.url, error = %se, "writing staleness markers failed");
                 }
-                (false, AppendStats::default(), e.to_string())
+                (false, counted, e.to_string())
             }
         };
         let report = report_samples(&self.target, &stats, up, duration.as_secs_f64());
