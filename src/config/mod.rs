@@ -17,6 +17,7 @@ mod query;
 mod relabel;
 mod ruler;
 mod scrape;
+mod sidecar;
 mod units;
 mod unsupported;
 mod validate;
@@ -47,6 +48,7 @@ pub use relabel::{
 };
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
+pub use sidecar::SidecarConfig;
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
 pub use web::{normalize_route_prefix, WebConfig};
@@ -132,6 +134,9 @@ pub struct Config {
     pub ruler: RulerConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub web: WebConfig,
+    /// Sidecar mode: ship an existing Prometheus's blocks and serve its recent data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarConfig>,
 
     #[serde(
         default,
@@ -224,6 +229,7 @@ impl Config {
             query: QueryConfig::default(),
             ruler: RulerConfig::default(),
             web: WebConfig::default(),
+            sidecar: None,
             _remote_write: Unsupported,
             _remote_read: Unsupported,
             _storage: Unsupported,
