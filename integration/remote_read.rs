@@ -123,7 +123,10 @@ pub fn compare(what: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
     }
     let (a, b) = (&ours["data"], &theirs["data"]);
     if a["resultType"] != b["resultType"] {
-        return Err(format!("{what}: {} vs {}", a["resultType"], b["resultType"]));
+        return Err(format!(
+            "{what}: {} vs {}",
+            a["resultType"], b["resultType"]
+        ));
     }
     let (ka, kb) = (keyed(a), keyed(b));
     if ka.keys().ne(kb.keys()) {
@@ -141,7 +144,9 @@ pub fn compare(what: &str, ours: &Value, theirs: &Value) -> Result<(), String> {
                 .zip(pb)
                 .all(|(x, y)| x.0 == y.0 && close(&x.1, &y.1));
         if !same {
-            return Err(format!("{what}: {k}:\nstrata:     {pa:?}\nprometheus: {pb:?}"));
+            return Err(format!(
+                "{what}: {k}:\nstrata:     {pa:?}\nprometheus: {pb:?}"
+            ));
         }
     }
     Ok(())
@@ -179,7 +184,11 @@ pub async fn compare_queries(
             api(ours, "/api/v1/query", &p).await,
             api(theirs, "/api/v1/query", &p).await,
         );
-        non_empty += usize::from(b["data"]["result"].as_array().is_some_and(|r| !r.is_empty()));
+        non_empty += usize::from(
+            b["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
+        );
         if let Err(e) = compare(q, &a, &b) {
             failures.push(e);
         }
@@ -195,7 +204,11 @@ pub async fn compare_queries(
             api(ours, "/api/v1/query_range", &p).await,
             api(theirs, "/api/v1/query_range", &p).await,
         );
-        non_empty += usize::from(b["data"]["result"].as_array().is_some_and(|r| !r.is_empty()));
+        non_empty += usize::from(
+            b["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
+        );
         if let Err(e) = compare(&format!("range {q}"), &a, &b) {
             failures.push(e);
         }
@@ -232,7 +245,12 @@ async fn prometheus_2_42_reading_strata_answers_like_strata() {
     );
 }
 
-fn read_request(types: &[ResponseType], matchers: Vec<LabelMatcher>, mint: i64, maxt: i64) -> Vec<u8> {
+fn read_request(
+    types: &[ResponseType],
+    matchers: Vec<LabelMatcher>,
+    mint: i64,
+    maxt: i64,
+) -> Vec<u8> {
     encode_request(&ReadRequest {
         queries: vec![Query {
             start_timestamp_ms: mint,
@@ -274,14 +292,24 @@ async fn sampled_and_streamed_answers_hold_the_written_samples() {
     let want: BTreeMap<String, Vec<(i64, f64)>> = data
         .iter()
         .filter(|(l, _)| l.get("__name__") == Some("rr_requests_total"))
-        .map(|(l, s)| (l.get("job").unwrap_or("").to_string() + l.get("instance").unwrap_or(""), s.clone()))
+        .map(|(l, s)| {
+            (
+                l.get("job").unwrap_or("").to_string() + l.get("instance").unwrap_or(""),
+                s.clone(),
+            )
+        })
         .collect();
     let key = |l: &Labels| l.get("job").unwrap_or("").to_string() + l.get("instance").unwrap_or("");
 
     // Only SAMPLES accepted: one snappy ReadResponse.
     let resp = post_read(
         &node.base,
-        read_request(&[ResponseType::Samples], vec![eq("__name__", "rr_requests_total")], mint, maxt),
+        read_request(
+            &[ResponseType::Samples],
+            vec![eq("__name__", "rr_requests_total")],
+            mint,
+            maxt,
+        ),
     )
     .await;
     assert_eq!(resp.status(), 200);
@@ -291,8 +319,15 @@ async fn sampled_and_streamed_answers_hold_the_written_samples() {
     assert_eq!(sampled.results.len(), 1);
     let mut got = BTreeMap::new();
     for ts in &sampled.results[0].timeseries {
-        let labels = Labels::from_pairs(ts.labels.iter().map(|l| (l.name.clone(), l.value.clone())));
-        got.insert(key(&labels), ts.samples.iter().map(|s| (s.timestamp, s.value)).collect::<Vec<_>>());
+        let labels =
+            Labels::from_pairs(ts.labels.iter().map(|l| (l.name.clone(), l.value.clone())));
+        got.insert(
+            key(&labels),
+            ts.samples
+                .iter()
+                .map(|s| (s.timestamp, s.value))
+                .collect::<Vec<_>>(),
+        );
     }
     assert_eq!(got, want, "sampled answer");
 
@@ -318,7 +353,10 @@ async fn sampled_and_streamed_answers_hold_the_written_samples() {
     let mut got = BTreeMap::new();
     for s in frames.get(&0).cloned().unwrap_or_default() {
         for w in s.chunks.windows(2) {
-            assert!(w[0].max_time < w[1].min_time, "streamed chunks must not overlap");
+            assert!(
+                w[0].max_time < w[1].min_time,
+                "streamed chunks must not overlap"
+            );
         }
         let mut it = SeriesIterator::new(s.chunks.clone());
         let mut samples = Vec::new();
@@ -342,7 +380,11 @@ async fn sampled_and_streamed_answers_hold_the_written_samples() {
         name: "job".into(),
         value: "(".into(),
     };
-    let resp = post_read(&node.base, read_request(&[ResponseType::Samples], vec![bad_re], mint, maxt)).await;
+    let resp = post_read(
+        &node.base,
+        read_request(&[ResponseType::Samples], vec![bad_re], mint, maxt),
+    )
+    .await;
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("invalid matcher"));
 }

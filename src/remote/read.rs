@@ -427,7 +427,7 @@ mod tests {
             Err(ReadError::Matcher { .. })
         ));
         assert!(matches!(
-            decode_request(b"\xff\xff\xffgarbage"),
+            decode_request(b"not snappy at all"),
             Err(ReadError::Snappy(_))
         ));
     }

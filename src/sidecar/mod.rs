@@ -61,7 +61,11 @@ pub type Result<T> = std::result::Result<T, SidecarError>;
 
 /// The Prometheus this node runs beside: its API, data dir and current external labels.
 pub struct Sidecar {
+    /// Control calls (flags, config), made from the node's runtime.
     pub api: PromApi,
+    /// Data calls (remote read, labels), made only from the fan-out runtime, so no pooled
+    /// connection is shared between two runtimes.
+    pub data: PromApi,
     pub data_dir: PathBuf,
     pub block_duration: Duration,
     labels: RwLock<BTreeMap<String, String>>,
@@ -143,6 +147,7 @@ pub async fn connect(cfg: &SidecarConfig, base_dir: &Path) -> Result<Sidecar> {
     }
     tracing::info!(prometheus = %api.base, data_dir = %data_dir.display(), labels = ?labels, block = ?block_duration, "sidecar mode: shipping Prometheus's blocks");
     Ok(Sidecar {
+        data: PromApi::new(cfg.base_url(), API_TIMEOUT)?,
         api,
         data_dir,
         block_duration,

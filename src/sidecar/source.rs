@@ -112,7 +112,7 @@ impl Queryable for PrometheusQueryable {
                     .map_err(storage_err)?,
             );
         }
-        let api = self.sidecar.api.clone();
+        let api = self.sidecar.data.clone();
         let mut series = self
             .runtime
             .block_on(async move { remote_read(&api, &own, mint, maxt).await })
@@ -130,7 +130,7 @@ impl Queryable for PrometheusQueryable {
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> QueryResult<Vec<String>> {
         let own = self.own_matchers(matchers);
-        let api = self.sidecar.api.clone();
+        let api = self.sidecar.data.clone();
         self.runtime
             .block_on(async move { api.labels(None, &own, mint, maxt).await })
             .map_err(storage_err)
@@ -144,7 +144,7 @@ impl Queryable for PrometheusQueryable {
         maxt: i64,
     ) -> QueryResult<Vec<String>> {
         let own = self.own_matchers(matchers);
-        let api = self.sidecar.api.clone();
+        let api = self.sidecar.data.clone();
         let name = name.to_string();
         self.runtime
             .block_on(async move { api.labels(Some(&name), &own, mint, maxt).await })
