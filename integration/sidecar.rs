@@ -292,8 +292,19 @@ async fn sidecar_ships_prometheus_blocks_and_queries_see_old_and_recent_data() {
     };
     let with_prom = range(prom.base.clone()).await;
     prom.guard.kill();
-    let bucket_only = range(query.base.clone()).await;
-    crate::remote_read::compare("bucket only", &bucket_only, &with_prom).unwrap();
+    let mut last = Err(String::new());
+    for _ in 0..30 {
+        let bucket_only = range(query.base.clone()).await;
+        last = crate::remote_read::compare("bucket only", &bucket_only, &with_prom);
+        if last.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if let Err(e) = last {
+        let stores = query.get_json("/api/v1/stores").await;
+        panic!("{e}\nstores: {stores}\nmetas: {metas:?}\nrange {start}..{end}");
+    }
 }
 
 #[actix_rt::test]
