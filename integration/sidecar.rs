@@ -274,21 +274,18 @@ async fn sidecar_ships_prometheus_blocks_and_queries_see_old_and_recent_data() {
         .max()
         .unwrap();
     let end = (shipped_max / 1000 - 5) as f64 + offset;
-    let range = |base: String| {
-        let end = end;
-        async move {
-            api(
-                &base,
-                "/api/v1/query_range",
-                &[
-                    ("query", "prometheus_tsdb_head_chunks".to_string()),
-                    ("start", format!("{start:.3}")),
-                    ("end", format!("{end:.3}")),
-                    ("step", "5".to_string()),
-                ],
-            )
-            .await
-        }
+    let range = |base: String| async move {
+        api(
+            &base,
+            "/api/v1/query_range",
+            &[
+                ("query", "prometheus_tsdb_head_chunks".to_string()),
+                ("start", format!("{start:.3}")),
+                ("end", format!("{end:.3}")),
+                ("step", "5".to_string()),
+            ],
+        )
+        .await
     };
     let with_prom = range(prom.base.clone()).await;
     prom.guard.kill();

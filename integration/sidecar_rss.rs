@@ -6,6 +6,7 @@
 //! local s3s-fs server, and the process's `VmHWM` (/proc/<pid>/status) is read once every
 //! block is in the bucket.
 //! `STRATA_SIDECAR_RSS_BLOCKS=/a,/b cargo test --test integration sidecar_rss -- --ignored --nocapture`
+//! (`STRATA_BIN=target/release/strata` measures a release build instead of the debug one).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -83,7 +84,10 @@ async fn measure(blocks: &Path) -> String {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+    // `STRATA_BIN` runs another build of the binary (e.g. a release build) instead.
+    let bin =
+        std::env::var("STRATA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_strata").to_string());
+    let child = Command::new(bin)
         .args(["node", "--config"])
         .arg(&node_cfg)
         .stdin(Stdio::null())
