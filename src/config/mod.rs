@@ -17,6 +17,7 @@ mod query;
 mod relabel;
 mod ruler;
 mod scrape;
+mod sd;
 mod sidecar;
 mod units;
 mod unsupported;
@@ -48,6 +49,7 @@ pub use relabel::{
 };
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
+pub use sd::{DnsRecordType, DnsSdConfig, HttpSdConfig};
 pub use sidecar::SidecarConfig;
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
