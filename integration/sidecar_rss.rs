@@ -72,6 +72,15 @@ async fn measure(blocks: &Path) -> String {
         .unwrap();
 
     let s3 = S3Server::start();
+    // `STRATA_SIDECAR_RSS_BUCKET=filesystem` ships to a filesystem bucket instead, to tell
+    // the S3 client's share of the peak from the rest.
+    let bucket_yaml = match std::env::var("STRATA_SIDECAR_RSS_BUCKET").as_deref() {
+        Ok("filesystem") => format!(
+            "bucket:\n  type: filesystem\n  filesystem: {{dir: {}}}\n",
+            dir.path().join("bucket").display()
+        ),
+        _ => s3.bucket_yaml(),
+    };
     let web = free_port();
     let node_cfg = dir.path().join("strata.yml");
     std::fs::write(
@@ -79,7 +88,7 @@ async fn measure(blocks: &Path) -> String {
         format!(
             "node:\n  id: rss\n  web_listen: 127.0.0.1:{web}\n  gossip_listen: 127.0.0.1:0\n  rpc_listen: 127.0.0.1:0\n  data_dir: {}\n  roles: [scraper_shipper]\n{}sidecar:\n  prometheus_url: {base}\n  prometheus_data_dir: {}\n",
             dir.path().join("strata").display(),
-            s3.bucket_yaml(),
+            bucket_yaml,
             data.display()
         ),
     )
