@@ -7,7 +7,7 @@ use std::process::Command;
 
 use strata::config::{check_config_report, Config};
 
-const STRATA_ONLY: [&str; 9] = [
+const STRATA_ONLY: [&str; 10] = [
     "node",
     "cluster",
     "bucket",
@@ -17,6 +17,7 @@ const STRATA_ONLY: [&str; 9] = [
     "query",
     "ruler",
     "web",
+    "sidecar",
 ];
 
 fn configs_dir() -> PathBuf {

@@ -19,5 +19,6 @@ pub mod query;
 pub mod remote;
 pub mod rules;
 pub mod scrape;
+pub mod sidecar;
 pub mod storage;
 pub mod time;

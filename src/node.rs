@@ -74,6 +74,8 @@ pub enum NodeError {
     Db(#[from] crate::storage::db::DbError),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Sidecar(#[from] crate::sidecar::SidecarError),
 }
 
 pub type Result<T> = std::result::Result<T, NodeError>;
@@ -252,7 +254,11 @@ struct Storage {
 
 /// The local TSDB (replayed), the bucket, the shipper of local blocks, the bucket store a
 /// StoreShard serves from, and the scrape pools. Nothing runs yet.
-async fn open_storage(config: &Arc<Config>, registry: &mut Registry) -> Result<Storage> {
+async fn open_storage(
+    config: &Arc<Config>,
+    registry: &mut Registry,
+    sidecar: Option<&crate::sidecar::Sidecar>,
+) -> Result<Storage> {
     let tsdb_dir = config.node.tsdb_dir();
     std::fs::create_dir_all(&tsdb_dir).map_err(|source| NodeError::DataDir {
         path: tsdb_dir.display().to_string(),
@@ -264,12 +270,7 @@ async fn open_storage(config: &Arc<Config>, registry: &mut Registry) -> Result<S
         registry,
     )?;
     let shipper = Arc::new(Shipper::new(
-        ShipperConfig {
-            tsdb_dir,
-            external_labels: config.shipping_labels(),
-            source: "sidecar".to_string(),
-            upload_compacted: false,
-        },
+        shipper_config(config, tsdb_dir, sidecar),
         bucket.clone(),
         registry,
     ));
@@ -290,6 +291,36 @@ async fn open_storage(config: &Arc<Config>, registry: &mut Registry) -> Result<S
         store,
         scrape,
     })
+}
+
+/// What the shipper ships: the node's own TSDB with its shipping labels, or in sidecar mode
+/// the Prometheus data dir with Prometheus's external labels (the same shipper either way).
+fn shipper_config(
+    config: &Config,
+    tsdb_dir: std::path::PathBuf,
+    sidecar: Option<&crate::sidecar::Sidecar>,
+) -> ShipperConfig {
+    match sidecar {
+        Some(sc) => ShipperConfig::sidecar(sc.data_dir.clone(), sc.external_labels()),
+        None => ShipperConfig {
+            tsdb_dir,
+            external_labels: config.shipping_labels(),
+            source: "sidecar".to_string(),
+            upload_compacted: false,
+        },
+    }
+}
+
+/// Sidecar mode: checks the Prometheus beside the node (the node does not start if it
+/// compacts locally or has no external labels) and keeps the shipper's labels in step with
+/// Prometheus's config.
+async fn connect_sidecar(config: &Config) -> Result<Option<Arc<crate::sidecar::Sidecar>>> {
+    match &config.sidecar {
+        None => Ok(None),
+        Some(cfg) => Ok(Some(Arc::new(
+            crate::sidecar::connect(cfg, &config.base_dir).await?,
+        ))),
+    }
 }
 
 /// The addresses the node serves on, as bound.
@@ -541,6 +572,7 @@ fn start_query(
     running: &Arc<RunningRoles>,
     rpc_listener: TcpListener,
     key: Option<Vec<u8>>,
+    sidecar: Option<Arc<crate::sidecar::Sidecar>>,
 ) -> Result<(Arc<QueryService>, TransportServer)> {
     let transport_cfg = TransportConfig {
         cluster_key: key,
@@ -553,6 +585,7 @@ fn start_query(
         external_labels: Labels::from_pairs(config.shipping_labels()),
         cluster: cluster.clone(),
         runtime: Arc::new(FanoutRuntime::start().map_err(NodeError::Runtime)?),
+        sidecar,
     });
     let rpc = TransportServer::start(
         rpc_listener,
@@ -789,11 +822,15 @@ pub async fn start(
     crate::metrics::register_build_info(&mut registry, &build);
     let metrics = Arc::new(RoleMetrics::register(&mut registry));
 
-    let storage = open_storage(&config, &mut registry).await?;
+    let sidecar = connect_sidecar(&config).await?;
+    let storage = open_storage(&config, &mut registry, sidecar.as_deref()).await?;
+    if let Some(sc) = &sidecar {
+        sc.refresh_labels(storage.shipper.clone(), shutdown.clone());
+    }
     let cluster = start_cluster(&config, gossip, &bound, key.clone()).await?;
     // Queries first: the RuleEvaluator role evaluates through the query service.
     let running = Arc::new(RunningRoles::default());
-    let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key)?;
+    let (query, rpc) = start_query(&config, &storage, &cluster, &running, rpc, key, sidecar)?;
     query.usage().spawn_saver(
         usage_path(&config),
         std::time::Duration::from_secs(60),

@@ -19,6 +19,7 @@ mod remote_write;
 mod ruler;
 mod scrape;
 mod sd;
+mod sidecar;
 mod units;
 mod unsupported;
 mod validate;
@@ -51,6 +52,7 @@ pub use remote_write::{MetadataConfig, QueueConfig, RemoteWriteConfig};
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
 pub use sd::{DnsRecordType, DnsSdConfig, HttpSdConfig};
+pub use sidecar::SidecarConfig;
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
 pub use web::{normalize_route_prefix, WebConfig};
@@ -136,6 +138,9 @@ pub struct Config {
     pub ruler: RulerConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub web: WebConfig,
+    /// Sidecar mode: ship an existing Prometheus's blocks and serve its recent data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarConfig>,
 
     #[serde(
         default,
@@ -228,6 +233,7 @@ impl Config {
             ruler: RulerConfig::default(),
             web: WebConfig::default(),
             remote_write: Vec::new(),
+            sidecar: None,
             _remote_read: Unsupported,
             _storage: Unsupported,
             _tracing: Unsupported,

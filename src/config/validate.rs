@@ -62,6 +62,9 @@ impl Config {
         self.compactor.validate()?;
         self.ruler.validate()?;
         self.web.validate()?;
+        if let Some(sidecar) = &self.sidecar {
+            sidecar.validate(self.scrape_configs.len())?;
+        }
         positive("tsdb.retention", self.tsdb.retention)?;
         positive("tsdb.block_duration", self.tsdb.block_duration)?;
         if self

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod nodes;
 pub mod params;
 pub mod query;
+pub mod remote_read;
 pub mod remote_write;
 pub mod rules;
 pub mod rules_api;
@@ -162,6 +163,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     blocks::routes(cfg);
     cluster::routes(cfg);
     query::routes(cfg);
+    remote_read::routes(cfg);
     remote_write::routes(cfg);
     rules::routes(cfg);
     scrape_configs::routes(cfg);

@@ -121,7 +121,13 @@ pub struct SourceSet {
     pub cluster: Arc<ClusterService>,
     /// Where bucket reads and remote calls run while a query thread waits.
     pub runtime: Arc<FanoutRuntime>,
+    /// The Prometheus this node runs beside in sidecar mode: its recent data is a source
+    /// while the scraper_shipper role runs, like the local head.
+    pub sidecar: Option<Arc<crate::sidecar::Sidecar>>,
 }
+
+/// The source name of a sidecar's Prometheus.
+pub const PROMETHEUS_SOURCE: &str = "prometheus";
 
 impl SourceSet {
     pub fn local(&self) -> Vec<LocalSource> {
@@ -136,6 +142,9 @@ impl SourceSet {
                 external_labels: self.external_labels.clone(),
             });
         }
+        if let Some(src) = self.prometheus_source() {
+            out.push(src);
+        }
         if self.running.contains(Role::StoreShard) {
             let q: Arc<dyn Queryable> = Arc::new(BucketStoreQueryable::new(
                 self.store.clone(),
@@ -149,6 +158,24 @@ impl SourceSet {
             });
         }
         out
+    }
+
+    /// The sidecar's Prometheus, while this node's scraper_shipper runs in sidecar mode.
+    fn prometheus_source(&self) -> Option<LocalSource> {
+        let sc = self.sidecar.as_ref()?;
+        if !self.running.contains(Role::ScraperShipper) {
+            return None;
+        }
+        let handle = self.runtime.handle()?;
+        let q: Arc<dyn Queryable> = Arc::new(crate::sidecar::source::PrometheusQueryable::new(
+            sc.clone(),
+            handle,
+        ));
+        Some(LocalSource {
+            name: PROMETHEUS_SOURCE.to_string(),
+            queryable: q,
+            external_labels: crate::sidecar::source::labels_of(&sc.external_labels()),
+        })
     }
 
     /// What each local source holds: label sets and time covered (the StoreAPI `info`).
@@ -172,6 +199,16 @@ impl SourceSet {
                 label_sets: vec![self.external_labels.clone()],
                 min_time: mint,
                 max_time: maxt,
+            });
+        }
+        if let (Some(sc), true) = (&self.sidecar, self.running.contains(Role::ScraperShipper)) {
+            // Like Thanos's sidecar: from the oldest block on, up to now and beyond.
+            out.push(super::storeapi::StoreInfo {
+                node: node.clone(),
+                source: PROMETHEUS_SOURCE.to_string(),
+                label_sets: vec![crate::sidecar::source::labels_of(&sc.external_labels())],
+                min_time: sc.min_time(),
+                max_time: Some(i64::MAX),
             });
         }
         if self.running.contains(Role::StoreShard) {
