@@ -14,6 +14,7 @@ mod node;
 mod nullable;
 mod overrides;
 mod query;
+mod receive;
 mod relabel;
 mod ruler;
 mod scrape;
@@ -41,6 +42,7 @@ pub use node::{
 };
 pub use overrides::Overrides;
 pub use query::{QueryConfig, SourceResolution};
+pub use receive::{ReceiveConfig, ReceiveLimits};
 pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
@@ -132,6 +134,9 @@ pub struct Config {
     pub ruler: RulerConfig,
     #[serde(default, deserialize_with = "nullable::or_default")]
     pub web: WebConfig,
+    /// Remote-write receive: tenants and limits (`config::receive`).
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub receive: ReceiveConfig,
 
     #[serde(
         default,
@@ -224,6 +229,7 @@ impl Config {
             query: QueryConfig::default(),
             ruler: RulerConfig::default(),
             web: WebConfig::default(),
+            receive: ReceiveConfig::default(),
             _remote_write: Unsupported,
             _remote_read: Unsupported,
             _storage: Unsupported,

@@ -60,6 +60,7 @@ impl Config {
         self.validate_bucket()?;
         self.compactor.validate()?;
         self.ruler.validate()?;
+        self.receive.validate()?;
         self.web.validate()?;
         positive("tsdb.retention", self.tsdb.retention)?;
         positive("tsdb.block_duration", self.tsdb.block_duration)?;
@@ -239,6 +240,12 @@ impl Config {
         if c.scrape_replication == 0 {
             return Err(ConfigError::invalid(
                 "cluster.scrape_replication",
+                "must be at least 1",
+            ));
+        }
+        if c.receive_replication == 0 {
+            return Err(ConfigError::invalid(
+                "cluster.receive_replication",
                 "must be at least 1",
             ));
         }

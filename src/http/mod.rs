@@ -11,6 +11,7 @@ pub mod forward;
 pub mod nodes;
 pub mod params;
 pub mod query;
+pub mod receive;
 pub mod remote_write;
 pub mod rules;
 pub mod scrape_configs;
@@ -133,6 +134,7 @@ pub struct HttpStates {
     pub admin: web::Data<AdminState>,
     pub ingest: web::Data<IngestState>,
     pub rules: web::Data<rules::RulesState>,
+    pub receive: web::Data<receive::ReceiveState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +159,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     blocks::routes(cfg);
     cluster::routes(cfg);
     query::routes(cfg);
-    remote_write::routes(cfg);
+    receive::routes(cfg);
     rules::routes(cfg);
     scrape_configs::routes(cfg);
     targets::routes(cfg);
@@ -196,6 +198,7 @@ pub fn serve(
             .app_data(states.admin.clone())
             .app_data(states.ingest.clone())
             .app_data(states.rules.clone())
+            .app_data(states.receive.clone())
             .app_data(ui_state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024));
         if prefix.is_empty() {
