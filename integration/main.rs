@@ -22,6 +22,7 @@ mod metric_usage;
 mod node_boot;
 mod query_api;
 mod query_bench;
+mod receive;
 mod rules;
 mod rules_alertmanager;
 mod rules_notifier_faults;
