@@ -127,7 +127,11 @@ fn start_prometheus(bin: &Path, work: &Path) -> Result<Server> {
 }
 
 /// Posts every sender's requests in order (senders in parallel) and measures the server.
-async fn measure(server: &mut Server, senders: &Arc<Vec<Vec<Vec<u8>>>>) -> Result<ReceiveReport> {
+async fn measure(
+    server: &mut Server,
+    senders: &Arc<Vec<Vec<Vec<u8>>>>,
+    samples: u64,
+) -> Result<ReceiveReport> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -167,7 +171,6 @@ async fn measure(server: &mut Server, senders: &Arc<Vec<Vec<Vec<u8>>>>) -> Resul
     }
     let wall_s = t0.elapsed().as_secs_f64();
     let cpu_s = process_cpu(pid)? - cpu0;
-    let samples = senders.iter().map(|s| s.len()).sum::<usize>() as u64;
     Ok(ReceiveReport {
         name: server.name,
         samples,
@@ -200,10 +203,10 @@ pub fn run(args: ReceiveBenchArgs, out: &mut dyn Write) -> Result<()> {
     let result = rt.block_on(async {
         let mut reports = Vec::new();
         let mut node = start_strata(&strata.clone(), &work.join("strata"), "")?;
-        reports.push(measure(&mut node, &senders).await?);
+        reports.push(measure(&mut node, &senders, samples).await?);
         drop(node);
         let mut prom = start_prometheus(&args.prometheus, &work.join("prometheus"))?;
-        reports.push(measure(&mut prom, &senders).await?);
+        reports.push(measure(&mut prom, &senders, samples).await?);
         Ok::<_, CliError>(reports)
     });
     if temporary {
