@@ -242,6 +242,18 @@ fn samples_by_series(v: &Value) -> BTreeMap<String, Vec<(i64, String)>> {
     out
 }
 
+/// A node's own head: (series, min time ms).
+async fn head_stats(base: &str) -> (u64, i64) {
+    let v = strata_testing::http::get_json(&format!("{base}/api/v1/status/tsdb"))
+        .await
+        .unwrap_or_default();
+    let h = &v["data"]["headStats"];
+    (
+        h["numSeries"].as_u64().unwrap_or(0),
+        h["minTime"].as_i64().unwrap_or(i64::MAX),
+    )
+}
+
 #[actix_rt::test]
 async fn prometheus_writes_through_haproxy_and_a_killed_node_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -291,7 +303,11 @@ async fn prometheus_writes_through_haproxy_and_a_killed_node_loses_nothing_ackno
     )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    println!("SIGKILL n2");
+    let n2 = format!("http://127.0.0.1:{}", webs[1]);
+    let before = head_stats(&n2).await;
+    assert!(before.0 > 0, "n2 stored nothing before the kill");
+    let killed_at = now_ms();
+    println!("SIGKILL n2 (head: {} series from {})", before.0, before.1);
     guards[1].kill();
     tokio::time::sleep(Duration::from_secs(8)).await;
     println!("restart n2");
@@ -302,6 +318,12 @@ async fn prometheus_writes_through_haproxy_and_a_killed_node_loses_nothing_ackno
     )
     .await
     .expect("n2 ready again");
+    // Its WAL gave back what it had acknowledged before the kill.
+    let after = head_stats(&n2).await;
+    assert!(
+        after.0 >= before.0 && after.1 <= before.1 && after.1 < killed_at,
+        "n2's head after restart {after:?}, before the kill {before:?}"
+    );
     tokio::time::sleep(Duration::from_secs(8)).await;
     let end = now_ms();
 
