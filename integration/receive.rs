@@ -399,3 +399,57 @@ async fn prometheus_writes_through_haproxy_and_a_killed_node_loses_nothing_ackno
         want.len()
     );
 }
+
+/// Two in-process nodes with `receive_replication: 3` (quorum 2): a write reaches both (one
+/// copy sent to the peer) and is acknowledged; with the peer gone the quorum cannot be met
+/// and the answer is 503, which Prometheus retries.
+#[actix_rt::test]
+async fn a_write_below_quorum_answers_503() {
+    let roles = ["scraper_shipper", "query_planner"];
+    let a = TestNode::builder()
+        .roles(&roles)
+        .yaml("cluster:\n  receive_replication: 3\n")
+        .start()
+        .await;
+    let b = TestNode::builder()
+        .roles(&roles)
+        .yaml(&format!(
+            "cluster:\n  join: [\"{}\"]\n  receive_replication: 3\n",
+            a.gossip_addr()
+        ))
+        .start()
+        .await;
+    a.wait_ready().await;
+    b.wait_ready().await;
+    wait_until("a to see b receive", Duration::from_secs(15), || async {
+        a.handle
+            .cluster
+            .live_peers_with_role(strata::config::Role::ScraperShipper)
+            .len()
+            == 1
+    })
+    .await;
+    let now = now_ms();
+    let batch = |t: i64| {
+        encode(&[(
+            Labels::from_pairs([("__name__", "quorum_test"), ("job", "q")]),
+            vec![(t, 1.0)],
+        )])
+    };
+    let (status, body) = post(&a.base, "/api/v1/receive", batch(now - 2000), None).await;
+    assert_eq!(status, 204, "{body}");
+    let (series, _) = head_stats(&b.base).await;
+    assert_eq!(series, 1, "the peer holds its copy");
+    let metrics = a.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "thanos_receive_forward_requests_total{result=\"success\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    b.handle.stop().await;
+    let (status, body) = post(&a.base, "/api/v1/receive", batch(now - 1000), None).await;
+    assert_eq!(status, 503, "{body}");
+}
