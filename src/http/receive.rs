@@ -42,7 +42,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use prost::Message;
 
-use super::remote_write::{decode, ProtoLabel, ProtoSample, TimeSeries, WriteBatch, WriteRequest};
+use super::remote_write::{
+    decode, ProtoLabel, ProtoSample, RemoteWriteError, TimeSeries, WriteBatch, WriteRequest,
+};
 use super::Router;
 use crate::cluster::hashring::{self, HashringError, ReplicaOutcome, WriteVerdict};
 use crate::config::{ReceiveConfig, Role};
@@ -371,7 +373,7 @@ async fn handle(
     let mut batch = web::block(move || decode(&body))
         .await
         .map_err(|e| ReceiveError::Storage(e.to_string()))?
-        .map_err(|e| ReceiveError::Payload(e.to_string()))?;
+        .map_err(payload_error)?;
     check_request_limits(
         &batch,
         limits.max_series_per_request,
@@ -409,6 +411,14 @@ async fn handle(
         .get_or_create(&tenant_label)
         .inc_by(samples as u64);
     replicate(state, Arc::new(batch)).await
+}
+
+/// A body that does not decode is a bad payload (400), one that decodes too large is 413.
+fn payload_error(e: RemoteWriteError) -> ReceiveError {
+    match e {
+        RemoteWriteError::TooLarge(_) => ReceiveError::TooLarge(e.to_string()),
+        e => ReceiveError::Payload(e.to_string()),
+    }
 }
 
 /// Tenants name TSDBs and label values; Thanos refuses path separators in them.
@@ -515,7 +525,7 @@ async fn store_replica(state: &ReceiveState, body: web::Bytes) -> Result<()> {
     let batch = web::block(move || decode(&body))
         .await
         .map_err(|e| ReceiveError::Storage(e.to_string()))?
-        .map_err(|e| ReceiveError::Payload(e.to_string()))?;
+        .map_err(payload_error)?;
     match store_local(state, Arc::new(batch), None).await {
         (ReplicaOutcome::Stored, _) => Ok(()),
         (ReplicaOutcome::Conflict, p) => Err(ReceiveError::Conflict(p.unwrap_or_default())),
