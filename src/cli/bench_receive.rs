@@ -6,7 +6,9 @@
 //! Prometheus's shards) posts them to `/api/v1/write`, one server at a time so they do not
 //! compete for cores. Reported per server: samples/s (wall), CPU seconds (utime + stime from
 //! `/proc/<pid>/stat`) per million samples, and samples per CPU second, the per-core figure
-//! the two are compared on.
+//! the two are compared on. With `--pool N` it also runs N joined nodes with
+//! `receive_replication: 2`, the senders spread over them as behind a load balancer: the
+//! pool's CPU (all nodes) per million samples received, each stored twice.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,10 @@ pub struct ReceiveBenchArgs {
     /// The Strata binary to run as the node (default: this one).
     #[arg(long)]
     pub strata: Option<PathBuf>,
+    /// Also run a pool of this many joined Strata nodes with `receive_replication: 2`, the
+    /// senders spread over them (as behind a load balancer); its CPU is the pool's total.
+    #[arg(long, default_value_t = 0)]
+    pub pool: usize,
 }
 
 /// One server's figures.
@@ -128,7 +134,7 @@ fn start_prometheus(bin: &Path, work: &Path) -> Result<Server> {
 
 /// Posts every sender's requests in order (senders in parallel) and measures the server.
 async fn measure(
-    server: &mut Server,
+    servers: &mut [Server],
     senders: &Arc<Vec<Vec<Vec<u8>>>>,
     samples: u64,
 ) -> Result<ReceiveReport> {
@@ -136,14 +142,21 @@ async fn measure(
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    wait_ready(&client, server).await?;
-    let pid = server.child.id();
-    let url = format!("{}/api/v1/write", server.base);
-    let cpu0 = process_cpu(pid)?;
+    for server in servers.iter_mut() {
+        wait_ready(&client, server).await?;
+    }
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let cpu = |pids: &[u32]| -> Result<f64> { pids.iter().map(|&p| process_cpu(p)).sum() };
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{}/api/v1/write", s.base))
+        .collect();
+    let cpu0 = cpu(&pids)?;
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..senders.len() {
-        let (client, url, senders) = (client.clone(), url.clone(), senders.clone());
+        let url = urls[s % urls.len().max(1)].clone();
+        let (client, senders) = (client.clone(), senders.clone());
         tasks.push(tokio::spawn(async move {
             for body in senders.get(s).into_iter().flatten() {
                 let resp = client
@@ -170,13 +183,86 @@ async fn measure(
             .map_err(CliError::Failed)?;
     }
     let wall_s = t0.elapsed().as_secs_f64();
-    let cpu_s = process_cpu(pid)? - cpu0;
+    let cpu_s = cpu(&pids)? - cpu0;
     Ok(ReceiveReport {
-        name: server.name,
+        name: servers.first().map_or("none", |s| s.name),
         samples,
         wall_s,
         cpu_s,
     })
+}
+
+/// `n` joined Strata nodes (receive_replication 2, a shared filesystem bucket).
+fn start_pool(bin: &Path, work: &Path, n: usize) -> Result<Vec<Server>> {
+    let mut ports = Vec::new();
+    for _ in 0..n {
+        ports.push((free_port()?, free_port()?, free_port()?));
+    }
+    let mut servers = Vec::new();
+    for (i, (web, gossip, rpc)) in ports.iter().enumerate() {
+        let join = if i == 0 {
+            String::new()
+        } else {
+            format!("\"127.0.0.1:{}\"", ports[0].1)
+        };
+        let dir = work.join(format!("n{i}"));
+        std::fs::create_dir_all(&dir).map_err(|source| CliError::Open {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let cfg = dir.join("strata.yml");
+        let yaml = format!(
+            "node:\n  id: bench-{i}\n  web_listen: 127.0.0.1:{web}\n  gossip_listen: 127.0.0.1:{gossip}\n  \
+             rpc_listen: 127.0.0.1:{rpc}\n  data_dir: {}\n  roles: [scraper_shipper, query_planner]\n\
+             cluster:\n  join: [{join}]\n  receive_replication: 2\n  role_policy: {{}}\n\
+             bucket:\n  type: filesystem\n  filesystem:\n    dir: {}\n",
+            dir.join("data").display(),
+            work.join("bucket").display()
+        );
+        std::fs::write(&cfg, yaml).map_err(|source| CliError::Open {
+            path: cfg.display().to_string(),
+            source,
+        })?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("node")
+            .arg(format!("--config={}", cfg.display()))
+            .arg("--log.level=warn");
+        servers.push(spawn(
+            "strata",
+            &mut cmd,
+            &dir.join("strata.log"),
+            format!("http://127.0.0.1:{web}"),
+        )?);
+    }
+    Ok(servers)
+}
+
+/// Waits until every node of the pool sees all of them alive.
+async fn wait_pool(pool: &[Server]) -> Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let mut all = true;
+        for s in pool {
+            let url = format!("{}/api/v1/admin/cluster", s.base);
+            let alive = super::bench_scrape::get_json(&client, &url, &[])
+                .await
+                .and_then(|v| {
+                    v["data"]["members"]
+                        .as_array()
+                        .map(|m| m.iter().filter(|x| x["state"] != "down").count())
+                })
+                .unwrap_or(0);
+            all &= alive == pool.len();
+        }
+        if all {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(CliError::Failed(
+        "the pool's nodes did not all see each other within 60 s".to_string(),
+    ))
 }
 
 pub fn run(args: ReceiveBenchArgs, out: &mut dyn Write) -> Result<()> {
@@ -202,11 +288,17 @@ pub fn run(args: ReceiveBenchArgs, out: &mut dyn Write) -> Result<()> {
     let rt = super::bucket::runtime()?;
     let result = rt.block_on(async {
         let mut reports = Vec::new();
-        let mut node = start_strata(&strata.clone(), &work.join("strata"), "")?;
-        reports.push(measure(&mut node, &senders, samples).await?);
-        drop(node);
-        let mut prom = start_prometheus(&args.prometheus, &work.join("prometheus"))?;
-        reports.push(measure(&mut prom, &senders, samples).await?);
+        let node = start_strata(&strata.clone(), &work.join("strata"), "")?;
+        reports.push(measure(&mut [node], &senders, samples).await?);
+        let prom = start_prometheus(&args.prometheus, &work.join("prometheus"))?;
+        reports.push(measure(&mut [prom], &senders, samples).await?);
+        if args.pool > 0 {
+            let mut pool = start_pool(&strata, &work.join("pool"), args.pool)?;
+            wait_pool(&pool).await?;
+            let mut r = measure(&mut pool, &senders, samples).await?;
+            r.name = "strata-pool";
+            reports.push(r);
+        }
         Ok::<_, CliError>(reports)
     });
     if temporary {
@@ -230,7 +322,7 @@ pub fn run(args: ReceiveBenchArgs, out: &mut dyn Write) -> Result<()> {
             r.samples_per_cpu_s()
         )?;
     }
-    if let [s, p] = reports.as_slice() {
+    if let [s, p, ..] = reports.as_slice() {
         writeln!(
             out,
             "per core: strata / prometheus = {:.2}x",
