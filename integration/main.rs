@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod browser;
+mod cardinality;
 mod cluster;
 mod compactor;
 mod compactor_cluster;
@@ -12,10 +13,12 @@ mod compactor_downsample;
 mod compactor_faults;
 mod compactor_replicas;
 mod configs;
+mod discovery;
 mod distributed;
 mod downsampled_e2e;
 mod downsampled_query;
 mod ha_query;
+mod hygiene_cluster;
 mod lint_vs_promtool;
 mod metric_hygiene;
 mod metric_usage;
@@ -25,6 +28,7 @@ mod query_bench;
 mod receive;
 mod rules;
 mod rules_alertmanager;
+mod rules_api;
 mod rules_notifier_faults;
 mod rules_vs_prometheus;
 mod scrape;
@@ -41,3 +45,4 @@ mod tools_tsdb;
 mod ui_apis;
 mod web_ui;
 mod web_ui_admin;
+mod web_ui_hygiene;

@@ -3,7 +3,8 @@
 //! recording rule. `metric_usage` lists exactly those metrics as used, with their source
 //! classes; every other metric is unused, with the series count the series API gives; the
 //! suggested drop rule for the python job, previewed and then applied through the target API,
-//! keeps only the used series in the next scrapes and ends the dropped ones at once.
+//! keeps only the used series in the next scrapes, ends the dropped ones at once and takes
+//! them out of the cardinality report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -220,5 +221,32 @@ async fn unused_metrics_are_found_and_the_suggested_drop_applies_through_the_tar
         v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(kept)
     })
     .await;
+    // And they leave the cardinality report of the time since.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since = strata_testing::now_ms() / 1000 - 1;
+    let card = node
+        .get_json(&format!(
+            "/api/v1/status/cardinality?limit=1000&start={since}&match[]={}",
+            url::form_urlencoded::byte_serialize(b"{job=\"python\"}").collect::<String>()
+        ))
+        .await;
+    let names: BTreeMap<String, u64> = card["data"]["seriesCountByMetricName"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["series"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names.get("demo_requests_total"), Some(&kept), "{card}");
+    for dropped in suggestion["metrics"].as_array().unwrap() {
+        assert!(
+            !names.contains_key(dropped.as_str().unwrap()),
+            "{dropped} still in the cardinality report: {card}"
+        );
+    }
     node.handle.stop().await;
 }

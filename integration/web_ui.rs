@@ -32,6 +32,8 @@ const PAGES: &[&str] = &[
     "stores",
     "blocks",
     "cluster",
+    "cardinality",
+    "unused",
 ];
 
 const EXPOSITION: &str = "\

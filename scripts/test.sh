@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs Strata's whole test suite on a fresh Debian machine: installs the real peers the tests
-# talk to (Prometheus 2.42 + promtool, Alertmanager, node-exporter, haproxy, and Chromium with
+# talk to (Prometheus 2.42 + promtool, Alertmanager, node-exporter, haproxy, dnsmasq, and Chromium with
 # chromedriver for the web UI tests, from Debian; Python
 # clients from PyPI), then runs every cargo test target. The S3 server (s3s-fs 0.14.1) is a
 # dev-dependency and runs inside the tests, so it needs no install step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(prometheus prometheus-alertmanager prometheus-node-exporter haproxy chromium chromium-driver fonts-dejavu-core)
+apt_packages=(prometheus prometheus-alertmanager prometheus-node-exporter haproxy chromium chromium-driver fonts-dejavu-core dnsmasq-base)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -372,7 +372,7 @@ fn rules_reload_hook(
         match crate::rules::manager::load(&paths) {
             Ok(defs) => {
                 let mut view = rules.write();
-                view.pending = Some(defs);
+                view.set_file_groups(defs);
                 view.load_errors.clear();
                 view.metrics.last_reload_successful.set(1);
                 Ok(())
@@ -386,6 +386,28 @@ fn rules_reload_hook(
             }
         }
     })
+}
+
+/// Mimir's ruler config API: its groups live in the bucket and a syncer keeps this node's copy
+/// (and so its RuleEvaluator's groups) equal to them. The node's one API-config signal wakes
+/// the syncer after a write here or a peer's word that it wrote.
+fn start_rules_api(
+    config: &Config,
+    storage: &Storage,
+    rules: &crate::rules::manager::SharedRules,
+    query: &Arc<QueryService>,
+    signal: crate::apiconfig::SyncSignal,
+    shutdown: &CancellationToken,
+) -> http::rules_api::RulesApiState {
+    http::rules_api::start(
+        storage.bucket.clone(),
+        rules.clone(),
+        &config.rule_file_paths().unwrap_or_default(),
+        query.clone(),
+        config.global.evaluation_interval.as_std(),
+        signal,
+        shutdown.clone(),
+    )
 }
 
 /// The URL alerts and templates link back to: `http://<web address>` of this node.
@@ -581,6 +603,7 @@ struct HttpParts {
     alerts: Arc<dyn crate::actors::rule_evaluator::AlertSender>,
     reload_hooks: Vec<crate::scrape::reload::ReloadHook>,
     api_configs: crate::apiconfig::ApiConfigs,
+    rules_api: http::rules_api::RulesApiState,
 }
 
 /// Keeps the jobs of the scrape-config API in force here: read from the bucket at start (so
@@ -644,6 +667,7 @@ fn start_http(
         alerts: alert_sender_for_http,
         reload_hooks,
         api_configs,
+        rules_api,
     } = parts;
     let router = Arc::new(http::Router {
         node_id: config.node.id.clone(),
@@ -695,6 +719,7 @@ fn start_http(
             router,
             db: storage.db.clone(),
         }),
+        rules_api: web::Data::new(rules_api),
     };
     let workers = if opts.http_workers == 0 {
         2
@@ -759,6 +784,14 @@ pub async fn start(
     );
     let db = storage.db.clone();
     let reload_hooks = vec![rules_reload_hook(rules.clone())];
+    let rules_api = start_rules_api(
+        &config,
+        &storage,
+        &rules,
+        &query,
+        api_configs.signal.clone(),
+        &shutdown,
+    );
     let reloader = crate::scrape::reload::Reloader {
         path: opts.config_path.clone(),
         manager: storage.scrape.clone(),
@@ -778,6 +811,7 @@ pub async fn start(
         alerts,
         reload_hooks,
         api_configs,
+        rules_api,
     };
     let server = start_http(parts, web, opts)?;
     let server_handle = server.handle();

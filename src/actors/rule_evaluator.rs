@@ -1,9 +1,10 @@
 //! The RuleEvaluator role (ruler): loads the rule files, evaluates its share of the rule
-//! groups through the node's QueryService (the global, deduplicated view, with partial
-//! responses kept as per-rule warnings), appends what the rules produce (recorded series,
-//! ALERTS, ALERTS_FOR_STATE, staleness markers) to the node's local TSDB like scraped samples,
-//! so they are queryable at once and shipped with the node's external labels, and hands the
-//! alerts due for sending to the node's [`AlertSender`].
+//! groups (the files' and those written through the ruler config API, `rules::api`, which
+//! arrive with the files' through `RulesView::pending`) through the node's QueryService (the
+//! global, deduplicated view, with partial responses kept as per-rule warnings), appends what
+//! the rules produce (recorded series, ALERTS, ALERTS_FOR_STATE, staleness markers) to the
+//! node's local TSDB like scraped samples, so they are queryable at once and shipped with the
+//! node's external labels, and hands the alerts due for sending to the node's [`AlertSender`].
 //!
 //! Groups are owned by rendezvous hashing of their `file;name` key over the live
 //! RuleEvaluators with `cluster.rule_replication` owners each (2 by default: two nodes
@@ -153,7 +154,11 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
         }
     };
     {
+        // The API groups join the files' (and a hand-over made before this start is stale).
         let mut view = ctx.rules.write();
+        view.file_groups = defs;
+        view.pending = None;
+        defs = view.all_groups();
         view.loaded = defs.len();
         view.load_errors.clear();
         view.metrics.last_reload_successful.set(1);
@@ -212,7 +217,7 @@ async fn run(ctx: Arc<RoleContext>, stop: CancellationToken) {
             defs = next;
             let mut view = ctx.rules.write();
             view.loaded = defs.len();
-            tracing::info!(groups = defs.len(), "rule files reloaded");
+            tracing::info!(groups = defs.len(), "rule groups reloaded");
         }
         let live = live_evaluators(&ctx);
         let owned = owned_groups(&defs, &me, &live, replication, |k, n, l, r| {

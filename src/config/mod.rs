@@ -18,6 +18,7 @@ mod receive;
 mod relabel;
 mod ruler;
 mod scrape;
+mod sd;
 mod units;
 mod unsupported;
 mod validate;
@@ -49,6 +50,7 @@ pub use relabel::{
 };
 pub use ruler::RulerConfig;
 pub use scrape::{FileSdConfig, LintPolicy, Scheme, ScrapeConfig, ScrapeProtocol, StaticConfig};
+pub use sd::{DnsRecordType, DnsSdConfig, HttpSdConfig};
 pub use units::{ByteSize, PromDuration, UnitError};
 pub use unsupported::{Unsupported, REFUSED as REFUSED_SECTIONS};
 pub use web::{normalize_route_prefix, WebConfig};

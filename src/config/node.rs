@@ -141,6 +141,15 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     #[serde(default = "default_roles")]
     pub roles: Vec<Role>,
+    /// Where DNS discovery reads its name servers, search domains and `ndots` (Prometheus
+    /// reads `/etc/resolv.conf` and has no setting; this one exists for hosts whose
+    /// discovery DNS differs from the system's).
+    #[serde(default = "default_resolv_conf")]
+    pub resolv_conf: PathBuf,
+}
+
+fn default_resolv_conf() -> PathBuf {
+    PathBuf::from("/etc/resolv.conf")
 }
 
 /// The machine's host name, or `localhost` when it cannot be read.
@@ -186,6 +195,7 @@ impl Default for NodeConfig {
             advertise: None,
             data_dir: default_data_dir(),
             roles: default_roles(),
+            resolv_conf: default_resolv_conf(),
         }
     }
 }

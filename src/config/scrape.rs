@@ -1,4 +1,4 @@
-//! `scrape_configs` in Prometheus 2.42 syntax: one job's targets (static and file-based
+//! `scrape_configs` in Prometheus 2.42 syntax: one job's targets (static, file, DNS and HTTP
 //! discovery), how to scrape them, limits, and the relabeling applied to targets and samples.
 //! Intervals left at zero inherit from `global` in `Config::finalize`, as Prometheus does.
 
@@ -249,11 +249,10 @@ pub struct ScrapeConfig {
     pub _dockerswarm_sd_configs: Unsupported,
     #[serde(
         default,
-        skip_serializing,
-        rename = "dns_sd_configs",
-        deserialize_with = "refuse::dns_sd_configs"
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
     )]
-    pub _dns_sd_configs: Unsupported,
+    pub dns_sd_configs: Vec<super::sd::DnsSdConfig>,
     #[serde(
         default,
         skip_serializing,
@@ -284,11 +283,10 @@ pub struct ScrapeConfig {
     pub _hetzner_sd_configs: Unsupported,
     #[serde(
         default,
-        skip_serializing,
-        rename = "http_sd_configs",
-        deserialize_with = "refuse::http_sd_configs"
+        deserialize_with = "super::nullable::or_default",
+        skip_serializing_if = "Vec::is_empty"
     )]
-    pub _http_sd_configs: Unsupported,
+    pub http_sd_configs: Vec<super::sd::HttpSdConfig>,
     #[serde(
         default,
         skip_serializing,
@@ -500,12 +498,12 @@ impl ScrapeConfig {
             _digitalocean_sd_configs: Unsupported,
             _docker_sd_configs: Unsupported,
             _dockerswarm_sd_configs: Unsupported,
-            _dns_sd_configs: Unsupported,
+            dns_sd_configs: Vec::new(),
             _ec2_sd_configs: Unsupported,
             _eureka_sd_configs: Unsupported,
             _gce_sd_configs: Unsupported,
             _hetzner_sd_configs: Unsupported,
-            _http_sd_configs: Unsupported,
+            http_sd_configs: Vec::new(),
             _ionos_sd_configs: Unsupported,
             _kubernetes_sd_configs: Unsupported,
             _kuma_sd_configs: Unsupported,

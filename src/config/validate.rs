@@ -170,6 +170,21 @@ impl Config {
                     sd.refresh_interval,
                 )?;
             }
+            for (j, sd) in job.dns_sd_configs.iter().enumerate() {
+                positive(
+                    &format!("scrape_configs[{i}].dns_sd_configs[{j}].refresh_interval"),
+                    sd.refresh_interval,
+                )?;
+            }
+            for (j, sd) in job.http_sd_configs.iter().enumerate() {
+                positive(
+                    &format!("scrape_configs[{i}].http_sd_configs[{j}].refresh_interval"),
+                    sd.refresh_interval,
+                )?;
+                sd.http_client().check().map_err(|m| {
+                    ConfigError::invalid(format!("scrape_configs[{i}].http_sd_configs[{j}]"), m)
+                })?;
+            }
         }
         Ok(())
     }

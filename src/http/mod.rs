@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod blocks;
+pub mod cardinality;
 pub mod cluster;
 pub mod error;
 pub mod forward;
@@ -14,6 +15,7 @@ pub mod query;
 pub mod receive;
 pub mod remote_write;
 pub mod rules;
+pub mod rules_api;
 pub mod scrape_configs;
 pub mod status;
 pub mod status_api;
@@ -134,6 +136,9 @@ pub struct HttpStates {
     pub admin: web::Data<AdminState>,
     pub ingest: web::Data<IngestState>,
     pub rules: web::Data<rules::RulesState>,
+    /// Mimir's ruler config API.
+    pub rules_api: web::Data<rules_api::RulesApiState>,
+    /// Remote-write receive (`/api/v1/write`, `/api/v1/receive`).
     pub receive: web::Data<receive::ReceiveState>,
 }
 
@@ -155,6 +160,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     nodes::routes(cfg);
     stores::routes(cfg);
     usage::routes(cfg);
+    cardinality::routes(cfg);
     admin::routes(cfg);
     blocks::routes(cfg);
     cluster::routes(cfg);
@@ -162,6 +168,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     receive::routes(cfg);
     rules::routes(cfg);
     scrape_configs::routes(cfg);
+    rules_api::routes(cfg);
     targets::routes(cfg);
     ui::routes(cfg);
 }
@@ -198,6 +205,7 @@ pub fn serve(
             .app_data(states.admin.clone())
             .app_data(states.ingest.clone())
             .app_data(states.rules.clone())
+            .app_data(states.rules_api.clone())
             .app_data(states.receive.clone())
             .app_data(ui_state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024));

@@ -81,7 +81,7 @@ fn last_eval(ns: Option<i64>) -> String {
     ns.map_or_else(|| "0001-01-01T00:00:00Z".to_string(), go_rfc3339_nano)
 }
 
-fn rule_json(r: &RuleRuntime) -> Value {
+pub(super) fn rule_json(r: &RuleRuntime) -> Value {
     let mut o = Map::new();
     if let Some(alerting) = &r.alerting {
         let state = alerting

@@ -162,8 +162,17 @@ pub fn store_metrics_text(s: &StoreStats) -> String {
     out
 }
 
+/// Prometheus's build facts, and Mimir's `features` map of the APIs Strata serves beyond
+/// Prometheus's (Grafana reads `ruler_config_api` to offer editing the rules).
 async fn buildinfo(state: web::Data<StatusState>) -> HttpResponse {
-    success(&state.build)
+    let mut info = serde_json::to_value(&state.build).unwrap_or_default();
+    if let Some(o) = info.as_object_mut() {
+        o.insert(
+            "features".to_string(),
+            serde_json::json!({"ruler_config_api": "true"}),
+        );
+    }
+    success(&info)
 }
 
 async fn flags(state: web::Data<StatusState>) -> HttpResponse {

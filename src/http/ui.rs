@@ -38,6 +38,8 @@ pub const PAGES: &[&str] = &[
     "/stores",
     "/blocks",
     "/cluster",
+    "/cardinality",
+    "/unused",
 ];
 
 const SHELL: &str = "index.html";

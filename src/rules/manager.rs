@@ -66,12 +66,43 @@ pub struct RulesView {
     pub load_errors: Vec<String>,
     /// Groups of a successful reload, not yet taken up by the RuleEvaluator.
     pub pending: Option<GroupDefs>,
+    /// The rule files' groups as last loaded.
+    pub file_groups: GroupDefs,
+    /// The groups written through the ruler config API (`rules::api`), keyed
+    /// `<namespace>;<group>`.
+    pub api_groups: GroupDefs,
     /// The `strata_rule_*` metrics (`strata_rule_files_last_reload_successful` says whether
     /// the last load of the rule files succeeded).
     pub metrics: super::metrics::RuleMetrics,
 }
 
 pub type SharedRules = Arc<RwLock<RulesView>>;
+
+impl RulesView {
+    /// New rule-file groups (a reload): the RuleEvaluator takes them up with the API groups.
+    pub fn set_file_groups(&mut self, defs: GroupDefs) {
+        self.file_groups = defs;
+        self.pending = Some(self.all_groups());
+    }
+
+    /// New API groups: the RuleEvaluator takes them up with the rule-file groups.
+    pub fn set_api_groups(&mut self, defs: GroupDefs) {
+        self.api_groups = defs;
+        self.pending = Some(self.all_groups());
+    }
+
+    /// The rule-file groups and the API groups together; a rule-file group wins over an API
+    /// group with its key (the API refuses those, but a reload may add one later).
+    pub fn all_groups(&self) -> GroupDefs {
+        let mut all = self.api_groups.clone();
+        for (key, def) in &self.file_groups {
+            if all.insert(key.clone(), def.clone()).is_some() {
+                tracing::warn!(group = %key, "a rule file defines an API rule group; the file's is evaluated");
+            }
+        }
+        all
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -103,6 +134,29 @@ mod tests {
             errs[0].contains("bad.yml") && errs[0].contains("could not parse expression"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn file_and_api_groups_are_handed_over_together() {
+        let def = |name: &str| {
+            (
+                "f".to_string(),
+                RuleGroup {
+                    name: name.to_string(),
+                    interval: None,
+                    limit: 0,
+                    rules: Vec::new(),
+                },
+            )
+        };
+        let mut view = RulesView::default();
+        view.set_api_groups(GroupDefs::from([("ns;a".to_string(), def("a"))]));
+        view.set_file_groups(GroupDefs::from([("f;b".to_string(), def("b"))]));
+        let keys: Vec<String> = view.pending.take().unwrap().into_keys().collect();
+        assert_eq!(keys, vec!["f;b", "ns;a"]);
+        view.set_api_groups(GroupDefs::new());
+        let keys: Vec<String> = view.pending.take().unwrap().into_keys().collect();
+        assert_eq!(keys, vec!["f;b"]);
     }
 
     #[test]

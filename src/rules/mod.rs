@@ -5,12 +5,14 @@
 //! series, resend and restore logic) and the output of recording rules (`recording`). The
 //! Go `text/template` engine with Prometheus's template functions that expands alert labels
 //! and annotations is `template`; `template_check` gives the parse checks promtool makes
-//! when a file is loaded. `group` runs a group's rules at a timestamp and `manager` loads the
+//! when a file is loaded. `api` holds the groups written through Mimir's ruler config API.
+//! `group` runs a group's rules at a timestamp and `manager` loads the
 //! files into groups. No I/O beyond reading a rule file,
 //! no actors, no HTTP: PromQL parsing, the label model, time and Go-compatible formatting
 //! are all it uses.
 
 pub mod alerting;
+pub mod api;
 pub mod file;
 pub mod group;
 mod locate;

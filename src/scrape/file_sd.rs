@@ -35,7 +35,7 @@ pub type Result<T> = std::result::Result<T, FileSdError>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawGroup {
+pub(super) struct RawGroup {
     #[serde(default)]
     targets: Vec<String>,
     #[serde(default)]
@@ -77,35 +77,42 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<TargetGroup>> {
             reason: e.to_string(),
         })?
     };
+    groups_from_raw(raw, &name, "__meta_filepath").map_err(|(index, reason)| FileSdError::Invalid {
+        path: name.clone(),
+        index,
+        reason,
+    })
+}
+
+/// Target groups as file and HTTP discovery receive them (Prometheus's `targetgroup.Group`
+/// JSON): targets must be host names (no `/`), label names valid. Each group gets
+/// `<meta_label>: <origin>` and the source `<origin>:<index>`; `Err` names the group.
+pub(super) fn groups_from_raw(
+    raw: Vec<RawGroup>,
+    origin: &str,
+    meta_label: &str,
+) -> std::result::Result<Vec<TargetGroup>, (usize, String)> {
     let mut out = Vec::with_capacity(raw.len());
     for (index, g) in raw.into_iter().enumerate() {
         for t in &g.targets {
             if t.contains('/') {
-                return Err(FileSdError::Invalid {
-                    path: name,
-                    index,
-                    reason: format!("{t:?} is not a valid hostname"),
-                });
+                return Err((index, format!("{t:?} is not a valid hostname")));
             }
         }
         for k in g.labels.keys() {
             if !crate::config::is_valid_label_name(k) {
-                return Err(FileSdError::Invalid {
-                    path: name,
-                    index,
-                    reason: format!("invalid label name {k:?}"),
-                });
+                return Err((index, format!("invalid label name {k:?}")));
             }
         }
         let mut labels = g.labels;
-        labels.insert("__meta_filepath".to_string(), name.clone());
+        labels.insert(meta_label.to_string(), origin.to_string());
         let targets = g
             .targets
             .into_iter()
             .map(|a| BTreeMap::from([(ADDRESS_LABEL.to_string(), a)]))
             .collect();
         out.push(TargetGroup {
-            source: format!("{name}:{index}"),
+            source: format!("{origin}:{index}"),
             targets,
             labels,
         });

@@ -1,5 +1,5 @@
 //! The scrape manager: one pool per `scrape_configs` job, each holding the job's discovered
-//! target groups (static and file_sd), its HTTP client and one [`ScrapeLoop`] task per target
+//! target groups (static, file, DNS and HTTP discovery), its HTTP client and one [`ScrapeLoop`] task per target
 //! this node owns. The node owns the manager (so `/api/v1/targets` and reload work whichever
 //! thread asks); the ScraperShipper role starts it on its runtime and stops it when the role
 //! stops. Reload compares each job's config and restarts only the pools that changed; targets
@@ -251,6 +251,95 @@ impl ScrapeManager {
         report
     }
 
+    /// Starts the job's DNS and HTTP discovery: each refreshes now and then every
+    /// `refresh_interval`, handing its groups to the pool; a failed refresh keeps the last.
+    fn spawn_network_sd(
+        self: &Arc<Self>,
+        rt: &Handle,
+        config: &Config,
+        cfg: &ScrapeConfig,
+        cancel: &CancellationToken,
+    ) {
+        for (i, sd) in cfg.dns_sd_configs.iter().enumerate() {
+            let resolver = match super::dns_sd::resolver(&config.node.resolv_conf) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(job = %cfg.job_name, error = %e, "DNS discovery cannot start");
+                    continue;
+                }
+            };
+            let (this, job, sd, cancel) = (
+                Arc::downgrade(self),
+                cfg.job_name.clone(),
+                sd.clone(),
+                cancel.clone(),
+            );
+            let provider = format!("dns_sd/{i}");
+            rt.spawn(async move {
+                // Each name refreshes on its own: a name that fails keeps its last group.
+                let mut last: BTreeMap<String, TargetGroup> = BTreeMap::new();
+                loop {
+                    for (name, result) in super::dns_sd::refresh(&resolver, &sd).await {
+                        match result {
+                            Ok(group) => {
+                                last.insert(name, group);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%job, error = %e, "DNS discovery refresh failed")
+                            }
+                        }
+                    }
+                    let Some(mgr) = this.upgrade() else { return };
+                    mgr.set_groups(&job, &provider, last.values().cloned().collect());
+                    drop(mgr);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(sd.refresh_interval.as_std()) => {}
+                    }
+                }
+            });
+        }
+        for (i, sd) in cfg.http_sd_configs.iter().enumerate() {
+            let base = config.base_dir.clone();
+            let resolve = move |p: &std::path::Path| {
+                if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    base.join(p)
+                }
+            };
+            let client = match super::http_sd::client(sd, &resolve) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(job = %cfg.job_name, error = %e, "HTTP discovery cannot start");
+                    continue;
+                }
+            };
+            let (this, job, sd, cancel) = (
+                Arc::downgrade(self),
+                cfg.job_name.clone(),
+                sd.clone(),
+                cancel.clone(),
+            );
+            let provider = format!("http_sd/{i}");
+            rt.spawn(async move {
+                loop {
+                    match super::http_sd::refresh(&client, &sd, &resolve).await {
+                        Ok(groups) => {
+                            let Some(mgr) = this.upgrade() else { return };
+                            mgr.set_groups(&job, &provider, groups);
+                        }
+                        Err(e) => tracing::warn!(%job, url = %sd.url, error = %e, "HTTP discovery refresh failed"),
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(sd.refresh_interval.as_std()) => {}
+                    }
+                }
+            });
+        }
+    }
+
     /// Feeds the cluster view: which ScraperShippers are live and how many replicas each
     /// target gets. Pools re-sync; targets this node no longer owns stop and their local series
     /// go stale (the new owner continues them under its own replica label).
@@ -355,6 +444,9 @@ impl ScrapeManager {
                     }
                 });
             }
+        }
+        if let Some(rt) = inner.runtime.as_ref() {
+            self.spawn_network_sd(rt, config, cfg, &sd_cancel);
         }
         Pool {
             cfg: Arc::new(cfg.clone()),
@@ -575,6 +667,8 @@ fn same_stored_series(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
         z.scrape_protocols = None;
         z.static_configs.clear();
         z.file_sd_configs.clear();
+        z.dns_sd_configs.clear();
+        z.http_sd_configs.clear();
         z
     }
     stored_part(a) == stored_part(b)

@@ -50,6 +50,7 @@ pub struct NodeBuilder {
     data_dir: Option<PathBuf>,
     admin_token: bool,
     config_file: bool,
+    resolv_conf: Option<PathBuf>,
     sections: String,
 }
 
@@ -91,6 +92,12 @@ impl NodeBuilder {
         ))
     }
 
+    /// Where the node's DNS discovery reads its name servers (`node.resolv_conf`).
+    pub fn resolv_conf(mut self, path: &Path) -> Self {
+        self.resolv_conf = Some(path.to_path_buf());
+        self
+    }
+
     /// Appends top-level config sections (YAML text ending in a newline, no `node:` section).
     pub fn yaml(mut self, sections: &str) -> Self {
         self.sections.push_str(sections);
@@ -116,6 +123,9 @@ impl NodeBuilder {
         );
         if let Some(roles) = &self.roles {
             y.push_str(&format!("  roles: [{}]\n", roles.join(", ")));
+        }
+        if let Some(r) = &self.resolv_conf {
+            y.push_str(&format!("  resolv_conf: {}\n", r.display()));
         }
         if let Some(t) = token_file {
             y.push_str(&format!("admin:\n  token_file: {}\n", t.display()));

@@ -64,6 +64,21 @@ impl Prometheus {
     /// Like [`Prometheus::start`], with the block directories (those with a meta.json) of
     /// `blocks` copied into its data dir first, so it serves them as its own history.
     pub async fn start_with_blocks(config_yaml: &str, blocks: Option<&Path>) -> Prometheus {
+        Self::start_full(config_yaml, blocks, None).await
+    }
+
+    /// Like [`Prometheus::start`], with `resolv_conf` in place of `/etc/resolv.conf` (bind
+    /// mounted in a private mount namespace, so DNS discovery asks a test's DNS server;
+    /// needs root).
+    pub async fn start_with_resolv_conf(config_yaml: &str, resolv_conf: &Path) -> Prometheus {
+        Self::start_full(config_yaml, None, Some(resolv_conf)).await
+    }
+
+    async fn start_full(
+        config_yaml: &str,
+        blocks: Option<&Path>,
+        resolv_conf: Option<&Path>,
+    ) -> Prometheus {
         let bin = require_binary("prometheus");
         let dir = crate::temp_dir();
         if let Some(from) = blocks {
@@ -74,7 +89,18 @@ impl Prometheus {
         let log = dir.path().join("prometheus.log");
         let stderr = std::fs::File::create(&log).expect("create prometheus.log");
         let port = free_port();
-        let child = Command::new(bin)
+        let mut cmd = match resolv_conf {
+            None => Command::new(bin),
+            Some(conf) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+                    .arg(conf)
+                    .arg(bin);
+                c
+            }
+        };
+        let child = cmd
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

@@ -20,6 +20,8 @@ const PAGES = {
   '/stores': 'stores',
   '/blocks': 'blocks',
   '/cluster': 'cluster',
+  '/cardinality': 'cardinality',
+  '/unused': 'unused',
 };
 
 // The nav: Prometheus's pages, then Thanos's, then Strata's own.
@@ -38,6 +40,8 @@ const NAV = [
   ['/stores', 'Stores'],
   ['/blocks', 'Blocks'],
   ['/cluster', 'Cluster'],
+  ['/cardinality', 'Cardinality'],
+  ['/unused', 'Never queried'],
 ];
 
 /** The page path without the route prefix, "/query" style. */

@@ -1,13 +1,29 @@
 //! The head's cardinality figures behind `/api/v1/status/tsdb`: series and chunk counts, and
 //! Prometheus's four top-N lists (series per metric name, values per label name, bytes of
-//! label values per label name, series per label pair). Computed on demand by one pass over
-//! the series, so nothing is maintained on the append path.
+//! label values per label name, series per label pair); and per-series footprints (chunk
+//! bytes and samples) behind the cluster-wide cardinality report. Computed on demand by one
+//! pass over the series, so nothing is maintained on the append path.
 
 use std::cmp::Reverse;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::series::MemSeries;
 use super::Head;
+use crate::storage::chunkenc::declared_samples;
+use crate::storage::model::{Labels, Matcher};
+
+/// What one head series costs within a time range: the bytes of its XOR chunks overlapping
+/// the range (the open chunk as encoded so far) and the samples they hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeriesFootprint {
+    pub labels: Labels,
+    pub bytes: u64,
+    pub samples: u64,
+    /// First and last sample time (ms) of those chunks.
+    pub first: i64,
+    pub last: i64,
+}
 
 /// One entry of a top-N list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +92,64 @@ impl Head {
     }
 }
 
+impl Head {
+    /// Footprints of the series matching any of `selectors` (every series when there are
+    /// none) with chunks overlapping `[mint, maxt]` (inclusive ms).
+    pub fn footprints(
+        &self,
+        selectors: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<SeriesFootprint> {
+        let series: Vec<std::sync::Arc<MemSeries>> = if selectors.is_empty() {
+            self.all_series()
+        } else {
+            let mut seen = FxHashSet::default();
+            selectors
+                .iter()
+                .flat_map(|sel| self.matching_series(sel))
+                .filter(|s| seen.insert(s.series_ref))
+                .collect()
+        };
+        series
+            .iter()
+            .filter_map(|s| footprint(s, mint, maxt))
+            .collect()
+    }
+}
+
+fn footprint(s: &MemSeries, mint: i64, maxt: i64) -> Option<SeriesFootprint> {
+    let d = s.data.lock();
+    let (mut bytes, mut samples, mut first, mut last) = (0u64, 0u64, i64::MAX, i64::MIN);
+    for c in d
+        .closed
+        .iter()
+        .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+    {
+        bytes += c.data.len() as u64;
+        samples += declared_samples(c) as u64;
+        first = first.min(c.min_time);
+        last = last.max(c.max_time);
+    }
+    if let Some(app) = d.open.as_ref() {
+        if let (Some(min), Some(max)) = (app.min_time(), app.max_time()) {
+            if max >= mint && min <= maxt {
+                bytes += app.bytes().len() as u64;
+                samples += app.num_samples() as u64;
+                first = first.min(min);
+                last = last.max(max);
+            }
+        }
+    }
+    (samples > 0 || bytes > 0).then(|| SeriesFootprint {
+        labels: s.labels.to_labels(),
+        bytes,
+        samples,
+        first,
+        last,
+    })
+}
+
 fn stat(name: &str, value: u64) -> Stat {
     Stat {
         name: name.to_string(),
@@ -131,6 +205,32 @@ mod tests {
             head.cardinality(1).series_count_by_label_value_pair.len(),
             1
         );
+    }
+
+    #[test]
+    fn footprints_follow_selectors_and_the_time_range() {
+        let head = Head::new(HeadOptions::default(), None);
+        let mut app = head.appender();
+        for t in 0..10 {
+            for job in ["a", "b"] {
+                let l = Labels::from_pairs([("__name__", "up"), ("job", job)]);
+                app.append(0, &l, t * 1000, 1.0).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        let all = head.footprints(&[], 0, 100_000);
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|f| f.samples == 10 && f.bytes > 0));
+        assert!(all.iter().all(|f| (f.first, f.last) == (0, 9000)));
+        let a = vec![Matcher::equal("job", "a")];
+        let one = head.footprints(&[a.clone(), a], 0, 100_000);
+        assert_eq!(
+            one.len(),
+            1,
+            "two selectors naming one series count it once"
+        );
+        assert_eq!(one[0].labels.get("job"), Some("a"));
+        assert!(head.footprints(&[], 20_000, 30_000).is_empty());
     }
 
     #[test]

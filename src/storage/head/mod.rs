@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
 
 pub use appender::HeadAppender;
-pub use cardinality::{HeadCardinality, Stat};
+pub use cardinality::{HeadCardinality, SeriesFootprint, Stat};
 use postings::Postings;
 use refmap::RefStripe;
 use series::{Check, MemSeries};

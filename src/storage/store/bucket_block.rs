@@ -201,7 +201,7 @@ impl BucketBlock {
         Ok(header)
     }
 
-    async fn header(&self) -> Result<Arc<IndexHeader>> {
+    pub(super) async fn header(&self) -> Result<Arc<IndexHeader>> {
         *self.last_used.lock() = Instant::now();
         self.load_header(true).await
     }
@@ -216,7 +216,7 @@ impl BucketBlock {
 
     /// Splits matchers into "does the block's external label set allow a match" and the
     /// matchers left for the series inside (those on external label names are decided here).
-    fn split_external(&self, matchers: &[Matcher]) -> (bool, Vec<Matcher>) {
+    pub(super) fn split_external(&self, matchers: &[Matcher]) -> (bool, Vec<Matcher>) {
         let mut inner = Vec::with_capacity(matchers.len());
         for m in matchers {
             match self.ext_labels.get(&m.name) {
@@ -231,7 +231,7 @@ impl BucketBlock {
         (true, inner)
     }
 
-    fn with_external(&self, labels: Labels) -> Labels {
+    pub(super) fn with_external(&self, labels: Labels) -> Labels {
         if self.ext_labels.is_empty() {
             return labels;
         }
@@ -402,7 +402,11 @@ impl BucketBlock {
 
     /// Series IDs selected by the matchers, with Prometheus semantics (matchers accepting the
     /// empty value subtract; no matchers = every series).
-    async fn postings_for(&self, h: &IndexHeader, matchers: &[Matcher]) -> Result<Vec<u32>> {
+    pub(super) async fn postings_for(
+        &self,
+        h: &IndexHeader,
+        matchers: &[Matcher],
+    ) -> Result<Vec<u32>> {
         // Plan: for each matcher, the postings ranges to union, and whether it intersects or
         // subtracts. Everything is fetched in one batch.
         let mut plan: Vec<(bool, Vec<(u64, u64)>)> = Vec::new();
@@ -465,7 +469,11 @@ impl BucketBlock {
         Ok(result.unwrap_or_default())
     }
 
-    async fn fetch_series(&self, h: &IndexHeader, ids: &[u32]) -> Result<Vec<RawSeries>> {
+    pub(super) async fn fetch_series(
+        &self,
+        h: &IndexHeader,
+        ids: &[u32],
+    ) -> Result<Vec<RawSeries>> {
         let toc = h.toc();
         let toc_at = h.index_size().saturating_sub(TOC_LEN as u64);
         let end = section_end(&toc, toc_at, toc.series);
@@ -507,7 +515,7 @@ impl BucketBlock {
 
     /// Label set of a raw series. Symbols are looked up in the per-query map, then the shared
     /// LRU, then decoded from the header (which costs up to 32 string decodes).
-    fn resolve_labels(
+    pub(super) fn resolve_labels(
         &self,
         h: &IndexHeader,
         raw: &RawSeries,
@@ -541,6 +549,11 @@ impl BucketBlock {
             labels.push(Label::new(name, value));
         }
         Ok(Labels::new(labels))
+    }
+
+    /// Size in bytes of chunk segment `pos` (`None`: no such segment).
+    pub(super) fn segment_size(&self, pos: usize) -> Option<u64> {
+        self.segments.get(pos).map(|s| s.size)
     }
 
     fn segment_key(&self, reference: u64) -> String {

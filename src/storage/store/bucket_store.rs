@@ -573,6 +573,16 @@ impl BucketStore {
         })
     }
 
+    /// The served blocks overlapping `[mint, maxt]` (inclusive ms), every resolution.
+    pub fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<BucketBlock>> {
+        self.blocks
+            .read()
+            .values()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect()
+    }
+
     /// The served blocks, sorted by ULID.
     pub fn blocks(&self) -> Vec<BlockInfo> {
         self.blocks

@@ -9,6 +9,7 @@
 pub mod bucket_block;
 pub mod cache;
 pub mod decode;
+pub mod footprint;
 pub mod header_build;
 pub mod index_header;
 pub mod ranges;
