@@ -25,6 +25,7 @@ mod metric_usage;
 mod node_boot;
 mod query_api;
 mod query_bench;
+mod receive;
 mod remote_read;
 mod remote_write_out;
 mod rules;

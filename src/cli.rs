@@ -6,6 +6,7 @@
 pub mod bench_compact;
 pub mod bench_downsample;
 pub mod bench_query;
+pub mod bench_receive;
 pub mod bench_rules;
 pub mod bench_scrape;
 pub mod bench_ship;
@@ -140,6 +141,9 @@ pub enum BenchCommand {
     Ship(bench_ship::ShipBenchArgs),
     /// PromQL latency side by side with Prometheus 2.42 on the same promtool-made blocks.
     Query(bench_query::QueryBenchArgs),
+    /// Remote-write receive throughput and CPU per million samples side by side with
+    /// Prometheus 2.42's remote-write receiver on the same payloads.
+    Receive(bench_receive::ReceiveBenchArgs),
     /// Parse throughput, and scraping CPU side by side with Prometheus 2.42 on the same
     /// in-process targets.
     Scrape(bench_scrape::ScrapeBenchArgs),
@@ -212,6 +216,9 @@ pub fn run_tool(cmd: ToolCommand) -> Result<()> {
         ToolCommand::Bench {
             cmd: BenchCommand::Scrape(args),
         } => bench_scrape::run(args, &mut out)?,
+        ToolCommand::Bench {
+            cmd: BenchCommand::Receive(args),
+        } => bench_receive::run(args, &mut out)?,
         ToolCommand::Bench {
             cmd: BenchCommand::Compact(args),
         } => bench_compact::run(args, &mut out)?,

@@ -721,6 +721,24 @@ fn start_remote_write(
     );
 }
 
+/// Remote-write receive (`http::receive`): its state, with its metrics registered.
+fn receive_state(
+    config: &Config,
+    router: Arc<http::Router>,
+    db: Arc<crate::storage::db::Db>,
+    registry: &mut Registry,
+) -> web::Data<http::receive::ReceiveState> {
+    let metrics = http::receive::ReceiveMetrics::register(registry);
+    web::Data::new(http::receive::ReceiveState::new(
+        router,
+        db,
+        config.receive.clone(),
+        config.cluster.receive_replication,
+        config.web.path_prefix().to_string(),
+        metrics,
+    ))
+}
+
 /// Starts the HTTP server, giving each API area only its own state.
 fn start_http(
     parts: HttpParts,
@@ -734,7 +752,7 @@ fn start_http(
         supervisor,
         running,
         query,
-        registry,
+        mut registry,
         build,
         admin_token,
         rules,
@@ -748,7 +766,9 @@ fn start_http(
         running,
         cluster: cluster.clone(),
     });
+    let receive = receive_state(&config, router.clone(), storage.db.clone(), &mut registry);
     let states = http::HttpStates {
+        receive,
         rules: web::Data::new(http::rules::RulesState {
             router: router.clone(),
             rules,

@@ -6,6 +6,7 @@
 //! its actors.
 
 pub mod auth;
+pub mod hashring;
 pub mod lease;
 pub mod membership;
 pub mod ownership;

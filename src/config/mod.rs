@@ -14,6 +14,7 @@ mod node;
 mod nullable;
 mod overrides;
 mod query;
+mod receive;
 mod relabel;
 mod remote_write;
 mod ruler;
@@ -44,6 +45,7 @@ pub use node::{
 };
 pub use overrides::Overrides;
 pub use query::{QueryConfig, SourceResolution};
+pub use receive::{ReceiveConfig, ReceiveLimits};
 pub use relabel::{
     is_valid_label_name, Action, LabelName, RawRelabelConfig, RelabelConfig, RelabelRegex,
     DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR,
@@ -141,6 +143,9 @@ pub struct Config {
     /// Sidecar mode: ship an existing Prometheus's blocks and serve its recent data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar: Option<SidecarConfig>,
+    /// Remote-write receive: tenants and limits (`config::receive`).
+    #[serde(default, deserialize_with = "nullable::or_default")]
+    pub receive: ReceiveConfig,
 
     #[serde(
         default,
@@ -234,6 +239,7 @@ impl Config {
             web: WebConfig::default(),
             remote_write: Vec::new(),
             sidecar: None,
+            receive: ReceiveConfig::default(),
             _remote_read: Unsupported,
             _storage: Unsupported,
             _tracing: Unsupported,

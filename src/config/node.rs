@@ -229,6 +229,10 @@ pub struct ClusterConfig {
     /// replica label; Alertmanager and the query side deduplicate them).
     #[serde(default = "default_rule_replication")]
     pub rule_replication: usize,
+    /// How many live ScraperShippers store each remote-written series (Thanos's
+    /// `--receive.replication-factor`); each copy is under its node's replica label.
+    #[serde(default = "default_receive_replication")]
+    pub receive_replication: usize,
     /// Keep at least N live nodes with the role; `all` (stored as `usize::MAX`) means every
     /// live node.
     #[serde(
@@ -291,6 +295,10 @@ fn default_rule_replication() -> usize {
     2
 }
 
+fn default_receive_replication() -> usize {
+    2
+}
+
 fn default_scrape_replication() -> usize {
     2
 }
@@ -307,6 +315,7 @@ impl Default for ClusterConfig {
             replica_label: default_replica_label(),
             scrape_replication: default_scrape_replication(),
             rule_replication: default_rule_replication(),
+            receive_replication: default_receive_replication(),
             role_policy: default_role_policy(),
         }
     }

@@ -61,6 +61,7 @@ impl Config {
         self.validate_bucket()?;
         self.compactor.validate()?;
         self.ruler.validate()?;
+        self.receive.validate()?;
         self.web.validate()?;
         if let Some(sidecar) = &self.sidecar {
             sidecar.validate(self.scrape_configs.len())?;
@@ -282,6 +283,12 @@ impl Config {
         if c.scrape_replication == 0 {
             return Err(ConfigError::invalid(
                 "cluster.scrape_replication",
+                "must be at least 1",
+            ));
+        }
+        if c.receive_replication == 0 {
+            return Err(ConfigError::invalid(
+                "cluster.receive_replication",
                 "must be at least 1",
             ));
         }

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod nodes;
 pub mod params;
 pub mod query;
+pub mod receive;
 pub mod remote_read;
 pub mod remote_write;
 pub mod rules;
@@ -138,6 +139,8 @@ pub struct HttpStates {
     pub rules: web::Data<rules::RulesState>,
     /// Mimir's ruler config API.
     pub rules_api: web::Data<rules_api::RulesApiState>,
+    /// Remote-write receive (`/api/v1/write`, `/api/v1/receive`).
+    pub receive: web::Data<receive::ReceiveState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +167,7 @@ fn all_routes(cfg: &mut web::ServiceConfig) {
     cluster::routes(cfg);
     query::routes(cfg);
     remote_read::routes(cfg);
-    remote_write::routes(cfg);
+    receive::routes(cfg);
     rules::routes(cfg);
     scrape_configs::routes(cfg);
     rules_api::routes(cfg);
@@ -205,6 +208,7 @@ pub fn serve(
             .app_data(states.ingest.clone())
             .app_data(states.rules.clone())
             .app_data(states.rules_api.clone())
+            .app_data(states.receive.clone())
             .app_data(ui_state.clone())
             .app_data(web::PayloadConfig::new(32 * 1024 * 1024));
         if prefix.is_empty() {

@@ -1,16 +1,10 @@
-//! Prometheus remote-write receiver (`POST /api/v1/write`, protocol 1.0: snappy-compressed
-//! protobuf `WriteRequest`): the ScraperShipper's "receive" mode. A request is appended as one
-//! batch — all of it or nothing — so a sender's retry never duplicates half a request. Like
-//! Prometheus, out-of-order and out-of-bounds samples answer 400 (the sender must not retry)
-//! and storage failures 500 (it should).
+//! Prometheus remote-write 1.0 payloads (snappy-compressed protobuf `WriteRequest`): decoding
+//! with validation (a bad payload is refused whole, before anything is stored), encoding (for
+//! tests and tools), and an all-or-nothing append of a decoded batch. The HTTP endpoints that
+//! take remote write (`/api/v1/write`, `/api/v1/receive`) are in `http::receive`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
 
-use super::error::{ApiError, ApiResult, ErrorType};
-use super::forward::forward_unless_local;
-use super::IngestState;
-use crate::config::Role;
 use crate::storage::db::Db;
 use crate::storage::head::HeadError;
 use crate::storage::model::{Label, Labels};
@@ -107,35 +101,6 @@ pub fn encode(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&raw)
         .unwrap_or_default()
-}
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/write", web::post().to(write));
-}
-
-async fn write(req: HttpRequest, state: web::Data<IngestState>, body: web::Bytes) -> ApiResult {
-    if let Some(forwarded) =
-        forward_unless_local(&state.router, &req, &body, Role::ScraperShipper).await
-    {
-        return forwarded;
-    }
-    let db = state.db_for_ingest().ok_or_else(|| {
-        ApiError::unavailable("no scraper_shipper role receives samples on this node")
-    })?;
-    let series = decode(&body).map_err(|e| ApiError::bad_data(e.to_string()))?;
-    let result = web::block(move || append_all(&db, &series))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    match result {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
-        Err(
-            e @ (HeadError::OutOfOrder
-            | HeadError::OutOfBounds
-            | HeadError::DuplicateTimestamp
-            | HeadError::EmptyLabels),
-        ) => Err(ApiError::bad_data(e.to_string())),
-        Err(e) => Err(ApiError::new(ErrorType::Internal, e.to_string())),
-    }
 }
 
 /// Appends every sample as one batch: the first rejected sample rolls the batch back.
