@@ -110,7 +110,7 @@ struct CacheEntry {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct AppendFailure {
-    pub error: AppendError,
+    pub error: Box<AppendError>,
     pub stats: AppendStats,
 }
 
@@ -255,7 +255,10 @@ impl ScrapeCache {
         let mut stats = AppendStats::default();
         match self.append_counting(app, ctx, body, format, t, &mut stats) {
             Ok(()) => Ok(stats),
-            Err(error) => Err(AppendFailure { error, stats }),
+            Err(error) => Err(AppendFailure {
+                error: Box::new(error),
+                stats,
+            }),
         }
     }
 

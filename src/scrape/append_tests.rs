@@ -44,7 +44,7 @@ fn scrape(
     let mut app = db.appender();
     let stats = cache
         .append(&mut app, &ctx, body.as_bytes(), Format::PrometheusText, t)
-        .map_err(|f| f.error)?;
+        .map_err(|f| *f.error)?;
     app.commit().expect("commit");
     Ok(stats)
 }

@@ -222,9 +222,9 @@ impl ScrapeLoop {
         };
         let mut app = self.db.appender();
         // A failed append still reports what it counted (Prometheus's partial counts).
-        let result = fetched
-            .map_err(|e| (e, AppendStats::default()))
-            .and_then(|format| {
+        let result: std::result::Result<AppendStats, (String, AppendStats)> = match fetched {
+            Err(e) => Err((e.to_string(), AppendStats::default())),
+            Ok(format) => {
                 let ctx = AppendCtx {
                     cfg: &self.cfg,
                     target_labels: &st.target_labels,
@@ -232,8 +232,9 @@ impl ScrapeLoop {
                 };
                 st.cache
                     .append(&mut app, &ctx, &st.body, format, t)
-                    .map_err(|f| (ScrapeError::Append(f.error), f.stats))
-            });
+                    .map_err(|f| (f.error.to_string(), f.stats))
+            }
+        };
         let (up, stats, error) = match result {
             Ok(stats) => {
                 if stats.out_of_order + stats.duplicates + stats.out_of_bounds > 0 {
@@ -248,7 +249,7 @@ impl ScrapeLoop {
                 if let Err(se) = st.cache.append_failed(&mut app, t) {
                     tracing::warn!(target = %st.url, error = %se, "writing staleness markers failed");
                 }
-                (false, counted, e.to_string())
+                (false, counted, e)
             }
         };
         let report = report_samples(&self.target, &stats, up, duration.as_secs_f64());
