@@ -116,6 +116,8 @@ async fn two_replicas_are_counted_once_and_every_node_answers_alike() {
                 && nodes.iter().all(|n| n["headSeries"].as_u64() >= Some(6))
                 && v["data"]["totals"]["bucketBytes"].as_u64() > Some(0)
                 && v["data"]["totals"]["bucketSeries"].as_u64() >= Some(6)
+                // A block of each replica, served.
+                && v["data"]["totals"]["blocks"].as_u64() >= Some(2)
         },
     )
     .await;

@@ -309,10 +309,10 @@ fn bad_configs_are_refused_by_name_with_nothing_started() {
         (
             "unsupported section",
             format!(
-                "node:\n  data_dir: {}\nremote_write:\n  - url: http://x\n",
+                "node:\n  data_dir: {}\nremote_read:\n  - url: http://x\n",
                 data.display()
             ),
-            "remote_write",
+            "remote_read",
         ),
     ];
     for (what, yaml, key) in cases {

@@ -613,10 +613,13 @@ fn start_query(
             global_labels,
         )
         .with_default_resolution(config.query.default_max_source_resolution)
-        .with_usage(Arc::new(crate::query::usage::Usage::new(
-            crate::time::now_ms(),
-            crate::query::usage::load(&usage_path(config)),
-        ))),
+        .with_usage(
+            Arc::new(crate::query::usage::Usage::new(
+                crate::time::now_ms(),
+                crate::query::usage::load(&usage_path(config)),
+            )),
+            config.query.record_usage,
+        ),
     );
     Ok((query, rpc))
 }

@@ -359,6 +359,7 @@ fn bench_in(args: &DownsampleBenchArgs, work: &Path, out: &mut dyn Write) -> Res
         promtool: args.promtool.clone(),
         strata: None,
         only: None,
+        no_usage_recording: false,
     };
     let spec = load_or_build(&query_args, work, &blocks)?;
     let shape = format!(

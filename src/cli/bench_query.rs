@@ -56,6 +56,10 @@ pub struct QueryBenchArgs {
     /// Only queries whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Run the node with metric-usage recording off (`query.record_usage: false`), to
+    /// measure what the recording costs against a run with it on.
+    #[arg(long = "no-usage-recording")]
+    pub no_usage_recording: bool,
 }
 
 /// One benchmark query: instant at the evaluation time, or a range ending there.
@@ -544,7 +548,12 @@ fn run_in(args: &QueryBenchArgs, work: &Path, out: &mut dyn Write) -> Result<()>
         let client = reqwest::Client::new();
         let t0 = Instant::now();
         let mut prom = start_prometheus(&args.prometheus, work)?;
-        let mut strata = start_strata(&strata_bin, work, "tsdb:\n  retention: 100y\n")?;
+        let extra = if args.no_usage_recording {
+            "tsdb:\n  retention: 100y\nquery:\n  record_usage: false\n"
+        } else {
+            "tsdb:\n  retention: 100y\n"
+        };
+        let mut strata = start_strata(&strata_bin, work, extra)?;
         wait_ready(&client, &mut prom).await?;
         wait_ready(&client, &mut strata).await?;
         eprintln!(

@@ -15,12 +15,17 @@ pub struct QueryConfig {
     /// queries, raw for instant ones, as Thanos's `auto`) or a resolution (`0s`, `5m`, `1h`).
     #[serde(default)]
     pub default_max_source_resolution: SourceResolution,
+    /// Record metric usage (`/api/v1/status/metric_usage`) for every query evaluated here;
+    /// off only to measure what the recording costs.
+    #[serde(default = "super::http_client::default_true")]
+    pub record_usage: bool,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             default_max_source_resolution: SourceResolution::Auto,
+            record_usage: true,
         }
     }
 }

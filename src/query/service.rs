@@ -116,6 +116,8 @@ pub struct QueryService {
     default_resolution: SourceResolution,
     /// What every evaluated query read (metric usage).
     usage: Arc<super::usage::Usage>,
+    /// Whether queries are recorded in `usage` at all.
+    record_usage: bool,
 }
 
 impl QueryService {
@@ -137,12 +139,15 @@ impl QueryService {
             external_labels,
             default_resolution: SourceResolution::Auto,
             usage: Arc::new(super::usage::Usage::new(crate::time::now_ms(), None)),
+            record_usage: true,
         }
     }
 
-    /// Records metric usage into `usage` (shared with the node, which persists it).
-    pub fn with_usage(mut self, usage: Arc<super::usage::Usage>) -> Self {
+    /// Records metric usage into `usage` (shared with the node, which persists it), or
+    /// nothing when `record` is false.
+    pub fn with_usage(mut self, usage: Arc<super::usage::Usage>, record: bool) -> Self {
         self.usage = usage;
+        self.record_usage = record;
         self
     }
 
@@ -211,10 +216,12 @@ impl QueryService {
     fn engine_at(&self, opts: &QueryOptions, resolution_ms: i64) -> Engine {
         let mut engine = self.engine.clone();
         engine.opts.lookback_delta = lookback_for(engine.opts.lookback_delta, resolution_ms);
-        let (usage, source) = (self.usage.clone(), opts.source.clone());
-        engine.observe(Arc::new(move |expr| {
-            usage.record(expr, &source, crate::time::now_ms())
-        }));
+        if self.record_usage {
+            let (usage, source) = (self.usage.clone(), opts.source.clone());
+            engine.observe(Arc::new(move |expr| {
+                usage.record(expr, &source, crate::time::now_ms())
+            }));
+        }
         if let Some(t) = opts.timeout.filter(|t| !t.is_zero()) {
             engine.opts.timeout = engine.opts.timeout.min(t);
         }
