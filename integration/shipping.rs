@@ -299,8 +299,18 @@ async fn a_node_ships_cut_blocks_to_s3_in_thanos_layout_and_promtool_reads_them_
     );
 
     let bucket = s3.bucket_dir();
+    // The server logs a PUT once it has answered it, a moment after the object is on disk:
+    // wait for both.
+    let logged_metas = || {
+        s3.log()
+            .iter()
+            .filter(|l| l.method == "PUT" && l.key.ends_with("/meta.json"))
+            .count()
+    };
     let shipped = Wait::new("every cut block in the bucket", Duration::from_secs(30))
-        .until(|| async { bucket_metas(&bucket).len() >= cuts.len() })
+        .until(|| async {
+            bucket_metas(&bucket).len() >= cuts.len() && logged_metas() >= cuts.len()
+        })
         .await;
     let metas = bucket_metas(&bucket);
     if let Err(e) = shipped {
