@@ -173,6 +173,12 @@ pub fn decode_segment(s: &str) -> Option<String> {
     if s == "%" {
         return Some(String::new());
     }
+    percent_decode(s)
+}
+
+/// Go's `url.PathUnescape`: `%XX` decoded, anything else as it is; `None` for a bad escape or
+/// a result that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

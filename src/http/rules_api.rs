@@ -230,24 +230,7 @@ fn param(req: &HttpRequest, name: &str) -> Result<String> {
     }
 }
 
-/// Go's `url.PathUnescape`: `%XX` decoded, anything else as it is; `None` for a bad escape or
-/// a result that is not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use crate::apiconfig::percent_decode;
 
 /// Writes change what every node evaluates, so they need the admin token as the admin API's
 /// writes do (Mimir has tenants instead; Strata has none).
