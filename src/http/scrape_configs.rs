@@ -277,12 +277,8 @@ fn sd_groups(config: &Config, job: &ScrapeConfig, with_job: bool) -> Vec<SdGroup
     let mut groups = crate::scrape::target::static_groups(job);
     for sd in &job.file_sd_configs {
         let patterns: Vec<_> = sd.files.iter().map(|f| config.resolve_path(f)).collect();
-        for path in crate::scrape::file_sd::expand(&patterns).unwrap_or_default() {
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            groups.extend(crate::scrape::file_sd::parse_file(&path, &text).unwrap_or_default());
-        }
+        // Unreadable files are left out, as a running discovery would leave them.
+        groups.extend(crate::scrape::file_sd::read_once(&patterns).0);
     }
     groups
         .into_iter()

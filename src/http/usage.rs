@@ -226,7 +226,7 @@ fn add_apply_calls(
             Some(body) => {
                 let path = format!(
                     "{prefix}/api/v1/admin/scrape_configs/{}",
-                    utf8_percent_path(&job)
+                    crate::apiconfig::encode_segment(&job)
                 );
                 s["apply"] = json!({
                     "method": "PUT",
@@ -258,19 +258,6 @@ fn with_rule(stored: &str, rule: &Value) -> Option<String> {
     }
     rules.as_sequence_mut()?.push(rule);
     serde_norway::to_string(&job).ok()
-}
-
-/// A job name as one URL path segment.
-fn utf8_percent_path(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// At most this many metrics are checked for an aggregation (one count query each).
@@ -384,7 +371,7 @@ mod tests {
         let out = with_rule(&out, &rule).unwrap();
         let job = crate::config::Config::parse_scrape_job(&out, "t").unwrap();
         assert_eq!(job.metric_relabel_configs.len(), 2);
-        assert_eq!(utf8_percent_path("a b/c"), "a%20b%2Fc");
+        assert_eq!(crate::apiconfig::encode_segment("a b/c"), "a%20b%2Fc");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::file_sd;
 use super::lint::{lint_body, Problem};
 use super::parser::{Entry, Parser};
 use super::scrape_loop::{build_client, fetch_body};
-use super::target::{static_groups, targets_from_group, Target, TargetGroup};
+use super::target::{static_groups, targets_from_group, Target};
 use crate::config::{LintPolicy, ScrapeConfig};
 
 /// Bytes one stored sample costs in the estimate (see the module doc).
@@ -70,10 +70,9 @@ pub async fn dry_run(cfg: &ScrapeConfig, resolve: impl Fn(&Path) -> PathBuf) -> 
     let mut groups = static_groups(cfg);
     for sd in &cfg.file_sd_configs {
         let patterns: Vec<PathBuf> = sd.files.iter().map(|f| resolve(Path::new(f))).collect();
-        match read_file_sd(&patterns) {
-            Ok(g) => groups.extend(g),
-            Err(e) => report.discovery_errors.push(e),
-        }
+        let (found, errors) = file_sd::read_once(&patterns);
+        groups.extend(found);
+        report.discovery_errors.extend(errors);
     }
     let mut targets: Vec<Target> = Vec::new();
     for g in &groups {
@@ -104,16 +103,6 @@ pub async fn dry_run(cfg: &ScrapeConfig, resolve: impl Fn(&Path) -> PathBuf) -> 
         report.estimated_bytes_per_day += t.estimated_bytes_per_day;
     }
     report
-}
-
-fn read_file_sd(patterns: &[PathBuf]) -> Result<Vec<TargetGroup>, String> {
-    let mut out = Vec::new();
-    for path in file_sd::expand(patterns).map_err(|e| e.to_string())? {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        out.extend(file_sd::parse_file(&path, &text).map_err(|e| e.to_string())?);
-    }
-    Ok(out)
 }
 
 async fn scrape_target(cfg: &ScrapeConfig, client: &reqwest::Client, t: &Target) -> TargetDryRun {

@@ -120,6 +120,27 @@ pub(super) fn groups_from_raw(
     Ok(out)
 }
 
+/// Every group the files matching `patterns` hold now, read once (the dry run and the
+/// http_sd endpoint, which have no running discovery); a file that cannot be read or parsed
+/// is named in the second list and the others still count.
+pub fn read_once(patterns: &[PathBuf]) -> (Vec<TargetGroup>, Vec<String>) {
+    let (mut groups, mut errors) = (Vec::new(), Vec::new());
+    let paths = match expand(patterns) {
+        Ok(p) => p,
+        Err(e) => return (groups, vec![e.to_string()]),
+    };
+    for path in paths {
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))
+            .and_then(|text| parse_file(&path, &text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(g) => groups.extend(g),
+            Err(e) => errors.push(e),
+        }
+    }
+    (groups, errors)
+}
+
 /// Remembers each file's groups and modification time between polls.
 #[derive(Default)]
 pub struct FileSdState {
