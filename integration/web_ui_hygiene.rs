@@ -178,6 +178,12 @@ async fn cardinality_and_never_queried_pages_in_chromium() {
         no_rule.contains("room:hyg_temperature_celsius:max"),
         "the rule output has no job to drop it in: {no_rule}"
     );
+    assert!(!no_rule.contains("scrape_samples_scraped"), "{no_rule}");
+    let report = text(&browser, "[data-testid=report-series]").await;
+    assert!(
+        report.contains("scrape_samples_scraped") && report.contains("relabeling never sees"),
+        "the scraper's own series are explained apart: {report}"
+    );
     let yaml = text(&browser, "[data-testid=yaml-demo]").await;
     assert!(
         yaml.contains("metric_relabel_configs:")

@@ -121,9 +121,18 @@ export async function render(container) {
   if (!suggestions.length) mount(box, emptyBox('Nothing to drop.'));
   else box.append(...suggestions.map(suggestionCard));
   const covered = new Set(suggestions.flatMap((s) => s.metrics || []));
-  const left = metrics.map((m) => m.name).filter((n) => !covered.has(n));
+  // The scraper writes these itself: metric relabeling never sees them.
+  const report = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped',
+    'scrape_samples_post_metric_relabeling', 'scrape_series_added']);
+  const uncovered = metrics.map((m) => m.name).filter((n) => !covered.has(n));
+  const left = uncovered.filter((n) => !report.has(n));
+  const own = uncovered.filter((n) => report.has(n));
   if (suggestions.length && left.length) {
     box.append(el('p', { class: 'muted', 'data-testid': 'no-rule' },
       `No drop rule for ${left.join(', ')}: ${left.length === 1 ? 'it has' : 'they have'} no job label (e.g. recording rule outputs); remove the rule that writes ${left.length === 1 ? 'it' : 'them'} instead.`));
+  }
+  if (suggestions.length && own.length) {
+    box.append(el('p', { class: 'muted', 'data-testid': 'report-series' },
+      `No drop rule for ${own.join(', ')}: every scrape writes ${own.length === 1 ? 'it' : 'them'} about itself, and metric relabeling never sees ${own.length === 1 ? 'it' : 'them'}.`));
   }
 }
